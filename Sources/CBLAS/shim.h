@@ -1,0 +1,4 @@
+#ifndef COHORT_CBLAS_SHIM_H
+#define COHORT_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

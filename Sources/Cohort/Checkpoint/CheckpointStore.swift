@@ -1,0 +1,159 @@
+import CZlib
+import Foundation
+
+/// The checkpoints of a run under `<dir>/checkpoints/`: one directory per step, and `latest`
+/// naming the newest complete one.
+///
+/// A checkpoint appears whole or not at all: its files are written and fsynced under a temporary
+/// name, a manifest with every file's CRC-32 is written last, the directory is renamed into place
+/// and `latest` is replaced the same way. Older checkpoints beyond `keep` are removed only then.
+public struct CheckpointStore {
+    public let root: URL
+    public let keep: Int
+
+    public init(runDirectory: String, keep: Int) {
+        root = URL(fileURLWithPath: runDirectory).appendingPathComponent("checkpoints")
+        self.keep = keep
+    }
+
+    public static let manifestName = "manifest.json"
+
+    /// Writes the files of the checkpoint of `step` and makes it the latest.
+    public func write(step: Int, files: [(name: String, data: Data)]) throws {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        } catch {
+            throw CohortError("\(root.path): cannot create the checkpoint directory (\(reason(error)))")
+        }
+        let temporary = root.appendingPathComponent(".tmp-\(step)-\(getpid())")
+        try? fm.removeItem(at: temporary)
+        do {
+            try fm.createDirectory(at: temporary, withIntermediateDirectories: false)
+            var manifest: [String: [String: Any]] = [:]
+            for file in files {
+                try writeDurably(file.data, to: temporary.appendingPathComponent(file.name))
+                manifest[file.name] = ["crc32": crc32Of(file.data), "bytes": file.data.count]
+            }
+            let manifestData = try JSONSerialization.data(withJSONObject: ["step": step, "files": manifest],
+                                                          options: [.sortedKeys, .prettyPrinted])
+            try writeDurably(manifestData, to: temporary.appendingPathComponent(CheckpointStore.manifestName))
+            try syncDirectory(temporary)
+            let final = root.appendingPathComponent(String(step))
+            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
+            try fm.moveItem(at: temporary, to: final)
+            try syncDirectory(root)
+            let latestTemporary = root.appendingPathComponent(".latest.tmp")
+            try writeDurably(Data("\(step)\n".utf8), to: latestTemporary)
+            if rename(latestTemporary.path, root.appendingPathComponent("latest").path) != 0 {
+                throw CohortError("cannot replace \(root.appendingPathComponent("latest").path): \(String(cString: strerror(errno)))")
+            }
+            try syncDirectory(root)
+        } catch let error as CohortError {
+            try? fm.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? fm.removeItem(at: temporary)
+            throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); the previous checkpoint is intact")
+        }
+        prune(newest: step)
+    }
+
+    /// Removes all but the newest `keep` complete checkpoints.
+    private func prune(newest: Int) {
+        let steps = completeSteps().filter { $0 != newest }.sorted(by: >)
+        for step in steps.dropFirst(max(keep - 1, 0)) {
+            try? FileManager.default.removeItem(at: root.appendingPathComponent(String(step)))
+        }
+    }
+
+    /// Steps that have a checkpoint directory with a manifest.
+    public func completeSteps() -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.compactMap(Int.init).filter {
+            FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/\(CheckpointStore.manifestName)").path)
+        }
+    }
+
+    /// The directory `latest` points to, or nil when there is no complete checkpoint.
+    public func latestDirectory() throws -> URL? {
+        let pointer = root.appendingPathComponent("latest")
+        guard let text = try? String(contentsOf: pointer, encoding: .utf8) else { return nil }
+        guard let step = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CohortError("\(pointer.path): does not hold a step number")
+        }
+        let directory = root.appendingPathComponent(String(step))
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(CheckpointStore.manifestName).path) else {
+            throw CohortError("\(pointer.path): points to step \(step), but \(directory.path) is missing or incomplete")
+        }
+        return directory
+    }
+
+    /// Reads every file of a checkpoint directory, verified against its manifest.
+    public static func readVerified(_ directory: URL) throws -> [String: Data] {
+        let manifestURL = directory.appendingPathComponent(manifestName)
+        guard FileManager.default.fileExists(atPath: directory.path) else {
+            throw CohortError("\(directory.path): no such checkpoint directory")
+        }
+        guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
+            throw CohortError("\(directory.path): incomplete checkpoint (no \(manifestName))")
+        }
+        guard let manifest = (try? JSONSerialization.jsonObject(with: manifestData)) as? [String: Any],
+              let files = manifest["files"] as? [String: [String: Any]] else {
+            throw CohortError("\(manifestURL.path): damaged manifest")
+        }
+        var result: [String: Data] = [:]
+        for (name, entry) in files {
+            let url = directory.appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: url.path) else {
+                throw CohortError("\(url.path): missing from the checkpoint")
+            }
+            guard let expected = entry["crc32"] as? Int, crc32Of(data) == expected else {
+                throw CohortError("\(url.path): checksum mismatch, the file is damaged")
+            }
+            result[name] = data
+        }
+        return result
+    }
+}
+
+func crc32Of(_ data: Data) -> Int {
+    data.withUnsafeBytes { raw in
+        Int(crc32(0, raw.bindMemory(to: UInt8.self).baseAddress, uInt(raw.count)))
+    }
+}
+
+private func reason(_ error: Error) -> String {
+    if let error = error as? CohortError { return error.message }
+    let ns = error as NSError
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return ns.localizedDescription
+}
+
+/// Writes `data` to `url` and fsyncs it before returning.
+func writeDurably(_ data: Data, to url: URL) throws {
+    let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw CohortError("\(url.path): cannot create (\(String(cString: strerror(errno))))") }
+    defer { close(fd) }
+    try data.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CohortError("\(url.path): write failed (\(String(cString: strerror(errno))))")
+            }
+            offset += n
+        }
+    }
+    guard fsync(fd) == 0 else { throw CohortError("\(url.path): fsync failed (\(String(cString: strerror(errno))))") }
+}
+
+func syncDirectory(_ url: URL) throws {
+    let fd = open(url.path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { throw CohortError("\(url.path): cannot open the directory to sync it") }
+    defer { close(fd) }
+    _ = fsync(fd)
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
+/// mapping each name to `{dtype, shape, data_offsets}` (offsets relative to the data that follows),
+/// then the raw little-endian data.
+public enum SafeTensors {
+    public enum DType: String, Sendable { case f32 = "F32", f64 = "F64", i64 = "I64"
+        var size: Int { self == .f32 ? 4 : 8 }
+    }
+
+    public struct Tensor: Sendable {
+        public var dtype: DType
+        public var shape: [Int]
+        public var data: [UInt8]
+        public var count: Int { shape.reduce(1, *) }
+
+        public init(dtype: DType, shape: [Int], data: [UInt8]) {
+            self.dtype = dtype; self.shape = shape; self.data = data
+        }
+
+        public init(floats: UnsafePointer<Float>, shape: [Int]) {
+            let count = shape.reduce(1, *)
+            self.init(dtype: .f32, shape: shape, data: Array(UnsafeRawBufferPointer(start: floats, count: count * 4)))
+        }
+
+        public init(floats: [Float], shape: [Int]) {
+            self.init(dtype: .f32, shape: shape, data: floats.withUnsafeBytes { Array($0) })
+        }
+
+        public init(int64: [Int64], shape: [Int]) {
+            self.init(dtype: .i64, shape: shape, data: int64.withUnsafeBytes { Array($0) })
+        }
+
+        /// The values as Float (F32, or F64 narrowed).
+        public func floats() -> [Float] {
+            data.withUnsafeBytes { raw in
+                switch dtype {
+                case .f32: return Array(raw.bindMemory(to: Float.self))
+                case .f64: return raw.bindMemory(to: Double.self).map(Float.init)
+                case .i64: return raw.bindMemory(to: Int64.self).map(Float.init)
+                }
+            }
+        }
+
+        public func doubles() -> [Double] {
+            data.withUnsafeBytes { raw in
+                switch dtype {
+                case .f32: return raw.bindMemory(to: Float.self).map(Double.init)
+                case .f64: return Array(raw.bindMemory(to: Double.self))
+                case .i64: return raw.bindMemory(to: Int64.self).map(Double.init)
+                }
+            }
+        }
+
+        public func int64s() -> [Int64] {
+            data.withUnsafeBytes { raw in
+                switch dtype {
+                case .i64: return Array(raw.bindMemory(to: Int64.self))
+                case .f32: return raw.bindMemory(to: Float.self).map { Int64($0) }
+                case .f64: return raw.bindMemory(to: Double.self).map { Int64($0) }
+                }
+            }
+        }
+    }
+
+    /// Serialises named tensors (in the given order) with optional string metadata.
+    public static func encode(_ tensors: [(String, Tensor)], metadata: [String: String] = [:]) throws -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for (name, tensor) in tensors {
+            header[name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + tensor.data.count]]
+            offset += tensor.data.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // The data starts 8-byte aligned, padded with spaces, as the reference writer does.
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        var length = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, tensor) in tensors { out.append(contentsOf: tensor.data) }
+        return out
+    }
+
+    /// Parses a safetensors file's bytes; `name` labels errors.
+    public static func decode(_ data: Data, name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        func bad(_ why: String) -> CohortError { CohortError("\(name): not a valid safetensors file (\(why))") }
+        guard data.count >= 8 else { throw bad("shorter than its 8-byte header length") }
+        let length = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
+        guard length > 1, length <= UInt64(data.count - 8), length < 100_000_000 else {
+            throw bad("header length \(length) does not fit a file of \(data.count) bytes")
+        }
+        let headerBytes = data.subdata(in: 8..<(8 + Int(length)))
+        guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
+            throw bad("the header is not a JSON object")
+        }
+        let body = data.subdata(in: (8 + Int(length))..<data.count)
+        var tensors: [String: Tensor] = [:]
+        var metadata: [String: String] = [:]
+        for (key, value) in header {
+            if key == "__metadata__" {
+                metadata = value as? [String: String] ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any],
+                  let dtypeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int],
+                  let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw bad("tensor '\(key)' has a malformed entry")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); supported are F32, F64 and I64")
+            }
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body.count,
+                  offsets[1] - offsets[0] == shape.reduce(1, *) * dtype.size else {
+                throw bad("tensor '\(key)' has data offsets that do not match its shape \(describe(shape)) or the file size")
+            }
+            tensors[key] = Tensor(dtype: dtype, shape: shape, data: Array(body[offsets[0]..<offsets[1]]))
+        }
+        return (tensors, metadata)
+    }
+
+    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CohortError("\(path): no such file or not readable")
+        }
+        return try decode(data, name: path)
+    }
+}

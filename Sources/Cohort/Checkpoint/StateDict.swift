@@ -1,0 +1,45 @@
+/// Moving a model's state-dict tensors to and from safetensors, checked tensor by tensor.
+extension Model {
+    /// Every state-dict tensor as float32 (and `num_batches_tracked` as int64), PyTorch's dtypes.
+    public func exportStateDict() -> [(String, SafeTensors.Tensor)] {
+        stateTensors().map { tensor in
+            switch tensor.storage {
+            case .scalars(let raw):
+                let values = raw.assumingMemoryBound(to: Element.self)
+                return (tensor.name, SafeTensors.Tensor(floats: (0..<tensor.count).map { Float(values[$0]) }, shape: tensor.shape))
+            case .int64(let pointer):
+                return (tensor.name, SafeTensors.Tensor(int64: Array(UnsafeBufferPointer(start: pointer, count: tensor.count)), shape: tensor.shape))
+            }
+        }
+    }
+
+    /// Loads a full state dict; a missing, extra, misshapen or mistyped tensor is an error naming it and `source`.
+    public func importStateDict(_ tensors: [String: SafeTensors.Tensor], source: String) throws {
+        let expected = stateTensors()
+        let names = Set(expected.map(\.name))
+        if let extra = tensors.keys.sorted().first(where: { !names.contains($0) }) {
+            throw CohortError("\(source): tensor '\(extra)' is not in this model (its tensors: \(expected.map(\.name).joined(separator: ", ")))")
+        }
+        for tensor in expected {
+            guard let given = tensors[tensor.name] else {
+                throw CohortError("\(source): tensor '\(tensor.name)' is missing (the model needs \(describe(tensor.shape)))")
+            }
+            guard given.shape == tensor.shape || (tensor.shape.isEmpty && given.shape == [1]) else {
+                throw CohortError("\(source): tensor '\(tensor.name)' has shape \(describe(given.shape)), the model needs \(describe(tensor.shape))")
+            }
+            switch tensor.storage {
+            case .scalars(let raw):
+                guard given.dtype == .f32 || given.dtype == .f64 else {
+                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected F32")
+                }
+                let values = raw.assumingMemoryBound(to: Element.self)
+                for (i, v) in given.doubles().enumerated() { values[i] = Element(v) }
+            case .int64(let pointer):
+                guard given.dtype == .i64 else {
+                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected I64")
+                }
+                for (i, v) in given.int64s().enumerated() { pointer[i] = v }
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+import Foundation
+import Yams
+
+/// Reads a YAML config into a `TrainingConfig`, checking every key, type and range.
+public enum ConfigLoader {
+    /// Loads and checks the config at `path`.
+    public static func load(path: String) throws -> TrainingConfig {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CohortError("\(path): config file not found")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw CohortError("\(path): cannot read the config file (not readable or not UTF-8 text)")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Checks a config given as text; `file` names it in messages and anchors relative paths.
+    public static func parse(_ text: String, file: String) throws -> TrainingConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw CohortError("\(file): the config is empty")
+            }
+            root = node
+        } catch let error as YamlError {
+            throw CohortError("\(file): YAML syntax error: \(describe(error))")
+        }
+        var top = try YAMLTable(root, file: file, path: "")
+        var config = TrainingConfig()
+        config.sourcePath = file
+        config.sourceText = text
+        let base = URL(fileURLWithPath: file).deletingLastPathComponent().path
+        if let seed = try top.int("seed", range: 0...Int.max) { config.seed = UInt64(seed) }
+        guard var data = try top.table("data") else { throw top.fail("data", "missing: the training data is required") }
+        config.data = try readData(&data, base: base)
+        guard var model = try top.table("model") else { throw top.fail("model", "missing: the model is required") }
+        config.model = try readModel(&model, base: base)
+        if var optimizer = try top.table("optimizer") { config.optimizer = try readOptimizer(&optimizer) }
+        guard var train = try top.table("train") else { throw top.fail("train", "missing: train.batch_size and max_steps or epochs are required") }
+        config.train = try readTrain(&train)
+        if var checkpoint = try top.table("checkpoint") { config.checkpoint = try readCheckpoint(&checkpoint) }
+        if var distributed = try top.table("distributed") {
+            config.distributed.timeoutSeconds = try distributed.double("timeout_s", { $0 > 0 }, expected: "> 0") ?? 60
+            try distributed.finish()
+        }
+        try top.finish()
+        return config
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "\(problem) (line \(mark.line), column \(mark.column))"
+        default:
+            return String(describing: error).split(separator: "\n").first.map(String.init) ?? "unreadable YAML"
+        }
+    }
+
+    /// A relative path is looked up next to the config file first, then in the current directory.
+    static func resolve(_ path: String, base: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let beside = URL(fileURLWithPath: base).appendingPathComponent(path).standardized.path
+        return FileManager.default.fileExists(atPath: beside) ? beside : path
+    }
+
+    private static func readData(_ table: inout YAMLTable, base: String) throws -> DataConfig {
+        var data = DataConfig()
+        func pair(_ key: String) throws -> IDXPair? {
+            guard var files = try table.table(key) else { return nil }
+            guard let images = try files.string("images") else { throw files.fail("images", "missing: the IDX file of images") }
+            guard let labels = try files.string("labels") else { throw files.fail("labels", "missing: the IDX file of labels") }
+            try files.finish()
+            return IDXPair(images: resolve(images, base: base), labels: resolve(labels, base: base))
+        }
+        data.train = try pair("train")
+        data.test = try pair("test")
+        data.scale = try table.double("scale", { $0 > 0 }, expected: "> 0") ?? data.scale
+        data.shuffle = try table.bool("shuffle") ?? true
+        try table.finish()
+        return data
+    }
+
+    private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {
+        var model = ModelConfig()
+        guard let input = try table.intList("input") else {
+            throw table.fail("input", "missing: the input shape, [C, H, W] for images")
+        }
+        guard !input.isEmpty, input.allSatisfy({ $0 >= 1 }) else {
+            throw table.fail("input", "every dimension must be >= 1, got \(Cohort.describe(input))")
+        }
+        model.input = input
+        guard let layers = table.node("layers") else { throw table.fail("layers", "missing: the list of layers") }
+        guard case .sequence(let sequence) = layers, !sequence.isEmpty else {
+            throw table.fail("layers", "expected a non-empty list of layers", layers.mark)
+        }
+        model.layers = try sequence.enumerated().map { index, node in
+            try readLayer(node, file: table.file, path: "model.layers[\(index)]")
+        }
+        if var initTable = try table.table("init") {
+            if let from = try initTable.string("from") { model.initFrom = resolve(from, base: base) }
+            try initTable.finish()
+        }
+        try table.finish()
+        return model
+    }
+
+    private static func readLayer(_ node: Node, file: String, path: String) throws -> LayerSpec {
+        let name: String
+        var options: YAMLTable
+        if case .scalar(let scalar) = node {
+            name = scalar.string
+            options = try YAMLTable(Node.mapping(.init([])), file: file, path: "\(path).\(name)")
+        } else {
+            let wrapper = try YAMLTable(node, file: file, path: path)
+            guard wrapper.keys.count == 1, let key = wrapper.keys.first else {
+                throw YAMLTable.error(file, path, "expected one layer as `name: {options}`, got keys \(wrapper.keys)", node.mark)
+            }
+            name = key
+            var copy = wrapper
+            let inner = copy.node(key) ?? Node.mapping(.init([]))
+            options = try YAMLTable(inner, file: file, path: "\(path).\(name)")
+        }
+        let spec: LayerSpec
+        switch name {
+        case "conv2d":
+            guard let out = try options.int("out_channels", range: 1...Int.max) else { throw options.fail("out_channels", "missing") }
+            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.fail("kernel_size", "missing") }
+            let stride = try options.int("stride", range: 1...Int.max) ?? 1
+            let padding = try options.int("padding", range: 0...Int.max) ?? 0
+            let bias = try options.bool("bias") ?? true
+            spec = .conv2d(outChannels: out, kernel: kernel, stride: stride, padding: padding, bias: bias,
+                           initializer: try readInit(&options))
+        case "dense", "linear":
+            guard let out = try options.int("out_features", range: 1...Int.max) else { throw options.fail("out_features", "missing") }
+            let bias = try options.bool("bias") ?? true
+            spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options))
+        case "batchnorm":
+            let momentum = try options.double("momentum", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0.1
+            let eps = try options.double("eps", { $0 > 0 }, expected: "> 0") ?? 1e-5
+            let sync = try options.bool("sync") ?? true
+            spec = .batchnorm(momentum: momentum, epsilon: eps, synchronized: sync)
+        case "dropout":
+            spec = .dropout(p: try options.double("p", { $0 >= 0 && $0 < 1 }, expected: "in [0, 1)") ?? 0.5)
+        case "relu", "sigmoid", "tanh":
+            spec = .activation(Activation<Float>.Function(rawValue: name)!)
+        case "maxpool2d", "avgpool2d":
+            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.fail("kernel_size", "missing") }
+            let stride = try options.int("stride", range: 1...Int.max) ?? kernel
+            let padding = try options.int("padding", range: 0...Int.max) ?? 0
+            spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
+        case "flatten":
+            spec = .flatten
+        default:
+            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, flatten)", node.mark)
+        }
+        try options.finish()
+        return spec
+    }
+
+    private static func readInit(_ table: inout YAMLTable) throws -> LayerInit {
+        var result = LayerInit()
+        if let node = table.node("init") { result.weight = try readInitializer(node, table: table, key: "init") }
+        if let node = table.node("bias_init") {
+            if let value = node.float ?? node.int.map(Double.init) {
+                result.bias = .constant(value)
+            } else {
+                result.bias = try readInitializer(node, table: table, key: "bias_init")
+            }
+        }
+        return result
+    }
+
+    static let initializerNames = ["constant", "normal", "uniform", "xavier_uniform", "xavier_normal",
+                                   "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
+
+    /// `init: xavier_uniform` or `init: {name: normal, std: 0.01}`.
+    private static func readInitializer(_ node: Node, table: YAMLTable, key: String) throws -> Initializer {
+        var options: YAMLTable
+        let name: String
+        let path = child(table.path, key)
+        if case .scalar(let scalar) = node {
+            name = scalar.string
+            options = try YAMLTable(Node.mapping(.init([])), file: table.file, path: path)
+        } else {
+            options = try YAMLTable(node, file: table.file, path: path)
+            guard let given = try options.string("name") else { throw options.fail("name", "missing: one of \(initializerNames.joined(separator: ", "))") }
+            name = given
+        }
+        let result: Initializer
+        switch name {
+        case "constant":
+            guard let value = try options.double("value") else { throw options.fail("value", "missing: constant needs a value") }
+            result = .constant(value)
+        case "normal":
+            let mean = try options.double("mean") ?? 0
+            result = .normal(mean: mean, std: try options.double("std", { $0 >= 0 }, expected: ">= 0") ?? 1)
+        case "uniform":
+            result = .uniform(bound: try options.double("bound", { $0 >= 0 }, expected: ">= 0") ?? 1)
+        case "xavier_uniform": result = .xavierUniform(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
+        case "xavier_normal": result = .xavierNormal(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
+        case "he_uniform", "kaiming_uniform": result = .heUniform
+        case "he_normal", "kaiming_normal": result = .heNormal
+        case "lecun_normal": result = .lecunNormal
+        case "orthogonal": result = .orthogonal(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
+        default:
+            throw YAMLTable.error(table.file, path, "unknown initialization '\(name)' (expected one of \(initializerNames.joined(separator: ", ")))", node.mark)
+        }
+        try options.finish()
+        return result
+    }
+
+    private static func readOptimizer(_ table: inout YAMLTable) throws -> OptimizerConfig {
+        var optimizer = OptimizerConfig()
+        optimizer.name = try table.string("name") ?? "sgd"
+        guard optimizer.name == "sgd" else {
+            throw table.fail("name", "unknown optimizer '\(optimizer.name)' (expected sgd)")
+        }
+        guard let lr = try table.double("lr", { $0 > 0 }, expected: "> 0") else { throw table.fail("lr", "missing: the learning rate") }
+        optimizer.lr = lr
+        optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
+        optimizer.dampening = try table.double("dampening", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0
+        optimizer.nesterov = try table.bool("nesterov") ?? false
+        optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? 0
+        if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
+            throw table.fail("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as in PyTorch)")
+        }
+        if var schedule = try table.table("schedule") {
+            optimizer.schedule = try readSchedule(&schedule)
+        }
+        try table.finish()
+        return optimizer
+    }
+
+    private static func readSchedule(_ table: inout YAMLTable) throws -> ScheduleConfig {
+        var schedule = ScheduleConfig()
+        let name = try table.string("name") ?? "constant"
+        guard let kind = ScheduleConfig.Kind(rawValue: name) else {
+            throw table.fail("name", "unknown schedule '\(name)' (expected one of constant, step, cosine)")
+        }
+        schedule.kind = kind
+        if kind == .step {
+            guard let size = try table.int("step_size", range: 1...Int.max) else { throw table.fail("step_size", "missing: the step schedule needs step_size") }
+            schedule.stepSize = size
+            schedule.gamma = try table.double("gamma", { $0 > 0 }, expected: "> 0") ?? 0.1
+        }
+        schedule.warmupSteps = try table.int("warmup_steps", range: 0...Int.max) ?? 0
+        try table.finish()
+        return schedule
+    }
+
+    private static func readTrain(_ table: inout YAMLTable) throws -> TrainConfig {
+        var train = TrainConfig()
+        if let node = table.node("batch_size") {
+            if node.string == "full" {
+                train.batchSize = .full
+            } else if let size = node.int {
+                guard size >= 1 else { throw table.fail("batch_size", "must be >= 1 or 'full', got \(size)", node.mark) }
+                train.batchSize = .samples(size)
+            } else {
+                throw table.fail("batch_size", "expected a number of samples or 'full', got \(YAMLTable.describe(node))", node.mark)
+            }
+        }
+        train.maxSteps = try table.int("max_steps", range: 1...Int.max)
+        train.epochs = try table.int("epochs", range: 1...Int.max)
+        if train.maxSteps != nil && train.epochs != nil {
+            throw table.fail("epochs", "give either max_steps or epochs, not both")
+        }
+        if train.maxSteps == nil && train.epochs == nil {
+            throw table.fail("max_steps", "missing: give max_steps or epochs")
+        }
+        train.loss = try table.string("loss") ?? "cross_entropy"
+        guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
+        train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
+        try table.finish()
+        return train
+    }
+
+    private static func readCheckpoint(_ table: inout YAMLTable) throws -> CheckpointConfig {
+        var checkpoint = CheckpointConfig()
+        if let dir = try table.string("dir") {
+            guard !dir.isEmpty else { throw table.fail("dir", "must not be empty") }
+            checkpoint.dir = dir
+        }
+        checkpoint.everySteps = try table.int("every_steps", range: 0...Int.max) ?? 0
+        checkpoint.keep = try table.int("keep", range: 1...Int.max) ?? 3
+        try table.finish()
+        return checkpoint
+    }
+}

@@ -1,0 +1,132 @@
+import Yams
+
+/// A YAML mapping read key by key, each value checked for its type and range.
+///
+/// Every message names the file and the key's dotted path (`optimizer.lr`) and, where YAML knows
+/// it, the line. Keys that were never asked for are reported by `finish()`, so no typo is ignored.
+struct YAMLTable {
+    let file: String
+    let path: String
+    private let entries: [(key: String, value: Node)]
+    private var readKeys: Set<String> = []
+    let mark: Mark?
+
+    init(_ node: Node, file: String, path: String) throws {
+        self.file = file
+        self.path = path
+        mark = node.mark
+        guard case .mapping(let mapping) = node else {
+            throw YAMLTable.error(file, path, "expected a mapping of keys to values, got \(YAMLTable.describe(node))", node.mark)
+        }
+        var entries: [(String, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else {
+                throw YAMLTable.error(file, path, "keys must be strings", key.mark)
+            }
+            if entries.contains(where: { $0.0 == name }) {
+                throw YAMLTable.error(file, child(path, name), "duplicate key", key.mark)
+            }
+            entries.append((name, value))
+        }
+        self.entries = entries
+    }
+
+    var keys: [String] { entries.map(\.key) }
+
+    func contains(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    mutating func node(_ key: String) -> Node? {
+        guard let entry = entries.first(where: { $0.key == key }) else { return nil }
+        readKeys.insert(key)
+        if case .scalar = entry.value, entry.value.null != nil { return nil }
+        return entry.value
+    }
+
+    mutating func table(_ key: String) throws -> YAMLTable? {
+        guard let node = node(key) else { return nil }
+        return try YAMLTable(node, file: file, path: child(path, key))
+    }
+
+    mutating func int(_ key: String, range: ClosedRange<Int>? = nil) throws -> Int? {
+        guard let node = node(key) else { return nil }
+        guard case .scalar = node, let value = node.int else {
+            throw fail(key, "expected an integer, got \(YAMLTable.describe(node))", node.mark)
+        }
+        if let range, !range.contains(value) {
+            throw fail(key, "must be \(YAMLTable.describe(range)), got \(value)", node.mark)
+        }
+        return value
+    }
+
+    mutating func double(_ key: String, _ check: (Double) -> Bool = { _ in true }, expected: String = "") throws -> Double? {
+        guard let node = node(key) else { return nil }
+        guard case .scalar = node, let value = node.float ?? node.int.map(Double.init) else {
+            throw fail(key, "expected a number, got \(YAMLTable.describe(node))", node.mark)
+        }
+        if !value.isFinite || !check(value) {
+            throw fail(key, "must be \(expected), got \(node.string ?? String(value))", node.mark)
+        }
+        return value
+    }
+
+    mutating func bool(_ key: String) throws -> Bool? {
+        guard let node = node(key) else { return nil }
+        guard case .scalar = node, let value = node.bool else {
+            throw fail(key, "expected true or false, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return value
+    }
+
+    mutating func string(_ key: String) throws -> String? {
+        guard let node = node(key) else { return nil }
+        guard case .scalar(let scalar) = node else {
+            throw fail(key, "expected a string, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return scalar.string
+    }
+
+    mutating func intList(_ key: String) throws -> [Int]? {
+        guard let node = node(key) else { return nil }
+        guard case .sequence(let sequence) = node else {
+            throw fail(key, "expected a list of integers, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return try sequence.map { element in
+            guard let value = element.int else {
+                throw fail(key, "expected a list of integers, got \(YAMLTable.describe(element)) in it", element.mark)
+            }
+            return value
+        }
+    }
+
+    /// Reports the first key that nobody read.
+    func finish() throws {
+        if let unknown = entries.first(where: { !readKeys.contains($0.key) }) {
+            throw YAMLTable.error(file, child(path, unknown.key), "unknown key", unknown.value.mark)
+        }
+    }
+
+    func fail(_ key: String, _ message: String, _ mark: Mark? = nil) -> CohortError {
+        YAMLTable.error(file, child(path, key), message, mark ?? self.mark)
+    }
+
+    static func error(_ file: String, _ path: String, _ message: String, _ mark: Mark?) -> CohortError {
+        let line = mark.map { " (line \($0.line))" } ?? ""
+        return CohortError("\(file): \(path.isEmpty ? "top level" : path): \(message)\(line)")
+    }
+
+    static func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): return "'\(scalar.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    static func describe(_ range: ClosedRange<Int>) -> String {
+        if range.upperBound == Int.max { return ">= \(range.lowerBound)" }
+        return "in \(range.lowerBound)...\(range.upperBound)"
+    }
+}
+
+func child(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

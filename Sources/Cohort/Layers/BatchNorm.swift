@@ -1,0 +1,144 @@
+/// Batch normalization (Ioffe and Szegedy, 2015), PyTorch's `BatchNorm1d` on `[C]` and `BatchNorm2d` on `[C, H, W]`.
+///
+/// In training each channel is normalised by the mean and biased variance of the batch, then scaled
+/// by `weight` and shifted by `bias`; the running statistics move towards the batch's by `momentum`
+/// (with the unbiased variance, as PyTorch). At inference the running statistics are used instead.
+/// With `synchronized` (the default) the statistics are those of the global batch, summed over all
+/// workers in forward and backward, so the world size does not change the result.
+public final class BatchNorm<Element: Scalar>: Layer {
+    public let kind = "batchnorm"
+    public let inputShape: [Int]
+    public var outputShape: [Int] { inputShape }
+    public let channels: Int
+    /// Values per channel and sample: H * W, or 1 after a dense layer.
+    public let spatial: Int
+    public let momentum: Double
+    public let epsilon: Double
+    public let synchronized: Bool
+
+    private var gamma: UnsafeMutablePointer<Element>!
+    private var gammaGradient: UnsafeMutablePointer<Element>!
+    private var beta: UnsafeMutablePointer<Element>!
+    private var betaGradient: UnsafeMutablePointer<Element>!
+    private let runningMean: Buffer<Element>
+    private let runningVariance: Buffer<Element>
+    private let batchesTracked = Buffer<Int64>(count: 1)
+    /// Per channel: the batch mean and 1 / sqrt(var + eps) of the last training forward.
+    private let batchMean: Buffer<Element>
+    private let batchInverseStd: Buffer<Element>
+    /// Per channel: the folded y = x * scale + shift of the last forward.
+    private let affineScale: Buffer<Element>
+    private let affineShift: Buffer<Element>
+    /// Per-channel sums to reduce over the batch (and the workers): `[2, C]`.
+    private let sums: Buffer<Double>
+
+    public init(input: [Int], momentum: Double, epsilon: Double, synchronized: Bool, index: Int) throws {
+        guard input.count == 1 || input.count == 3 else {
+            throw layerError(index, "batchnorm", "expects [C] (after dense) or [C, H, W] (after conv2d), got \(describe(input))")
+        }
+        inputShape = input
+        channels = input[0]
+        spatial = input.dropFirst().reduce(1, *)
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.synchronized = synchronized
+        runningMean = Buffer(count: channels)
+        runningVariance = Buffer(count: channels)
+        batchMean = Buffer(count: channels)
+        batchInverseStd = Buffer(count: channels)
+        sums = Buffer(count: 2 * channels)
+        affineScale = Buffer(count: channels)
+        affineShift = Buffer(count: channels)
+        runningVariance.pointer.update(repeating: 1, count: channels)
+    }
+
+    public var parameterShapes: [ParameterShape] {
+        [ParameterShape("weight", [channels]), ParameterShape("bias", [channels])]
+    }
+
+    public func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {
+        gamma = parameters
+        beta = parameters + channels
+        gammaGradient = gradients
+        betaGradient = gradients + channels
+    }
+
+    public func initialize(seed: UInt64, layerIndex: Int) {
+        gamma.update(repeating: 1, count: channels)
+        beta.update(repeating: 0, count: channels)
+        runningMean.pointer.update(repeating: 0, count: channels)
+        runningVariance.pointer.update(repeating: 1, count: channels)
+        batchesTracked.pointer.pointee = 0
+    }
+
+    public func buffers() -> [StateTensor] {
+        [StateTensor(name: "running_mean", shape: [channels], storage: .scalars(UnsafeMutableRawPointer(runningMean.pointer))),
+         StateTensor(name: "running_var", shape: [channels], storage: .scalars(UnsafeMutableRawPointer(runningVariance.pointer))),
+         StateTensor(name: "num_batches_tracked", shape: [], storage: .int64(batchesTracked.pointer))]
+    }
+
+    public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws {
+        let scale = affineScale.pointer, shift = affineShift.pointer
+        if !context.isTraining {
+            for c in 0..<channels {
+                scale[c] = gamma[c] / (runningVariance.pointer[c] + Element(epsilon)).squareRoot()
+                shift[c] = beta[c] - runningMean.pointer[c] * scale[c]
+            }
+            channelAffine(x, y, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
+            return
+        }
+        let sum = sums.pointer, squares = sums.pointer + channels
+        sums.pointer.update(repeating: 0, count: 2 * channels)
+        channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial)
+        let count = try globalCount(batch: batch, context: context)
+        let m = Double(count)
+        let keep = Element(1 - momentum), take = Element(momentum)
+        for c in 0..<channels {
+            let mean = sum[c] / m
+            let variance = max(squares[c] / m - mean * mean, 0)
+            batchMean.pointer[c] = Element(mean)
+            batchInverseStd.pointer[c] = Element(1 / (variance + epsilon).squareRoot())
+            scale[c] = gamma[c] * batchInverseStd.pointer[c]
+            shift[c] = beta[c] - batchMean.pointer[c] * scale[c]
+            let unbiased = count > 1 ? variance * m / (m - 1) : variance
+            runningMean.pointer[c] = keep * runningMean.pointer[c] + take * Element(mean)
+            runningVariance.pointer[c] = keep * runningVariance.pointer[c] + take * Element(unbiased)
+        }
+        if !synchronized && context.communicator.worldSize > 1 {
+            // Classic local statistics: workers agree on the mean of their running statistics.
+            try context.communicator.allreduceSum(runningMean.pointer, count: channels)
+            try context.communicator.allreduceSum(runningVariance.pointer, count: channels)
+            let share = 1 / Element(context.communicator.worldSize)
+            for c in 0..<channels { runningMean.pointer[c] *= share; runningVariance.pointer[c] *= share }
+        }
+        batchesTracked.pointer.pointee += 1
+        channelAffine(x, y, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
+    }
+
+    /// The number of values per channel the statistics are over, after summing `sums` over the
+    /// workers when synchronised.
+    private func globalCount(batch: Int, context: StepContext) throws -> Int {
+        guard synchronized else { return batch * spatial }
+        try context.communicator.allreduceSum(sums.pointer, count: 2 * channels)
+        return context.globalBatch * spatial
+    }
+
+    /// dgamma = sum(dy * xhat), dbeta = sum(dy) (this worker's share; the gradient allreduce adds the rest);
+    /// dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the global batch.
+    public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                         _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws {
+        let sumDy = sums.pointer, sumDyXhat = sums.pointer + channels
+        sums.pointer.update(repeating: 0, count: 2 * channels)
+        batchNormGradientSums(x, dy, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+                              sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
+        for c in 0..<channels {
+            gammaGradient[c] += Element(sumDyXhat[c])
+            betaGradient[c] += Element(sumDy[c])
+        }
+        guard let dx else { return }
+        let count = Double(try globalCount(batch: batch, context: context))
+        for c in 0..<(2 * channels) { sums.pointer[c] /= count }
+        batchNormInputGradient(x, dy, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer, gamma: gamma,
+                               meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
+    }
+}

@@ -1,0 +1,91 @@
+/// What a layer needs to know about the step it runs in.
+public struct StepContext {
+    /// Training (batch statistics, dropout on) or inference (running statistics, dropout off).
+    public var isTraining: Bool
+    /// The run's seed, from which dropout masks derive.
+    public var seed: UInt64
+    /// The global step, counted from 0.
+    public var step: Int
+    /// The global index of this worker's first sample in the data set order of this step: dropout
+    /// masks are keyed by it, so the world size cannot change them.
+    public var firstSampleIndex: Int
+    /// The number of samples over all workers in this step.
+    public var globalBatch: Int
+    /// The workers sharing this batch (batch-norm statistics are summed over them).
+    public var communicator: Communicator
+    /// Index of the layer being run; set by the model.
+    public var layerIndex: Int = 0
+
+    public init(isTraining: Bool, seed: UInt64, step: Int, firstSampleIndex: Int, globalBatch: Int,
+                communicator: Communicator) {
+        self.isTraining = isTraining; self.seed = seed; self.step = step
+        self.firstSampleIndex = firstSampleIndex; self.globalBatch = globalBatch
+        self.communicator = communicator
+    }
+}
+
+/// A tensor of a layer's state, as it appears in a PyTorch state dict (`weight`, `running_mean`, ...).
+public struct StateTensor {
+    public enum Storage {
+        case scalars(UnsafeMutableRawPointer)
+        case int64(UnsafeMutablePointer<Int64>)
+    }
+    public var name: String
+    public var shape: [Int]
+    public var storage: Storage
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// A shape of a trainable tensor that the model allocates in its flat parameter buffer.
+public struct ParameterShape: Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var count: Int { shape.reduce(1, *) }
+    public init(_ name: String, _ shape: [Int]) { self.name = name; self.shape = shape }
+}
+
+/// One layer of a sequential model: its parameters, forward and backward.
+///
+/// The model allocates every buffer: parameters and their gradients live in two flat buffers (one
+/// allreduce for all gradients), activations are sized for the largest local batch. A layer only
+/// allocates its own workspace, once, in `reserve(maxBatch:)`. Gradients of parameters accumulate
+/// (the model zeroes them before each step); `dx` is overwritten.
+public protocol Layer<Element>: AnyObject {
+    associatedtype Element: Scalar
+    /// The config name, e.g. `conv2d`.
+    var kind: String { get }
+    var inputShape: [Int] { get }
+    var outputShape: [Int] { get }
+    /// Trainable tensors in PyTorch's state-dict order.
+    var parameterShapes: [ParameterShape] { get }
+    /// Hands the layer its slices of the flat parameter and gradient buffers, in `parameterShapes` order.
+    func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>)
+    /// Fills the parameters with their initial values.
+    func initialize(seed: UInt64, layerIndex: Int)
+    /// Allocates workspace for batches of up to `maxBatch` samples.
+    func reserve(maxBatch: Int)
+    /// The layer's state-dict tensors besides parameters (batch-norm running statistics).
+    func buffers() -> [StateTensor]
+    /// x: `[N, inputShape]`, y: `[N, outputShape]`.
+    func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws
+    /// Given x, y and dy of the last forward, adds parameter gradients and writes dx (when asked for).
+    func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                  _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws
+}
+
+extension Layer {
+    public var parameterShapes: [ParameterShape] { [] }
+    public func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {}
+    public func initialize(seed: UInt64, layerIndex: Int) {}
+    public func reserve(maxBatch: Int) {}
+    public func buffers() -> [StateTensor] { [] }
+    public var inputSize: Int { inputShape.reduce(1, *) }
+    public var outputSize: Int { outputShape.reduce(1, *) }
+}
+
+/// An error in the model's architecture, naming the layer.
+func layerError(_ index: Int, _ kind: String, _ message: String) -> CohortError {
+    CohortError("model.layers[\(index)] (\(kind)): \(message)")
+}
+
+func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -1,0 +1,51 @@
+/// 2-d pooling over square windows: `maxpool2d` (the gradient goes to the maximum) and
+/// `avgpool2d` (the gradient is shared evenly). Stride defaults to the kernel size, as in PyTorch.
+public final class Pool2D<Element: Scalar>: Layer {
+    public enum Mode: String, Sendable { case max = "maxpool2d", average = "avgpool2d" }
+
+    public let mode: Mode
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    public let geometry: WindowGeometry
+    public var kind: String { mode.rawValue }
+    /// Where each maximum came from: `[N, C, OH, OW]`.
+    private var argmax = Buffer<Int32>(count: 0)
+
+    public init(_ mode: Mode, input: [Int], kernel: Int, stride: Int, padding: Int, index: Int) throws {
+        guard input.count == 3 else {
+            throw layerError(index, mode.rawValue, "expects an input [C, H, W], got \(describe(input))")
+        }
+        let g = WindowGeometry(channels: input[0], height: input[1], width: input[2],
+                               kernel: kernel, stride: stride, padding: padding)
+        guard g.outHeight >= 1, g.outWidth >= 1 else {
+            throw layerError(index, mode.rawValue, "kernel_size \(kernel) is larger than its input \(describe(input))")
+        }
+        guard 2 * padding <= kernel else {
+            throw layerError(index, mode.rawValue, "padding \(padding) must be at most half of kernel_size \(kernel)")
+        }
+        self.mode = mode
+        inputShape = input
+        geometry = g
+        outputShape = [input[0], g.outHeight, g.outWidth]
+    }
+
+    public func reserve(maxBatch: Int) {
+        if mode == .max { argmax = Buffer(count: maxBatch * outputSize) }
+    }
+
+    public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        switch mode {
+        case .max: maxPoolForward(x, y, argmax.pointer, batch: batch, geometry)
+        case .average: avgPoolForward(x, y, batch: batch, geometry)
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                         _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        guard let dx else { return }
+        switch mode {
+        case .max: maxPoolBackward(dy, argmax.pointer, dx, batch: batch, geometry)
+        case .average: avgPoolBackward(dy, dx, batch: batch, geometry)
+        }
+    }
+}

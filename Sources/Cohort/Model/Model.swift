@@ -1,0 +1,140 @@
+/// A sequential model (PyTorch's `nn.Sequential`): layers, their flat parameter and gradient
+/// buffers, and activations sized once for the largest local batch.
+///
+/// Layer `i` owns the state-dict tensors named `"i.<name>"`. Parameters and gradients are each one
+/// contiguous buffer, in state-dict order, so that the optimizer and the gradient allreduce see a
+/// single flat vector.
+public final class Model<Element: Scalar> {
+    public let layers: [any Layer<Element>]
+    public let inputShape: [Int]
+    public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
+    public let parameters: Buffer<Element>
+    public let gradients: Buffer<Element>
+    public private(set) var maxBatch = 0
+    /// activations[i] is the input of layer i; the last is the model's output. A flatten shares its input's.
+    private var activations: [UnsafeMutablePointer<Element>] = []
+    private var activationGradients: [UnsafeMutablePointer<Element>] = []
+    private var storage: [Buffer<Element>] = []
+
+    /// Builds the layers of `config`, inferring every shape from `config.input`.
+    public init(_ config: ModelConfig) throws {
+        var shape = config.input
+        var layers: [any Layer<Element>] = []
+        for (index, spec) in config.layers.enumerated() {
+            let layer = try Model.makeLayer(spec, input: shape, index: index)
+            layers.append(layer)
+            shape = layer.outputShape
+        }
+        guard shape.count == 1 else {
+            throw CohortError("model.layers: the last layer must give a flat vector of class scores [classes], got \(describe(shape)); end with flatten and dense")
+        }
+        self.layers = layers
+        inputShape = config.input
+        let total = layers.reduce(0) { $0 + $1.parameterShapes.reduce(0) { $0 + $1.count } }
+        parameters = Buffer(count: total)
+        gradients = Buffer(count: total)
+        var offset = 0
+        for layer in layers {
+            layer.bind(parameters: parameters.pointer + offset, gradients: gradients.pointer + offset)
+            offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
+        }
+    }
+
+    static func makeLayer(_ spec: LayerSpec, input: [Int], index: Int) throws -> any Layer<Element> {
+        switch spec {
+        case let .conv2d(out, kernel, stride, padding, bias, initializer):
+            return try Conv2D<Element>(input: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
+                                       bias: bias, initializer: initializer, index: index)
+        case let .dense(out, bias, initializer):
+            return try Dense<Element>(input: input, outFeatures: out, bias: bias, initializer: initializer, index: index)
+        case let .batchnorm(momentum, epsilon, synchronized):
+            return try BatchNorm<Element>(input: input, momentum: momentum, epsilon: epsilon, synchronized: synchronized, index: index)
+        case let .dropout(p):
+            return Dropout<Element>(input: input, probability: p)
+        case let .activation(function):
+            return Activation<Element>(Activation<Element>.Function(rawValue: function.rawValue)!, input: input)
+        case let .pool(mode, kernel, stride, padding):
+            return try Pool2D<Element>(Pool2D<Element>.Mode(rawValue: mode.rawValue)!, input: input, kernel: kernel,
+                                       stride: stride, padding: padding, index: index)
+        case .flatten:
+            return Flatten<Element>(input: input)
+        }
+    }
+
+    public var classes: Int { outputShape[0] }
+    public var inputSize: Int { inputShape.reduce(1, *) }
+
+    /// Draws every parameter from its initializer; batch-norm statistics start at mean 0, variance 1.
+    public func initialize(seed: UInt64) {
+        for (index, layer) in layers.enumerated() { layer.initialize(seed: seed, layerIndex: index) }
+    }
+
+    /// Allocates activations and workspace for batches of up to `maxBatch` samples.
+    public func reserve(maxBatch: Int) {
+        guard maxBatch > self.maxBatch else { return }
+        self.maxBatch = maxBatch
+        storage = []
+        func allocate(_ size: Int) -> UnsafeMutablePointer<Element> {
+            let buffer = Buffer<Element>(count: maxBatch * size)
+            storage.append(buffer)
+            return buffer.pointer
+        }
+        activations = [allocate(inputSize)]
+        activationGradients = [allocate(inputSize)]
+        for layer in layers {
+            if layer is Flatten<Element> {
+                activations.append(activations.last!)
+                activationGradients.append(activationGradients.last!)
+            } else {
+                activations.append(allocate(layer.outputSize))
+                activationGradients.append(allocate(layer.outputSize))
+            }
+            layer.reserve(maxBatch: maxBatch)
+        }
+    }
+
+    /// Where the caller puts a batch: `[N, input]`.
+    public var input: UnsafeMutablePointer<Element> { activations[0] }
+    /// The class scores of the last forward: `[N, classes]`.
+    public var output: UnsafeMutablePointer<Element> { activations[layers.count] }
+    /// Where the loss puts its gradient before `backward`: `[N, classes]`.
+    public var outputGradient: UnsafeMutablePointer<Element> { activationGradients[layers.count] }
+
+    public func forward(batch: Int, context: StepContext) throws {
+        precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
+        var context = context
+        for (index, layer) in layers.enumerated() {
+            context.layerIndex = index
+            try layer.forward(activations[index], activations[index + 1], batch: batch, context: context)
+        }
+    }
+
+    /// Zeroes the parameter gradients, then backpropagates `outputGradient` through every layer.
+    public func backward(batch: Int, context: StepContext) throws {
+        gradients.pointer.update(repeating: 0, count: gradients.count)
+        var context = context
+        for index in layers.indices.reversed() {
+            context.layerIndex = index
+            try layers[index].backward(activations[index], activations[index + 1], activationGradients[index + 1],
+                                       index == 0 ? nil : activationGradients[index], batch: batch, context: context)
+        }
+    }
+
+    /// Every state-dict tensor, named as PyTorch names them, in `nn.Sequential` order.
+    public func stateTensors() -> [StateTensor] {
+        var result: [StateTensor] = []
+        var offset = 0
+        for (index, layer) in layers.enumerated() {
+            for shape in layer.parameterShapes {
+                result.append(StateTensor(name: "\(index).\(shape.name)", shape: shape.shape,
+                                          storage: .scalars(UnsafeMutableRawPointer(parameters.pointer + offset))))
+                offset += shape.count
+            }
+            for var buffer in layer.buffers() {
+                buffer.name = "\(index).\(buffer.name)"
+                result.append(buffer)
+            }
+        }
+        return result
+    }
+}

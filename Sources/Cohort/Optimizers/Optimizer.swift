@@ -1,0 +1,16 @@
+/// An update rule over the model's flat parameter vector. It knows nothing of layers: PyTorch's
+/// optimizers see a list of (parameter, gradient) pairs; ours see the one flat buffer they are stored in.
+public protocol Optimizer: AnyObject {
+    /// Updates `count` parameters from their gradients with learning rate `lr`.
+    func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float)
+    /// The state the next step depends on, for checkpoints: named flat tensors of `count` values.
+    func stateTensors() -> [(name: String, values: UnsafeMutablePointer<Float>)]
+    /// Steps taken so far (PyTorch's per-parameter `step`, the same for all here).
+    var steps: Int64 { get set }
+}
+
+/// Builds the optimizer a config names, for `count` parameters.
+public func makeOptimizer(_ config: OptimizerConfig, count: Int) -> Optimizer {
+    SGD(momentum: Float(config.momentum), dampening: Float(config.dampening), nesterov: config.nesterov,
+        weightDecay: Float(config.weightDecay), count: count)
+}

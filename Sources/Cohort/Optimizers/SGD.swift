@@ -1,0 +1,45 @@
+/// Stochastic gradient descent with PyTorch's momentum, dampening, Nesterov and weight decay
+/// (`torch.optim.SGD`):
+///
+///     g = grad + weight_decay * p
+///     b = g on the first step, else momentum * b + (1 - dampening) * g
+///     g = g + momentum * b (Nesterov) or b
+///     p = p - lr * g
+///
+/// Nesterov's form is Sutskever et al. (2013) as PyTorch writes it.
+public final class SGD: Optimizer {
+    public let momentum: Float
+    public let dampening: Float
+    public let nesterov: Bool
+    public let weightDecay: Float
+    public var steps: Int64 = 0
+    private let momentumBuffer: Buffer<Float>
+
+    public init(momentum: Float, dampening: Float, nesterov: Bool, weightDecay: Float, count: Int) {
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        momentumBuffer = Buffer(count: momentum != 0 ? count : 0)
+    }
+
+    public func step(parameters p: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float) {
+        let buffer = momentumBuffer.pointer
+        let first = steps == 0
+        let keep = 1 - dampening
+        for i in 0..<count {
+            var g = gradients[i] + weightDecay * p[i]
+            if momentum != 0 {
+                let b = first ? g : momentum * buffer[i] + keep * g
+                buffer[i] = b
+                g = nesterov ? g + momentum * b : b
+            }
+            p[i] -= lr * g
+        }
+        steps += 1
+    }
+
+    public func stateTensors() -> [(name: String, values: UnsafeMutablePointer<Float>)] {
+        momentum != 0 ? [("momentum_buffer", momentumBuffer.pointer)] : []
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Times training steps of a canonical workload on random data, as `cohort bench` reports them.
+public enum Benchmark {
+    public struct Result: Sendable {
+        public var workload: String
+        public var world: Int
+        public var batch: Int
+        public var imagesPerSecond: Double
+        public var millisecondsPerStep: Double
+    }
+
+    /// `steps` timed steps after 5 warm-up steps, global batch `batch` split over the workers,
+    /// SGD lr 0.01 momentum 0.9.
+    public static func run(_ workload: Workload, steps: Int, batch: Int, communicator: Communicator) throws -> Result {
+        let model = try Model<Float>(try workload.model)
+        model.initialize(seed: 0)
+        let optimizer = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
+        let mine = BatchPlan.slice(batch: batch, rank: communicator.rank, worldSize: communicator.worldSize)
+        let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
+        let random = CounterRandom(7, UInt64(communicator.rank))
+        for i in 0..<(mine.count * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+        for i in 0..<mine.count { stepper.labels.pointer[i] = Int32(random.below(model.classes, UInt64(1 << 40 + i))) }
+        for step in 0..<5 {
+            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01)
+        }
+        try communicator.barrier()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for step in 5..<(5 + steps) {
+            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01)
+        }
+        try communicator.barrier()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let perStep = seconds / Double(steps)
+        return Result(workload: workload.rawValue, world: communicator.worldSize, batch: batch,
+                      imagesPerSecond: Double(batch) / perStep, millisecondsPerStep: perStep * 1000)
+    }
+}

@@ -1,0 +1,37 @@
+/// The model in inference mode (running statistics, no dropout) over a data set, each worker taking
+/// a contiguous share of the samples, so that every sample counts exactly once.
+public enum Evaluator {
+    public struct Result: Sendable {
+        public var loss: Double
+        public var accuracy: Double
+        public var samples: Int
+    }
+
+    public static func evaluate(model: Model<Float>, data: Dataset, communicator: Communicator, chunk: Int = 256) throws -> Result {
+        let mine = BatchPlan.slice(batch: data.count, rank: communicator.rank, worldSize: communicator.worldSize)
+        let size = max(1, min(chunk, max(model.maxBatch, chunk)))
+        model.reserve(maxBatch: size)
+        let labels = Buffer<Int32>(count: size)
+        let indices = Array(mine)
+        var lossSum = 0.0, correct = 0
+        var start = 0
+        while start < indices.count {
+            let end = min(start + size, indices.count)
+            data.gather(indices[start..<end], into: model.input, labels: labels.pointer)
+            let context = StepContext(isTraining: false, seed: 0, step: 0, firstSampleIndex: 0,
+                                      globalBatch: data.count, communicator: communicator)
+            try model.forward(batch: end - start, context: context)
+            let result = softmaxCrossEntropy(logits: model.output, labels: labels.pointer, dlogits: nil,
+                                             batch: end - start, classes: model.classes, gradientScale: 0)
+            lossSum += result.lossSum
+            correct += result.correct
+            start = end
+        }
+        let totals = Buffer<Double>(count: 2)
+        totals.pointer[0] = lossSum
+        totals.pointer[1] = Double(correct)
+        try communicator.allreduceSum(totals.pointer, count: 2)
+        return Result(loss: totals.pointer[0] / Double(data.count), accuracy: totals.pointer[1] / Double(data.count),
+                      samples: data.count)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// Where a run starts: fresh, from the newest checkpoint if any, or from a given checkpoint directory.
+public enum ResumeMode: Equatable, Sendable {
+    case fresh
+    case auto
+    case directory(String)
+}
+
+/// What a finished run reports.
+public struct TrainingSummary: Sendable {
+    public var steps: Int
+    public var lastLoss: Double
+    public var test: Evaluator.Result?
+    public var checkpoint: String?
+    public var seconds: Double
+}
+
+/// A training run from a config: data, model, optimizer, the loop, checkpoints and the final evaluation.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let communicator: Communicator
+    private let log: (String) -> Void
+
+    /// `log` receives progress lines; only the coordinator's are printed.
+    public init(config: TrainingConfig, communicator: Communicator, log: @escaping (String) -> Void) {
+        self.config = config
+        self.communicator = communicator
+        self.log = { line in if communicator.isCoordinator { log(line) } }
+    }
+
+    public func run(resume: ResumeMode) throws -> TrainingSummary {
+        let started = Date()
+        let model = try Model<Float>(config.model)
+        guard let trainFiles = config.data.train else {
+            throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
+        }
+        let train = try Dataset(trainFiles, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.train")
+        let test = try config.data.test.map {
+            try Dataset($0, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.test")
+        }
+        let batchSize: Int
+        switch config.train.batchSize {
+        case .full: batchSize = train.count
+        case .samples(let size):
+            guard size <= train.count else {
+                throw CohortError("\(config.sourcePath): train.batch_size: \(size) is larger than the \(train.count) training samples")
+            }
+            batchSize = size
+        }
+        let world = communicator.worldSize
+        guard batchSize >= world else {
+            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
+        }
+        var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
+        let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
+
+        model.initialize(seed: config.seed)
+        if let path = config.model.initFrom {
+            try model.importStateDict(SafeTensors.read(path: path).tensors, source: path)
+        }
+        let optimizer = makeOptimizer(config.optimizer, count: model.parameters.count)
+        let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
+        var startStep = 0
+        if let directory = try checkpointToResume(resume, store: store) {
+            let progress = try TrainingCheckpoint.restore(from: directory, model: model, optimizer: optimizer)
+            startStep = progress.step
+            log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
+        }
+        let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
+        let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
+                                   seed: config.seed, maxLocalBatch: maxLocal)
+        let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
+        log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
+
+        var lastLoss = Double.nan
+        var windowLoss = 0.0, windowAccuracy = 0.0, windowSteps = 0
+        var windowStart = Date()
+        var lastCheckpoint: String?
+        for step in startStep..<totalSteps {
+            let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
+            train.gather(indices, into: model.input, labels: stepper.labels.pointer)
+            let lr = schedule.rate(at: step)
+            let (loss, accuracy) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
+                                                   firstSampleIndex: first, lr: lr)
+            lastLoss = loss
+            windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1
+            let done = step + 1
+            let endOfEpoch = done % plan.stepsPerEpoch == 0
+            if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps {
+                let seconds = Date().timeIntervalSince(windowStart)
+                let rate = Double(windowSteps * batchSize) / max(seconds, 1e-9)
+                log(String(format: "step %d/%d epoch %d loss %.4f accuracy %.4f lr %.5g images/s %.0f world=%d",
+                           done, totalSteps, plan.epoch(ofStep: step) + 1, windowLoss / Double(windowSteps),
+                           windowAccuracy / Double(windowSteps), lr, rate, world))
+                windowLoss = 0; windowAccuracy = 0; windowSteps = 0
+                windowStart = Date()
+            }
+            if endOfEpoch, let test, done != totalSteps {
+                let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
+                log(String(format: "epoch %d test loss %.4f accuracy %.4f (%d samples) world=%d",
+                           plan.epoch(ofStep: step) + 1, result.loss, result.accuracy, result.samples, world))
+            }
+            let every = config.checkpoint.everySteps
+            if (every > 0 && done % every == 0) || done == totalSteps {
+                lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize, store: store)
+            }
+        }
+        if startStep >= totalSteps {
+            log("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps")
+        }
+        let result = try test.map { try Evaluator.evaluate(model: model, data: $0, communicator: communicator) }
+        if let result {
+            log(String(format: "test loss %.4f accuracy %.4f (%d samples) world=%d", result.loss, result.accuracy, result.samples, world))
+        }
+        return TrainingSummary(steps: totalSteps, lastLoss: lastLoss, test: result, checkpoint: lastCheckpoint,
+                               seconds: Date().timeIntervalSince(started))
+    }
+
+    private func checkpointToResume(_ resume: ResumeMode, store: CheckpointStore) throws -> URL? {
+        switch resume {
+        case .fresh: return nil
+        case .auto: return try store.latestDirectory()
+        case .directory(let path):
+            let url = URL(fileURLWithPath: path)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw CohortError("\(path): --resume: no such checkpoint directory")
+            }
+            return url
+        }
+    }
+
+    private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan,
+                                batchSize: Int, store: CheckpointStore) throws -> String? {
+        guard communicator.isCoordinator else { return nil }
+        let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,
+                                        seed: config.seed, batchSize: batchSize, worldSize: communicator.worldSize,
+                                        config: config.sourceText)
+        try store.write(step: step, files: TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress))
+        return store.root.appendingPathComponent(String(step)).path
+    }
+}

@@ -1,0 +1,46 @@
+/// One step of data-parallel training: forward and backward of this worker's slice, one allreduce
+/// of the flat gradient, the optimizer's update. Everything it touches is allocated up front.
+public final class TrainingStep {
+    public let model: Model<Float>
+    public let optimizer: Optimizer
+    public let communicator: Communicator
+    public let seed: UInt64
+    /// Labels of the local slice: `[N]`.
+    public let labels: Buffer<Int32>
+    /// Loss sum and correct count of the step, summed over workers.
+    private let totals = Buffer<Double>(count: 2)
+
+    public init(model: Model<Float>, optimizer: Optimizer, communicator: Communicator, seed: UInt64, maxLocalBatch: Int) {
+        self.model = model
+        self.optimizer = optimizer
+        self.communicator = communicator
+        self.seed = seed
+        model.reserve(maxBatch: maxLocalBatch)
+        labels = Buffer(count: maxLocalBatch)
+    }
+
+    /// Trains on the `localBatch` samples already in `model.input` and `labels`.
+    ///
+    /// Returns the mean loss and accuracy over the global batch. A loss that is not finite stops
+    /// training before the update, so the weights stay those of the last good step.
+    @discardableResult
+    public func run(step: Int, localBatch: Int, globalBatch: Int, firstSampleIndex: Int, lr: Double) throws -> (loss: Double, accuracy: Double) {
+        let context = StepContext(isTraining: true, seed: seed, step: step, firstSampleIndex: firstSampleIndex,
+                                  globalBatch: globalBatch, communicator: communicator)
+        try model.forward(batch: localBatch, context: context)
+        let result = softmaxCrossEntropy(logits: model.output, labels: labels.pointer, dlogits: model.outputGradient,
+                                         batch: localBatch, classes: model.classes, gradientScale: 1 / Float(globalBatch))
+        try model.backward(batch: localBatch, context: context)
+        try communicator.allreduceSum(model.gradients.pointer, count: model.gradients.count)
+        totals.pointer[0] = result.lossSum
+        totals.pointer[1] = Double(result.correct)
+        try communicator.allreduceSum(totals.pointer, count: 2)
+        let loss = totals.pointer[0] / Double(globalBatch)
+        guard loss.isFinite else {
+            throw CohortError("step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)")
+        }
+        optimizer.step(parameters: model.parameters.pointer, gradients: model.gradients.pointer,
+                       count: model.parameters.count, lr: Float(lr))
+        return (loss, totals.pointer[1] / Double(globalBatch))
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Cohort
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training steps of a canonical workload (cnn, mlp, lstm, resnetish) on random data.",
+        discussion: """
+            Examples:
+              cohort bench cnn
+              mpirun -np 2 cohort bench resnetish --steps 20 --json
+            """)
+
+    @Argument(help: "One of cnn, mlp, lstm, resnetish.")
+    var workload: String
+
+    @Option(help: "Timed steps after 5 warm-up steps.")
+    var steps = 30
+
+    @Option(help: "The global batch, split over the workers.")
+    var batch = 64
+
+    @Flag(help: "End with one JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard Workload(rawValue: workload) != nil else {
+            throw ValidationError("unknown workload '\(workload)' (expected one of \(Workload.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
+    }
+
+    func run() throws {
+        runWorker { communicator in
+            guard batch >= communicator.worldSize else {
+                throw CohortError("--batch \(batch) cannot be shared by \(communicator.worldSize) workers")
+            }
+            let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch, communicator: communicator)
+            guard communicator.isCoordinator else { return }
+            printLine(String(format: "%@ world=%d batch=%d images/s=%.1f ms/step=%.1f", result.workload, result.world,
+                             result.batch, result.imagesPerSecond, result.millisecondsPerStep))
+            if json {
+                printLine(String(format: "{\"workload\": \"%@\", \"world\": %d, \"batch\": %d, \"images_per_sec\": %.1f, \"ms_per_step\": %.1f}",
+                                 result.workload, result.world, result.batch, result.imagesPerSecond, result.millisecondsPerStep))
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Cohort
+import Foundation
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model from a YAML config (default: configs/mnist-cnn.yaml).",
+        discussion: """
+            Examples:
+              cohort train
+              cohort train configs/mnist-cnn.yaml --resume auto
+              mpirun -np 2 cohort train configs/mnist-cnn.yaml
+            """)
+
+    @Argument(help: "The YAML config of the run.")
+    var config: String?
+
+    @Option(help: ArgumentHelp("Continue from the newest checkpoint under checkpoint.dir ('auto', or start fresh if there is none) or from a checkpoint directory.", valueName: "auto|DIR"))
+    var resume: String?
+
+    func run() throws {
+        let path = config ?? defaultConfigPath()
+        let resumeMode: ResumeMode = switch resume {
+        case nil: .fresh
+        case "auto": .auto
+        case let directory?: .directory(directory)
+        }
+        runWorker { communicator in
+            let config = try ConfigLoader.load(path: path)
+            let trainer = Trainer(config: config, communicator: communicator, log: printLine)
+            let summary = try trainer.run(resume: resumeMode)
+            if communicator.isCoordinator {
+                var line = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)
+                if let test = summary.test { line += String(format: ", test accuracy %.4f", test.accuracy) }
+                if let checkpoint = summary.checkpoint { line += ", checkpoint \(checkpoint)" }
+                printLine(line)
+            }
+        }
+    }
+}
