@@ -31,7 +31,7 @@ let package = Package(
             name: "cohort",
             dependencies: ["Cohort", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "CohortTests", dependencies: ["Cohort"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CohortTests", dependencies: ["Cohort"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

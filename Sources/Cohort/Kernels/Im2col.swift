@@ -8,8 +8,9 @@ public struct WindowGeometry: Equatable, Sendable {
         self.kernel = kernel; self.stride = stride; self.padding = padding
     }
 
-    public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
-    public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+    /// Output rows; 0 when the window does not fit the padded input.
+    public var outHeight: Int { height + 2 * padding < kernel ? 0 : (height + 2 * padding - kernel) / stride + 1 }
+    public var outWidth: Int { width + 2 * padding < kernel ? 0 : (width + 2 * padding - kernel) / stride + 1 }
     /// Rows of the column matrix: `C * K * K`.
     public var patchSize: Int { channels * kernel * kernel }
     public var inputSize: Int { channels * height * width }

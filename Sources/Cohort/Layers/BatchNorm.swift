@@ -29,6 +29,8 @@ public final class BatchNorm<Element: Scalar>: Layer {
     /// Per channel: the folded y = x * scale + shift of the last forward.
     private let affineScale: Buffer<Element>
     private let affineShift: Buffer<Element>
+    /// Whether the last forward normalised by the batch's statistics (training) or the running ones.
+    private var usedBatchStatistics = false
     /// Per-channel sums to reduce over the batch (and the workers): `[2, C]`.
     private let sums: Buffer<Double>
 
@@ -79,9 +81,12 @@ public final class BatchNorm<Element: Scalar>: Layer {
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws {
         let scale = affineScale.pointer, shift = affineShift.pointer
+        usedBatchStatistics = context.isTraining
         if !context.isTraining {
             for c in 0..<channels {
-                scale[c] = gamma[c] / (runningVariance.pointer[c] + Element(epsilon)).squareRoot()
+                batchMean.pointer[c] = runningMean.pointer[c]
+                batchInverseStd.pointer[c] = 1 / (runningVariance.pointer[c] + Element(epsilon)).squareRoot()
+                scale[c] = gamma[c] * batchInverseStd.pointer[c]
                 shift[c] = beta[c] - runningMean.pointer[c] * scale[c]
             }
             channelAffine(x, y, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
@@ -124,7 +129,8 @@ public final class BatchNorm<Element: Scalar>: Layer {
     }
 
     /// dgamma = sum(dy * xhat), dbeta = sum(dy) (this worker's share; the gradient allreduce adds the rest);
-    /// dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the global batch.
+    /// dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the global batch
+    /// (after an inference forward, the statistics are constants and dx = gamma * invstd * dy).
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws {
         let sumDy = sums.pointer, sumDyXhat = sums.pointer + channels
@@ -136,8 +142,13 @@ public final class BatchNorm<Element: Scalar>: Layer {
             betaGradient[c] += Element(sumDy[c])
         }
         guard let dx else { return }
-        let count = Double(try globalCount(batch: batch, context: context))
-        for c in 0..<(2 * channels) { sums.pointer[c] /= count }
+        if usedBatchStatistics {
+            let count = Double(try globalCount(batch: batch, context: context))
+            for c in 0..<(2 * channels) { sums.pointer[c] /= count }
+        } else {
+            // Running statistics are constants: dx = dy * gamma * invstd.
+            sums.pointer.update(repeating: 0, count: 2 * channels)
+        }
         batchNormInputGradient(x, dy, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer, gamma: gamma,
                                meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
     }

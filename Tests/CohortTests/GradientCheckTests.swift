@@ -1,0 +1,196 @@
+import XCTest
+@testable import Cohort
+
+/// Every layer's backward against central differences of its forward, in Double: the loss is
+/// L = sum(y * w) for a fixed random w, so dL/dy = w, and each input and parameter is moved by ±h.
+final class GradientCheckTests: XCTestCase {
+    let h = 1e-6
+    let tolerance = 1e-6
+
+    /// Checks dx and every parameter gradient of `layer` on a batch of `batch` random inputs.
+    func checkGradients(_ layer: any Layer<Double>, batch: Int, training: Bool = true, seed: UInt64 = 1,
+                        file: StaticString = #filePath, line: UInt = #line) throws {
+        let total = layer.parameterShapes.reduce(0) { $0 + $1.count }
+        let parameters = Buffer<Double>(count: total)
+        let gradients = Buffer<Double>(count: total)
+        layer.bind(parameters: parameters.pointer, gradients: gradients.pointer)
+        layer.initialize(seed: seed, layerIndex: 0)
+        let random = CounterRandom(seed, 7)
+        // Parameters away from their defaults (batch norm starts at gamma 1, beta 0).
+        for i in 0..<total { parameters.pointer[i] += 0.3 * random.normal(UInt64(i)) }
+        layer.reserve(maxBatch: batch)
+        let inputCount = batch * layer.inputSize, outputCount = batch * layer.outputSize
+        let x = Buffer<Double>(count: inputCount), y = Buffer<Double>(count: outputCount)
+        let w = Buffer<Double>(count: outputCount), dx = Buffer<Double>(count: inputCount)
+        for i in 0..<inputCount { x.pointer[i] = random.normal(UInt64(10_000 + i)) }
+        for i in 0..<outputCount { w.pointer[i] = random.normal(UInt64(90_000 + i)) }
+        let context = StepContext(isTraining: training, seed: seed, step: 3, firstSampleIndex: 5, globalBatch: batch,
+                                  communicator: SoloCommunicator())
+        func loss() throws -> Double {
+            try layer.forward(x.pointer, y.pointer, batch: batch, context: context)
+            var sum = 0.0
+            for i in 0..<outputCount { sum += y.pointer[i] * w.pointer[i] }
+            return sum
+        }
+        _ = try loss()
+        gradients.pointer.update(repeating: 0, count: total)
+        try layer.backward(x.pointer, y.pointer, w.pointer, dx.pointer, batch: batch, context: context)
+
+        func numeric(_ value: UnsafeMutablePointer<Double>) throws -> Double {
+            let saved = value.pointee
+            value.pointee = saved + h
+            let plus = try loss()
+            value.pointee = saved - h
+            let minus = try loss()
+            value.pointee = saved
+            return (plus - minus) / (2 * h)
+        }
+        var analytic: [Double] = [], estimated: [Double] = []
+        for i in 0..<inputCount {
+            analytic.append(dx.pointer[i])
+            estimated.append(try numeric(x.pointer + i))
+        }
+        let inputError = relativeError(analytic, estimated)
+        XCTAssertLessThan(inputError, tolerance, "\(layer.kind): dx relative error \(inputError)", file: file, line: line)
+        var offset = 0
+        for shape in layer.parameterShapes {
+            analytic = []; estimated = []
+            for i in offset..<(offset + shape.count) {
+                analytic.append(gradients.pointer[i])
+                estimated.append(try numeric(parameters.pointer + i))
+            }
+            let error = relativeError(analytic, estimated)
+            XCTAssertLessThan(error, tolerance, "\(layer.kind).\(shape.name): relative error \(error)", file: file, line: line)
+            XCTAssertGreaterThan(estimated.map(abs).max() ?? 0, 1e-6, "\(layer.kind).\(shape.name): gradient vanishes, check is empty", file: file, line: line)
+            offset += shape.count
+        }
+    }
+
+    func testConv2DGradients() throws {
+        try checkGradients(Conv2D<Double>(input: [2, 5, 5], outChannels: 3, kernel: 3, stride: 1, padding: 1, bias: true,
+                                          initializer: LayerInit(), index: 0), batch: 2)
+    }
+
+    func testStridedConv2DWithoutBiasGradients() throws {
+        try checkGradients(Conv2D<Double>(input: [3, 6, 7], outChannels: 2, kernel: 3, stride: 2, padding: 0, bias: false,
+                                          initializer: LayerInit(), index: 0), batch: 2)
+    }
+
+    func testDenseGradients() throws {
+        try checkGradients(Dense<Double>(input: [7], outFeatures: 4, bias: true, initializer: LayerInit(), index: 0), batch: 3)
+    }
+
+    func testBatchNorm1dTrainingGradients() throws {
+        try checkGradients(BatchNorm<Double>(input: [5], momentum: 0.1, epsilon: 1e-5, synchronized: true, index: 0), batch: 4)
+    }
+
+    func testBatchNorm2dTrainingGradients() throws {
+        try checkGradients(BatchNorm<Double>(input: [3, 4, 4], momentum: 0.1, epsilon: 1e-5, synchronized: true, index: 0), batch: 2)
+    }
+
+    func testBatchNormInferenceGradients() throws {
+        try checkGradients(BatchNorm<Double>(input: [3, 2, 2], momentum: 0.1, epsilon: 1e-5, synchronized: true, index: 0),
+                           batch: 2, training: false)
+    }
+
+    func testDropoutGradients() throws {
+        try checkGradients(Dropout<Double>(input: [6, 3], probability: 0.4), batch: 3)
+    }
+
+    func testActivationGradients() throws {
+        for function in Activation<Double>.Function.allCases {
+            try checkGradients(Activation<Double>(function, input: [4, 3]), batch: 2)
+        }
+    }
+
+    func testMaxPoolGradients() throws {
+        try checkGradients(Pool2D<Double>(.max, input: [2, 6, 6], kernel: 2, stride: 2, padding: 0, index: 0), batch: 2)
+        try checkGradients(Pool2D<Double>(.max, input: [2, 5, 5], kernel: 3, stride: 2, padding: 1, index: 0), batch: 2)
+    }
+
+    func testAvgPoolGradients() throws {
+        try checkGradients(Pool2D<Double>(.average, input: [2, 6, 6], kernel: 2, stride: 2, padding: 0, index: 0), batch: 2)
+        try checkGradients(Pool2D<Double>(.average, input: [1, 5, 5], kernel: 3, stride: 1, padding: 1, index: 0), batch: 2)
+    }
+
+    func testFlattenGradients() throws {
+        try checkGradients(Flatten<Double>(input: [2, 3, 2]), batch: 2)
+    }
+
+    /// The softmax cross-entropy's gradient, scaled by 1 / batch, against central differences of the mean loss.
+    func testSoftmaxCrossEntropyGradient() {
+        let batch = 3, classes = 5
+        var logits = (0..<(batch * classes)).map { Double($0 % 7) * 0.9 - 2 }
+        let labels: [Int32] = [0, 4, 2]
+        var gradient = [Double](repeating: 0, count: logits.count)
+        func meanLoss(_ values: [Double]) -> Double {
+            softmaxCrossEntropy(logits: values, labels: labels, dlogits: nil, batch: batch, classes: classes, gradientScale: 0).lossSum / Double(batch)
+        }
+        _ = softmaxCrossEntropy(logits: logits, labels: labels, dlogits: &gradient, batch: batch, classes: classes, gradientScale: 1 / Double(batch))
+        var estimated: [Double] = []
+        for i in logits.indices {
+            let saved = logits[i]
+            logits[i] = saved + h; let plus = meanLoss(logits)
+            logits[i] = saved - h; let minus = meanLoss(logits)
+            logits[i] = saved
+            estimated.append((plus - minus) / (2 * h))
+        }
+        XCTAssertLessThan(relativeError(gradient, estimated), tolerance)
+    }
+
+    /// Huge logits neither overflow nor lose the answer.
+    func testSoftmaxCrossEntropyIsStableForLargeLogits() {
+        let logits: [Float] = [1000, 0, -1000, 50, 51, 52]
+        let labels: [Int32] = [0, 1]
+        let result = softmaxCrossEntropy(logits: logits, labels: labels, dlogits: nil, batch: 2, classes: 3, gradientScale: 0)
+        XCTAssertTrue(result.lossSum.isFinite)
+        XCTAssertEqual(result.lossSum, 0 + (52 - 51 + log(1 + exp(-1) + exp(-2))), accuracy: 1e-4)
+        XCTAssertEqual(result.correct, 1)
+    }
+
+    /// A whole model (conv, batch norm, pooling, dense, dropout) and its loss, parameter by parameter.
+    func testWholeModelGradientsThroughTheLoss() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model:
+              input: [1, 6, 6]
+              layers:
+                - conv2d: {out_channels: 2, kernel_size: 3, padding: 1}
+                - batchnorm: {}
+                - tanh: {}
+                - maxpool2d: {kernel_size: 2}
+                - flatten: {}
+                - dense: {out_features: 5}
+                - dropout: {p: 0.3}
+                - dense: {out_features: 3}
+            train: {batch_size: 4, max_steps: 1}
+            """, file: "inline.yaml")
+        let model = try Model<Double>(config.model)
+        model.initialize(seed: 3)
+        let batch = 4
+        model.reserve(maxBatch: batch)
+        let random = CounterRandom(11)
+        for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
+        let labels: [Int32] = [0, 2, 1, 2]
+        let context = StepContext(isTraining: true, seed: 3, step: 0, firstSampleIndex: 0, globalBatch: batch, communicator: SoloCommunicator())
+        func loss(withGradient: Bool) throws -> Double {
+            try model.forward(batch: batch, context: context)
+            return labels.withUnsafeBufferPointer { l in
+                softmaxCrossEntropy(logits: model.output, labels: l.baseAddress!, dlogits: withGradient ? model.outputGradient : nil,
+                                    batch: batch, classes: 3, gradientScale: 1 / Double(batch)).lossSum / Double(batch)
+            }
+        }
+        _ = try loss(withGradient: true)
+        try model.backward(batch: batch, context: context)
+        let analytic = Array(model.gradients.buffer)
+        var estimated: [Double] = []
+        for i in 0..<model.parameters.count {
+            let saved = model.parameters.pointer[i]
+            model.parameters.pointer[i] = saved + h; let plus = try loss(withGradient: false)
+            model.parameters.pointer[i] = saved - h; let minus = try loss(withGradient: false)
+            model.parameters.pointer[i] = saved
+            estimated.append((plus - minus) / (2 * h))
+        }
+        XCTAssertLessThan(relativeError(analytic, estimated), tolerance)
+    }
+}

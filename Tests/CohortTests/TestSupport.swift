@@ -1,0 +1,51 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// The committed fixtures (see `Fixtures/make_fixtures.py`).
+let fixtureDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// A fresh temporary directory, removed when the test ends.
+func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+    return url
+}
+
+/// Writes an uncompressed IDX file of bytes.
+func writeIDX(_ values: [UInt8], dimensions: [Int], to url: URL) throws {
+    var data = Data([0, 0, 0x08, UInt8(dimensions.count)])
+    for d in dimensions { data.append(contentsOf: [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)]) }
+    data.append(contentsOf: values)
+    try data.write(to: url)
+}
+
+/// The largest |a - b| over the largest |b|: the error of a tensor relative to its scale.
+func relativeError(_ a: [Double], _ b: [Double]) -> Double {
+    precondition(a.count == b.count)
+    var diff = 0.0, scale = 0.0
+    for i in a.indices { diff = max(diff, abs(a[i] - b[i])); scale = max(scale, abs(b[i])) }
+    return diff / max(scale, 1e-12)
+}
+
+/// A small synthetic data set written as IDX files: `count` images `[rows, columns]` and labels below `classes`.
+func writeSyntheticData(in directory: URL, name: String, count: Int, rows: Int, columns: Int, classes: Int, seed: UInt64) throws -> IDXPair {
+    let random = CounterRandom(seed, 99)
+    var labels: [UInt8] = []
+    var pixels: [UInt8] = []
+    for n in 0..<count {
+        let label = random.below(classes, UInt64(n))
+        labels.append(UInt8(label))
+        for i in 0..<(rows * columns) {
+            // A faint class-dependent pattern under noise, so that a model can learn it.
+            let signal = (i % classes == label) ? 120 : 0
+            pixels.append(UInt8(min(255, signal + random.below(100, UInt64(1_000_000 + n * rows * columns + i)))))
+        }
+    }
+    let images = directory.appendingPathComponent("\(name)-images.idx")
+    let labelFile = directory.appendingPathComponent("\(name)-labels.idx")
+    try writeIDX(pixels, dimensions: [count, rows, columns], to: images)
+    try writeIDX(labels, dimensions: [count], to: labelFile)
+    return IDXPair(images: images.path, labels: labelFile.path)
+}
