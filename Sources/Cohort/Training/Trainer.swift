@@ -21,6 +21,9 @@ public final class Trainer {
     public let config: TrainingConfig
     public let communicator: Communicator
     private let log: (String) -> Void
+    /// Ends the run after this many steps (with a checkpoint) as if it had been interrupted there:
+    /// the schedule still spans the configured run.
+    public var stopAfterStep: Int?
 
     /// `log` receives progress lines; only the coordinator's are printed.
     public init(config: TrainingConfig, communicator: Communicator, log: @escaping (String) -> Void) {
@@ -102,8 +105,14 @@ public final class Trainer {
                            plan.epoch(ofStep: step) + 1, result.loss, result.accuracy, result.samples, world))
             }
             let every = config.checkpoint.everySteps
-            if (every > 0 && done % every == 0) || done == totalSteps {
+            let stopping = done == stopAfterStep
+            if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize, store: store)
+            }
+            if stopping {
+                log("stopped at step \(done) of \(totalSteps); continue with --resume auto")
+                return TrainingSummary(steps: done, lastLoss: lastLoss, test: nil, checkpoint: lastCheckpoint,
+                                       seconds: Date().timeIntervalSince(started))
             }
         }
         if startStep >= totalSteps {

@@ -1,0 +1,175 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+final class CheckpointTests: XCTestCase {
+    /// A small run with everything a checkpoint must carry: batch norm, dropout, shuffle, momentum,
+    /// a schedule, and 5 steps per epoch so that runs cross epoch boundaries.
+    func smallRun(in directory: URL, maxSteps: Int) throws -> TrainingConfig {
+        let pair = try writeSyntheticData(in: directory, name: "train", count: 50, rows: 6, columns: 6, classes: 4, seed: 3)
+        var config = try ConfigLoader.parse("""
+            seed: 11
+            data: {train: {images: \(pair.images), labels: \(pair.labels)}, shuffle: true}
+            model:
+              input: [1, 6, 6]
+              layers:
+                - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+                - batchnorm: {}
+                - relu: {}
+                - maxpool2d: {kernel_size: 2}
+                - flatten: {}
+                - dense: {out_features: 12}
+                - batchnorm: {}
+                - relu: {}
+                - dropout: {p: 0.3}
+                - dense: {out_features: 4}
+            optimizer: {name: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.001, schedule: {name: cosine, warmup_steps: 2}}
+            train: {batch_size: 10, max_steps: \(maxSteps)}
+            checkpoint: {dir: \(directory.appendingPathComponent("run").path), every_steps: 3}
+            """, file: "inline.yaml")
+        config.checkpoint.keep = 10
+        return config
+    }
+
+    func train(_ config: TrainingConfig, resume: ResumeMode = .fresh, stopAfter: Int? = nil) throws -> TrainingSummary {
+        let trainer = Trainer(config: config, communicator: SoloCommunicator(), log: { _ in })
+        trainer.stopAfterStep = stopAfter
+        return try trainer.run(resume: resume)
+    }
+
+    func modelFile(_ directory: URL, step: Int) throws -> Data {
+        try Data(contentsOf: directory.appendingPathComponent("run/checkpoints/\(step)/model.safetensors"))
+    }
+
+    /// 13 steps straight against 7 steps, a stop, and --resume auto: the same bytes, with the
+    /// cosine schedule, dropout, shuffle and momentum all carried across an epoch boundary.
+    func testResumeIsBitwiseIdentical() throws {
+        let straight = try temporaryDirectory(self)
+        _ = try train(smallRun(in: straight, maxSteps: 13))
+        let interrupted = try temporaryDirectory(self)
+        _ = try train(smallRun(in: interrupted, maxSteps: 13), stopAfter: 7)
+        XCTAssertEqual(try CheckpointStore(runDirectory: interrupted.appendingPathComponent("run").path, keep: 3).latestDirectory()?.lastPathComponent, "7")
+        _ = try train(smallRun(in: interrupted, maxSteps: 13), resume: .auto)
+        XCTAssertEqual(try modelFile(straight, step: 13), try modelFile(interrupted, step: 13), "resumed weights differ from an uninterrupted run")
+        XCTAssertNotEqual(try modelFile(straight, step: 13), try modelFile(straight, step: 6), "training did not change the weights")
+    }
+
+    /// A finished run extended to more steps continues where it ended (constant rate: the schedule does not depend on the length).
+    func testAFinishedRunCanBeExtended() throws {
+        func constantRate(_ config: TrainingConfig) -> TrainingConfig {
+            var config = config
+            config.optimizer.schedule = ScheduleConfig()
+            return config
+        }
+        let straight = try temporaryDirectory(self)
+        _ = try train(constantRate(smallRun(in: straight, maxSteps: 11)))
+        let extended = try temporaryDirectory(self)
+        _ = try train(constantRate(smallRun(in: extended, maxSteps: 5)))
+        _ = try train(constantRate(smallRun(in: extended, maxSteps: 11)), resume: .auto)
+        XCTAssertEqual(try modelFile(straight, step: 11), try modelFile(extended, step: 11))
+    }
+
+    func testResumeFromAnExplicitDirectoryContinuesFromItsStep() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 6))
+        let config = try smallRun(in: directory, maxSteps: 9)
+        _ = try train(config, resume: .directory(directory.appendingPathComponent("run/checkpoints/3").path))
+        let text = try String(contentsOf: directory.appendingPathComponent("run/checkpoints/latest"), encoding: .utf8)
+        XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), "9")
+    }
+
+    func testResumeAutoWithoutCheckpointStartsFresh() throws {
+        let directory = try temporaryDirectory(self)
+        let summary = try train(smallRun(in: directory, maxSteps: 3), resume: .auto)
+        XCTAssertEqual(summary.steps, 3)
+    }
+
+    func testResumeFromMissingDirectoryNamesIt() throws {
+        let directory = try temporaryDirectory(self)
+        XCTAssertThrowsError(try train(smallRun(in: directory, maxSteps: 3), resume: .directory("/nonexistent/ckpt"))) { error in
+            XCTAssertTrue("\(error)".contains("/nonexistent/ckpt"))
+        }
+    }
+
+    func testKeepRemovesOlderCheckpointsOnlyAfterTheNewOne() throws {
+        let directory = try temporaryDirectory(self)
+        var config = try smallRun(in: directory, maxSteps: 13)
+        config.checkpoint.keep = 2
+        _ = try train(config)
+        let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: 2)
+        XCTAssertEqual(store.completeSteps().sorted(), [12, 13])
+        XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "13")
+    }
+
+    func testAFlippedByteInAnyCheckpointFileIsCaughtAndNamed() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 3))
+        let checkpoint = directory.appendingPathComponent("run/checkpoints/3")
+        for name in [TrainingCheckpoint.modelFile, TrainingCheckpoint.optimizerFile, TrainingCheckpoint.progressFile] {
+            let url = checkpoint.appendingPathComponent(name)
+            let original = try Data(contentsOf: url)
+            var damaged = original
+            damaged[damaged.count / 2] ^= 0x40
+            try damaged.write(to: url)
+            XCTAssertThrowsError(try CheckpointStore.readVerified(checkpoint)) { error in
+                XCTAssertTrue("\(error)".contains(name) && "\(error)".contains("checksum"), "\(error)")
+            }
+            try original.write(to: url)
+        }
+        XCTAssertNoThrow(try CheckpointStore.readVerified(checkpoint))
+    }
+
+    func testSafeTensorsRoundTrip() throws {
+        let tensors: [(String, SafeTensors.Tensor)] = [
+            ("0.weight", .init(floats: [1, -2, 3.5, 4, 5, 6], shape: [2, 3])),
+            ("1.num_batches_tracked", .init(int64: [42], shape: [])),
+        ]
+        let data = try SafeTensors.encode(tensors, metadata: ["format": "pt"])
+        let headerLength = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        XCTAssertEqual((8 + Int(headerLength)) % 8, 0, "data must start 8-byte aligned")
+        let decoded = try SafeTensors.decode(data, name: "t")
+        XCTAssertEqual(decoded.tensors["0.weight"]?.floats(), [1, -2, 3.5, 4, 5, 6])
+        XCTAssertEqual(decoded.tensors["0.weight"]?.shape, [2, 3])
+        XCTAssertEqual(decoded.tensors["1.num_batches_tracked"]?.int64s(), [42])
+        XCTAssertEqual(decoded.metadata["format"], "pt")
+        XCTAssertThrowsError(try SafeTensors.decode(Data("not safetensors".utf8), name: "bad.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("bad.safetensors: not a valid safetensors file"))
+        }
+    }
+
+    func testStateDictWithWrongTensorsIsRefusedNamingTheTensor() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model: {input: [4], layers: [{dense: {out_features: 3}}, {batchnorm: {}}]}
+            train: {batch_size: 2, max_steps: 1}
+            """, file: "c.yaml")
+        let model = try Model<Float>(config.model)
+        var tensors = Dictionary(uniqueKeysWithValues: model.exportStateDict())
+        XCTAssertEqual(Set(tensors.keys), ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"])
+        XCTAssertNoThrow(try model.importStateDict(tensors, source: "w.safetensors"))
+        var wrong = tensors
+        wrong["0.weight"] = .init(floats: [Float](repeating: 0, count: 8), shape: [2, 4])
+        XCTAssertThrowsError(try model.importStateDict(wrong, source: "w.safetensors")) { error in
+            XCTAssertEqual("\(error)", "w.safetensors: tensor '0.weight' has shape [2, 4], the model needs [3, 4]")
+        }
+        tensors["2.weight"] = .init(floats: [1], shape: [1])
+        XCTAssertThrowsError(try model.importStateDict(tensors, source: "w.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("tensor '2.weight' is not in this model"))
+        }
+        tensors["2.weight"] = nil
+        tensors["1.running_var"] = nil
+        XCTAssertThrowsError(try model.importStateDict(tensors, source: "w.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("tensor '1.running_var' is missing"))
+        }
+    }
+
+    func testUnwritableCheckpointDirectoryIsAnError() throws {
+        let directory = try temporaryDirectory(self)
+        let blocker = directory.appendingPathComponent("file")
+        try Data("x".utf8).write(to: blocker)
+        let store = CheckpointStore(runDirectory: blocker.appendingPathComponent("run").path, keep: 1)
+        XCTAssertThrowsError(try store.write(step: 1, files: [("a", Data([1]))])) { error in
+            XCTAssertTrue("\(error)".contains("cannot create the checkpoint directory"), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+"""Loads a Cohort checkpoint into the same nn.Sequential in PyTorch and evaluates it on data.test.
+
+Usage: python load_checkpoint.py CONFIG.yaml CHECKPOINT_DIR    (needs torch, numpy, safetensors, pyyaml)
+
+Builds the model from the config's layer list, loads model.safetensors with
+`safetensors.torch.load_file` + `load_state_dict(strict=True)`, and prints the test loss and accuracy
+in inference mode: the same figures `cohort eval CONFIG --checkpoint DIR` prints.
+"""
+import gzip, os, struct, sys
+import numpy as np, torch, torch.nn as nn, yaml
+from safetensors.torch import load_file
+
+
+def read_idx(path):
+    opener = gzip.open if open(path, "rb").read(2) == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    nd = data[3]
+    dims = struct.unpack(">" + "I" * nd, data[4:4 + 4 * nd])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def resolve(path, base):
+    beside = os.path.join(base, path)
+    return beside if not os.path.isabs(path) and os.path.exists(beside) else path
+
+
+def build(config):
+    shape = list(config["model"]["input"])
+    layers = []
+    for entry in config["model"]["layers"]:
+        (name, opts), = entry.items() if isinstance(entry, dict) else [(entry, {})]
+        opts = opts or {}
+        if name == "conv2d":
+            layers.append(nn.Conv2d(shape[0], opts["out_channels"], opts["kernel_size"], opts.get("stride", 1),
+                                    opts.get("padding", 0), bias=opts.get("bias", True)))
+        elif name in ("dense", "linear"):
+            layers.append(nn.Linear(shape[0], opts["out_features"], bias=opts.get("bias", True)))
+        elif name == "batchnorm":
+            cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            layers.append(cls(shape[0], eps=opts.get("eps", 1e-5), momentum=opts.get("momentum", 0.1)))
+        elif name == "dropout":
+            layers.append(nn.Dropout(opts.get("p", 0.5)))
+        elif name in ("relu", "sigmoid", "tanh"):
+            layers.append({"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]())
+        elif name in ("maxpool2d", "avgpool2d"):
+            cls = nn.MaxPool2d if name == "maxpool2d" else nn.AvgPool2d
+            layers.append(cls(opts["kernel_size"], opts.get("stride", opts["kernel_size"]), opts.get("padding", 0)))
+        elif name == "flatten":
+            layers.append(nn.Flatten())
+        else:
+            raise SystemExit(f"layer {name} is not handled by this script")
+        with torch.no_grad():
+            shape = list(nn.Sequential(*layers).eval()(torch.zeros(1, *config["model"]["input"])).shape[1:])
+    return nn.Sequential(*layers)
+
+
+def main():
+    config_path, checkpoint = sys.argv[1], sys.argv[2]
+    config = yaml.safe_load(open(config_path))
+    base = os.path.dirname(os.path.abspath(config_path))
+    model = build(config)
+    model.load_state_dict(load_file(os.path.join(checkpoint, "model.safetensors")), strict=True)
+    model.eval()
+    scale = config["data"].get("scale", 1 / 255)
+    test = config["data"]["test"]
+    x = torch.tensor(read_idx(resolve(test["images"], base)).astype(np.float32) * np.float32(scale))
+    x = x.reshape(len(x), *config["model"]["input"])
+    y = torch.tensor(read_idx(resolve(test["labels"], base)).astype(np.int64))
+    with torch.no_grad():
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y).item()
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+    print(f"pytorch: test loss {loss:.4f} accuracy {accuracy:.4f} ({len(y)} samples), strict load of {len(model.state_dict())} tensors")
+
+
+if __name__ == "__main__":
+    main()
