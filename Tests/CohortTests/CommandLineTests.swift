@@ -4,17 +4,9 @@ import XCTest
 
 /// The `cohort` binary as users run it.
 final class CommandLineTests: XCTestCase {
-    var binary: URL {
-        get throws {
-            let candidates = [Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-                .map { $0.appendingPathComponent("cohort") }
-            return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "cohort binary not built")
-        }
-    }
-
     func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
-        process.executableURL = try binary
+        process.executableURL = try cohortBinary()
         process.arguments = arguments
         process.currentDirectoryURL = directory
         let out = Pipe(), err = Pipe()

@@ -49,3 +49,10 @@ func writeSyntheticData(in directory: URL, name: String, count: Int, rows: Int, 
     try writeIDX(labels, dimensions: [count], to: labelFile)
     return IDXPair(images: images.path, labels: labelFile.path)
 }
+
+/// The `cohort` executable that `swift build` put beside the test bundle.
+func cohortBinary() throws -> URL {
+    let candidates = [Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        .map { $0.appendingPathComponent("cohort") }
+    return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "cohort binary not built")
+}
