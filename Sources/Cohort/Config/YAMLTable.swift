@@ -105,6 +105,11 @@ struct YAMLTable {
         }
     }
 
+    /// A required key that is absent.
+    func missing(_ key: String, _ what: String) -> CohortError {
+        YAMLTable.error(file, child(path, key), "missing: \(what)", nil)
+    }
+
     func fail(_ key: String, _ message: String, _ mark: Mark? = nil) -> CohortError {
         YAMLTable.error(file, child(path, key), message, mark ?? self.mark)
     }

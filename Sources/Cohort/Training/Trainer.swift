@@ -14,6 +14,10 @@ public struct TrainingSummary: Sendable {
     public var test: Evaluator.Result?
     public var checkpoint: String?
     public var seconds: Double
+    /// Whether a stop signal ended the run early (after a checkpoint).
+    public var interrupted = false
+    /// The signal this process received (0 when it went to another worker).
+    public var signal: Int32 = 0
 }
 
 /// A training run from a config: data, model, optimizer, the loop, checkpoints and the final evaluation.
@@ -34,6 +38,7 @@ public final class Trainer {
 
     public func run(resume: ResumeMode) throws -> TrainingSummary {
         let started = Date()
+        try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let model = try Model<Float>(config.model)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
@@ -84,8 +89,8 @@ public final class Trainer {
             let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
             train.gather(indices, into: model.input, labels: stepper.labels.pointer)
             let lr = schedule.rate(at: step)
-            let (loss, accuracy) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
-                                                   firstSampleIndex: first, lr: lr)
+            let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
+                                                                  firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)
             lastLoss = loss
             windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1
             let done = step + 1
@@ -105,14 +110,15 @@ public final class Trainer {
                            plan.epoch(ofStep: step) + 1, result.loss, result.accuracy, result.samples, world))
             }
             let every = config.checkpoint.everySteps
-            let stopping = done == stopAfterStep
+            let stopping = done == stopAfterStep || stopRequested
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize, store: store)
             }
-            if stopping {
-                log("stopped at step \(done) of \(totalSteps); continue with --resume auto")
+            if stopping && done < totalSteps {
+                log("stopped at step \(done) of \(totalSteps) world=\(world)")
                 return TrainingSummary(steps: done, lastLoss: lastLoss, test: nil, checkpoint: lastCheckpoint,
-                                       seconds: Date().timeIntervalSince(started))
+                                       seconds: Date().timeIntervalSince(started),
+                                       interrupted: stopRequested, signal: StopSignal.received)
             }
         }
         if startStep >= totalSteps {
