@@ -12,23 +12,38 @@ cohort_bin() {
     echo "$bin"
 }
 
-# run_mpirun ARGS...: runs mpirun with ARGS, the user's COHORT_MPIRUN_ARGS appended before the binary
-# by the caller. SIGTERM and SIGINT are passed on to mpirun, which hands them to every worker: they
-# stop at the same step and checkpoint it (exit 75).
+# run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM and SIGINT are passed on to mpirun, which hands
+# them to every worker: they stop at the same step and checkpoint it (exit 75). Once a worker has
+# reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
+# and it waits on TCP retransmissions) it is ended here.
 run_mpirun() {
-    local stopped=0 status
+    local stopped=0 status grace=15 flag
+    flag=$(mktemp)
+    rm -f "$flag"
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    mpirun "$@" &
+    mpirun "$@" 2> >(while IFS= read -r line; do
+                         printf '%s\n' "$line" >&2
+                         case $line in error:*) touch "$flag" ;; esac
+                     done) &
     local pid=$!
     trap 'stopped=1; kill -TERM "$pid" 2>/dev/null' TERM INT
-    while true; do
-        wait "$pid" && status=0 || status=$?
-        kill -0 "$pid" 2>/dev/null || break
+    local waited=0
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ -e "$flag" ]; then
+            waited=$((waited + 1))
+            if [ "$waited" -ge "$grace" ]; then kill -KILL "$pid" 2>/dev/null; fi
+        fi
     done
+    { wait "$pid"; } 2>/dev/null && status=0 || status=$?
     trap - TERM INT
+    if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     if [ "$stopped" = 1 ]; then exit 75; fi
-    if [ "$status" -gt 128 ]; then
+    if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
+        exit 1
+    elif [ "$status" -gt 127 ]; then
+        echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2
         exit 1
     fi
     exit "$status"
