@@ -78,6 +78,7 @@ public final class Trainer {
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal)
+        stepper.clipGradNorm = config.train.clipGradNorm
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
