@@ -209,20 +209,49 @@ public enum ConfigLoader {
         return result
     }
 
+    /// `optimizer:`: `name` picks the optimizer, which takes only its own keys (`OptimizerName.keys`)
+    /// besides `lr` and `schedule`; what is not given is PyTorch's default.
     private static func readOptimizer(_ table: inout YAMLTable) throws -> OptimizerConfig {
-        var optimizer = OptimizerConfig()
-        optimizer.name = try table.string("name") ?? "sgd"
-        guard optimizer.name == "sgd" else {
-            throw table.fail("name", "unknown optimizer '\(optimizer.name)' (expected sgd)")
+        let given = try table.string("name") ?? "sgd"
+        guard let name = OptimizerName(rawValue: given) else {
+            let names = OptimizerName.allCases.map(\.rawValue).joined(separator: ", ")
+            throw table.fail("name", "unknown optimizer '\(given)' (expected one of \(names))")
+        }
+        let own = Set(name.keys + ["name", "lr", "schedule"])
+        for key in table.keys where !own.contains(key) {
+            let owners = OptimizerName.allCases.filter { $0.keys.contains(key) }.map(\.rawValue)
+            guard !owners.isEmpty else { continue }
+            let mark = table.node(key)?.mark
+            throw table.fail(key, "\(name.rawValue) has no such setting (\(owners.joined(separator: " and ")) \(owners.count == 1 ? "has" : "have") it); \(name.rawValue) takes lr, \(name.keys.joined(separator: ", ")) and schedule", mark)
         }
         guard let lr = try table.double("lr", { $0 > 0 }, expected: "> 0") else { throw table.missing("lr", "the learning rate") }
-        optimizer.lr = lr
-        optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
-        optimizer.dampening = try table.double("dampening", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0
-        optimizer.nesterov = try table.bool("nesterov") ?? false
-        optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? 0
-        if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
-            throw table.fail("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as in PyTorch)")
+        var optimizer = OptimizerConfig.defaults(for: name, lr: lr)
+        optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? optimizer.weightDecay
+        optimizer.eps = try table.double("eps", { $0 > 0 }, expected: "> 0") ?? optimizer.eps
+        switch name {
+        case .sgd:
+            optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.dampening = try table.double("dampening", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0
+            optimizer.nesterov = try table.bool("nesterov") ?? false
+            if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
+                throw table.fail("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as in PyTorch)")
+            }
+        case .adam, .adamw:
+            if let betas = try table.doubleList("betas") {
+                guard betas.count == 2 else { throw table.fail("betas", "expected two numbers [beta1, beta2], got \(betas.count)") }
+                guard betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
+                    throw table.fail("betas", "each must be in [0, 1), got [\(betas.map { String($0) }.joined(separator: ", "))]")
+                }
+                (optimizer.beta1, optimizer.beta2) = (betas[0], betas[1])
+            }
+            optimizer.amsgrad = try table.bool("amsgrad") ?? false
+        case .rmsprop:
+            optimizer.alpha = try table.double("alpha", { $0 >= 0 && $0 < 1 }, expected: "in [0, 1)") ?? optimizer.alpha
+            optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.centered = try table.bool("centered") ?? false
+        case .adagrad:
+            optimizer.lrDecay = try table.double("lr_decay", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.initialAccumulatorValue = try table.double("initial_accumulator_value", { $0 >= 0 }, expected: ">= 0") ?? 0
         }
         if var schedule = try table.table("schedule") {
             optimizer.schedule = try readSchedule(&schedule)
@@ -271,6 +300,7 @@ public enum ConfigLoader {
         train.loss = try table.string("loss") ?? "cross_entropy"
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
+        train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
         try table.finish()
         return train
     }

@@ -98,6 +98,19 @@ struct YAMLTable {
         }
     }
 
+    mutating func doubleList(_ key: String) throws -> [Double]? {
+        guard let node = node(key) else { return nil }
+        guard case .sequence(let sequence) = node else {
+            throw fail(key, "expected a list of numbers, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return try sequence.map { element in
+            guard case .scalar = element, let value = element.float ?? element.int.map(Double.init), value.isFinite else {
+                throw fail(key, "expected a list of numbers, got \(YAMLTable.describe(element)) in it", element.mark)
+            }
+            return value
+        }
+    }
+
     /// Reports the first key that nobody read.
     func finish() throws {
         if let unknown = entries.first(where: { !readKeys.contains($0.key) }) {

@@ -60,6 +60,7 @@ public final class Trainer {
         guard batchSize >= world else {
             throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
         }
+        try checkBatchNormStatistics(model, batchSize: batchSize, world: world)
         var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
@@ -78,6 +79,7 @@ public final class Trainer {
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal)
+        stepper.clipGradNorm = config.train.clipGradNorm
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
@@ -130,6 +132,18 @@ public final class Trainer {
         }
         return TrainingSummary(steps: totalSteps, lastLoss: lastLoss, test: result, checkpoint: lastCheckpoint,
                                seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
+    /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
+    /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
+    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
+        for (index, layer) in model.layers.enumerated() {
+            guard let norm = layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
+            let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
+            guard samples < 2 else { continue }
+            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+        }
     }
 
     private func checkpointToResume(_ resume: ResumeMode, store: CheckpointStore) throws -> URL? {

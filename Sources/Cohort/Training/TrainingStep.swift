@@ -1,5 +1,6 @@
 /// One step of data-parallel training: forward and backward of this worker's slice, one allreduce
-/// of the flat gradient, the optimizer's update. Everything it touches is allocated up front.
+/// of the flat gradient, optional clipping by its norm, the optimizer's update. Everything it
+/// touches is allocated up front.
 public final class TrainingStep {
     public let model: Model<Float>
     public let optimizer: Optimizer
@@ -7,6 +8,8 @@ public final class TrainingStep {
     public let seed: UInt64
     /// Labels of the local slice: `[N]`.
     public let labels: Buffer<Int32>
+    /// Clip the summed gradient to this global L2 norm before the update (`train.clip_grad_norm`).
+    public var clipGradNorm: Double?
     /// Loss sum, correct count and stop requests of the step, summed over workers.
     private let totals = Buffer<Double>(count: 3)
 
@@ -43,6 +46,7 @@ public final class TrainingStep {
         guard loss.isFinite else {
             throw CohortError("step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)")
         }
+        if let clipGradNorm { clipGradientNorm(model.gradients.pointer, count: model.gradients.count, maxNorm: clipGradNorm) }
         optimizer.step(parameters: model.parameters.pointer, gradients: model.gradients.pointer,
                        count: model.parameters.count, lr: Float(lr))
         return (loss, totals.pointer[1] / Double(globalBatch), totals.pointer[2] > 0)
