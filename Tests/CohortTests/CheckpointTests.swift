@@ -54,6 +54,26 @@ final class CheckpointTests: XCTestCase {
         XCTAssertNotEqual(try modelFile(straight, step: 13), try modelFile(straight, step: 6), "training did not change the weights")
     }
 
+    /// The same with Adam (AMSGrad, weight decay): its moments and step count travel in the checkpoint.
+    func testResumeWithAdamIsBitwiseIdentical() throws {
+        func adam(_ config: TrainingConfig) -> TrainingConfig {
+            var config = config
+            let schedule = config.optimizer.schedule
+            config.optimizer = OptimizerConfig.defaults(for: .adam, lr: 0.01)
+            config.optimizer.amsgrad = true
+            config.optimizer.weightDecay = 1e-3
+            config.optimizer.schedule = schedule
+            return config
+        }
+        let straight = try temporaryDirectory(self)
+        _ = try train(adam(smallRun(in: straight, maxSteps: 13)))
+        let interrupted = try temporaryDirectory(self)
+        _ = try train(adam(smallRun(in: interrupted, maxSteps: 13)), stopAfter: 7)
+        _ = try train(adam(smallRun(in: interrupted, maxSteps: 13)), resume: .auto)
+        XCTAssertEqual(try modelFile(straight, step: 13), try modelFile(interrupted, step: 13))
+        XCTAssertNotEqual(try modelFile(straight, step: 13), try modelFile(straight, step: 6))
+    }
+
     /// A finished run extended to more steps continues where it ended (constant rate: the schedule does not depend on the length).
     func testAFinishedRunCanBeExtended() throws {
         func constantRate(_ config: TrainingConfig) -> TrainingConfig {
