@@ -16,6 +16,11 @@ struct CohortCommand: ParsableCommand {
               cohort bench cnn --json
             """,
         subcommands: [Train.self, Eval.self, Bench.self])
+
+    static func main() {
+        BLASKernels.selectFastKernels()
+        main(nil)
+    }
 }
 
 /// The exit status of a run that a signal stopped after writing its checkpoint (EX_TEMPFAIL: try again).

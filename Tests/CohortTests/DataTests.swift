@@ -109,3 +109,17 @@ final class DataTests: XCTestCase {
         XCTAssertNotEqual(whole, other)
     }
 }
+
+final class BLASKernelTests: XCTestCase {
+    /// The processor of workloads.md's machine B (AVX-512, detected as Prescott) gets SkylakeX kernels;
+    /// kernels that already fit are kept; a CPU without AVX2 keeps what OpenBLAS chose.
+    func testSlowKernelsAreReplacedOnlyWhereTheCPUCanDoBetter() {
+        let avx512: Set = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]
+        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpuFlags: avx512), "SkylakeX")
+        XCTAssertEqual(BLASKernels.betterCore(current: "Haswell", cpuFlags: avx512), "SkylakeX")
+        XCTAssertNil(BLASKernels.betterCore(current: "Cooperlake", cpuFlags: avx512))
+        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpuFlags: ["avx", "avx2", "fma"]), "Haswell")
+        XCTAssertNil(BLASKernels.betterCore(current: "Zen", cpuFlags: ["avx", "avx2", "fma"]))
+        XCTAssertNil(BLASKernels.betterCore(current: "Prescott", cpuFlags: ["sse4_2", "avx"]))
+    }
+}
