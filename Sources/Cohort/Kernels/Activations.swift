@@ -19,16 +19,15 @@ public func reluBackward<T: Scalar>(
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func sigmoidForward<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, count: Int) {
-    for i in 0..<count {
-        // Written for both signs so that exp never overflows.
-        let v = x[i]
-        if v >= 0 {
-            y[i] = 1 / (1 + T.exp(-v))
-        } else {
-            let e = T.exp(v)
-            y[i] = e / (1 + e)
-        }
-    }
+    for i in 0..<count { y[i] = sigmoid(x[i]) }
+}
+
+/// σ(v) = 1 / (1 + e^-v), written for both signs so that exp never overflows.
+@inline(__always)
+func sigmoid<T: Scalar>(_ v: T) -> T {
+    if v >= 0 { return 1 / (1 + T.exp(-v)) }
+    let e = T.exp(v)
+    return e / (1 + e)
 }
 
 /// dx = dy * y * (1 - y).
