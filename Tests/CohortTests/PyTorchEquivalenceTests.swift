@@ -3,7 +3,7 @@ import XCTest
 @testable import Cohort
 
 /// Cohort's trainer against PyTorch in float64 on the same initial weights, data and batches
-/// (fixtures from `Fixtures/make_fixtures.py`): after 12 SGD steps every weight and running
+/// (fixtures from `Fixtures/make_fixtures.py`): after 12 steps every weight and running
 /// statistic agrees within 1e-4 of the tensor's largest magnitude.
 final class PyTorchEquivalenceTests: XCTestCase {
     func trainFixture(_ name: String) throws {
@@ -32,4 +32,8 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testMLPWithNesterovAndWeightDecayMatchesPyTorch() throws { try trainFixture("mlp_nesterov") }
     func testMLPWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("mlp_dampening_cosine") }
     func testMLPWithPlainSGDAndStepScheduleMatchesPyTorch() throws { try trainFixture("mlp_plain_step") }
+    func testLSTMWithMomentumAndWeightDecayMatchesPyTorch() throws { try trainFixture("lstm_momentum") }
+    func testGRUWithNesterovMatchesPyTorch() throws { try trainFixture("gru_nesterov") }
+    func testRNNWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("rnn_dampening_cosine") }
+    func testStackedLSTMSequencesIntoReLURNNMatchesPyTorch() throws { try trainFixture("lstm_rnn_relu_stacked") }
 }

@@ -1,16 +1,19 @@
 """Generates the PyTorch reference fixtures that CohortTests load (no torch needed to run the tests).
 
-Each case is a small model trained for 12 SGD steps in float64 by PyTorch, from float32 initial
-weights, on uint8 "images" scaled by 1/255 in float32 (exactly what Cohort's data loader computes):
+Each case is a small model trained for 12 steps (SGD unless the case names another optimizer) in
+float64 by PyTorch, from float32 initial weights, on uint8 "images" scaled by 1/255 in float32
+(exactly what Cohort's data loader computes):
 
     <case>.yaml                   the Cohort config (shuffle off, init.from the initial weights)
     <case>-images.idx, -labels.idx the data, uncompressed IDX
     <case>-init.safetensors       the initial state dict (float32; num_batches_tracked int64)
     <case>-expected.safetensors   the state dict after training, computed in float64, stored as float64
 
-Run from anywhere:  python3 Tests/CohortTests/Fixtures/make_fixtures.py   (needs torch, numpy, safetensors)
+Run from anywhere:  python3 Tests/CohortTests/Fixtures/make_fixtures.py [CASE ...]   (needs torch, numpy,
+safetensors); without names it writes every case. Each case has its own seed, so adding one leaves
+the others' files byte-identical.
 """
-import math, os, struct
+import math, os, struct, sys
 import numpy as np
 import torch, torch.nn as nn
 from safetensors.torch import save_file
@@ -53,6 +56,47 @@ MLP_LAYERS = """    - flatten: {}
     - dense: {out_features: 10}"""
 
 
+def recurrent(cls, *args, last=True, **kwargs):
+    """nn.LSTM, nn.GRU or nn.RNN (batch_first) returning only its output: every step's [N, T, H], or with
+    `last` the last step's [N, H], as Cohort's layer without and with return_sequences. A subclass,
+    so that inside nn.Sequential its tensors keep PyTorch's names (`0.weight_ih_l0`, ...)."""
+    class Recurrent(cls):
+        def forward(self, x):
+            out = super().forward(x)[0]
+            return out[:, -1] if last else out
+    return Recurrent(*args, batch_first=True, **kwargs)
+
+
+def lstm_head():
+    return nn.Sequential(recurrent(nn.LSTM, 5, 8), nn.Linear(8, 10))
+
+LSTM_LAYERS = """    - lstm: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def gru_head():
+    return nn.Sequential(recurrent(nn.GRU, 4, 8), nn.Linear(8, 10))
+
+GRU_LAYERS = """    - gru: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def rnn_head():
+    return nn.Sequential(recurrent(nn.RNN, 5, 8), nn.Linear(8, 10))
+
+RNN_LAYERS = """    - rnn: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def stacked():
+    return nn.Sequential(recurrent(nn.LSTM, 5, 6, bias=False, last=False),
+                         recurrent(nn.RNN, 6, 5, nonlinearity="relu"), nn.Linear(5, 10))
+
+STACKED_LAYERS = """    - lstm: {hidden_size: 6, return_sequences: true, bias: false}
+    - rnn: {hidden_size: 5, nonlinearity: relu}
+    - dense: {out_features: 10}"""
+
+
 def lr_factor(schedule, step):
     """Cohort's schedule: linear warm-up, then constant, step or cosine over the remaining steps."""
     warmup = schedule.get("warmup_steps", 0)
@@ -84,6 +128,24 @@ CASES = {
 }
 
 
+# Recurrent layers with a dense head, inputs [T, F]. An `optimizer` key (default sgd) names the
+# torch.optim class and Cohort's optimizer.name; `opt` holds both's keyword arguments.
+RECURRENT_CASES = {
+    "lstm_momentum": dict(build=lstm_head, layers=LSTM_LAYERS, input=[7, 5], seed=200,
+                          opt=dict(lr=0.5, momentum=0.9, weight_decay=1e-3), schedule=None),
+    "gru_nesterov": dict(build=gru_head, layers=GRU_LAYERS, input=[6, 4], seed=201,
+                         opt=dict(lr=0.5, momentum=0.9, nesterov=True), schedule=None),
+    "rnn_dampening_cosine": dict(build=rnn_head, layers=RNN_LAYERS, input=[7, 5], seed=202,
+                                 opt=dict(lr=0.2, momentum=0.9, dampening=0.2),
+                                 schedule=dict(name="cosine", warmup_steps=2)),
+    "lstm_rnn_relu_stacked": dict(build=stacked, layers=STACKED_LAYERS, input=[6, 5], seed=203,
+                                  opt=dict(lr=0.3, momentum=0.9), schedule=None),
+}
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
+
+
 def write_idx(path, array):
     with open(path, "wb") as f:
         f.write(struct.pack(">I", 0x0800 | array.ndim))
@@ -93,7 +155,11 @@ def write_idx(path, array):
 
 def yaml_config(name, case):
     opt = case["opt"]
-    keys = "".join(f"\n  {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in opt.items())
+    def value(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (tuple, list)) else v
+    keys = "".join(f"\n  {k}: {value(v)}" for k, v in opt.items())
     schedule = case["schedule"]
     sched = ""
     if schedule:
@@ -109,7 +175,7 @@ model:
 {case['layers']}
   init: {{from: {name}-init.safetensors}}
 optimizer:
-  name: sgd{keys}{sched}
+  name: {case.get("optimizer", "sgd")}{keys}{sched}
 train:
   batch_size: {BATCH}
   max_steps: {STEPS}
@@ -133,8 +199,9 @@ def make(name, case, seed):
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and "bn" in case:
             m.momentum, m.eps = case["bn"]["momentum"], case["bn"]["eps"]
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-init.safetensors"))
+    initial = {k: v.double().clone() for k, v in model.state_dict().items()}
     model = model.double().train()
-    opt = torch.optim.SGD(model.parameters(), **case["opt"])
+    opt = OPTIMIZERS[case.get("optimizer", "sgd")](model.parameters(), **case["opt"])
     schedule = case["schedule"] or dict(name="constant")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(schedule, s))
     lossf = nn.CrossEntropyLoss()
@@ -149,10 +216,17 @@ def make(name, case, seed):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-expected.safetensors"))
     with open(os.path.join(HERE, f"{name}.yaml"), "w") as f:
         f.write(yaml_config(name, case))
-    print(f"{name}: final loss {loss.item():.6f}")
+    # The test's tolerance is 1e-4 of each tensor's scale: training must move every tensor much further.
+    moved = min((v.double() - initial[k]).abs().max().item() / v.double().abs().max().item()
+                for k, v in model.state_dict().items() if v.is_floating_point())
+    print(f"{name}: final loss {loss.item():.6f}, smallest change of a tensor {moved:.2e} of its scale")
 
 
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float32)
-    for i, (name, case) in enumerate(CASES.items()):
-        make(name, case, seed=100 + i)
+    every = {name: (case, 100 + i) for i, (name, case) in enumerate(CASES.items())}
+    every.update({name: (case, case["seed"]) for name, case in RECURRENT_CASES.items()})
+    for name in sys.argv[1:] or every:
+        if name not in every:
+            raise SystemExit(f"unknown case {name} (cases: {', '.join(every)})")
+        make(name, every[name][0], seed=every[name][1])
