@@ -150,6 +150,23 @@ final class RecurrentTests: XCTestCase {
         }
     }
 
+    /// The recurrent cells' tanh: close to the C library's in Float, and to rounding in Double
+    /// (the gradient checks rely on 1 - y^2 being its derivative).
+    func testFastTanhIsCloseToTanh() {
+        var worstFloat = 0.0, worstDouble = 0.0
+        for i in -200_000...200_000 {
+            let v = Double(i) * 1e-4
+            let exact = Double.tanh(v)
+            worstFloat = max(worstFloat, abs(Double(fastTanh(Float(v))) - Double.tanh(Double(Float(v)))))
+            worstDouble = max(worstDouble, abs(fastTanh(v) - exact) / max(abs(exact), 1e-300))
+        }
+        XCTAssertLessThan(worstFloat, 2e-7)
+        XCTAssertLessThan(worstDouble, 1e-12)
+        XCTAssertEqual(fastTanh(Float(100)), 1)
+        XCTAssertEqual(fastTanh(-Float.infinity), -1)
+        XCTAssertTrue(fastTanh(Float.nan).isNaN)
+    }
+
     /// The `lstm` benchmark workload: LSTM 28 -> 128 on [28, 28], last state, dense 128 -> 10.
     func testLSTMWorkloadBuilds() throws {
         let model = try Model<Float>(try Workload.lstm.model)

@@ -35,10 +35,10 @@ func lstmForwardStep<T: Scalar>(
         for j in 0..<h {
             let i = sigmoid(a[j] + biasIH[j] + biasHH[j])
             let f = sigmoid(a[h + j] + biasIH[h + j] + biasHH[h + j])
-            let g = T.tanh(a[2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j])
+            let g = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j])
             let o = sigmoid(a[3 * h + j] + biasIH[3 * h + j] + biasHH[3 * h + j])
             let c = f * previousCell[j] + i * g
-            let tc = T.tanh(c)
+            let tc = fastTanh(c)
             a[j] = i; a[h + j] = f; a[2 * h + j] = g; a[3 * h + j] = o
             tanhC[j] = tc
             if hasNext { nextCell[j] = c; nextHidden[j] = o * tc }
@@ -109,7 +109,7 @@ func gruForwardStep<T: Scalar>(
             let r = sigmoid(a[j] + biasIH[j] + m[j] + biasHH[j])
             let z = sigmoid(a[h + j] + biasIH[h + j] + m[h + j] + biasHH[h + j])
             let hn = m[2 * h + j] + biasHH[2 * h + j]
-            let c = T.tanh(a[2 * h + j] + biasIH[2 * h + j] + r * hn)
+            let c = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + r * hn)
             let state = (1 - z) * c + z * previous[j]
             a[j] = r; a[h + j] = z; a[2 * h + j] = c
             m[2 * h + j] = hn
@@ -172,7 +172,7 @@ func rnnForwardStep<T: Scalar>(
         let out = output.map { $0 + n * outputStride }
         for j in 0..<h {
             let v = a[j] + biasIH[j] + biasHH[j]
-            let state = relu ? max(v, 0) : T.tanh(v)
+            let state = relu ? max(v, 0) : fastTanh(v)
             a[j] = state
             if hasNext { next[j] = state }
             if let out { out[j] = state }
