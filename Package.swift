@@ -18,10 +18,12 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Linux calls that glibc declares only under _GNU_SOURCE.
+        .systemLibrary(name: "CPosix"),
         .target(
             name: "Cohort",
             dependencies: [
-                "CMPI", "CBLAS", "CZlib",
+                "CMPI", "CBLAS", "CZlib", "CPosix",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "RealModule", package: "swift-numerics"),
             ],

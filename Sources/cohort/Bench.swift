@@ -37,13 +37,14 @@ struct Bench: ParsableCommand {
                 throw CohortError("--batch \(batch) cannot be shared by \(communicator.worldSize) workers")
             }
             let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch, communicator: communicator)
-            guard communicator.isCoordinator else { return }
+            guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "%@ world=%d batch=%d images/s=%.1f ms/step=%.1f", result.workload, result.world,
                              result.batch, result.imagesPerSecond, result.millisecondsPerStep))
             if json {
                 printLine(String(format: "{\"workload\": \"%@\", \"world\": %d, \"batch\": %d, \"images_per_sec\": %.1f, \"ms_per_step\": %.1f}",
                                  result.workload, result.world, result.batch, result.imagesPerSecond, result.millisecondsPerStep))
             }
+            return 0
         }
     }
 }

@@ -18,16 +18,24 @@ struct CohortCommand: ParsableCommand {
         subcommands: [Train.self, Eval.self, Bench.self])
 }
 
-/// Runs a command body with MPI started, printing any error as one line and exiting 1.
-func runWorker(_ body: (MPICommunicator) throws -> Void) -> Never {
+/// The exit status of a run that a signal stopped after writing its checkpoint (EX_TEMPFAIL: try again).
+let interruptedExitStatus: Int32 = 75
+
+/// Runs a command body with MPI started and exits with the status it returns.
+///
+/// An error is printed as one line, `error: ...`, and ends the whole job with status 1. When every
+/// worker meets the same error (a bad config), rank 0's message is the one shown: other ranks give
+/// it a moment to print and end the job before they speak for themselves.
+func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     let communicator = MPICommunicator()
     configureBLASThreads(worldSize: communicator.worldSize)
     do {
-        try body(communicator)
+        let status = try body(communicator)
         communicator.finalize()
-        exit(0)
+        exit(status)
     } catch {
         let message = (error as? CohortError)?.message ?? String(describing: error)
+        if communicator.worldSize > 1 && communicator.rank != 0 { sleep(2) }
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         if communicator.worldSize > 1 { communicator.abort(code: 1) }
         communicator.finalize()
@@ -55,4 +63,8 @@ func defaultConfigPath() -> String {
 func printLine(_ line: String) {
     print(line)
     fflush(stdout)
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -46,12 +46,13 @@ struct Eval: ParsableCommand {
             }
             try model.importStateDict(SafeTensors.decode(data, name: modelPath).tensors, source: modelPath)
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
-            guard communicator.isCoordinator else { return }
+            guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
                              directory.path, result.loss, result.accuracy, result.samples))
             if json {
                 printLine(String(format: "{\"loss\": %.6f, \"accuracy\": %.6f, \"samples\": %d}", result.loss, result.accuracy, result.samples))
             }
+            return 0
         }
     }
 }

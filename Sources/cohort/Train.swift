@@ -27,14 +27,21 @@ struct Train: ParsableCommand {
         }
         runWorker { communicator in
             let config = try ConfigLoader.load(path: path)
+            communicator.timeoutSeconds = config.distributed.timeoutSeconds
+            StopSignal.install()
             let trainer = Trainer(config: config, communicator: communicator, log: printLine)
             let summary = try trainer.run(resume: resumeMode)
-            if communicator.isCoordinator {
-                var line = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)
-                if let test = summary.test { line += String(format: ", test accuracy %.4f", test.accuracy) }
-                if let checkpoint = summary.checkpoint { line += ", checkpoint \(checkpoint)" }
-                printLine(line)
+            guard communicator.isCoordinator else { return summary.interrupted ? interruptedExitStatus : 0 }
+            if summary.interrupted {
+                let cause = summary.signal != 0 ? StopSignal.name(summary.signal) : "a signal to another worker"
+                printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: cohort train \(path) --resume auto")
+                return interruptedExitStatus
             }
+            var line = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)
+            if let test = summary.test { line += String(format: ", test accuracy %.4f", test.accuracy) }
+            if let checkpoint = summary.checkpoint { line += ", checkpoint \(checkpoint)" }
+            printLine(line)
+            return 0
         }
     }
 }

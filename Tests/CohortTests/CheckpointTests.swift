@@ -54,6 +54,26 @@ final class CheckpointTests: XCTestCase {
         XCTAssertNotEqual(try modelFile(straight, step: 13), try modelFile(straight, step: 6), "training did not change the weights")
     }
 
+    /// The same with Adam (AMSGrad, weight decay): its moments and step count travel in the checkpoint.
+    func testResumeWithAdamIsBitwiseIdentical() throws {
+        func adam(_ config: TrainingConfig) -> TrainingConfig {
+            var config = config
+            let schedule = config.optimizer.schedule
+            config.optimizer = OptimizerConfig.defaults(for: .adam, lr: 0.01)
+            config.optimizer.amsgrad = true
+            config.optimizer.weightDecay = 1e-3
+            config.optimizer.schedule = schedule
+            return config
+        }
+        let straight = try temporaryDirectory(self)
+        _ = try train(adam(smallRun(in: straight, maxSteps: 13)))
+        let interrupted = try temporaryDirectory(self)
+        _ = try train(adam(smallRun(in: interrupted, maxSteps: 13)), stopAfter: 7)
+        _ = try train(adam(smallRun(in: interrupted, maxSteps: 13)), resume: .auto)
+        XCTAssertEqual(try modelFile(straight, step: 13), try modelFile(interrupted, step: 13))
+        XCTAssertNotEqual(try modelFile(straight, step: 13), try modelFile(straight, step: 6))
+    }
+
     /// A finished run extended to more steps continues where it ended (constant rate: the schedule does not depend on the length).
     func testAFinishedRunCanBeExtended() throws {
         func constantRate(_ config: TrainingConfig) -> TrainingConfig {
@@ -171,5 +191,74 @@ final class CheckpointTests: XCTestCase {
         XCTAssertThrowsError(try store.write(step: 1, files: [("a", Data([1]))])) { error in
             XCTAssertTrue("\(error)".contains("cannot create the checkpoint directory"), "\(error)")
         }
+    }
+}
+
+/// What a kill at any moment of a checkpoint write leaves behind, and a full disk.
+extension CheckpointTests {
+    func testAnInterruptedCheckpointWriteLeavesThePreviousOneUsable() throws {
+        let base = self
+        let straight = try temporaryDirectory(self)
+        _ = try base.train(base.smallRun(in: straight, maxSteps: 13))
+        let interrupted = try temporaryDirectory(self)
+        _ = try base.train(base.smallRun(in: interrupted, maxSteps: 13), stopAfter: 6)
+        let root = interrupted.appendingPathComponent("run/checkpoints")
+        // Killed while writing step 9's files: a temporary directory without its manifest.
+        let partial = root.appendingPathComponent(".tmp-9-4242")
+        try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 100).write(to: partial.appendingPathComponent("model.safetensors"))
+        // Killed while replacing `latest`: its temporary holds the new step, `latest` the old one.
+        try Data("9\n".utf8).write(to: root.appendingPathComponent(".latest.tmp"))
+        XCTAssertEqual(try CheckpointStore(runDirectory: interrupted.appendingPathComponent("run").path, keep: 10).latestDirectory()?.lastPathComponent, "6")
+        _ = try base.train(base.smallRun(in: interrupted, maxSteps: 13), resume: .auto)
+        XCTAssertEqual(try base.modelFile(straight, step: 13), try base.modelFile(interrupted, step: 13))
+    }
+
+    /// Resuming from an older checkpoint rewrites later steps in place, and `latest` never names a missing one.
+    func testRewritingAnExistingStepKeepsEveryCheckpointComplete() throws {
+        let base = self
+        let directory = try temporaryDirectory(self)
+        _ = try base.train(base.smallRun(in: directory, maxSteps: 13))
+        let before = try base.modelFile(directory, step: 9)
+        _ = try base.train(base.smallRun(in: directory, maxSteps: 13), resume: .directory(directory.appendingPathComponent("run/checkpoints/3").path))
+        XCTAssertEqual(try base.modelFile(directory, step: 9), before, "a deterministic rerun rewrites the same bytes")
+        let store = CheckpointStore(runDirectory: directory.appendingPathComponent("run").path, keep: 10)
+        XCTAssertEqual(store.completeSteps().sorted(), [3, 6, 9, 12, 13])
+        XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "13")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: store.root.path).contains { $0.hasPrefix(".tmp") })
+    }
+
+    /// A full disk stops the run with an error naming the checkpoint directory; the previous checkpoint stays whole.
+    func testAFullDiskIsAnErrorThatKeepsThePreviousCheckpoint() throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root; CI runs as root") }
+        let base = self
+        let directory = try temporaryDirectory(self)
+        let disk = directory.appendingPathComponent("disk")
+        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=28k", "tmpfs", disk.path]
+        try mount.run()
+        mount.waitUntilExit()
+        XCTAssertEqual(mount.terminationStatus, 0)
+        addTeardownBlock {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [disk.path]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        var config = try base.smallRun(in: directory, maxSteps: 13)
+        config.checkpoint.dir = disk.appendingPathComponent("run").path
+        XCTAssertThrowsError(try base.train(config)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("cannot write the checkpoint of step"), message)
+            XCTAssertTrue(message.contains("No space left on device"), message)
+            XCTAssertTrue(message.contains("the previous checkpoint is intact"), message)
+        }
+        let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: 3)
+        let latest = try XCTUnwrap(try store.latestDirectory())
+        XCTAssertNoThrow(try CheckpointStore.readVerified(latest))
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: store.root.path).contains { $0.hasPrefix(".tmp") })
     }
 }

@@ -74,6 +74,105 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(message(valid.replacingOccurrences(of: "name: sgd", with: "name: lbfgs")).contains("optimizer.name: unknown optimizer 'lbfgs'"))
     }
 
+    func optimizer(_ yaml: String) throws -> OptimizerConfig {
+        try ConfigLoader.parse(valid.replacingOccurrences(of: "{name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}", with: yaml),
+                               file: "c.yaml").optimizer
+    }
+
+    func optimizerMessage(_ yaml: String) -> String {
+        message(valid.replacingOccurrences(of: "{name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}", with: yaml))
+    }
+
+    func testOmittedOptimizerKeysTakePyTorchsDefaults() throws {
+        let adam = try optimizer("{name: adam, lr: 0.001}")
+        XCTAssertEqual(adam.name, .adam)
+        XCTAssertEqual([adam.beta1, adam.beta2, adam.eps, adam.weightDecay], [0.9, 0.999, 1e-8, 0])
+        XCTAssertFalse(adam.amsgrad)
+        XCTAssertEqual(try optimizer("{name: adamw, lr: 0.001}").weightDecay, 0.01)
+        let rmsprop = try optimizer("{name: rmsprop, lr: 0.01}")
+        XCTAssertEqual([rmsprop.alpha, rmsprop.eps, rmsprop.momentum, rmsprop.weightDecay], [0.99, 1e-8, 0, 0])
+        XCTAssertFalse(rmsprop.centered)
+        let adagrad = try optimizer("{name: adagrad, lr: 0.01}")
+        XCTAssertEqual([adagrad.eps, adagrad.lrDecay, adagrad.initialAccumulatorValue, adagrad.weightDecay], [1e-10, 0, 0, 0])
+    }
+
+    func testEveryOptimizerKeyIsRead() throws {
+        let adam = try optimizer("{name: adamw, lr: 0.002, betas: [0.8, 0.95], eps: 1.0e-6, weight_decay: 0.1, amsgrad: true}")
+        XCTAssertEqual([adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weightDecay], [0.002, 0.8, 0.95, 1e-6, 0.1])
+        XCTAssertTrue(adam.amsgrad)
+        let rmsprop = try optimizer("{name: rmsprop, lr: 0.01, alpha: 0.9, eps: 1.0e-7, weight_decay: 0.001, momentum: 0.5, centered: true}")
+        XCTAssertEqual([rmsprop.alpha, rmsprop.eps, rmsprop.weightDecay, rmsprop.momentum], [0.9, 1e-7, 0.001, 0.5])
+        XCTAssertTrue(rmsprop.centered)
+        let adagrad = try optimizer("{name: adagrad, lr: 0.1, lr_decay: 0.01, initial_accumulator_value: 0.1, eps: 1.0e-9, weight_decay: 0.001}")
+        XCTAssertEqual([adagrad.lrDecay, adagrad.initialAccumulatorValue, adagrad.eps, adagrad.weightDecay], [0.01, 0.1, 1e-9, 0.001])
+    }
+
+    func testBetasMustBeTwoNumbersInZeroToOne() {
+        XCTAssertEqual(optimizerMessage("{name: adam, lr: 0.001, betas: [0.9, 1.0]}"),
+                       "c.yaml: optimizer.betas: each must be in [0, 1), got [0.9, 1.0] (line 14)")
+        XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, betas: [-0.1, 0.999]}").contains("optimizer.betas: each must be in [0, 1)"))
+        XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, betas: [0.9]}").contains("optimizer.betas: expected two numbers"))
+        XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, betas: 0.9}").contains("optimizer.betas: expected a list of numbers"))
+        XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, betas: [0.9, high]}").contains("optimizer.betas: expected a list of numbers"))
+    }
+
+    func testAKeyOfAnotherOptimizerIsAnErrorNamingIt() {
+        let m = optimizerMessage("{name: adam, lr: 0.001, momentum: 0.9}")
+        XCTAssertTrue(m.hasPrefix("c.yaml: optimizer.momentum: adam has no such setting (sgd and rmsprop have it)"), m)
+        XCTAssertTrue(optimizerMessage("{name: sgd, lr: 0.1, betas: [0.9, 0.99]}").contains("optimizer.betas: sgd has no such setting (adam and adamw have it)"))
+        XCTAssertTrue(optimizerMessage("{name: rmsprop, lr: 0.1, nesterov: true}").contains("optimizer.nesterov: rmsprop has no such setting"))
+        XCTAssertTrue(optimizerMessage("{name: adamw, lr: 0.1, lr_decay: 0.1}").contains("optimizer.lr_decay: adamw has no such setting (adagrad has it)"))
+        XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, beta1: 0.9}").contains("optimizer.beta1: unknown key"))
+    }
+
+    func testOutOfRangeOptimizerValuesAreOneLineErrorsNamingTheKey() {
+        let cases = [
+            ("{name: adam, lr: -0.001}", "optimizer.lr: must be > 0, got -0.001"),
+            ("{name: adam, lr: 0.001, eps: 0}", "optimizer.eps: must be > 0, got 0"),
+            ("{name: adamw, lr: 0.001, weight_decay: -0.01}", "optimizer.weight_decay: must be >= 0, got -0.01"),
+            ("{name: rmsprop, lr: 0.01, momentum: -0.5}", "optimizer.momentum: must be >= 0, got -0.5"),
+            ("{name: rmsprop, lr: 0.01, alpha: 1.5}", "optimizer.alpha: must be in [0, 1), got 1.5"),
+            ("{name: adagrad, lr: 0.01, lr_decay: -1}", "optimizer.lr_decay: must be >= 0, got -1"),
+            ("{name: adagrad, lr: 0.01, initial_accumulator_value: -0.1}", "optimizer.initial_accumulator_value: must be >= 0, got -0.1"),
+            ("{name: adam}", "optimizer.lr: missing: the learning rate"),
+        ]
+        for (yaml, expected) in cases {
+            let m = optimizerMessage(yaml)
+            XCTAssertTrue(m.hasPrefix("c.yaml: \(expected)"), "\(yaml): \(m)")
+            XCTAssertFalse(m.contains("\n"), m)
+        }
+    }
+
+    func testUnknownOptimizerListsTheKnownOnes() {
+        XCTAssertEqual(optimizerMessage("{name: adamax, lr: 0.01}"),
+                       "c.yaml: optimizer.name: unknown optimizer 'adamax' (expected one of sgd, adam, adamw, rmsprop, adagrad) (line 14)")
+    }
+
+    func testClipGradNormMustBePositive() throws {
+        let clipped = try ConfigLoader.parse(valid.replacingOccurrences(of: "max_steps: 100", with: "max_steps: 100, clip_grad_norm: 1.5"), file: "c.yaml")
+        XCTAssertEqual(clipped.train.clipGradNorm, 1.5)
+        XCTAssertNil(try ConfigLoader.parse(valid, file: "c.yaml").train.clipGradNorm)
+        for bad in ["0", "-1"] {
+            let m = message(valid.replacingOccurrences(of: "max_steps: 100", with: "max_steps: 100, clip_grad_norm: \(bad)"))
+            XCTAssertTrue(m.hasPrefix("c.yaml: train.clip_grad_norm: must be > 0, got \(bad)"), m)
+        }
+    }
+
+    func testBatchSizeZeroIsRefused() {
+        let m = message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 0"))
+        XCTAssertTrue(m.hasPrefix("c.yaml: train.batch_size: must be >= 1 or 'full', got 0"), m)
+        XCTAssertTrue(message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: half")).contains("train.batch_size: expected a number of samples or 'full'"))
+    }
+
+    func testStochasticBatchOfOneIsRead() throws {
+        XCTAssertEqual(try ConfigLoader.parse(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 1"), file: "c.yaml").train.batchSize, .samples(1))
+    }
+
+    func testUnknownInitializationIsAnErrorNamingTheLayer() {
+        let m = message(valid.replacingOccurrences(of: "init: xavier_uniform", with: "init: {name: glorot_normal}"))
+        XCTAssertTrue(m.hasPrefix("c.yaml: model.layers[5].dense.init: unknown initialization 'glorot_normal'"), m)
+    }
+
     func testYAMLSyntaxErrorGivesTheLine() {
         let m = message("seed: 5\ndata: {train: [\n")
         XCTAssertTrue(m.contains("c.yaml: YAML syntax error"), m)

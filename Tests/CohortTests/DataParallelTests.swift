@@ -2,67 +2,128 @@ import Foundation
 import XCTest
 @testable import Cohort
 
-/// The same run on 1, 2 and 3 workers under `mpirun` trains the same weights: gradients averaged
-/// over the global batch, batch norm synchronised, dropout and shuffle keyed by global sample index.
+/// Training under `mpirun`: the result does not depend on the number of workers, and no failure
+/// of a worker hangs the job.
 final class DataParallelTests: XCTestCase {
-    func mpirun() -> String? {
-        ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    var data: IDXPair!
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = try temporaryDirectory(self)
+        data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
     }
 
+    /// Writes a config and returns its path.
+    func config(_ name: String, maxSteps: Int, everySteps: Int = 0, timeout: Int = 60, schedule: String = "cosine") throws -> (path: String, run: URL) {
+        let run = directory.appendingPathComponent(name)
+        let path = directory.appendingPathComponent("\(name).yaml").path
+        try distributedConfig(data: data, run: run, maxSteps: maxSteps, everySteps: everySteps, timeout: timeout, schedule: schedule)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, run)
+    }
+
+    func train(_ config: (path: String, run: URL), workers: Int, resume: Bool = false) throws -> (status: Int32, output: String, error: String) {
+        try MPIJob(workers: workers, arguments: ["train", config.path] + (resume ? ["--resume", "auto"] : []), configPath: config.path).wait()
+    }
+
+    func weights(_ run: URL, step: Int) throws -> [String: SafeTensors.Tensor] {
+        try SafeTensors.read(path: run.appendingPathComponent("checkpoints/\(step)/model.safetensors").path).tensors
+    }
+
+    /// A batch of 50 over 3 workers (slices of 17, 17 and 16), with batch norm, dropout and shuffle.
     func testOneTwoAndThreeWorkersTrainTheSameWeights() throws {
-        let mpirun = try XCTUnwrap(mpirun(), "mpirun is not installed (apt-get install openmpi-bin)")
-        let binary = try cohortBinary()
-        let directory = try temporaryDirectory(self)
-        let pair = try writeSyntheticData(in: directory, name: "train", count: 120, rows: 6, columns: 6, classes: 5, seed: 4)
-        var weights: [[String: SafeTensors.Tensor]] = []
-        for world in 1...3 {
-            let run = directory.appendingPathComponent("run\(world)")
-            // A batch of 50 does not divide by 3 workers: slices of 17, 17 and 16.
-            let config = """
-                seed: 8
-                data: {train: {images: \(pair.images), labels: \(pair.labels)}, shuffle: true}
-                model:
-                  input: [1, 6, 6]
-                  layers:
-                    - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
-                    - batchnorm: {}
-                    - relu: {}
-                    - maxpool2d: {kernel_size: 2}
-                    - flatten: {}
-                    - dense: {out_features: 16}
-                    - batchnorm: {}
-                    - relu: {}
-                    - dropout: {p: 0.4}
-                    - dense: {out_features: 5}
-                optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
-                train: {batch_size: 50, max_steps: 20}
-                checkpoint: {dir: \(run.path)}
-                """
-            let configURL = directory.appendingPathComponent("c\(world).yaml")
-            try config.write(to: configURL, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = ["-np", "\(world)", "--oversubscribe", "--allow-run-as-root", "--stdin", "none",
-                                 "-x", "OPENBLAS_NUM_THREADS=1", binary.path, "train", configURL.path]
-            process.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
-            process.standardError = err
-            try process.run()
-            let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "world \(world): \(errText)")
-            weights.append(try SafeTensors.read(path: run.appendingPathComponent("checkpoints/20/model.safetensors").path).tensors)
+        var results: [[String: SafeTensors.Tensor]] = []
+        for workers in 1...3 {
+            let c = try config("world\(workers)", maxSteps: 20)
+            let job = try train(c, workers: workers)
+            XCTAssertEqual(job.status, 0, job.error)
+            XCTAssertTrue(job.output.contains("world=\(workers)"), job.output)
+            results.append(try weights(c.run, step: 20))
         }
-        for world in 2...3 {
-            for (name, reference) in weights[0] {
-                let other = try XCTUnwrap(weights[world - 1][name])
-                if name.hasSuffix("num_batches_tracked") {
-                    XCTAssertEqual(other.int64s(), reference.int64s())
-                    continue
-                }
-                let error = relativeError(other.doubles(), reference.doubles())
-                XCTAssertLessThan(error, 1e-5, "world \(world): \(name) differs by \(error) relative")
-            }
-        }
+        assertSameWeights(results[0], results[1], tolerance: 1e-5, "2 workers against 1")
+        assertSameWeights(results[0], results[2], tolerance: 1e-5, "3 workers against 1")
+    }
+
+    /// 2 workers for 9 steps, then 3 workers extending the run to 20: the same weights as 1 worker
+    /// straight through (a constant rate, so that the run's length does not change the schedule).
+    func testResumeOnAnotherNumberOfWorkers() throws {
+        let straight = try config("straight", maxSteps: 20, schedule: "constant")
+        XCTAssertEqual(try train(straight, workers: 1).status, 0)
+        let elastic = try config("elastic", maxSteps: 9, schedule: "constant")
+        XCTAssertEqual(try train(elastic, workers: 2).status, 0)
+        let resumed = try config("elastic", maxSteps: 20, schedule: "constant")
+        let job = try train(resumed, workers: 3, resume: true)
+        XCTAssertEqual(job.status, 0, job.error)
+        XCTAssertTrue(job.output.contains("resumed from"), job.output)
+        assertSameWeights(try weights(straight.run, step: 20), try weights(elastic.run, step: 20), tolerance: 1e-5, "2 then 3 workers")
+    }
+
+    /// A worker killed with SIGKILL ends the job with a non-zero status, and `--resume auto`
+    /// then finishes with exactly the weights of an uninterrupted run.
+    func testAKilledWorkerEndsTheJobAndResumeFinishesBitwise() throws {
+        let straight = try config("uninterrupted", maxSteps: 400, everySteps: 400)
+        XCTAssertEqual(try train(straight, workers: 2).status, 0)
+        let killed = try config("killed", maxSteps: 400, everySteps: 5)
+        let job = try MPIJob(workers: 2, arguments: ["train", killed.path], configPath: killed.path)
+        XCTAssertTrue(MPIJob.waitFor(killed.run.appendingPathComponent("checkpoints/latest").path), "no checkpoint appeared")
+        let workers = job.workerPIDs()
+        XCTAssertEqual(workers.count, 2)
+        kill(try XCTUnwrap(workers.last), SIGKILL)
+        let ended = job.wait()
+        XCTAssertNotEqual(ended.status, 0, "the job survived a killed worker")
+        let resumed = try train(killed, workers: 2, resume: true)
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertTrue(resumed.output.contains("resumed from"), resumed.output)
+        let a = try Data(contentsOf: straight.run.appendingPathComponent("checkpoints/400/model.safetensors"))
+        let b = try Data(contentsOf: killed.run.appendingPathComponent("checkpoints/400/model.safetensors"))
+        XCTAssertEqual(a, b, "resumed weights differ from the uninterrupted run")
+    }
+
+    /// SIGTERM to one worker: all stop at the same step, the coordinator checkpoints it, the job
+    /// exits 75 with a message saying how to resume, and resuming is bitwise identical.
+    func testSIGTERMToAWorkerCheckpointsAndResumesBitwise() throws {
+        let straight = try config("whole", maxSteps: 400, everySteps: 400)
+        XCTAssertEqual(try train(straight, workers: 2).status, 0)
+        let stopped = try config("stopped", maxSteps: 400, everySteps: 5)
+        let job = try MPIJob(workers: 2, arguments: ["train", stopped.path], configPath: stopped.path)
+        XCTAssertTrue(MPIJob.waitFor(stopped.run.appendingPathComponent("checkpoints/latest").path))
+        kill(try XCTUnwrap(job.workerPIDs().last), SIGTERM)
+        let ended = job.wait()
+        XCTAssertEqual(ended.status, 75, ended.error)
+        XCTAssertTrue(ended.error.contains("--resume auto"), ended.error)
+        let latest = try String(contentsOf: stopped.run.appendingPathComponent("checkpoints/latest"), encoding: .utf8)
+        let step = try XCTUnwrap(Int(latest.trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertLessThan(step, 400)
+        XCTAssertTrue(ended.output.contains("stopped at step \(step) of 400"), ended.output)
+        let resumed = try train(stopped, workers: 2, resume: true)
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertEqual(try Data(contentsOf: straight.run.appendingPathComponent("checkpoints/400/model.safetensors")),
+                       try Data(contentsOf: stopped.run.appendingPathComponent("checkpoints/400/model.safetensors")))
+    }
+
+    /// A stalled worker (SIGSTOP) ends the job through the collective timeout, with the message that says so.
+    func testAStalledWorkerEndsTheJobThroughTheTimeout() throws {
+        let stalled = try config("stalled", maxSteps: 100_000, everySteps: 5, timeout: 3)
+        let started = Date()
+        let job = try MPIJob(workers: 2, arguments: ["train", stalled.path], configPath: stalled.path)
+        XCTAssertTrue(MPIJob.waitFor(stalled.run.appendingPathComponent("checkpoints/latest").path))
+        let workers = job.workerPIDs()
+        kill(try XCTUnwrap(workers.last), SIGSTOP)
+        let ended = job.wait()
+        for pid in workers { kill(pid, SIGKILL) }
+        XCTAssertNotEqual(ended.status, 0)
+        XCTAssertTrue(ended.error.contains("timed out on rank"), ended.error)
+        XCTAssertTrue(ended.error.contains("after 3 s"), ended.error)
+        XCTAssertEqual(ended.error.split(separator: "\n").count, 1, ended.error)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 40)
+    }
+
+    /// A config error met by every worker is reported once.
+    func testAnErrorOnEveryWorkerIsPrintedOnce() throws {
+        let path = directory.appendingPathComponent("bad.yaml").path
+        try "seed: 1\noptimizer: {lr: 0.1}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let job = try MPIJob(workers: 2, arguments: ["train", path], configPath: path).wait()
+        XCTAssertNotEqual(job.status, 0)
+        XCTAssertEqual(job.error, "error: \(path): data: missing: the training data is required\n")
     }
 }

@@ -3,8 +3,9 @@ import XCTest
 @testable import Cohort
 
 /// Cohort's trainer against PyTorch in float64 on the same initial weights, data and batches
-/// (fixtures from `Fixtures/make_fixtures.py`): after 12 steps every weight and running
-/// statistic agrees within 1e-4 of the tensor's largest magnitude.
+/// (fixtures from `Fixtures/make_fixtures.py`): after 12 steps of each optimizer, schedule, clipping
+/// and batch flavour, every weight and running statistic agrees within 1e-4 of the tensor's
+/// largest magnitude.
 final class PyTorchEquivalenceTests: XCTestCase {
     func trainFixture(_ name: String) throws {
         let directory = try temporaryDirectory(self)
@@ -32,6 +33,21 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testMLPWithNesterovAndWeightDecayMatchesPyTorch() throws { try trainFixture("mlp_nesterov") }
     func testMLPWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("mlp_dampening_cosine") }
     func testMLPWithPlainSGDAndStepScheduleMatchesPyTorch() throws { try trainFixture("mlp_plain_step") }
+
+    func testConvNetWithAdamAndDefaultBetasMatchesPyTorch() throws { try trainFixture("cnn_adam") }
+    func testMLPWithAdamAMSGradAndL2WeightDecayMatchesPyTorch() throws { try trainFixture("mlp_adam_amsgrad_decay") }
+    func testMLPWithAdamWAndDefaultDecoupledDecayMatchesPyTorch() throws { try trainFixture("mlp_adamw") }
+    func testMLPWithRMSpropDefaultsMatchesPyTorch() throws { try trainFixture("mlp_rmsprop") }
+    func testConvNetWithCenteredRMSpropAndMomentumMatchesPyTorch() throws { try trainFixture("cnn_rmsprop_centered_momentum") }
+    func testMLPWithAdagradLRDecayAndInitialAccumulatorMatchesPyTorch() throws { try trainFixture("mlp_adagrad") }
+    /// max_norm 1.2: PyTorch clips 7 of the 12 steps, so both sides of min(1, max_norm / norm) are run.
+    func testConvNetWithSGDAndGradientClippingMatchesPyTorch() throws { try trainFixture("cnn_sgd_clip") }
+    func testMLPWithAdamAndWarmupStepScheduleMatchesPyTorch() throws { try trainFixture("mlp_adam_step") }
+    /// Batch gradient descent: every step sees all 48 samples.
+    func testFullBatchGradientDescentMatchesPyTorch() throws { try trainFixture("mlp_full_batch") }
+    /// Stochastic gradient descent: one sample per step (batch norm over the 8x8 maps of that sample).
+    func testStochasticGradientDescentWithBatchOfOneMatchesPyTorch() throws { try trainFixture("cnn_stochastic") }
+
     func testLSTMWithMomentumAndWeightDecayMatchesPyTorch() throws { try trainFixture("lstm_momentum") }
     func testGRUWithNesterovMatchesPyTorch() throws { try trainFixture("gru_nesterov") }
     func testRNNWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("rnn_dampening_cosine") }

@@ -1,3 +1,4 @@
+import CPosix
 import CZlib
 import Foundation
 
@@ -40,8 +41,16 @@ public struct CheckpointStore {
             try writeDurably(manifestData, to: temporary.appendingPathComponent(CheckpointStore.manifestName))
             try syncDirectory(temporary)
             let final = root.appendingPathComponent(String(step))
-            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-            try fm.moveItem(at: temporary, to: final)
+            if fm.fileExists(atPath: final.path) {
+                // A run resumed from an older checkpoint rewrites this step: swap the two atomically,
+                // so that the step always has a complete checkpoint.
+                guard cohort_rename_exchange(temporary.path, final.path) == 0 else {
+                    throw CohortError("\(final.path): cannot replace the checkpoint (\(String(cString: strerror(errno))))")
+                }
+                try? fm.removeItem(at: temporary)
+            } else {
+                try fm.moveItem(at: temporary, to: final)
+            }
             try syncDirectory(root)
             let latestTemporary = root.appendingPathComponent(".latest.tmp")
             try writeDurably(Data("\(step)\n".utf8), to: latestTemporary)
@@ -49,9 +58,6 @@ public struct CheckpointStore {
                 throw CohortError("cannot replace \(root.appendingPathComponent("latest").path): \(String(cString: strerror(errno)))")
             }
             try syncDirectory(root)
-        } catch let error as CohortError {
-            try? fm.removeItem(at: temporary)
-            throw error
         } catch {
             try? fm.removeItem(at: temporary)
             throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); the previous checkpoint is intact")
@@ -76,17 +82,18 @@ public struct CheckpointStore {
     }
 
     /// The directory `latest` points to, or nil when there is no complete checkpoint.
+    ///
+    /// If `latest` is unreadable or names a step without a complete checkpoint (it was removed by
+    /// hand), the newest complete checkpoint is used instead: a directory has its manifest only once
+    /// every file in it was written.
     public func latestDirectory() throws -> URL? {
         let pointer = root.appendingPathComponent("latest")
-        guard let text = try? String(contentsOf: pointer, encoding: .utf8) else { return nil }
-        guard let step = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw CohortError("\(pointer.path): does not hold a step number")
+        if let text = try? String(contentsOf: pointer, encoding: .utf8),
+           let step = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+           FileManager.default.fileExists(atPath: root.appendingPathComponent("\(step)/\(CheckpointStore.manifestName)").path) {
+            return root.appendingPathComponent(String(step))
         }
-        let directory = root.appendingPathComponent(String(step))
-        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(CheckpointStore.manifestName).path) else {
-            throw CohortError("\(pointer.path): points to step \(step), but \(directory.path) is missing or incomplete")
-        }
-        return directory
+        return completeSteps().max().map { root.appendingPathComponent(String($0)) }
     }
 
     /// Reads every file of a checkpoint directory, verified against its manifest.
@@ -135,7 +142,7 @@ private func reason(_ error: Error) -> String {
 /// Writes `data` to `url` and fsyncs it before returning.
 func writeDurably(_ data: Data, to url: URL) throws {
     let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw CohortError("\(url.path): cannot create (\(String(cString: strerror(errno))))") }
+    guard fd >= 0 else { throw CohortError("cannot create \(url.lastPathComponent): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     try data.withUnsafeBytes { raw in
         var offset = 0
@@ -143,12 +150,12 @@ func writeDurably(_ data: Data, to url: URL) throws {
             let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw CohortError("\(url.path): write failed (\(String(cString: strerror(errno))))")
+                throw CohortError("cannot write \(url.lastPathComponent): \(String(cString: strerror(errno)))")
             }
             offset += n
         }
     }
-    guard fsync(fd) == 0 else { throw CohortError("\(url.path): fsync failed (\(String(cString: strerror(errno))))") }
+    guard fsync(fd) == 0 else { throw CohortError("cannot sync \(url.lastPathComponent): \(String(cString: strerror(errno)))") }
 }
 
 func syncDirectory(_ url: URL) throws {

@@ -31,12 +31,12 @@ public enum ConfigLoader {
         config.sourceText = text
         let base = URL(fileURLWithPath: file).deletingLastPathComponent().path
         if let seed = try top.int("seed", range: 0...Int.max) { config.seed = UInt64(seed) }
-        guard var data = try top.table("data") else { throw top.fail("data", "missing: the training data is required") }
+        guard var data = try top.table("data") else { throw top.missing("data", "the training data is required") }
         config.data = try readData(&data, base: base)
-        guard var model = try top.table("model") else { throw top.fail("model", "missing: the model is required") }
+        guard var model = try top.table("model") else { throw top.missing("model", "the model is required") }
         config.model = try readModel(&model, base: base)
         if var optimizer = try top.table("optimizer") { config.optimizer = try readOptimizer(&optimizer) }
-        guard var train = try top.table("train") else { throw top.fail("train", "missing: train.batch_size and max_steps or epochs are required") }
+        guard var train = try top.table("train") else { throw top.missing("train", "train.batch_size and max_steps or epochs are required") }
         config.train = try readTrain(&train)
         if var checkpoint = try top.table("checkpoint") { config.checkpoint = try readCheckpoint(&checkpoint) }
         if var distributed = try top.table("distributed") {
@@ -67,8 +67,8 @@ public enum ConfigLoader {
         var data = DataConfig()
         func pair(_ key: String) throws -> IDXPair? {
             guard var files = try table.table(key) else { return nil }
-            guard let images = try files.string("images") else { throw files.fail("images", "missing: the IDX file of images") }
-            guard let labels = try files.string("labels") else { throw files.fail("labels", "missing: the IDX file of labels") }
+            guard let images = try files.string("images") else { throw files.missing("images", "the IDX file of images") }
+            guard let labels = try files.string("labels") else { throw files.missing("labels", "the IDX file of labels") }
             try files.finish()
             return IDXPair(images: resolve(images, base: base), labels: resolve(labels, base: base))
         }
@@ -83,13 +83,13 @@ public enum ConfigLoader {
     private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {
         var model = ModelConfig()
         guard let input = try table.intList("input") else {
-            throw table.fail("input", "missing: the input shape, [C, H, W] for images, [T, F] for sequences")
+            throw table.missing("input", "the input shape, [C, H, W] for images, [T, F] for sequences")
         }
         guard !input.isEmpty, input.allSatisfy({ $0 >= 1 }) else {
             throw table.fail("input", "every dimension must be >= 1, got \(Cohort.describe(input))")
         }
         model.input = input
-        guard let layers = table.node("layers") else { throw table.fail("layers", "missing: the list of layers") }
+        guard let layers = table.node("layers") else { throw table.missing("layers", "the list of layers") }
         guard case .sequence(let sequence) = layers, !sequence.isEmpty else {
             throw table.fail("layers", "expected a non-empty list of layers", layers.mark)
         }
@@ -123,15 +123,15 @@ public enum ConfigLoader {
         let spec: LayerSpec
         switch name {
         case "conv2d":
-            guard let out = try options.int("out_channels", range: 1...Int.max) else { throw options.fail("out_channels", "missing") }
-            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.fail("kernel_size", "missing") }
+            guard let out = try options.int("out_channels", range: 1...Int.max) else { throw options.missing("out_channels", "required") }
+            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.missing("kernel_size", "required") }
             let stride = try options.int("stride", range: 1...Int.max) ?? 1
             let padding = try options.int("padding", range: 0...Int.max) ?? 0
             let bias = try options.bool("bias") ?? true
             spec = .conv2d(outChannels: out, kernel: kernel, stride: stride, padding: padding, bias: bias,
                            initializer: try readInit(&options))
         case "dense", "linear":
-            guard let out = try options.int("out_features", range: 1...Int.max) else { throw options.fail("out_features", "missing") }
+            guard let out = try options.int("out_features", range: 1...Int.max) else { throw options.missing("out_features", "required") }
             let bias = try options.bool("bias") ?? true
             spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options))
         case "batchnorm":
@@ -144,7 +144,7 @@ public enum ConfigLoader {
         case "relu", "sigmoid", "tanh":
             spec = .activation(Activation<Float>.Function(rawValue: name)!)
         case "maxpool2d", "avgpool2d":
-            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.fail("kernel_size", "missing") }
+            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.missing("kernel_size", "required") }
             let stride = try options.int("stride", range: 1...Int.max) ?? kernel
             let padding = try options.int("padding", range: 0...Int.max) ?? 0
             spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
@@ -152,7 +152,7 @@ public enum ConfigLoader {
             spec = .flatten
         case "lstm", "gru", "rnn":
             guard let hidden = try options.int("hidden_size", range: 1...Int.max) else {
-                throw options.fail("hidden_size", "missing: the size of the hidden state")
+                throw options.missing("hidden_size", "the size of the hidden state")
             }
             let sequences = try options.bool("return_sequences") ?? false
             let bias = try options.bool("bias") ?? true
@@ -203,13 +203,13 @@ public enum ConfigLoader {
             options = try YAMLTable(Node.mapping(.init([])), file: table.file, path: path)
         } else {
             options = try YAMLTable(node, file: table.file, path: path)
-            guard let given = try options.string("name") else { throw options.fail("name", "missing: one of \(initializerNames.joined(separator: ", "))") }
+            guard let given = try options.string("name") else { throw options.missing("name", "one of \(initializerNames.joined(separator: ", "))") }
             name = given
         }
         let result: Initializer
         switch name {
         case "constant":
-            guard let value = try options.double("value") else { throw options.fail("value", "missing: constant needs a value") }
+            guard let value = try options.double("value") else { throw options.missing("value", "constant needs a value") }
             result = .constant(value)
         case "normal":
             let mean = try options.double("mean") ?? 0
@@ -229,20 +229,49 @@ public enum ConfigLoader {
         return result
     }
 
+    /// `optimizer:`: `name` picks the optimizer, which takes only its own keys (`OptimizerName.keys`)
+    /// besides `lr` and `schedule`; what is not given is PyTorch's default.
     private static func readOptimizer(_ table: inout YAMLTable) throws -> OptimizerConfig {
-        var optimizer = OptimizerConfig()
-        optimizer.name = try table.string("name") ?? "sgd"
-        guard optimizer.name == "sgd" else {
-            throw table.fail("name", "unknown optimizer '\(optimizer.name)' (expected sgd)")
+        let given = try table.string("name") ?? "sgd"
+        guard let name = OptimizerName(rawValue: given) else {
+            let names = OptimizerName.allCases.map(\.rawValue).joined(separator: ", ")
+            throw table.fail("name", "unknown optimizer '\(given)' (expected one of \(names))")
         }
-        guard let lr = try table.double("lr", { $0 > 0 }, expected: "> 0") else { throw table.fail("lr", "missing: the learning rate") }
-        optimizer.lr = lr
-        optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
-        optimizer.dampening = try table.double("dampening", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0
-        optimizer.nesterov = try table.bool("nesterov") ?? false
-        optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? 0
-        if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
-            throw table.fail("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as in PyTorch)")
+        let own = Set(name.keys + ["name", "lr", "schedule"])
+        for key in table.keys where !own.contains(key) {
+            let owners = OptimizerName.allCases.filter { $0.keys.contains(key) }.map(\.rawValue)
+            guard !owners.isEmpty else { continue }
+            let mark = table.node(key)?.mark
+            throw table.fail(key, "\(name.rawValue) has no such setting (\(owners.joined(separator: " and ")) \(owners.count == 1 ? "has" : "have") it); \(name.rawValue) takes lr, \(name.keys.joined(separator: ", ")) and schedule", mark)
+        }
+        guard let lr = try table.double("lr", { $0 > 0 }, expected: "> 0") else { throw table.missing("lr", "the learning rate") }
+        var optimizer = OptimizerConfig.defaults(for: name, lr: lr)
+        optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? optimizer.weightDecay
+        optimizer.eps = try table.double("eps", { $0 > 0 }, expected: "> 0") ?? optimizer.eps
+        switch name {
+        case .sgd:
+            optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.dampening = try table.double("dampening", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0
+            optimizer.nesterov = try table.bool("nesterov") ?? false
+            if optimizer.nesterov && (optimizer.momentum == 0 || optimizer.dampening != 0) {
+                throw table.fail("nesterov", "Nesterov momentum needs momentum > 0 and dampening 0 (as in PyTorch)")
+            }
+        case .adam, .adamw:
+            if let betas = try table.doubleList("betas") {
+                guard betas.count == 2 else { throw table.fail("betas", "expected two numbers [beta1, beta2], got \(betas.count)") }
+                guard betas.allSatisfy({ $0 >= 0 && $0 < 1 }) else {
+                    throw table.fail("betas", "each must be in [0, 1), got [\(betas.map { String($0) }.joined(separator: ", "))]")
+                }
+                (optimizer.beta1, optimizer.beta2) = (betas[0], betas[1])
+            }
+            optimizer.amsgrad = try table.bool("amsgrad") ?? false
+        case .rmsprop:
+            optimizer.alpha = try table.double("alpha", { $0 >= 0 && $0 < 1 }, expected: "in [0, 1)") ?? optimizer.alpha
+            optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.centered = try table.bool("centered") ?? false
+        case .adagrad:
+            optimizer.lrDecay = try table.double("lr_decay", { $0 >= 0 }, expected: ">= 0") ?? 0
+            optimizer.initialAccumulatorValue = try table.double("initial_accumulator_value", { $0 >= 0 }, expected: ">= 0") ?? 0
         }
         if var schedule = try table.table("schedule") {
             optimizer.schedule = try readSchedule(&schedule)
@@ -259,7 +288,7 @@ public enum ConfigLoader {
         }
         schedule.kind = kind
         if kind == .step {
-            guard let size = try table.int("step_size", range: 1...Int.max) else { throw table.fail("step_size", "missing: the step schedule needs step_size") }
+            guard let size = try table.int("step_size", range: 1...Int.max) else { throw table.missing("step_size", "the step schedule needs step_size") }
             schedule.stepSize = size
             schedule.gamma = try table.double("gamma", { $0 > 0 }, expected: "> 0") ?? 0.1
         }
@@ -286,11 +315,12 @@ public enum ConfigLoader {
             throw table.fail("epochs", "give either max_steps or epochs, not both")
         }
         if train.maxSteps == nil && train.epochs == nil {
-            throw table.fail("max_steps", "missing: give max_steps or epochs")
+            throw table.missing("max_steps", "give max_steps or epochs")
         }
         train.loss = try table.string("loss") ?? "cross_entropy"
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
+        train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
         try table.finish()
         return train
     }

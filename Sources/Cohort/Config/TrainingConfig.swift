@@ -54,14 +54,60 @@ public struct ScheduleConfig: Sendable, Equatable {
     public var warmupSteps = 0
 }
 
+/// The optimizers `optimizer.name` can name (`torch.optim`'s, lower-case).
+public enum OptimizerName: String, CaseIterable, Sendable {
+    case sgd, adam, adamw, rmsprop, adagrad
+
+    /// The config keys this optimizer takes besides `name`, `lr` and `schedule`, as PyTorch names them.
+    public var keys: [String] {
+        switch self {
+        case .sgd: ["momentum", "dampening", "nesterov", "weight_decay"]
+        case .adam, .adamw: ["betas", "eps", "weight_decay", "amsgrad"]
+        case .rmsprop: ["alpha", "eps", "weight_decay", "momentum", "centered"]
+        case .adagrad: ["lr_decay", "weight_decay", "initial_accumulator_value", "eps"]
+        }
+    }
+}
+
+/// An optimizer and its hyper-parameters. A field that `name` does not use is ignored; the
+/// defaults are PyTorch's, see `defaults(for:)`.
 public struct OptimizerConfig: Sendable {
-    public var name = "sgd"
+    public var name = OptimizerName.sgd
     public var lr = 0.01
+    /// SGD and RMSprop.
     public var momentum = 0.0
+    /// SGD.
     public var dampening = 0.0
     public var nesterov = false
+    /// L2 for all but AdamW, whose decay is decoupled.
     public var weightDecay = 0.0
+    /// Adam and AdamW.
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var amsgrad = false
+    /// Adam, AdamW, RMSprop and Adagrad.
+    public var eps = 1e-8
+    /// RMSprop.
+    public var alpha = 0.99
+    public var centered = false
+    /// Adagrad.
+    public var lrDecay = 0.0
+    public var initialAccumulatorValue = 0.0
     public var schedule = ScheduleConfig()
+
+    public init(name: OptimizerName = .sgd, lr: Double = 0.01) {
+        self.name = name
+        self.lr = lr
+    }
+
+    /// `torch.optim`'s defaults for `name`: those that differ between optimizers are AdamW's
+    /// weight_decay (0.01) and Adagrad's eps (1e-10).
+    public static func defaults(for name: OptimizerName, lr: Double) -> OptimizerConfig {
+        var config = OptimizerConfig(name: name, lr: lr)
+        if name == .adamw { config.weightDecay = 0.01 }
+        if name == .adagrad { config.eps = 1e-10 }
+        return config
+    }
 }
 
 public enum BatchSize: Sendable, Equatable {
@@ -75,6 +121,8 @@ public struct TrainConfig: Sendable {
     public var maxSteps: Int?
     public var epochs: Int?
     public var loss = "cross_entropy"
+    /// Scale the gradient down to this global L2 norm when it is longer (`clip_grad_norm_`); nil: never.
+    public var clipGradNorm: Double?
     /// Print a progress line every this many steps.
     public var logEverySteps = 50
 }

@@ -98,11 +98,29 @@ struct YAMLTable {
         }
     }
 
+    mutating func doubleList(_ key: String) throws -> [Double]? {
+        guard let node = node(key) else { return nil }
+        guard case .sequence(let sequence) = node else {
+            throw fail(key, "expected a list of numbers, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return try sequence.map { element in
+            guard case .scalar = element, let value = element.float ?? element.int.map(Double.init), value.isFinite else {
+                throw fail(key, "expected a list of numbers, got \(YAMLTable.describe(element)) in it", element.mark)
+            }
+            return value
+        }
+    }
+
     /// Reports the first key that nobody read.
     func finish() throws {
         if let unknown = entries.first(where: { !readKeys.contains($0.key) }) {
             throw YAMLTable.error(file, child(path, unknown.key), "unknown key", unknown.value.mark)
         }
+    }
+
+    /// A required key that is absent.
+    func missing(_ key: String, _ what: String) -> CohortError {
+        YAMLTable.error(file, child(path, key), "missing: \(what)", nil)
     }
 
     func fail(_ key: String, _ message: String, _ mark: Mark? = nil) -> CohortError {

@@ -4,11 +4,15 @@
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var worldSize: Int { get }
+    /// The training step in progress, for messages about a collective that failed.
+    var step: Int { get set }
     /// Replaces each element by its sum over all workers.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
     /// Copies rank `root`'s bytes to every worker.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws
+    /// Every worker's `values` (the same count on each), in rank order.
+    func allgather(_ values: [UInt64]) throws -> [[UInt64]]
     func barrier() throws
 }
 
@@ -21,9 +25,11 @@ public final class SoloCommunicator: Communicator {
     public init() {}
     public var rank: Int { 0 }
     public var worldSize: Int { 1 }
+    public var step = 0
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
+    public func allgather(_ values: [UInt64]) -> [[UInt64]] { [values] }
     public func barrier() {}
 }
 

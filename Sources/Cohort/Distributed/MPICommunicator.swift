@@ -2,9 +2,16 @@ import CMPI
 import Foundation
 
 /// The world of `mpirun`'s workers, or a world of one when the binary runs alone (MPI's singleton start).
+///
+/// Every collective is a non-blocking MPI call polled against a deadline, so that a dead, stalled or
+/// cut-off worker ends the job with an error naming the collective, the step and the rank instead of
+/// hanging it.
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
+    public var step = 0
+    /// Seconds a collective may take before the job is ended (`distributed.timeout_s`).
+    public var timeoutSeconds: Double = 60
     private let comm: MPI_Comm
 
     /// Starts MPI. Call once per process, before any other MPI call.
@@ -21,22 +28,67 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
-        try check(MPI_Allreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), comm), "allreduce")
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
         if worldSize == 1 { return }
-        try check(MPI_Allreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_double(), cohort_mpi_sum(), comm), "allreduce")
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_double(), cohort_mpi_sum(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {
         if worldSize == 1 { return }
-        try check(MPI_Bcast(buffer, Int32(byteCount), cohort_mpi_byte(), Int32(root), comm), "broadcast")
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Ibcast(buffer, Int32(byteCount), cohort_mpi_byte(), Int32(root), comm, &request), "broadcast")
+        try wait(&request, "broadcast")
+    }
+
+    public func allgather(_ values: [UInt64]) throws -> [[UInt64]] {
+        if worldSize == 1 { return [values] }
+        var gathered = [UInt64](repeating: 0, count: values.count * worldSize)
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try values.withUnsafeBytes { send in
+            try gathered.withUnsafeMutableBytes { receive in
+                try check(MPI_Iallgather(send.baseAddress, Int32(send.count), cohort_mpi_byte(),
+                                         receive.baseAddress, Int32(send.count), cohort_mpi_byte(), comm, &request), "allgather")
+                try wait(&request, "allgather")
+            }
+        }
+        return (0..<worldSize).map { Array(gathered[($0 * values.count)..<(($0 + 1) * values.count)]) }
     }
 
     public func barrier() throws {
         if worldSize == 1 { return }
-        try check(MPI_Barrier(comm), "barrier")
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Ibarrier(comm, &request), "barrier")
+        try wait(&request, "barrier")
+    }
+
+    /// Polls `request` until it completes or `timeoutSeconds` pass.
+    private func wait(_ request: inout MPI_Request?, _ operation: String) throws {
+        var done: Int32 = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var polls = 0
+        while true {
+            try check(MPI_Test(&request, &done, cohort_mpi_status_ignore()), operation)
+            if done != 0 { return }
+            polls += 1
+            if polls > 64 {
+                // Yield the core: with more workers than cores, a busy poll would starve the peer it waits for.
+                sched_yield()
+            }
+            if polls & 255 == 0 {
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if elapsed > timeoutSeconds {
+                    throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s",
+                                             operation, step, rank, elapsed))
+                }
+            }
+        }
     }
 
     /// Ends the whole job at once: every worker exits with `code`.
@@ -50,6 +102,6 @@ public final class MPICommunicator: Communicator {
     }
 
     private func check(_ status: Int32, _ operation: String) throws {
-        if status != 0 { throw CohortError("collective \(operation) failed on rank \(rank) (MPI error \(status))") }
+        if status != 0 { throw CohortError("collective \(operation) at step \(step) failed on rank \(rank) (MPI error \(status))") }
     }
 }

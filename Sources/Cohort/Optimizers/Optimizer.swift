@@ -11,6 +11,22 @@ public protocol Optimizer: AnyObject {
 
 /// Builds the optimizer a config names, for `count` parameters.
 public func makeOptimizer(_ config: OptimizerConfig, count: Int) -> Optimizer {
-    SGD(momentum: Float(config.momentum), dampening: Float(config.dampening), nesterov: config.nesterov,
-        weightDecay: Float(config.weightDecay), count: count)
+    let weightDecay = Float(config.weightDecay), eps = Float(config.eps)
+    switch config.name {
+    case .sgd:
+        return SGD(momentum: Float(config.momentum), dampening: Float(config.dampening), nesterov: config.nesterov,
+                   weightDecay: weightDecay, count: count)
+    case .adam:
+        return Adam(beta1: config.beta1, beta2: config.beta2, epsilon: eps, weightDecay: weightDecay,
+                    amsgrad: config.amsgrad, count: count)
+    case .adamw:
+        return AdamW(beta1: config.beta1, beta2: config.beta2, epsilon: eps, weightDecay: weightDecay,
+                     amsgrad: config.amsgrad, count: count)
+    case .rmsprop:
+        return RMSprop(alpha: Float(config.alpha), epsilon: eps, weightDecay: weightDecay, momentum: Float(config.momentum),
+                       centered: config.centered, count: count)
+    case .adagrad:
+        return Adagrad(lrDecay: config.lrDecay, weightDecay: weightDecay,
+                       initialAccumulatorValue: Float(config.initialAccumulatorValue), epsilon: eps, count: count)
+    }
 }

@@ -14,6 +14,10 @@ public struct TrainingSummary: Sendable {
     public var test: Evaluator.Result?
     public var checkpoint: String?
     public var seconds: Double
+    /// Whether a stop signal ended the run early (after a checkpoint).
+    public var interrupted = false
+    /// The signal this process received (0 when it went to another worker).
+    public var signal: Int32 = 0
 }
 
 /// A training run from a config: data, model, optimizer, the loop, checkpoints and the final evaluation.
@@ -34,6 +38,7 @@ public final class Trainer {
 
     public func run(resume: ResumeMode) throws -> TrainingSummary {
         let started = Date()
+        try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let model = try Model<Float>(config.model)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
@@ -55,6 +60,7 @@ public final class Trainer {
         guard batchSize >= world else {
             throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
         }
+        try checkBatchNormStatistics(model, batchSize: batchSize, world: world)
         var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
@@ -73,6 +79,7 @@ public final class Trainer {
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal)
+        stepper.clipGradNorm = config.train.clipGradNorm
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
@@ -84,8 +91,8 @@ public final class Trainer {
             let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
             train.gather(indices, into: model.input, labels: stepper.labels.pointer)
             let lr = schedule.rate(at: step)
-            let (loss, accuracy) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
-                                                   firstSampleIndex: first, lr: lr)
+            let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
+                                                                  firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)
             lastLoss = loss
             windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1
             let done = step + 1
@@ -105,14 +112,15 @@ public final class Trainer {
                            plan.epoch(ofStep: step) + 1, result.loss, result.accuracy, result.samples, world))
             }
             let every = config.checkpoint.everySteps
-            let stopping = done == stopAfterStep
+            let stopping = done == stopAfterStep || stopRequested
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize, store: store)
             }
-            if stopping {
-                log("stopped at step \(done) of \(totalSteps); continue with --resume auto")
+            if stopping && done < totalSteps {
+                log("stopped at step \(done) of \(totalSteps) world=\(world)")
                 return TrainingSummary(steps: done, lastLoss: lastLoss, test: nil, checkpoint: lastCheckpoint,
-                                       seconds: Date().timeIntervalSince(started))
+                                       seconds: Date().timeIntervalSince(started),
+                                       interrupted: stopRequested, signal: StopSignal.received)
             }
         }
         if startStep >= totalSteps {
@@ -124,6 +132,18 @@ public final class Trainer {
         }
         return TrainingSummary(steps: totalSteps, lastLoss: lastLoss, test: result, checkpoint: lastCheckpoint,
                                seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
+    /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
+    /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
+    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
+        for (index, layer) in model.layers.enumerated() {
+            guard let norm = layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
+            let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
+            guard samples < 2 else { continue }
+            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+        }
     }
 
     private func checkpointToResume(_ resume: ResumeMode, store: CheckpointStore) throws -> URL? {

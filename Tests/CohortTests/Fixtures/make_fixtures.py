@@ -1,8 +1,9 @@
 """Generates the PyTorch reference fixtures that CohortTests load (no torch needed to run the tests).
 
-Each case is a small model trained for 12 steps (SGD unless the case names another optimizer) in
-float64 by PyTorch, from float32 initial weights, on uint8 "images" scaled by 1/255 in float32
-(exactly what Cohort's data loader computes):
+Each case is a small model trained for 12 steps (SGD, Adam, AdamW, RMSprop or Adagrad; optionally
+a schedule and gradient clipping; batches of 16, the whole set, or 1) in float64 by PyTorch, from
+float32 initial weights, on uint8 "images" scaled by 1/255 in float32 (exactly what Cohort's data
+loader computes):
 
     <case>.yaml                   the Cohort config (shuffle off, init.from the initial weights)
     <case>-images.idx, -labels.idx the data, uncompressed IDX
@@ -10,8 +11,8 @@ float64 by PyTorch, from float32 initial weights, on uint8 "images" scaled by 1/
     <case>-expected.safetensors   the state dict after training, computed in float64, stored as float64
 
 Run from anywhere:  python3 Tests/CohortTests/Fixtures/make_fixtures.py [CASE ...]   (needs torch, numpy,
-safetensors); without names it writes every case. Each case has its own seed, so adding one leaves
-the others' files byte-identical.
+safetensors); without names it writes every case. A case's seed is fixed (100 + its position in
+CASES, or its own `seed`), so appending a case leaves the others' files byte-identical.
 """
 import math, os, struct, sys
 import numpy as np
@@ -53,6 +54,41 @@ MLP_LAYERS = """    - flatten: {}
     - tanh: {}
     - dense: {out_features: 16}
     - sigmoid: {}
+    - dense: {out_features: 10}"""
+
+
+# The adaptive optimizers divide by a running root mean square of the gradient, so they turn a
+# gradient that is zero in exact arithmetic into a step of up to lr: the bias of a layer followed by
+# batch norm has such a gradient (the normalisation removes any shift), ~1e-17 in PyTorch's float64
+# and ~1e-9 in Cohort's float32. Their cases therefore use no bias before batch norm, as is usual.
+
+def mlp_nobias():
+    return nn.Sequential(nn.Flatten(), nn.Linear(36, 20, bias=False), nn.BatchNorm1d(20), nn.Tanh(),
+                         nn.Linear(20, 16), nn.Sigmoid(), nn.Linear(16, 10))
+
+MLP_NOBIAS_LAYERS = MLP_LAYERS.replace("dense: {out_features: 20}", "dense: {out_features: 20, bias: false}")
+
+
+def cnn_nobias():
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(6), nn.Sigmoid(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(6, 16, bias=False), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 10))
+
+CNN_NOBIAS_LAYERS = (CNN_LAYERS.replace("kernel_size: 3, padding: 1}", "kernel_size: 3, padding: 1, bias: false}")
+                     .replace("dense: {out_features: 16}", "dense: {out_features: 16, bias: false}"))
+
+
+def cnn_bn2d():
+    """Batch norm over 8x8 feature maps only: PyTorch refuses BatchNorm1d on a batch of one."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64, 10))
+
+CNN_BN2D_LAYERS = """    - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
+    - batchnorm: {}
+    - relu: {}
+    - maxpool2d: {kernel_size: 2}
+    - flatten: {}
     - dense: {out_features: 10}"""
 
 
@@ -125,11 +161,43 @@ CASES = {
     "mlp_plain_step": dict(build=mlp, layers=MLP_LAYERS, input=[1, 6, 6],
                            opt=dict(lr=0.3), schedule=dict(name="step", step_size=5, gamma=0.5),
                            bn=dict(momentum=0.2, eps=1e-3)),
+    # Added with the other optimizers; the cases above keep their seeds (100 + position).
+    "cnn_adam": dict(build=cnn_nobias, layers=CNN_NOBIAS_LAYERS, input=[1, 8, 8], optim="adam",
+                     opt=dict(lr=0.01), schedule=None),
+    "mlp_adam_amsgrad_decay": dict(build=mlp_nobias, layers=MLP_NOBIAS_LAYERS, input=[1, 6, 6], optim="adam",
+                                   opt=dict(lr=0.02, betas=[0.8, 0.99], eps=1e-6, weight_decay=0.01, amsgrad=True),
+                                   schedule=None, bn=dict(momentum=0.2, eps=1e-3)),
+    "mlp_adamw": dict(build=mlp_nobias, layers=MLP_NOBIAS_LAYERS, input=[1, 6, 6], optim="adamw",
+                      opt=dict(lr=0.02), schedule=None, bn=dict(momentum=0.2, eps=1e-3)),
+    "mlp_rmsprop": dict(build=mlp_nobias, layers=MLP_NOBIAS_LAYERS, input=[1, 6, 6], optim="rmsprop",
+                        opt=dict(lr=0.005), schedule=None, bn=dict(momentum=0.2, eps=1e-3)),
+    "cnn_rmsprop_centered_momentum": dict(build=cnn_nobias, layers=CNN_NOBIAS_LAYERS, input=[1, 8, 8], optim="rmsprop",
+                                          opt=dict(lr=0.003, alpha=0.9, eps=1e-6, weight_decay=1e-3, momentum=0.8,
+                                                   centered=True), schedule=None),
+    "mlp_adagrad": dict(build=mlp_nobias, layers=MLP_NOBIAS_LAYERS, input=[1, 6, 6], optim="adagrad",
+                        opt=dict(lr=0.05, lr_decay=0.05, weight_decay=1e-3, initial_accumulator_value=0.1),
+                        schedule=None, bn=dict(momentum=0.2, eps=1e-3)),
+    "cnn_sgd_clip": dict(build=cnn, layers=CNN_LAYERS, input=[1, 8, 8], opt=dict(lr=0.1, momentum=0.9),
+                         schedule=None, clip=1.2),
+    "mlp_adam_step": dict(build=mlp_nobias, layers=MLP_NOBIAS_LAYERS, input=[1, 6, 6], optim="adam",
+                          opt=dict(lr=0.02), schedule=dict(name="step", step_size=4, gamma=0.5, warmup_steps=2),
+                          bn=dict(momentum=0.2, eps=1e-3)),
+    "mlp_full_batch": dict(build=mlp, layers=MLP_LAYERS, input=[1, 6, 6], opt=dict(lr=0.5, momentum=0.9),
+                           schedule=None, bn=dict(momentum=0.2, eps=1e-3), batch="full"),
+    "cnn_stochastic": dict(build=cnn_bn2d, layers=CNN_BN2D_LAYERS, input=[1, 8, 8], opt=dict(lr=0.02, momentum=0.5),
+                           schedule=None, batch=1),
 }
 
+OPTIMIZERS = dict(sgd=torch.optim.SGD, adam=torch.optim.Adam, adamw=torch.optim.AdamW,
+                  rmsprop=torch.optim.RMSprop, adagrad=torch.optim.Adagrad)
 
-# Recurrent layers with a dense head, inputs [T, F]. An `optimizer` key (default sgd) names the
-# torch.optim class and Cohort's optimizer.name; `opt` holds both's keyword arguments.
+
+def batch_size(case):
+    batch = case.get("batch", BATCH)
+    return SAMPLES if batch == "full" else batch
+
+
+# Recurrent layers with a dense head, inputs [T, F], each with its own seed.
 RECURRENT_CASES = {
     "lstm_momentum": dict(build=lstm_head, layers=LSTM_LAYERS, input=[7, 5], seed=200,
                           opt=dict(lr=0.5, momentum=0.9, weight_decay=1e-3), schedule=None),
@@ -142,9 +210,6 @@ RECURRENT_CASES = {
                                   opt=dict(lr=0.3, momentum=0.9), schedule=None),
 }
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-              "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
-
 
 def write_idx(path, array):
     with open(path, "wb") as f:
@@ -153,17 +218,25 @@ def write_idx(path, array):
         f.write(array.astype(np.uint8).tobytes())
 
 
+def yaml_value(v):
+    """Python's repr, except that YAML 1.1 reads 1e-06 as a string: write 1.0e-06."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, list):
+        return "[" + ", ".join(yaml_value(x) for x in v) + "]"
+    text = str(v)
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else text
+
+
 def yaml_config(name, case):
     opt = case["opt"]
-    def value(v):
-        if isinstance(v, bool):
-            return str(v).lower()
-        return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, (tuple, list)) else v
-    keys = "".join(f"\n  {k}: {value(v)}" for k, v in opt.items())
+    keys = "".join(f"\n  {k}: {yaml_value(v)}" for k, v in opt.items())
     schedule = case["schedule"]
     sched = ""
     if schedule:
         sched = "\n  schedule: {" + ", ".join(f"{k}: {v}" for k, v in schedule.items()) + "}"
+    clip = f"\n  clip_grad_norm: {case['clip']}" if "clip" in case else ""
     return f"""# PyTorch reference case, generated by make_fixtures.py
 seed: 1
 data:
@@ -175,10 +248,10 @@ model:
 {case['layers']}
   init: {{from: {name}-init.safetensors}}
 optimizer:
-  name: {case.get("optimizer", "sgd")}{keys}{sched}
+  name: {case.get('optim', 'sgd')}{keys}{sched}
 train:
-  batch_size: {BATCH}
-  max_steps: {STEPS}
+  batch_size: {case.get('batch', BATCH)}
+  max_steps: {STEPS}{clip}
 checkpoint: {{dir: runs/fixture-{name}}}
 """
 
@@ -201,16 +274,21 @@ def make(name, case, seed):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-init.safetensors"))
     initial = {k: v.double().clone() for k, v in model.state_dict().items()}
     model = model.double().train()
-    opt = OPTIMIZERS[case.get("optimizer", "sgd")](model.parameters(), **case["opt"])
+    opt = OPTIMIZERS[case.get("optim", "sgd")](model.parameters(), **case["opt"])
     schedule = case["schedule"] or dict(name="constant")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(schedule, s))
     lossf = nn.CrossEntropyLoss()
-    per_epoch = SAMPLES // BATCH
+    batch = batch_size(case)
+    per_epoch = SAMPLES // batch
+    clipped = 0
     for step in range(STEPS):
-        start = (step % per_epoch) * BATCH
+        start = (step % per_epoch) * batch
         opt.zero_grad()
-        loss = lossf(model(x[start:start + BATCH]), y[start:start + BATCH])
+        loss = lossf(model(x[start:start + batch]), y[start:start + batch])
         loss.backward()
+        if "clip" in case:
+            norm = nn.utils.clip_grad_norm_(model.parameters(), case["clip"])
+            clipped += int(norm > case["clip"])
         opt.step()
         sched.step()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-expected.safetensors"))
@@ -219,7 +297,8 @@ def make(name, case, seed):
     # The test's tolerance is 1e-4 of each tensor's scale: training must move every tensor much further.
     moved = min((v.double() - initial[k]).abs().max().item() / v.double().abs().max().item()
                 for k, v in model.state_dict().items() if v.is_floating_point())
-    print(f"{name}: final loss {loss.item():.6f}, smallest change of a tensor {moved:.2e} of its scale")
+    print(f"{name}: final loss {loss.item():.6f}, smallest change of a tensor {moved:.2e} of its scale"
+          + (f", clipped {clipped} of {STEPS} steps" if "clip" in case else ""))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,12 @@
+#ifndef COHORT_POSIX_SHIM_H
+#define COHORT_POSIX_SHIM_H
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+
+/* Swaps two paths atomically (Linux renameat2 with RENAME_EXCHANGE), which glibc declares only
+   under _GNU_SOURCE. Returns 0 or -1 with errno set. */
+static inline int cohort_rename_exchange(const char *a, const char *b) {
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+#endif

@@ -1,0 +1,28 @@
+import Foundation
+
+nonisolated(unsafe) private var receivedStopSignal: Int32 = 0
+
+/// SIGTERM (a scheduler's pre-emption) and SIGINT (Ctrl-C) ask the run to stop cleanly: the flag
+/// travels with the next step's allreduce so that all workers stop at the same step, and the
+/// coordinator writes a checkpoint. A second signal ends the process at once.
+public enum StopSignal {
+    public static func install() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number) { number in
+                if receivedStopSignal != 0 { _exit(128 + number) }
+                receivedStopSignal = number
+            }
+        }
+    }
+
+    /// The signal received, or 0.
+    public static var received: Int32 { receivedStopSignal }
+
+    public static func name(_ number: Int32) -> String {
+        switch number {
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        default: return "signal \(number)"
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// Two test hosts on this machine (network namespaces joined by a bridge, `Tests/scripts/testhosts`),
+/// one worker each, through `launch/hosts` over TCP. Needs root, for `ip netns`.
+final class MultiHostTests: XCTestCase {
+    let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts")
+    let launch = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("launch")
+
+    func shell(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output, error)
+    }
+
+    override func setUpWithError() throws {
+        guard getuid() == 0 else { throw XCTSkip("network namespaces need root; CI runs as root") }
+        let up = try shell([scripts.appendingPathComponent("testhosts").path, "up"])
+        XCTAssertEqual(up.status, 0, up.error)
+        addTeardownBlock { [scripts] in
+            let down = Process()
+            down.executableURL = scripts.appendingPathComponent("testhosts")
+            down.arguments = ["down"]
+            try? down.run()
+            down.waitUntilExit()
+        }
+    }
+
+    /// `launch/hosts` run from inside the first host, both hosts in the hostfile.
+    func launchOnHosts(config: String, directory: URL, extra: [String] = []) throws -> Process {
+        let hostfile = directory.appendingPathComponent("hostfile")
+        try "cohort-h1 slots=1\ncohort-h2 slots=1\n".write(to: hostfile, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", "cohort-h1", launch.appendingPathComponent("hosts").path, hostfile.path, config] + extra
+        var environment = ProcessInfo.processInfo.environment
+        environment["COHORT_BIN"] = try cohortBinary().path
+        environment["COHORT_MPIRUN_ARGS"] = "--mca plm_rsh_agent \(scripts.appendingPathComponent("netns-rsh").path) "
+            + "--mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        return process
+    }
+
+    func testTrainingAcrossTwoHostsEqualsTrainingOnOne() throws {
+        let directory = try temporaryDirectory(self)
+        let data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
+        let local = directory.appendingPathComponent("local"), remote = directory.appendingPathComponent("hosts")
+        try distributedConfig(data: data, run: local, maxSteps: 20).write(toFile: local.path + ".yaml", atomically: true, encoding: .utf8)
+        try distributedConfig(data: data, run: remote, maxSteps: 20).write(toFile: remote.path + ".yaml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try MPIJob(workers: 1, arguments: ["train", local.path + ".yaml"], configPath: local.path + ".yaml").wait().status, 0)
+        let job = try launchOnHosts(config: remote.path + ".yaml", directory: directory)
+        let err = Pipe()
+        job.standardError = err
+        try job.run()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        job.waitUntilExit()
+        XCTAssertEqual(job.terminationStatus, 0, errText)
+        let a = try SafeTensors.read(path: local.appendingPathComponent("checkpoints/20/model.safetensors").path).tensors
+        let b = try SafeTensors.read(path: remote.appendingPathComponent("checkpoints/20/model.safetensors").path).tensors
+        assertSameWeights(a, b, tolerance: 1e-5, "two hosts against one worker")
+    }
+
+    /// Cutting one host's link ends the job with an error in well under 90 s; `--resume auto` on one host finishes the run.
+    func testACutLinkEndsTheJobAndTheRunResumesOnOneHost() throws {
+        let directory = try temporaryDirectory(self)
+        let data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
+        let run = directory.appendingPathComponent("run")
+        let config = run.path + ".yaml"
+        try distributedConfig(data: data, run: run, maxSteps: 100_000, everySteps: 20, timeout: 10)
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let job = try launchOnHosts(config: config, directory: directory)
+        let err = Pipe()
+        job.standardError = err
+        try job.run()
+        XCTAssertTrue(MPIJob.waitFor(run.appendingPathComponent("checkpoints/latest").path), "no checkpoint appeared")
+        let cut = try shell([scripts.appendingPathComponent("testhosts").path, "cut", "cohort-h2"])
+        XCTAssertEqual(cut.status, 0, cut.error)
+        let cutAt = Date()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        job.waitUntilExit()
+        let seconds = Date().timeIntervalSince(cutAt)
+        XCTAssertNotEqual(job.terminationStatus, 0)
+        XCTAssertTrue(errText.contains("error:"), errText)
+        XCTAssertLessThan(seconds, 90, "the job took \(seconds) s to end after the cut")
+        let step = try XCTUnwrap(Int(try String(contentsOf: run.appendingPathComponent("checkpoints/latest"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        try distributedConfig(data: data, run: run, maxSteps: step + 10, everySteps: 20)
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let resumed = try MPIJob(workers: 1, arguments: ["train", config, "--resume", "auto"], configPath: config).wait()
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertTrue(resumed.output.contains("resumed from"), resumed.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/\(step + 10)/model.safetensors").path))
+    }
+}

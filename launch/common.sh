@@ -1,0 +1,50 @@
+# Shared by launch/local and launch/hosts: finds the binary, runs mpirun, forwards a stop signal to
+# it, and turns a worker's death into one line.
+# shellcheck shell=bash
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() { echo "error: $*" >&2; exit 2; }
+
+cohort_bin() {
+    local bin=${COHORT_BIN:-$here/.build/release/cohort}
+    [ -x "$bin" ] || die "$bin: no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)"
+    echo "$bin"
+}
+
+# run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM and SIGINT are passed on to mpirun, which hands
+# them to every worker: they stop at the same step and checkpoint it (exit 75). Once a worker has
+# reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
+# and it waits on TCP retransmissions) it is ended here.
+run_mpirun() {
+    local stopped=0 status grace=15 flag
+    flag=$(mktemp)
+    rm -f "$flag"
+    [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    mpirun "$@" 2> >(while IFS= read -r line; do
+                         printf '%s\n' "$line" >&2
+                         case $line in error:*) touch "$flag" ;; esac
+                     done) &
+    local pid=$!
+    trap 'stopped=1; kill -TERM "$pid" 2>/dev/null' TERM INT
+    local waited=0
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ -e "$flag" ]; then
+            waited=$((waited + 1))
+            if [ "$waited" -ge "$grace" ]; then kill -KILL "$pid" 2>/dev/null; fi
+        fi
+    done
+    { wait "$pid"; } 2>/dev/null && status=0 || status=$?
+    trap - TERM INT
+    if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
+    if [ "$stopped" = 1 ]; then exit 75; fi
+    if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
+        echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
+        exit 1
+    elif [ "$status" -gt 127 ]; then
+        echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2
+        exit 1
+    fi
+    exit "$status"
+}
