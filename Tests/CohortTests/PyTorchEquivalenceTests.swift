@@ -52,4 +52,8 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testGRUWithNesterovMatchesPyTorch() throws { try trainFixture("gru_nesterov") }
     func testRNNWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("rnn_dampening_cosine") }
     func testStackedLSTMSequencesIntoReLURNNMatchesPyTorch() throws { try trainFixture("lstm_rnn_relu_stacked") }
+    func testLSTMWithAdamMatchesPyTorch() throws { try trainFixture("lstm_adam") }
+    func testGRUWithRMSpropAndMomentumMatchesPyTorch() throws { try trainFixture("gru_rmsprop") }
+    /// max_norm 0.5: PyTorch clips 3 of the 12 steps.
+    func testRNNWithAdamWAndGradientClippingMatchesPyTorch() throws { try trainFixture("rnn_adamw_clip") }
 }

@@ -208,6 +208,12 @@ RECURRENT_CASES = {
                                  schedule=dict(name="cosine", warmup_steps=2)),
     "lstm_rnn_relu_stacked": dict(build=stacked, layers=STACKED_LAYERS, input=[6, 5], seed=203,
                                   opt=dict(lr=0.3, momentum=0.9), schedule=None),
+    "lstm_adam": dict(build=lstm_head, layers=LSTM_LAYERS, input=[7, 5], seed=204, optim="adam",
+                      opt=dict(lr=0.01), schedule=None),
+    "gru_rmsprop": dict(build=gru_head, layers=GRU_LAYERS, input=[6, 4], seed=205, optim="rmsprop",
+                        opt=dict(lr=0.003, momentum=0.5), schedule=None),
+    "rnn_adamw_clip": dict(build=rnn_head, layers=RNN_LAYERS, input=[7, 5], seed=206, optim="adamw",
+                           opt=dict(lr=0.01, weight_decay=0.05), schedule=None, clip=0.5),
 }
 
 
