@@ -36,6 +36,7 @@ struct Bench: ParsableCommand {
             guard batch >= communicator.worldSize else {
                 throw CohortError("--batch \(batch) cannot be shared by \(communicator.worldSize) workers")
             }
+            try communicator.completeSetup()
             let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch, communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "%@ world=%d batch=%d images/s=%.1f ms/step=%.1f", result.workload, result.world,

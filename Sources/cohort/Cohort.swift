@@ -23,9 +23,10 @@ let interruptedExitStatus: Int32 = 75
 
 /// Runs a command body with MPI started and exits with the status it returns.
 ///
-/// An error is printed as one line, `error: ...`, and ends the whole job with status 1. When every
-/// worker meets the same error (a bad config), rank 0's message is the one shown: other ranks give
-/// it a moment to print and end the job before they speak for themselves.
+/// An error is printed as one line, `error: ...`, and the job exits with status 1. An error during
+/// set-up (before the workers' `agreeOnSetup`) is usually met by every worker alike: the workers
+/// agree on it and the lowest failing rank alone prints it. An error after set-up ends the whole
+/// job at once through MPI_Abort, since the other workers may be waiting in a collective.
 func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     let communicator = MPICommunicator()
     configureBLASThreads(worldSize: communicator.worldSize)
@@ -33,10 +34,19 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
         let status = try body(communicator)
         communicator.finalize()
         exit(status)
+    } catch let peer as PeerSetupFailure {
+        _ = peer
+        communicator.finalize()
+        exit(1)
     } catch {
         let message = (error as? CohortError)?.message ?? String(describing: error)
-        if communicator.worldSize > 1 && communicator.rank != 0 { sleep(2) }
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        if communicator.worldSize > 1 && !communicator.setupAgreed {
+            let failing = (try? communicator.agreeOnSetup(failed: true)) ?? [communicator.rank]
+            if failing.first == communicator.rank { printError("error: \(message)") }
+            communicator.finalize()
+            exit(1)
+        }
+        printError("error: \(message)")
         if communicator.worldSize > 1 { communicator.abort(code: 1) }
         communicator.finalize()
         exit(1)

@@ -45,6 +45,7 @@ struct Eval: ParsableCommand {
                 throw CohortError("\(modelPath): missing from the checkpoint")
             }
             try model.importStateDict(SafeTensors.decode(data, name: modelPath).tensors, source: modelPath)
+            try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",

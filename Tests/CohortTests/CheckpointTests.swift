@@ -98,6 +98,17 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), "9")
     }
 
+    /// A fresh run in a directory used before replaces the earlier run's checkpoints once its own
+    /// first checkpoint is complete, so that `latest` and `keep` only ever see one run.
+    func testAFreshRunReplacesTheEarlierRunsCheckpoints() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 13))
+        _ = try train(smallRun(in: directory, maxSteps: 5))
+        let store = CheckpointStore(runDirectory: directory.appendingPathComponent("run").path, keep: 10)
+        XCTAssertEqual(store.completeSteps().sorted(), [3, 5])
+        XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "5")
+    }
+
     func testResumeAutoWithoutCheckpointStartsFresh() throws {
         let directory = try temporaryDirectory(self)
         let summary = try train(smallRun(in: directory, maxSteps: 3), resume: .auto)

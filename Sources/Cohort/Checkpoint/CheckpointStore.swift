@@ -19,8 +19,10 @@ public struct CheckpointStore {
 
     public static let manifestName = "manifest.json"
 
-    /// Writes the files of the checkpoint of `step` and makes it the latest.
-    public func write(step: Int, files: [(name: String, data: Data)]) throws {
+    /// Writes the files of the checkpoint of `step` and makes it the latest. With
+    /// `replacingEarlierRun` (a fresh run's first checkpoint), the checkpoints of the run that used
+    /// this directory before are removed, once the new one is complete.
+    public func write(step: Int, files: [(name: String, data: Data)], replacingEarlierRun: Bool = false) throws {
         let fm = FileManager.default
         do {
             try fm.createDirectory(at: root, withIntermediateDirectories: true)
@@ -62,13 +64,13 @@ public struct CheckpointStore {
             try? fm.removeItem(at: temporary)
             throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); the previous checkpoint is intact")
         }
-        prune(newest: step)
+        prune(newest: step, all: replacingEarlierRun)
     }
 
-    /// Removes all but the newest `keep` complete checkpoints.
-    private func prune(newest: Int) {
+    /// Removes all but the newest `keep` complete checkpoints (all but `newest` with `all`).
+    private func prune(newest: Int, all: Bool) {
         let steps = completeSteps().filter { $0 != newest }.sorted(by: >)
-        for step in steps.dropFirst(max(keep - 1, 0)) {
+        for step in steps.dropFirst(all ? 0 : max(keep - 1, 0)) {
             try? FileManager.default.removeItem(at: root.appendingPathComponent(String(step)))
         }
     }

@@ -112,8 +112,8 @@ public enum SafeTensors {
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); supported are F32, F64 and I64")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body.count,
-                  offsets[1] - offsets[0] == shape.reduce(1, *) * dtype.size else {
+            guard let count = elementCount(shape), count <= body.count, offsets[0] >= 0, offsets[0] <= offsets[1],
+                  offsets[1] <= body.count, offsets[1] - offsets[0] == count * dtype.size else {
                 throw bad("tensor '\(key)' has data offsets that do not match its shape \(describe(shape)) or the file size")
             }
             tensors[key] = Tensor(dtype: dtype, shape: shape, data: Array(body[offsets[0]..<offsets[1]]))

@@ -3,6 +3,11 @@ import Yams
 
 /// Reads a YAML config into a `TrainingConfig`, checking every key, type and range.
 public enum ConfigLoader {
+    /// Bounds that keep every size computation far from overflow; real models are much smaller.
+    static let largestWidth = 1 << 20
+    static let largestWindow = 4096
+    static let largestSize = 1 << 31
+
     /// Loads and checks the config at `path`.
     public static func load(path: String) throws -> TrainingConfig {
         guard FileManager.default.fileExists(atPath: path) else {
@@ -85,8 +90,11 @@ public enum ConfigLoader {
         guard let input = try table.intList("input") else {
             throw table.missing("input", "the input shape, [C, H, W] for images, [T, F] for sequences")
         }
-        guard !input.isEmpty, input.allSatisfy({ $0 >= 1 }) else {
-            throw table.fail("input", "every dimension must be >= 1, got \(Cohort.describe(input))")
+        guard !input.isEmpty, input.count <= 3, input.allSatisfy({ $0 >= 1 }) else {
+            throw table.fail("input", "expected 1 to 3 dimensions, each >= 1, got \(Cohort.describe(input))")
+        }
+        guard let size = elementCount(input), size <= ConfigLoader.largestSize else {
+            throw table.fail("input", "\(Cohort.describe(input)) has more than \(ConfigLoader.largestSize) values per sample")
         }
         model.input = input
         guard let layers = table.node("layers") else { throw table.missing("layers", "the list of layers") }
@@ -123,15 +131,15 @@ public enum ConfigLoader {
         let spec: LayerSpec
         switch name {
         case "conv2d":
-            guard let out = try options.int("out_channels", range: 1...Int.max) else { throw options.missing("out_channels", "required") }
-            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.missing("kernel_size", "required") }
-            let stride = try options.int("stride", range: 1...Int.max) ?? 1
-            let padding = try options.int("padding", range: 0...Int.max) ?? 0
+            guard let out = try options.int("out_channels", range: 1...ConfigLoader.largestWidth) else { throw options.missing("out_channels", "required") }
+            guard let kernel = try options.int("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
+            let stride = try options.int("stride", range: 1...ConfigLoader.largestWindow) ?? 1
+            let padding = try options.int("padding", range: 0...ConfigLoader.largestWindow) ?? 0
             let bias = try options.bool("bias") ?? true
             spec = .conv2d(outChannels: out, kernel: kernel, stride: stride, padding: padding, bias: bias,
                            initializer: try readInit(&options))
         case "dense", "linear":
-            guard let out = try options.int("out_features", range: 1...Int.max) else { throw options.missing("out_features", "required") }
+            guard let out = try options.int("out_features", range: 1...ConfigLoader.largestWidth) else { throw options.missing("out_features", "required") }
             let bias = try options.bool("bias") ?? true
             spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options))
         case "batchnorm":
@@ -144,9 +152,9 @@ public enum ConfigLoader {
         case "relu", "sigmoid", "tanh":
             spec = .activation(Activation<Float>.Function(rawValue: name)!)
         case "maxpool2d", "avgpool2d":
-            guard let kernel = try options.int("kernel_size", range: 1...Int.max) else { throw options.missing("kernel_size", "required") }
-            let stride = try options.int("stride", range: 1...Int.max) ?? kernel
-            let padding = try options.int("padding", range: 0...Int.max) ?? 0
+            guard let kernel = try options.int("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
+            let stride = try options.int("stride", range: 1...ConfigLoader.largestWindow) ?? kernel
+            let padding = try options.int("padding", range: 0...ConfigLoader.largestWindow) ?? 0
             spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
         case "flatten":
             spec = .flatten
@@ -310,7 +318,7 @@ public enum ConfigLoader {
             }
         }
         train.maxSteps = try table.int("max_steps", range: 1...Int.max)
-        train.epochs = try table.int("epochs", range: 1...Int.max)
+        train.epochs = try table.int("epochs", range: 1...1_000_000_000)
         if train.maxSteps != nil && train.epochs != nil {
             throw table.fail("epochs", "give either max_steps or epochs, not both")
         }

@@ -29,10 +29,9 @@ public struct IDXFile: Sendable {
             let o = 4 + 4 * d
             dims.append(Int(raw[o]) << 24 | Int(raw[o + 1]) << 16 | Int(raw[o + 2]) << 8 | Int(raw[o + 3]))
         }
-        let expected = dims.reduce(1, *)
         let present = raw.count - headerSize
-        guard present >= expected else {
-            throw CohortError("\(path): truncated: the header announces \(expected) values (\(describe(dims))) but the file holds \(present)")
+        guard let expected = elementCount(dims), present >= expected else {
+            throw CohortError("\(path): truncated: the header announces \(describe(dims)) values but the file holds \(present)")
         }
         guard present == expected else {
             throw CohortError("\(path): \(present - expected) bytes after the \(expected) values the header announces")

@@ -14,10 +14,26 @@ public protocol Communicator: AnyObject {
     /// Every worker's `values` (the same count on each), in rank order.
     func allgather(_ values: [UInt64]) throws -> [[UInt64]]
     func barrier() throws
+    /// The collective that ends set-up: every worker says whether its set-up (config, data, model,
+    /// checkpoint) failed, and learns which workers' did. Errors before it are met by every worker
+    /// alike (the same config and data), so they can be reported once, by the lowest failing rank,
+    /// and the job can end without aborting. Returns the failing ranks.
+    func agreeOnSetup(failed: Bool) throws -> [Int]
 }
 
 extension Communicator {
     public var isCoordinator: Bool { rank == 0 }
+
+    /// Ends set-up when this worker's succeeded; throws `PeerSetupFailure` if another's failed.
+    public func completeSetup() throws {
+        let failed = try agreeOnSetup(failed: false)
+        guard failed.isEmpty else { throw PeerSetupFailure(ranks: failed) }
+    }
+}
+
+/// Thrown by a worker whose own set-up succeeded when another's failed: that worker reports the error.
+public struct PeerSetupFailure: Error {
+    public let ranks: [Int]
 }
 
 /// A communicator for one process without MPI: what the tests and the Double gradient checks use.
@@ -31,6 +47,7 @@ public final class SoloCommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ values: [UInt64]) -> [[UInt64]] { [values] }
     public func barrier() {}
+    public func agreeOnSetup(failed: Bool) -> [Int] { failed ? [0] : [] }
 }
 
 /// Allreduce for either element type, so that generic layers can call it.

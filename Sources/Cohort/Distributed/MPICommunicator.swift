@@ -10,6 +10,8 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
     public var step = 0
+    /// Whether the workers have passed `agreeOnSetup`, after which an error must abort the job.
+    public private(set) var setupAgreed = false
     /// Seconds a collective may take before the job is ended (`distributed.timeout_s`).
     public var timeoutSeconds: Double = 60
     private let comm: MPI_Comm
@@ -59,6 +61,12 @@ public final class MPICommunicator: Communicator {
             }
         }
         return (0..<worldSize).map { Array(gathered[($0 * values.count)..<(($0 + 1) * values.count)]) }
+    }
+
+    public func agreeOnSetup(failed: Bool) throws -> [Int] {
+        let flags = try allgather([failed ? 1 : 0])
+        setupAgreed = true
+        return flags.indices.filter { flags[$0][0] != 0 }
     }
 
     public func barrier() throws {

@@ -88,4 +88,15 @@ func layerError(_ index: Int, _ kind: String, _ message: String) -> CohortError 
     CohortError("model.layers[\(index)] (\(kind)): \(message)")
 }
 
+/// The number of elements of `shape`, or nil if it overflows.
+func elementCount(_ shape: [Int]) -> Int? {
+    var total = 1
+    for d in shape {
+        let (product, overflow) = total.multipliedReportingOverflow(by: d)
+        if overflow || d < 0 { return nil }
+        total = product
+    }
+    return total
+}
+
 func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

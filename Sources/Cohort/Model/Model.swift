@@ -1,3 +1,5 @@
+import Foundation
+
 /// A sequential model (PyTorch's `nn.Sequential`): layers, their flat parameter and gradient
 /// buffers, and activations sized once for the largest local batch.
 ///
@@ -30,7 +32,21 @@ public final class Model<Element: Scalar> {
         }
         self.layers = layers
         inputShape = config.input
-        let total = layers.reduce(0) { $0 + $1.parameterShapes.reduce(0) { $0 + $1.count } }
+        var total = 0
+        for (index, layer) in layers.enumerated() {
+            for shape in layer.parameterShapes {
+                guard let count = elementCount(shape.shape), count <= ConfigLoader.largestSize - total else {
+                    throw layerError(index, layer.kind, "\(shape.name) \(describe(shape.shape)) makes the model larger than \(ConfigLoader.largestSize) parameters")
+                }
+                total += count
+            }
+        }
+        // Parameters, gradients and up to three optimizer buffers, in 4-byte floats.
+        let bytes = Double(total) * 5 * Double(MemoryLayout<Element>.size)
+        guard bytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
+            throw CohortError(String(format: "model.layers: %d parameters need about %.1f GiB with their gradients and optimizer state, more than this machine's %.1f GiB",
+                                     total, bytes / 1_073_741_824, Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824))
+        }
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)
         var offset = 0
@@ -76,6 +92,13 @@ public final class Model<Element: Scalar> {
     /// Draws every parameter from its initializer; batch-norm statistics start at mean 0, variance 1.
     public func initialize(seed: UInt64) {
         for (index, layer) in layers.enumerated() { layer.initialize(seed: seed, layerIndex: index) }
+    }
+
+    /// Bytes that `reserve(maxBatch:)` would allocate for activations and their gradients (workspace
+    /// such as im2col columns comes on top, of the same order).
+    public func activationBytes(maxBatch: Int) -> Double {
+        let values = layers.reduce(Double(inputSize)) { $0 + Double($1.outputSize) }
+        return 2 * values * Double(maxBatch) * Double(MemoryLayout<Element>.size)
     }
 
     /// Allocates activations and workspace for batches of up to `maxBatch` samples.

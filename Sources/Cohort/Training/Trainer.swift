@@ -38,7 +38,6 @@ public final class Trainer {
 
     public func run(resume: ResumeMode) throws -> TrainingSummary {
         let started = Date()
-        try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let model = try Model<Float>(config.model)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
@@ -71,12 +70,21 @@ public final class Trainer {
         let optimizer = makeOptimizer(config.optimizer, count: model.parameters.count)
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
         var startStep = 0
+        var replacingEarlierRun = true
         if let directory = try checkpointToResume(resume, store: store) {
+            replacingEarlierRun = false
             let progress = try TrainingCheckpoint.restore(from: directory, model: model, optimizer: optimizer)
             startStep = progress.step
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
+        let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
+        guard activationBytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
+            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker need about %.1f GiB of activations, more than this machine has; lower the batch size or use more workers",
+                                     config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
+        }
+        try communicator.completeSetup()
+        try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal)
         stepper.clipGradNorm = config.train.clipGradNorm
@@ -114,7 +122,9 @@ public final class Trainer {
             let every = config.checkpoint.everySteps
             let stopping = done == stopAfterStep || stopRequested
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
-                lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize, store: store)
+                lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize,
+                                                    store: store, replacingEarlierRun: replacingEarlierRun)
+                replacingEarlierRun = false
             }
             if stopping && done < totalSteps {
                 log("stopped at step \(done) of \(totalSteps) world=\(world)")
@@ -160,12 +170,13 @@ public final class Trainer {
     }
 
     private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan,
-                                batchSize: Int, store: CheckpointStore) throws -> String? {
+                                batchSize: Int, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
         guard communicator.isCoordinator else { return nil }
         let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,
                                         seed: config.seed, batchSize: batchSize, worldSize: communicator.worldSize,
                                         config: config.sourceText)
-        try store.write(step: step, files: TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress))
+        try store.write(step: step, files: TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress),
+                        replacingEarlierRun: replacingEarlierRun)
         return store.root.appendingPathComponent(String(step)).path
     }
 }

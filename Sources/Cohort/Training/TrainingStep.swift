@@ -25,8 +25,8 @@ public final class TrainingStep {
     /// Trains on the `localBatch` samples already in `model.input` and `labels`.
     ///
     /// Returns the mean loss and accuracy over the global batch, and whether any worker asked to
-    /// stop (`requestStop`): all workers learn it in the same step. A loss that is not finite stops
-    /// training before the update, so the weights stay those of the last good step.
+    /// stop (`requestStop`): all workers learn it in the same step. A loss or gradient that is not
+    /// finite stops training before the update, so the weights stay those of the last good step.
     @discardableResult
     public func run(step: Int, localBatch: Int, globalBatch: Int, firstSampleIndex: Int, lr: Double,
                     requestStop: Bool = false) throws -> (loss: Double, accuracy: Double, stop: Bool) {
@@ -45,6 +45,9 @@ public final class TrainingStep {
         let loss = totals.pointer[0] / Double(globalBatch)
         guard loss.isFinite else {
             throw CohortError("step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)")
+        }
+        guard allFinite(model.gradients.pointer, count: model.gradients.count) else {
+            throw CohortError("step \(step): a gradient became NaN or infinite; training stopped before updating the weights (lower optimizer.lr, or find the layer with `cohort check`)")
         }
         if let clipGradNorm { clipGradientNorm(model.gradients.pointer, count: model.gradients.count, maxNorm: clipGradNorm) }
         optimizer.step(parameters: model.parameters.pointer, gradients: model.gradients.pointer,

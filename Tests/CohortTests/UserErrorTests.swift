@@ -1,0 +1,167 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// Every mistake a user can make, run through the real `cohort` binary: one line on standard error
+/// naming the culprit, an exit status from 1 to 127, and the existing checkpoint byte for byte unchanged.
+final class UserErrorTests: XCTestCase {
+    var directory: URL!
+    let layers = """
+            - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+            - batchnorm: {}
+            - relu: {}
+            - maxpool2d: {kernel_size: 2}
+            - flatten: {}
+            - dense: {out_features: 4}
+        """
+
+    func config(_ replacements: [String: String] = [:], layers: String? = nil) -> String {
+        var text = """
+            seed: 1
+            data:
+              train: {images: train-images.idx, labels: train-labels.idx}
+              test: {images: test-images.idx, labels: test-labels.idx}
+            model:
+              input: [1, 6, 6]
+              layers:
+            \(layers ?? self.layers)
+            optimizer: {name: sgd, lr: 0.05, momentum: 0.9, schedule: {name: cosine}}
+            train: {batch_size: 16, max_steps: 20}
+            checkpoint: {dir: run, every_steps: 10}
+            """
+        for (old, new) in replacements {
+            precondition(text.contains(old), "\(old) not in the config")
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        return text
+    }
+
+    struct Case {
+        var name: String
+        var files: [String: Data] = [:]
+        var arguments: [String]
+        var expected: [String]
+        var workers = 1
+    }
+
+    func yaml(_ text: String) -> [String: Data] { ["c.yaml": Data(text.utf8)] }
+
+    func run(_ arguments: [String], workers: Int) throws -> (status: Int32, error: String, signaled: Bool) {
+        let process = Process()
+        if workers > 1 {
+            process.executableURL = URL(fileURLWithPath: try XCTUnwrap(MPIJob.mpirun))
+            process.arguments = ["-np", "\(workers)", "--oversubscribe", "--allow-run-as-root", "--quiet", "--stdin", "none",
+                                 try cohortBinary().path] + arguments
+        } else {
+            process.executableURL = try cohortBinary()
+            process.arguments = arguments
+        }
+        process.currentDirectoryURL = directory
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text, process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Every file under `run/`, by path.
+    func snapshot() throws -> [String: Data] {
+        let root = directory.appendingPathComponent("run")
+        var files: [String: Data] = [:]
+        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
+        while let url = enumerator?.nextObject() as? URL {
+            if let data = try? Data(contentsOf: url) { files[url.path] = data }
+        }
+        return files
+    }
+
+    func testEveryMistakeIsOneLineNamingTheCulpritAndLeavesTheCheckpoint() throws {
+        directory = try temporaryDirectory(self)
+        let train = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
+        try config().write(to: directory.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
+        let trained = try run(["train", "good.yaml"], workers: 1)
+        XCTAssertEqual(trained.status, 0, trained.error)
+        let before = try snapshot()
+        XCTAssertEqual(before.count, 9, "two checkpoints of four files, and latest")
+
+        let images = try Data(contentsOf: URL(fileURLWithPath: train.images))
+        let state = try SafeTensors.read(path: directory.appendingPathComponent("run/checkpoints/20/model.safetensors").path).tensors
+        func weights(_ change: (inout [String: SafeTensors.Tensor]) -> Void) throws -> Data {
+            var tensors = state
+            change(&tensors)
+            return try SafeTensors.encode(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+        let fromInit = ["model:\n": "model:\n  init: {from: w.safetensors}\n"]
+        var gzip = Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
+        gzip.append(Data(repeating: 0xA5, count: 40))
+
+        let cases: [Case] = [
+            Case(name: "yaml syntax", files: yaml("seed: 1\ndata: {train: [\n"), arguments: ["train", "c.yaml"], expected: ["c.yaml: YAML syntax error", "line"]),
+            Case(name: "unknown nested key", files: yaml(config(["momentum: 0.9": "momentum: 0.9, learning_rate: 1"])), arguments: ["train", "c.yaml"], expected: ["optimizer.learning_rate: unknown key"]),
+            Case(name: "wrong type", files: yaml(config(["lr: 0.05": "lr: fast"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: expected a number"]),
+            Case(name: "lr <= 0", files: yaml(config(["lr: 0.05": "lr: 0"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0"]),
+            Case(name: "p out of range", files: yaml(config(["    - relu: {}": "    - dropout: {p: 1.0}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2].dropout.p: must be in [0, 1)"]),
+            Case(name: "batch size 0", files: yaml(config(["batch_size: 16": "batch_size: 0"])), arguments: ["train", "c.yaml"], expected: ["train.batch_size"]),
+            Case(name: "batch larger than data", files: yaml(config(["batch_size: 16": "batch_size: 1000"])), arguments: ["train", "c.yaml"], expected: ["train.batch_size: 1000 is larger than the 64 training samples"]),
+            Case(name: "kernel larger than input", files: yaml(config(["padding: 1}": "padding: 0}", "input: [1, 6, 6]": "input: [1, 2, 2]"])), arguments: ["train", "c.yaml"], expected: ["model.layers[0] (conv2d)", "larger than its input [1, 2, 2]"]),
+            Case(name: "channels 0", files: yaml(config(["out_channels: 3": "out_channels: 0"])), arguments: ["train", "c.yaml"], expected: ["model.layers[0].conv2d.out_channels: must be"]),
+            Case(name: "unknown layer", files: yaml(config(["- relu: {}": "- swish: {}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2]", "unknown layer 'swish'"]),
+            Case(name: "unknown optimizer", files: yaml(config(["name: sgd": "name: lbfgs"])), arguments: ["train", "c.yaml"], expected: ["optimizer.name", "lbfgs"]),
+            Case(name: "unknown init", files: yaml(config(["out_features: 4}": "out_features: 4, init: glorot}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[5].dense.init", "glorot"]),
+            Case(name: "unknown schedule", files: yaml(config(["name: cosine": "name: cyclic"])), arguments: ["train", "c.yaml"], expected: ["optimizer.schedule.name", "cyclic"]),
+            Case(name: "shapes do not chain", files: yaml(config(["    - flatten: {}\n": ""])), arguments: ["train", "c.yaml"], expected: ["model.layers[4] (dense)", "[3, 3, 3]"]),
+            Case(name: "config not found", arguments: ["train", "none.yaml"], expected: ["none.yaml: config file not found"]),
+            Case(name: "data file missing", files: yaml(config(["train-images.idx": "missing-images.idx"])), arguments: ["train", "c.yaml"], expected: ["missing-images.idx: no such file"]),
+            Case(name: "not IDX", files: ["bad.idx": Data("hello, world".utf8), "c.yaml": Data(config(["train-images.idx": "bad.idx"]).utf8)], arguments: ["train", "c.yaml"], expected: ["bad.idx: not an IDX file"]),
+            Case(name: "truncated IDX", files: ["short.idx": images.prefix(200), "c.yaml": Data(config(["train-images.idx": "short.idx"]).utf8)], arguments: ["train", "c.yaml"], expected: ["short.idx: truncated"]),
+            Case(name: "corrupt gzip", files: ["bad.gz": gzip, "c.yaml": Data(config(["train-images.idx": "bad.gz"]).utf8)], arguments: ["train", "c.yaml"], expected: ["bad.gz", "gzip"]),
+            Case(name: "counts differ", files: ["c.yaml": Data(config(["labels: train-labels.idx": "labels: test-labels.idx"]).utf8)], arguments: ["train", "c.yaml"], expected: ["has 64 images but", "16 labels"]),
+            Case(name: "label out of range", files: ["c.yaml": Data(config(["out_features: 4": "out_features: 3"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train-labels.idx: label 3", "model with 3 outputs"]),
+            Case(name: "image size mismatch", files: ["c.yaml": Data(config(["input: [1, 6, 6]": "input: [1, 5, 5]"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train-images.idx", "model.input [1, 5, 5]"]),
+            Case(name: "init.from missing tensor", files: ["w.safetensors": try weights { $0["5.bias"] = nil }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"], expected: ["w.safetensors: tensor '5.bias' is missing"]),
+            Case(name: "init.from extra tensor", files: ["w.safetensors": try weights { $0["9.weight"] = .init(floats: [1], shape: [1]) }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"], expected: ["w.safetensors: tensor '9.weight' is not in this model"]),
+            Case(name: "init.from wrong shape", files: ["w.safetensors": try weights { $0["5.bias"] = .init(floats: [1, 2], shape: [2]) }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"], expected: ["tensor '5.bias' has shape [2], the model needs [4]"]),
+            Case(name: "init.from wrong dtype", files: ["w.safetensors": try weights { $0["5.bias"] = .init(int64: [1, 2, 3, 4], shape: [4]) }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"], expected: ["tensor '5.bias' has dtype I64"]),
+            Case(name: "init.from not safetensors", files: ["w.safetensors": Data("not tensors".utf8), "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"], expected: ["w.safetensors: not a valid safetensors file"]),
+            Case(name: "resume of a missing directory", files: ["c.yaml": Data(config().utf8)], arguments: ["train", "c.yaml", "--resume", "nowhere/7"], expected: ["nowhere/7", "no such checkpoint directory"]),
+            Case(name: "eval with another architecture", files: ["c.yaml": Data(config(["out_channels: 3": "out_channels: 5"]).utf8)], arguments: ["eval", "c.yaml"], expected: ["model.safetensors: tensor '0.weight' has shape [3, 1, 3, 3], the model needs [5, 1, 3, 3]"]),
+            Case(name: "loss becomes NaN", files: yaml(config(["lr: 0.05": "lr: 1.0e+30", "max_steps: 20": "max_steps: 40", "every_steps: 10": "every_steps: 1", "dir: run": "dir: diverged"],
+                                                          layers: "    - flatten: {}\n    - dense: {out_features: 8}\n    - dense: {out_features: 4}")),
+                 arguments: ["train", "c.yaml"], expected: ["step ", "became NaN", "before updating the weights"]),
+            Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run/checkpoints: cannot create the checkpoint directory"]),
+            Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
+            Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
+        ]
+        for item in cases {
+            for (name, data) in item.files { try data.write(to: directory.appendingPathComponent(name)) }
+            let result = try run(item.arguments, workers: item.workers)
+            XCTAssertFalse(result.signaled, "\(item.name): ended by a signal")
+            XCTAssertTrue((1...127).contains(result.status), "\(item.name): exit status \(result.status)")
+            XCTAssertEqual(result.error.split(separator: "\n").count, 1, "\(item.name): not one line: \(result.error)")
+            XCTAssertTrue(result.error.hasPrefix("error: "), "\(item.name): \(result.error)")
+            for text in item.expected {
+                XCTAssertTrue(result.error.contains(text), "\(item.name): '\(result.error)' does not name '\(text)'")
+            }
+            for (name, _) in item.files { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        }
+        XCTAssertEqual(try snapshot(), before, "a failed command changed the existing checkpoint")
+        // The diverged run stopped at the step it diverged; its last checkpoint holds finite weights.
+        let diverged = try XCTUnwrap(try CheckpointStore(runDirectory: directory.appendingPathComponent("diverged").path, keep: 3).latestDirectory())
+        XCTAssertLessThan(Int(diverged.lastPathComponent) ?? 40, 40)
+        let last = try SafeTensors.read(path: diverged.appendingPathComponent("model.safetensors").path).tensors
+        XCTAssertTrue(last.values.allSatisfy { $0.doubles().allSatisfy(\.isFinite) }, "the last checkpoint holds NaN or infinite weights")
+
+        // A damaged checkpoint file is named, and --resume auto refuses it.
+        let model = directory.appendingPathComponent("run/checkpoints/20/model.safetensors")
+        var damaged = try Data(contentsOf: model)
+        damaged[damaged.count - 3] ^= 0x01
+        try damaged.write(to: model)
+        try config().write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let resumed = try run(["train", "c.yaml", "--resume", "auto"], workers: 1)
+        XCTAssertEqual(resumed.status, 1)
+        XCTAssertTrue(resumed.error.contains("run/checkpoints/20/model.safetensors: checksum mismatch"), resumed.error)
+    }
+}
