@@ -159,7 +159,7 @@ public enum ConfigLoader {
         case "flatten":
             spec = .flatten
         case "lstm", "gru", "rnn":
-            guard let hidden = try options.int("hidden_size", range: 1...Int.max) else {
+            guard let hidden = try options.int("hidden_size", range: 1...ConfigLoader.largestSize) else {
                 throw options.missing("hidden_size", "the size of the hidden state")
             }
             let sequences = try options.bool("return_sequences") ?? false

@@ -29,13 +29,13 @@ struct RecurrentCore<Element: Scalar> {
     private var weightIHGradient: UnsafeMutablePointer<Element>!
     private var weightHHGradient: UnsafeMutablePointer<Element>!
     /// The biases, or zeros without them, so that the step kernels always add both.
-    private(set) var biasIH: UnsafePointer<Element>
-    private(set) var biasHH: UnsafePointer<Element>
+    private(set) var biasIH: UnsafePointer<Element>!
+    private(set) var biasHH: UnsafePointer<Element>!
     /// bias_ih_l0 followed by bias_hh_l0, when the layer has them.
     private var biases: UnsafeMutablePointer<Element>?
     private var biasIHGradient: UnsafeMutablePointer<Element>?
     private var biasHHGradient: UnsafeMutablePointer<Element>?
-    private let zeroBias: Buffer<Element>
+    private var zeroBias: Buffer<Element>?
 
     init(kind: String, input: [Int], hiddenSize: Int, gates: Int, bias: Bool, returnSequences: Bool,
          initializer: LayerInit, index: Int) throws {
@@ -53,9 +53,6 @@ struct RecurrentCore<Element: Scalar> {
         hasBias = bias
         self.returnSequences = returnSequences
         self.initializer = initializer
-        zeroBias = Buffer(count: gates * hiddenSize)
-        biasIH = UnsafePointer(zeroBias.pointer)
-        biasHH = UnsafePointer(zeroBias.pointer)
     }
 
     var outputShape: [Int] { returnSequences ? [steps, hiddenSize] : [hiddenSize] }
@@ -79,6 +76,11 @@ struct RecurrentCore<Element: Scalar> {
             biasHH = UnsafePointer(parameters + offset + rows)
             biasIHGradient = gradients + offset
             biasHHGradient = gradients + offset + rows
+        } else {
+            let zeros = zeroBias ?? Buffer(count: rows)
+            zeroBias = zeros
+            biasIH = UnsafePointer(zeros.pointer)
+            biasHH = UnsafePointer(zeros.pointer)
         }
     }
 
