@@ -150,11 +150,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// A whole model (conv, batch norm, pooling, dense, dropout) and its loss, parameter by parameter.
     func testWholeModelGradientsThroughTheLoss() throws {
-        let config = try ConfigLoader.parse("""
-            data: {train: {images: a, labels: b}}
-            model:
-              input: [1, 6, 6]
-              layers:
+        try checkModelGradients(input: [1, 6, 6], layers: """
                 - conv2d: {out_channels: 2, kernel_size: 3, padding: 1}
                 - batchnorm: {}
                 - tanh: {}
@@ -163,21 +159,32 @@ final class GradientCheckTests: XCTestCase {
                 - dense: {out_features: 5}
                 - dropout: {p: 0.3}
                 - dense: {out_features: 3}
+            """, labels: [0, 2, 1, 2])
+    }
+
+    /// Every parameter gradient of the model of `layers` (YAML list items), through the mean
+    /// softmax cross-entropy of a batch of random inputs with `labels`.
+    func checkModelGradients(input: [Int], layers: String, labels: [Int32], file: StaticString = #filePath, line: UInt = #line) throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model:
+              input: \(input)
+              layers:
+            \(layers)
             train: {batch_size: 4, max_steps: 1}
             """, file: "inline.yaml")
         let model = try Model<Double>(config.model)
         model.initialize(seed: 3)
-        let batch = 4
+        let batch = labels.count
         model.reserve(maxBatch: batch)
         let random = CounterRandom(11)
         for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
-        let labels: [Int32] = [0, 2, 1, 2]
         let context = StepContext(isTraining: true, seed: 3, step: 0, firstSampleIndex: 0, globalBatch: batch, communicator: SoloCommunicator())
         func loss(withGradient: Bool) throws -> Double {
             try model.forward(batch: batch, context: context)
             return labels.withUnsafeBufferPointer { l in
                 softmaxCrossEntropy(logits: model.output, labels: l.baseAddress!, dlogits: withGradient ? model.outputGradient : nil,
-                                    batch: batch, classes: 3, gradientScale: 1 / Double(batch)).lossSum / Double(batch)
+                                    batch: batch, classes: model.classes, gradientScale: 1 / Double(batch)).lossSum / Double(batch)
             }
         }
         _ = try loss(withGradient: true)
@@ -191,6 +198,6 @@ final class GradientCheckTests: XCTestCase {
             model.parameters.pointer[i] = saved
             estimated.append((plus - minus) / (2 * h))
         }
-        XCTAssertLessThan(relativeError(analytic, estimated), tolerance)
+        XCTAssertLessThan(relativeError(analytic, estimated), tolerance, file: file, line: line)
     }
 }

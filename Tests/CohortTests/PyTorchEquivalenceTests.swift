@@ -47,4 +47,13 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testFullBatchGradientDescentMatchesPyTorch() throws { try trainFixture("mlp_full_batch") }
     /// Stochastic gradient descent: one sample per step (batch norm over the 8x8 maps of that sample).
     func testStochasticGradientDescentWithBatchOfOneMatchesPyTorch() throws { try trainFixture("cnn_stochastic") }
+
+    func testLSTMWithMomentumAndWeightDecayMatchesPyTorch() throws { try trainFixture("lstm_momentum") }
+    func testGRUWithNesterovMatchesPyTorch() throws { try trainFixture("gru_nesterov") }
+    func testRNNWithDampeningAndWarmupCosineMatchesPyTorch() throws { try trainFixture("rnn_dampening_cosine") }
+    func testStackedLSTMSequencesIntoReLURNNMatchesPyTorch() throws { try trainFixture("lstm_rnn_relu_stacked") }
+    func testLSTMWithAdamMatchesPyTorch() throws { try trainFixture("lstm_adam") }
+    func testGRUWithRMSpropAndMomentumMatchesPyTorch() throws { try trainFixture("gru_rmsprop") }
+    /// max_norm 0.5: PyTorch clips 3 of the 12 steps.
+    func testRNNWithAdamWAndGradientClippingMatchesPyTorch() throws { try trainFixture("rnn_adamw_clip") }
 }

@@ -25,6 +25,16 @@ def resolve(path, base):
     return beside if not os.path.isabs(path) and os.path.exists(beside) else path
 
 
+def recurrent(cls, *args, last=True, **kwargs):
+    """nn.LSTM, nn.GRU or nn.RNN (batch_first) returning only its output: the last step's [N, H], or
+    every step's [N, T, H] (Cohort's return_sequences). A subclass, so its tensors keep their names."""
+    class Recurrent(cls):
+        def forward(self, x):
+            out = super().forward(x)[0]
+            return out[:, -1] if last else out
+    return Recurrent(*args, batch_first=True, **kwargs)
+
+
 def build(config):
     shape = list(config["model"]["input"])
     layers = []
@@ -48,6 +58,11 @@ def build(config):
             layers.append(cls(opts["kernel_size"], opts.get("stride", opts["kernel_size"]), opts.get("padding", 0)))
         elif name == "flatten":
             layers.append(nn.Flatten())
+        elif name in ("lstm", "gru", "rnn"):
+            cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[name]
+            extra = {"nonlinearity": opts.get("nonlinearity", "tanh")} if name == "rnn" else {}
+            layers.append(recurrent(cls, shape[-1], opts["hidden_size"], bias=opts.get("bias", True),
+                                    last=not opts.get("return_sequences", False), **extra))
         else:
             raise SystemExit(f"layer {name} is not handled by this script")
         with torch.no_grad():

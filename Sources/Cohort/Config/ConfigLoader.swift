@@ -88,7 +88,7 @@ public enum ConfigLoader {
     private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {
         var model = ModelConfig()
         guard let input = try table.intList("input") else {
-            throw table.missing("input", "the input shape, [C, H, W] for images")
+            throw table.missing("input", "the input shape, [C, H, W] for images, [T, F] for sequences")
         }
         guard !input.isEmpty, input.count <= 3, input.allSatisfy({ $0 >= 1 }) else {
             throw table.fail("input", "expected 1 to 3 dimensions, each >= 1, got \(Cohort.describe(input))")
@@ -158,8 +158,28 @@ public enum ConfigLoader {
             spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
         case "flatten":
             spec = .flatten
+        case "lstm", "gru", "rnn":
+            guard let hidden = try options.int("hidden_size", range: 1...ConfigLoader.largestSize) else {
+                throw options.missing("hidden_size", "the size of the hidden state")
+            }
+            let sequences = try options.bool("return_sequences") ?? false
+            let bias = try options.bool("bias") ?? true
+            var nonlinearity = RNN<Float>.Nonlinearity.tanh
+            if name == "rnn", let given = try options.string("nonlinearity") {
+                guard let known = RNN<Float>.Nonlinearity(rawValue: given) else {
+                    throw options.fail("nonlinearity", "unknown nonlinearity '\(given)' (expected tanh or relu)")
+                }
+                nonlinearity = known
+            }
+            let initializer = try readInit(&options)
+            switch name {
+            case "lstm": spec = .lstm(hiddenSize: hidden, returnSequences: sequences, bias: bias, initializer: initializer)
+            case "gru": spec = .gru(hiddenSize: hidden, returnSequences: sequences, bias: bias, initializer: initializer)
+            default: spec = .rnn(hiddenSize: hidden, nonlinearity: nonlinearity, returnSequences: sequences, bias: bias,
+                                 initializer: initializer)
+            }
         default:
-            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, flatten)", node.mark)
+            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, flatten, lstm, gru, rnn)", node.mark)
         }
         try options.finish()
         return spec

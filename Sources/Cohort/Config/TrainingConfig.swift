@@ -34,6 +34,9 @@ public enum LayerSpec: Sendable, Equatable {
     case activation(Activation<Float>.Function)
     case pool(Pool2D<Float>.Mode, kernel: Int, stride: Int, padding: Int)
     case flatten
+    case lstm(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
+    case gru(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
+    case rnn(hiddenSize: Int, nonlinearity: RNN<Float>.Nonlinearity, returnSequences: Bool, bias: Bool, initializer: LayerInit)
 }
 
 public struct ModelConfig: Sendable {

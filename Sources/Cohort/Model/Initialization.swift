@@ -81,7 +81,7 @@ func orthogonalMatrix(rows: Int, columns: Int, random: CounterRandom) -> [Double
     return t
 }
 
-/// The initialization of a conv or dense layer: its weight's and its bias's.
+/// The initialization of a layer with weights: its weights' and its biases'.
 public struct LayerInit: Equatable, Sendable {
     public var weight: Initializer
     /// `nil`: PyTorch's default if the weight uses it, zero otherwise.
@@ -90,6 +90,9 @@ public struct LayerInit: Equatable, Sendable {
         self.weight = weight; self.bias = bias
     }
 
+    /// What the biases start from: `bias`, else PyTorch's default with the weight's, else zero.
+    var biasInitializer: Initializer { bias ?? (weight == .pytorchDefault ? .pytorchDefault : .constant(0)) }
+
     /// Fills a weight of `shape` and its optional bias of `outputs` values.
     func apply<T: Scalar>(weight w: UnsafeMutablePointer<T>, shape: [Int], bias b: UnsafeMutablePointer<T>?,
                           seed: UInt64, layerIndex: Int) {
@@ -97,8 +100,7 @@ public struct LayerInit: Equatable, Sendable {
         initialize(w, shape: shape, with: weight, defaultFanIn: fanIn,
                    random: CounterRandom(seed, 0x1417, UInt64(layerIndex), 0))
         guard let b else { return }
-        let biasInit = bias ?? (weight == .pytorchDefault ? .pytorchDefault : .constant(0))
-        initialize(b, shape: [shape[0]], with: biasInit, defaultFanIn: fanIn,
+        initialize(b, shape: [shape[0]], with: biasInitializer, defaultFanIn: fanIn,
                    random: CounterRandom(seed, 0x1417, UInt64(layerIndex), 1))
     }
 }

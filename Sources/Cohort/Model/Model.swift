@@ -74,6 +74,15 @@ public final class Model<Element: Scalar> {
                                        stride: stride, padding: padding, index: index)
         case .flatten:
             return Flatten<Element>(input: input)
+        case let .lstm(hidden, sequences, bias, initializer):
+            return try LSTM<Element>(input: input, hiddenSize: hidden, returnSequences: sequences, bias: bias,
+                                     initializer: initializer, index: index)
+        case let .gru(hidden, sequences, bias, initializer):
+            return try GRU<Element>(input: input, hiddenSize: hidden, returnSequences: sequences, bias: bias,
+                                    initializer: initializer, index: index)
+        case let .rnn(hidden, nonlinearity, sequences, bias, initializer):
+            return try RNN<Element>(input: input, hiddenSize: hidden, nonlinearity: RNN<Element>.Nonlinearity(rawValue: nonlinearity.rawValue)!,
+                                    returnSequences: sequences, bias: bias, initializer: initializer, index: index)
         }
     }
 

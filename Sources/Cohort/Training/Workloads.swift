@@ -43,7 +43,11 @@ public enum Workload: String, CaseIterable, Sendable {
                     .dropout(p: 0.5), .dense(outFeatures: 10, bias: true, initializer: LayerInit()),
                 ]
             case .lstm:
-                throw CohortError("workload 'lstm': the lstm layer is not available yet")
+                config.input = [28, 28]
+                config.layers = [
+                    .lstm(hiddenSize: 128, returnSequences: false, bias: true, initializer: LayerInit()),
+                    .dense(outFeatures: 10, bias: true, initializer: LayerInit()),
+                ]
             }
             return config
         }

@@ -10,9 +10,11 @@ loader computes):
     <case>-init.safetensors       the initial state dict (float32; num_batches_tracked int64)
     <case>-expected.safetensors   the state dict after training, computed in float64, stored as float64
 
-Run from anywhere:  python3 Tests/CohortTests/Fixtures/make_fixtures.py   (needs torch, numpy, safetensors)
+Run from anywhere:  python3 Tests/CohortTests/Fixtures/make_fixtures.py [CASE ...]   (needs torch, numpy,
+safetensors); without names it writes every case. A case's seed is fixed (100 + its position in
+CASES, or its own `seed`), so appending a case leaves the others' files byte-identical.
 """
-import math, os, struct
+import math, os, struct, sys
 import numpy as np
 import torch, torch.nn as nn
 from safetensors.torch import save_file
@@ -90,6 +92,47 @@ CNN_BN2D_LAYERS = """    - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
     - dense: {out_features: 10}"""
 
 
+def recurrent(cls, *args, last=True, **kwargs):
+    """nn.LSTM, nn.GRU or nn.RNN (batch_first) returning only its output: every step's [N, T, H], or with
+    `last` the last step's [N, H], as Cohort's layer without and with return_sequences. A subclass,
+    so that inside nn.Sequential its tensors keep PyTorch's names (`0.weight_ih_l0`, ...)."""
+    class Recurrent(cls):
+        def forward(self, x):
+            out = super().forward(x)[0]
+            return out[:, -1] if last else out
+    return Recurrent(*args, batch_first=True, **kwargs)
+
+
+def lstm_head():
+    return nn.Sequential(recurrent(nn.LSTM, 5, 8), nn.Linear(8, 10))
+
+LSTM_LAYERS = """    - lstm: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def gru_head():
+    return nn.Sequential(recurrent(nn.GRU, 4, 8), nn.Linear(8, 10))
+
+GRU_LAYERS = """    - gru: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def rnn_head():
+    return nn.Sequential(recurrent(nn.RNN, 5, 8), nn.Linear(8, 10))
+
+RNN_LAYERS = """    - rnn: {hidden_size: 8}
+    - dense: {out_features: 10}"""
+
+
+def stacked():
+    return nn.Sequential(recurrent(nn.LSTM, 5, 6, bias=False, last=False),
+                         recurrent(nn.RNN, 6, 5, nonlinearity="relu"), nn.Linear(5, 10))
+
+STACKED_LAYERS = """    - lstm: {hidden_size: 6, return_sequences: true, bias: false}
+    - rnn: {hidden_size: 5, nonlinearity: relu}
+    - dense: {out_features: 10}"""
+
+
 def lr_factor(schedule, step):
     """Cohort's schedule: linear warm-up, then constant, step or cosine over the remaining steps."""
     warmup = schedule.get("warmup_steps", 0)
@@ -154,6 +197,26 @@ def batch_size(case):
     return SAMPLES if batch == "full" else batch
 
 
+# Recurrent layers with a dense head, inputs [T, F], each with its own seed.
+RECURRENT_CASES = {
+    "lstm_momentum": dict(build=lstm_head, layers=LSTM_LAYERS, input=[7, 5], seed=200,
+                          opt=dict(lr=0.5, momentum=0.9, weight_decay=1e-3), schedule=None),
+    "gru_nesterov": dict(build=gru_head, layers=GRU_LAYERS, input=[6, 4], seed=201,
+                         opt=dict(lr=0.5, momentum=0.9, nesterov=True), schedule=None),
+    "rnn_dampening_cosine": dict(build=rnn_head, layers=RNN_LAYERS, input=[7, 5], seed=202,
+                                 opt=dict(lr=0.2, momentum=0.9, dampening=0.2),
+                                 schedule=dict(name="cosine", warmup_steps=2)),
+    "lstm_rnn_relu_stacked": dict(build=stacked, layers=STACKED_LAYERS, input=[6, 5], seed=203,
+                                  opt=dict(lr=0.3, momentum=0.9), schedule=None),
+    "lstm_adam": dict(build=lstm_head, layers=LSTM_LAYERS, input=[7, 5], seed=204, optim="adam",
+                      opt=dict(lr=0.01), schedule=None),
+    "gru_rmsprop": dict(build=gru_head, layers=GRU_LAYERS, input=[6, 4], seed=205, optim="rmsprop",
+                        opt=dict(lr=0.003, momentum=0.5), schedule=None),
+    "rnn_adamw_clip": dict(build=rnn_head, layers=RNN_LAYERS, input=[7, 5], seed=206, optim="adamw",
+                           opt=dict(lr=0.01, weight_decay=0.05), schedule=None, clip=0.5),
+}
+
+
 def write_idx(path, array):
     with open(path, "wb") as f:
         f.write(struct.pack(">I", 0x0800 | array.ndim))
@@ -215,6 +278,7 @@ def make(name, case, seed):
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and "bn" in case:
             m.momentum, m.eps = case["bn"]["momentum"], case["bn"]["eps"]
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-init.safetensors"))
+    initial = {k: v.double().clone() for k, v in model.state_dict().items()}
     model = model.double().train()
     opt = OPTIMIZERS[case.get("optim", "sgd")](model.parameters(), **case["opt"])
     schedule = case["schedule"] or dict(name="constant")
@@ -236,10 +300,18 @@ def make(name, case, seed):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(HERE, f"{name}-expected.safetensors"))
     with open(os.path.join(HERE, f"{name}.yaml"), "w") as f:
         f.write(yaml_config(name, case))
-    print(f"{name}: final loss {loss.item():.6f}" + (f", clipped {clipped} of {STEPS} steps" if "clip" in case else ""))
+    # The test's tolerance is 1e-4 of each tensor's scale: training must move every tensor much further.
+    moved = min((v.double() - initial[k]).abs().max().item() / v.double().abs().max().item()
+                for k, v in model.state_dict().items() if v.is_floating_point())
+    print(f"{name}: final loss {loss.item():.6f}, smallest change of a tensor {moved:.2e} of its scale"
+          + (f", clipped {clipped} of {STEPS} steps" if "clip" in case else ""))
 
 
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float32)
-    for i, (name, case) in enumerate(CASES.items()):
-        make(name, case, seed=100 + i)
+    every = {name: (case, 100 + i) for i, (name, case) in enumerate(CASES.items())}
+    every.update({name: (case, case["seed"]) for name, case in RECURRENT_CASES.items()})
+    for name in sys.argv[1:] or every:
+        if name not in every:
+            raise SystemExit(f"unknown case {name} (cases: {', '.join(every)})")
+        make(name, every[name][0], seed=every[name][1])

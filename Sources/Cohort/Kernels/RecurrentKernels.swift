@@ -1,0 +1,209 @@
+/// The element-wise passes of one time step of the recurrent cells, over a batch; the layers
+/// (`LSTM`, `GRU`, `RNN`) do the matrix products around them.
+///
+/// Layout, batch first: a buffer `[N, T, K]` holds row (n, t) at `(n * T + t) * K`, and each kernel
+/// handles step `t` of every sample. `hidden` and `cells` `[N, T, H]` hold the state each step
+/// starts from, `hidden[n, t] = h_{t-1}`: slot 0 is the initial zero state (never written), and a
+/// step writes its new state into slot t + 1 (the last step has none). The layer's output row n
+/// of step t is at `output + n * outputStride`; `output` is nil at steps whose state is not
+/// returned, `outputGradient` likewise. `hiddenGradient` and `cellGradient` `[N, H]` carry dL/dh
+/// and dL/dc from step t + 1 back to step t.
+
+/// One LSTM step (Hochreiter and Schmidhuber 1997, with the forget gate; PyTorch's formulation):
+///
+///     a = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+///     i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
+///     c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
+///
+/// gates: `[N, T, 4H]`, in: the products `W_ih x_t + W_hh h_{t-1}`, out: i, f, g, o.
+/// cells, cellTanh, hidden: `[N, T, H]`, cellTanh[n, t] = tanh(c_t). biasIH, biasHH: `[4H]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func lstmForwardStep<T: Scalar>(
+    _ t: Int, gates: UnsafeMutablePointer<T>, cells: UnsafeMutablePointer<T>, cellTanh: UnsafeMutablePointer<T>,
+    hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
+    output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
+) {
+    let hasNext = t + 1 < steps
+    for n in 0..<batch {
+        let row = n * steps + t
+        let a = gates + row * 4 * h
+        let previousCell = cells + row * h
+        let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * h
+        let tanhC = cellTanh + row * h
+        let out = output.map { $0 + n * outputStride }
+        for j in 0..<h {
+            let i = sigmoid(a[j] + biasIH[j] + biasHH[j])
+            let f = sigmoid(a[h + j] + biasIH[h + j] + biasHH[h + j])
+            let g = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j])
+            let o = sigmoid(a[3 * h + j] + biasIH[3 * h + j] + biasHH[3 * h + j])
+            let c = f * previousCell[j] + i * g
+            let tc = fastTanh(c)
+            a[j] = i; a[h + j] = f; a[2 * h + j] = g; a[3 * h + j] = o
+            tanhC[j] = tc
+            if hasNext { nextCell[j] = c; nextHidden[j] = o * tc }
+            if let out { out[j] = o * tc }
+        }
+    }
+}
+
+/// Backward of `lstmForwardStep` at step t, from dh = hiddenGradient + dy_t and the carried dc:
+///
+///     dc = dc_carry + dh o (1 - tanh²(c_t)),  da_o = dh tanh(c_t) o (1 - o)
+///     da_i = dc g i (1 - i),  da_f = dc c_{t-1} f (1 - f),  da_g = dc i (1 - g²)
+///     dc_carry = dc f
+///
+/// gates: `[N, T, 4H]` activations i, f, g, o; gateGradients: `[N, T, 4H]`, row (n, t) written
+/// with da. The caller then sets hiddenGradient = da_t W_hh for step t - 1.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func lstmBackwardStep<T: Scalar>(
+    _ t: Int, gates: UnsafePointer<T>, cells: UnsafePointer<T>, cellTanh: UnsafePointer<T>,
+    gateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>, cellGradient: UnsafeMutablePointer<T>,
+    outputGradient: UnsafePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
+) {
+    for n in 0..<batch {
+        let row = n * steps + t
+        let a = gates + row * 4 * h, da = gateGradients + row * 4 * h
+        let previousCell = cells + row * h, tanhC = cellTanh + row * h
+        let carriedH = hiddenGradient + n * h, carriedC = cellGradient + n * h
+        let dy = outputGradient.map { $0 + n * outputStride }
+        for j in 0..<h {
+            let i = a[j], f = a[h + j], g = a[2 * h + j], o = a[3 * h + j]
+            let tc = tanhC[j]
+            var dh = carriedH[j]
+            if let dy { dh += dy[j] }
+            let dc = carriedC[j] + dh * o * (1 - tc * tc)
+            da[j] = dc * g * i * (1 - i)
+            da[h + j] = dc * previousCell[j] * f * (1 - f)
+            da[2 * h + j] = dc * i * (1 - g * g)
+            da[3 * h + j] = dh * tc * o * (1 - o)
+            carriedC[j] = dc * f
+        }
+    }
+}
+
+/// One GRU step (Cho et al. 2014; PyTorch's formulation, where the reset gate multiplies the
+/// whole recurrent term of the candidate):
+///
+///     r = σ(a_r + b_ir + m_r + b_hr),  z = σ(a_z + b_iz + m_z + b_hz)
+///     n = tanh(a_n + b_in + r (m_n + b_hn)),  h_t = (1 - z) n + z h_{t-1}
+///
+/// with a = W_ih x_t and m = W_hh h_{t-1}. gates: `[N, T, 3H]`, in: a, out: r, z, n.
+/// recurrent: `[N, T, 3H]`, in: m, out: its n part replaced by m_n + b_hn. hidden: `[N, T, H]`.
+/// biasIH, biasHH: `[3H]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func gruForwardStep<T: Scalar>(
+    _ t: Int, gates: UnsafeMutablePointer<T>, recurrent: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>,
+    biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
+    output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
+) {
+    let hasNext = t + 1 < steps
+    for n in 0..<batch {
+        let row = n * steps + t
+        let a = gates + row * 3 * h, m = recurrent + row * 3 * h
+        let previous = hidden + row * h, next = previous + h
+        let out = output.map { $0 + n * outputStride }
+        for j in 0..<h {
+            let r = sigmoid(a[j] + biasIH[j] + m[j] + biasHH[j])
+            let z = sigmoid(a[h + j] + biasIH[h + j] + m[h + j] + biasHH[h + j])
+            let hn = m[2 * h + j] + biasHH[2 * h + j]
+            let c = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + r * hn)
+            let state = (1 - z) * c + z * previous[j]
+            a[j] = r; a[h + j] = z; a[2 * h + j] = c
+            m[2 * h + j] = hn
+            if hasNext { next[j] = state }
+            if let out { out[j] = state }
+        }
+    }
+}
+
+/// Backward of `gruForwardStep` at step t, from dh = hiddenGradient + dy_t:
+///
+///     da_n = dh (1 - z) (1 - n²),  da_z = dh (h_{t-1} - n) z (1 - z)
+///     da_r = da_n (m_n + b_hn) r (1 - r),  dm_n = da_n r
+///     hiddenGradient = dh z
+///
+/// inputGradients `[N, T, 3H]`, row (n, t) written with (da_r, da_z, da_n): the gradient of
+/// W_ih x_t + b_ih; recurrentGradients likewise with (da_r, da_z, dm_n): that of W_hh h + b_hh.
+/// The caller then adds recurrentGradients_t W_hh to hiddenGradient for step t - 1.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func gruBackwardStep<T: Scalar>(
+    _ t: Int, gates: UnsafePointer<T>, recurrent: UnsafePointer<T>, hidden: UnsafePointer<T>,
+    inputGradients: UnsafeMutablePointer<T>, recurrentGradients: UnsafeMutablePointer<T>,
+    hiddenGradient: UnsafeMutablePointer<T>, outputGradient: UnsafePointer<T>?, outputStride: Int,
+    batch: Int, steps: Int, hiddenSize h: Int
+) {
+    for n in 0..<batch {
+        let row = n * steps + t
+        let a = gates + row * 3 * h, m = recurrent + row * 3 * h
+        let da = inputGradients + row * 3 * h, dm = recurrentGradients + row * 3 * h
+        let previous = hidden + row * h, carried = hiddenGradient + n * h
+        let dy = outputGradient.map { $0 + n * outputStride }
+        for j in 0..<h {
+            let r = a[j], z = a[h + j], c = a[2 * h + j]
+            var dh = carried[j]
+            if let dy { dh += dy[j] }
+            let dn = dh * (1 - z) * (1 - c * c)
+            let dz = dh * (previous[j] - c) * z * (1 - z)
+            let dr = dn * m[2 * h + j] * r * (1 - r)
+            da[j] = dr; da[h + j] = dz; da[2 * h + j] = dn
+            dm[j] = dr; dm[h + j] = dz; dm[2 * h + j] = dn * r
+            carried[j] = dh * z
+        }
+    }
+}
+
+/// One step of an Elman (1990) network, as PyTorch's `nn.RNN`: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),
+/// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the products, out: h_t. hidden: `[N, T, H]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func rnnForwardStep<T: Scalar>(
+    _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>,
+    biasHH: UnsafePointer<T>, relu: Bool, output: UnsafeMutablePointer<T>?, outputStride: Int,
+    batch: Int, steps: Int, hiddenSize h: Int
+) {
+    let hasNext = t + 1 < steps
+    for n in 0..<batch {
+        let row = n * steps + t
+        let a = states + row * h, next = hidden + (row + 1) * h
+        let out = output.map { $0 + n * outputStride }
+        for j in 0..<h {
+            let v = a[j] + biasIH[j] + biasHH[j]
+            let state = relu ? max(v, 0) : fastTanh(v)
+            a[j] = state
+            if hasNext { next[j] = state }
+            if let out { out[j] = state }
+        }
+    }
+}
+
+/// Backward of `rnnForwardStep` at step t: da = (hiddenGradient + dy_t) act'(h_t), with
+/// tanh' = 1 - h² and relu' = [h > 0], from states `[N, T, H]` (h_t) into stateGradients `[N, T, H]`.
+/// The caller then sets hiddenGradient = da_t W_hh for step t - 1.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func rnnBackwardStep<T: Scalar>(
+    _ t: Int, states: UnsafePointer<T>, stateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>,
+    relu: Bool, outputGradient: UnsafePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
+) {
+    for n in 0..<batch {
+        let row = n * steps + t
+        let state = states + row * h, da = stateGradients + row * h, carried = hiddenGradient + n * h
+        let dy = outputGradient.map { $0 + n * outputStride }
+        for j in 0..<h {
+            var dh = carried[j]
+            if let dy { dh += dy[j] }
+            da[j] = relu ? (state[j] > 0 ? dh : 0) : dh * (1 - state[j] * state[j])
+        }
+    }
+}
+
+/// values[i] = 0 for i < count.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func fillZero<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
+    for i in 0..<count { values[i] = 0 }
+}

@@ -1,0 +1,77 @@
+/// A gated recurrent unit layer (Cho et al. 2014; PyTorch's `nn.GRU` with `batch_first=True`, one
+/// layer, one direction).
+///
+/// The reset gate r decides how much of the previous state the candidate n sees, the update gate
+/// z how much of the previous state is kept: n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+/// h_t = (1 - z) n + z h_{t-1}. Two gates instead of the LSTM's three, and no separate cell state.
+/// Gates in PyTorch's order r, z, n. x: `[N, T, F]`; y: `[N, H]` (h at the last step) or `[N, T, H]`.
+///
+/// ### See Also
+/// `LSTM`, `RNN`, `RecurrentCore` (the tensors and products they share), `gruForwardStep`.
+public final class GRU<Element: Scalar>: Layer {
+    public let kind = "gru"
+    public let inputShape: [Int]
+    public var outputShape: [Int] { core.outputShape }
+    private var core: RecurrentCore<Element>
+
+    /// W_ih x_t of every step, then the activated r, z, n: `[N, T, 3H]`.
+    private var gates = Buffer<Element>(count: 0)
+    /// W_hh h_{t-1} of every step, its n part then replaced by W_hn h_{t-1} + b_hn: `[N, T, 3H]`.
+    private var recurrent = Buffer<Element>(count: 0)
+    /// The gradients of the input and recurrent products (they differ in the n part): `[N, T, 3H]`.
+    private var inputGradients = Buffer<Element>(count: 0)
+    private var recurrentGradients = Buffer<Element>(count: 0)
+    /// h_{t-1} at step t: `[N, T, H]`.
+    private var hidden = Buffer<Element>(count: 0)
+    /// dL/dh carried from one step back to the one before: `[N, H]`.
+    private var hiddenGradient = Buffer<Element>(count: 0)
+
+    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: Int) throws {
+        core = try RecurrentCore(kind: "gru", input: input, hiddenSize: hiddenSize, gates: 3, bias: bias,
+                                 returnSequences: returnSequences, initializer: initializer, index: index)
+        inputShape = input
+    }
+
+    public var parameterShapes: [ParameterShape] { core.parameterShapes }
+
+    public func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {
+        core.bind(parameters: parameters, gradients: gradients)
+    }
+
+    public func initialize(seed: UInt64, layerIndex: Int) { core.initialize(seed: seed, layerIndex: layerIndex) }
+
+    public func reserve(maxBatch: Int) {
+        let states = maxBatch * core.steps * core.hiddenSize
+        gates = Buffer(count: 3 * states)
+        recurrent = Buffer(count: 3 * states)
+        inputGradients = Buffer(count: 3 * states)
+        recurrentGradients = Buffer(count: 3 * states)
+        hidden = Buffer(count: states)
+        hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
+    }
+
+    public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        core.projectInputs(x, into: gates.pointer, batch: batch)
+        for t in 0..<core.steps {
+            // At t = 0 the product is zero; it is still written, over the last forward's values.
+            core.projectHidden(step: t, hidden.pointer, into: recurrent.pointer, beta: 0, batch: batch)
+            gruForwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
+                           biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
+                           outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                         _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
+        for t in (0..<core.steps).reversed() {
+            gruBackwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
+                            inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
+                            hiddenGradient: hiddenGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
+                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+            if t > 0 { core.backpropagateHidden(step: t, recurrentGradients.pointer, into: hiddenGradient.pointer, beta: 1, batch: batch) }
+        }
+        core.accumulateGradients(x: x, inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
+                                 hidden: hidden.pointer, dx: dx, batch: batch)
+    }
+}

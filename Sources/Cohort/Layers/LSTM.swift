@@ -1,0 +1,77 @@
+/// A long short-term memory layer (Hochreiter and Schmidhuber 1997; PyTorch's `nn.LSTM` with
+/// `batch_first=True`, one layer, one direction).
+///
+/// At each step the input, forget and output gates (sigmoids: switches between 0 and 1) decide
+/// what enters the cell state, what stays in it and what leaves it; the candidate g (tanh, a value
+/// centred on zero) is what may enter: c_t = f c_{t-1} + i g, h_t = o tanh(c_t). Gates in
+/// PyTorch's order i, f, g, o. x: `[N, T, F]`; y: `[N, H]` (h at the last step) or `[N, T, H]`.
+///
+/// ### See Also
+/// `GRU`, `RNN`, `RecurrentCore` (the tensors and products they share), `lstmForwardStep`.
+public final class LSTM<Element: Scalar>: Layer {
+    public let kind = "lstm"
+    public let inputShape: [Int]
+    public var outputShape: [Int] { core.outputShape }
+    private var core: RecurrentCore<Element>
+
+    /// Activated gates i, f, g, o of every step: `[N, T, 4H]`.
+    private var gates = Buffer<Element>(count: 0)
+    private var gateGradients = Buffer<Element>(count: 0)
+    /// c_{t-1} and h_{t-1} at step t, and tanh(c_t): `[N, T, H]`.
+    private var cells = Buffer<Element>(count: 0)
+    private var hidden = Buffer<Element>(count: 0)
+    private var cellTanh = Buffer<Element>(count: 0)
+    /// dL/dh and dL/dc carried from one step back to the one before: `[N, H]`.
+    private var hiddenGradient = Buffer<Element>(count: 0)
+    private var cellGradient = Buffer<Element>(count: 0)
+
+    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: Int) throws {
+        core = try RecurrentCore(kind: "lstm", input: input, hiddenSize: hiddenSize, gates: 4, bias: bias,
+                                 returnSequences: returnSequences, initializer: initializer, index: index)
+        inputShape = input
+    }
+
+    public var parameterShapes: [ParameterShape] { core.parameterShapes }
+
+    public func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {
+        core.bind(parameters: parameters, gradients: gradients)
+    }
+
+    public func initialize(seed: UInt64, layerIndex: Int) { core.initialize(seed: seed, layerIndex: layerIndex) }
+
+    public func reserve(maxBatch: Int) {
+        let states = maxBatch * core.steps * core.hiddenSize
+        gates = Buffer(count: 4 * states)
+        gateGradients = Buffer(count: 4 * states)
+        cells = Buffer(count: states)
+        hidden = Buffer(count: states)
+        cellTanh = Buffer(count: states)
+        hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
+        cellGradient = Buffer(count: maxBatch * core.hiddenSize)
+    }
+
+    public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        core.projectInputs(x, into: gates.pointer, batch: batch)
+        for t in 0..<core.steps {
+            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: gates.pointer, beta: 1, batch: batch) }
+            lstmForwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer, hidden: hidden.pointer,
+                            biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
+                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+        }
+    }
+
+    public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                         _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
+        fillZero(cellGradient.pointer, count: batch * core.hiddenSize)
+        for t in (0..<core.steps).reversed() {
+            lstmBackwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer,
+                             gateGradients: gateGradients.pointer, hiddenGradient: hiddenGradient.pointer,
+                             cellGradient: cellGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
+                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+            if t > 0 { core.backpropagateHidden(step: t, gateGradients.pointer, into: hiddenGradient.pointer, beta: 0, batch: batch) }
+        }
+        core.accumulateGradients(x: x, inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
+                                 hidden: hidden.pointer, dx: dx, batch: batch)
+    }
+}
