@@ -4,17 +4,17 @@
 /// sums[c] += sum of x[., c, .]; squares[c] += sum of x^2.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func channelMoments<T: Scalar>(
     _ x: UnsafePointer<T>, sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>,
     batch: Int, channels: Int, spatial: Int
 ) {
     for n in 0..<batch {
         for c in 0..<channels {
-            let row = x + (n * channels + c) * spatial
-            var s = 0.0, q = 0.0
-            for i in 0..<spatial { let v = Double(row[i]); s += v; q += v * v }
-            sums[c] += s
-            squares[c] += q
+            // Per row in the element type (at most H*W values), across rows in Double.
+            let (s, q) = sumAndSquares(x + (n * channels + c) * spatial, count: spatial)
+            sums[c] += Double(s)
+            squares[c] += Double(q)
         }
     }
 }
@@ -22,6 +22,7 @@ public func channelMoments<T: Scalar>(
 /// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func channelAffine<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, scale: UnsafePointer<T>, shift: UnsafePointer<T>,
     batch: Int, channels: Int, spatial: Int
@@ -38,6 +39,7 @@ public func channelAffine<T: Scalar>(
 /// sumDy[c] += sum of dy; sumDyXhat[c] += sum of dy * xhat, with xhat = (x - mean[c]) * inverseStd[c].
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func batchNormGradientSums<T: Scalar>(
     _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
     sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>,
@@ -62,6 +64,7 @@ public func batchNormGradientSums<T: Scalar>(
 /// dx = gamma[c] * inverseStd[c] * (dy - meanDy[c] - xhat * meanDyXhat[c]).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func batchNormInputGradient<T: Scalar>(
     _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>,
     mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>, gamma: UnsafePointer<T>,

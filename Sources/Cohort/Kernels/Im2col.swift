@@ -21,6 +21,7 @@ public struct WindowGeometry: Equatable, Sendable {
 /// x: `[C, H, W]`; cols: `[C*K*K, OH*OW]`, row `(c*K + ki)*K + kj`, zero where the window leaves the padded image.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
     let oh = g.outHeight, ow = g.outWidth, k = g.kernel
     var row = 0
@@ -53,6 +54,7 @@ public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointe
 /// cols: `[C*K*K, OH*OW]`; dx: `[C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func col2im<T: Scalar>(_ cols: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
     let oh = g.outHeight, ow = g.outWidth, k = g.kernel
     dx.update(repeating: 0, count: g.inputSize)

@@ -3,11 +3,16 @@
 /// x: `[N, C, H, W]`; y, argmax: `[N, C, OH, OW]`; argmax holds the offset of the maximum within its `[H, W]` plane.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func maxPoolForward<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ argmax: UnsafeMutablePointer<Int32>,
     batch: Int, _ g: WindowGeometry
 ) {
     let oh = g.outHeight, ow = g.outWidth, planeSize = g.height * g.width
+    if g.padding == 0 {
+        maxPoolForwardUnpadded(x, y, argmax, planes: batch * g.channels, g)
+        return
+    }
     for plane in 0..<(batch * g.channels) {
         let src = x + plane * planeSize
         let dst = y + plane * oh * ow
@@ -33,11 +38,77 @@ public func maxPoolForward<T: Scalar>(
     }
 }
 
+/// Max pooling without padding, where every window lies inside the image: no bounds checks, and
+/// the running maximum is chosen by selects, not branches (which the random data would mispredict).
+@inline(__always)
+private func maxPoolForwardUnpadded<T: Scalar>(
+    _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ argmax: UnsafeMutablePointer<Int32>,
+    planes: Int, _ g: WindowGeometry
+) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width, planeSize = g.height * g.width
+    if g.kernel == 2 && g.stride == 2 {
+        maxPool2x2(x, y, argmax, planes: planes, g)
+        return
+    }
+    for plane in 0..<planes {
+        let src = x + plane * planeSize
+        let dst = y + plane * oh * ow
+        let arg = argmax + plane * oh * ow
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                let corner = oy * g.stride * w + ox * g.stride
+                var best = src[corner]
+                var bestIndex = Int32(corner)
+                for ki in 0..<g.kernel {
+                    for kj in 0..<g.kernel {
+                        let index = corner + ki * w + kj
+                        let v = src[index]
+                        let take = v > best || v != v
+                        best = take ? v : best
+                        bestIndex = take ? Int32(index) : bestIndex
+                    }
+                }
+                dst[oy * ow + ox] = best
+                arg[oy * ow + ox] = bestIndex
+            }
+        }
+    }
+}
+
+/// The commonest pooling, 2x2 windows with stride 2: the maximum of each pair of rows, then of the
+/// two rows, with the index built from 0/1 comparisons (compiled to flag moves, not jumps).
+@inline(__always)
+private func maxPool2x2<T: Scalar>(
+    _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ argmax: UnsafeMutablePointer<Int32>,
+    planes: Int, _ g: WindowGeometry
+) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width, planeSize = g.height * g.width
+    for plane in 0..<planes {
+        let src = x + plane * planeSize
+        let dst = y + plane * oh * ow
+        let arg = argmax + plane * oh * ow
+        for oy in 0..<oh {
+            let top = src + 2 * oy * w, bottom = top + w
+            let rowStart = Int32(2 * oy * w)
+            for ox in 0..<ow {
+                let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
+                let upper = max(a, b), lower = max(c, d)
+                let right1: Int32 = b > a ? 1 : 0
+                let right2: Int32 = d > c ? 1 : 0
+                let below: Int32 = lower > upper ? 1 : 0
+                dst[oy * ow + ox] = max(upper, lower)
+                arg[oy * ow + ox] = rowStart + Int32(2 * ox) + below * (Int32(w) + right2) + (1 - below) * right1
+            }
+        }
+    }
+}
+
 /// Routes each output gradient to the input that was the maximum.
 ///
 /// dy, argmax: `[N, C, OH, OW]`; dx: `[N, C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func maxPoolBackward<T: Scalar>(
     _ dy: UnsafePointer<T>, _ argmax: UnsafePointer<Int32>, _ dx: UnsafeMutablePointer<T>,
     batch: Int, _ g: WindowGeometry
@@ -57,6 +128,7 @@ public func maxPoolBackward<T: Scalar>(
 /// x: `[N, C, H, W]`; y: `[N, C, OH, OW]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func avgPoolForward<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, _ g: WindowGeometry
 ) {
@@ -87,6 +159,7 @@ public func avgPoolForward<T: Scalar>(
 /// dy: `[N, C, OH, OW]`; dx: `[N, C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func avgPoolBackward<T: Scalar>(
     _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int, _ g: WindowGeometry
 ) {

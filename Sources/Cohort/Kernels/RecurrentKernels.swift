@@ -19,6 +19,7 @@
 /// cells, cellTanh, hidden: `[N, T, H]`, cellTanh[n, t] = tanh(c_t). biasIH, biasHH: `[4H]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func lstmForwardStep<T: Scalar>(
     _ t: Int, gates: UnsafeMutablePointer<T>, cells: UnsafeMutablePointer<T>, cellTanh: UnsafeMutablePointer<T>,
     hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
@@ -57,6 +58,7 @@ func lstmForwardStep<T: Scalar>(
 /// with da. The caller then sets hiddenGradient = da_t W_hh for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func lstmBackwardStep<T: Scalar>(
     _ t: Int, gates: UnsafePointer<T>, cells: UnsafePointer<T>, cellTanh: UnsafePointer<T>,
     gateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>, cellGradient: UnsafeMutablePointer<T>,
@@ -94,6 +96,7 @@ func lstmBackwardStep<T: Scalar>(
 /// biasIH, biasHH: `[3H]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func gruForwardStep<T: Scalar>(
     _ t: Int, gates: UnsafeMutablePointer<T>, recurrent: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>,
     biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
@@ -130,6 +133,7 @@ func gruForwardStep<T: Scalar>(
 /// The caller then adds recurrentGradients_t W_hh to hiddenGradient for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func gruBackwardStep<T: Scalar>(
     _ t: Int, gates: UnsafePointer<T>, recurrent: UnsafePointer<T>, hidden: UnsafePointer<T>,
     inputGradients: UnsafeMutablePointer<T>, recurrentGradients: UnsafeMutablePointer<T>,
@@ -160,6 +164,7 @@ func gruBackwardStep<T: Scalar>(
 /// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the products, out: h_t. hidden: `[N, T, H]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func rnnForwardStep<T: Scalar>(
     _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>,
     biasHH: UnsafePointer<T>, relu: Bool, output: UnsafeMutablePointer<T>?, outputStride: Int,
@@ -185,6 +190,7 @@ func rnnForwardStep<T: Scalar>(
 /// The caller then sets hiddenGradient = da_t W_hh for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func rnnBackwardStep<T: Scalar>(
     _ t: Int, states: UnsafePointer<T>, stateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>,
     relu: Bool, outputGradient: UnsafePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
@@ -204,6 +210,7 @@ func rnnBackwardStep<T: Scalar>(
 /// values[i] = 0 for i < count.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func fillZero<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
     for i in 0..<count { values[i] = 0 }
 }

@@ -4,7 +4,7 @@ import RealModule
 /// The element type of tensors: `Float` for training, `Double` for the numeric gradient checks.
 ///
 /// Every kernel and layer is generic over it, so the gradient checks run the very code that trains.
-public protocol Scalar: Real, BinaryFloatingPoint, Sendable {
+public protocol Scalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable {
     /// Row-major `c[m, n] = alpha * op(a)[m, k] * op(b)[k, n] + beta * c[m, n]` through BLAS.
     static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,

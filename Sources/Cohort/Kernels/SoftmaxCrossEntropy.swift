@@ -6,6 +6,7 @@
 /// Returns the summed loss (in Double) and the number of rows whose largest logit is the label.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func softmaxCrossEntropy<T: Scalar>(
     logits: UnsafePointer<T>, labels: UnsafePointer<Int32>, dlogits: UnsafeMutablePointer<T>?,
     batch: Int, classes: Int, gradientScale: T

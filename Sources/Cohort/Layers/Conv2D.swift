@@ -100,6 +100,7 @@ public final class Conv2D<Element: Scalar>: Layer {
 /// y[c, s] += bias[c]. y: `[C, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func addChannelBias<T: Scalar>(_ y: UnsafeMutablePointer<T>, _ bias: UnsafePointer<T>, channels: Int, spatial: Int) {
     for c in 0..<channels {
         let b = bias[c]
@@ -111,11 +112,7 @@ func addChannelBias<T: Scalar>(_ y: UnsafeMutablePointer<T>, _ bias: UnsafePoint
 /// sums[c] += sum over s of dy[c, s]. dy: `[C, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func accumulateChannelSums<T: Scalar>(_ dy: UnsafePointer<T>, _ sums: UnsafeMutablePointer<T>, channels: Int, spatial: Int) {
-    for c in 0..<channels {
-        var total: T = 0
-        let row = dy + c * spatial
-        for s in 0..<spatial { total += row[s] }
-        sums[c] += total
-    }
+    for c in 0..<channels { sums[c] += sum(dy + c * spatial, count: spatial) }
 }

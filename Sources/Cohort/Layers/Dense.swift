@@ -68,6 +68,7 @@ public final class Dense<Element: Scalar>: Layer {
 /// y[r, c] += bias[c]. y: `[R, C]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func addRowBias<T: Scalar>(_ y: UnsafeMutablePointer<T>, _ bias: UnsafePointer<T>, rows: Int, columns: Int) {
     for r in 0..<rows {
         let row = y + r * columns
@@ -78,6 +79,7 @@ func addRowBias<T: Scalar>(_ y: UnsafeMutablePointer<T>, _ bias: UnsafePointer<T
 /// sums[c] += sum over r of dy[r, c]. dy: `[R, C]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 func accumulateColumnSums<T: Scalar>(_ dy: UnsafePointer<T>, _ sums: UnsafeMutablePointer<T>, rows: Int, columns: Int) {
     for r in 0..<rows {
         let row = dy + r * columns

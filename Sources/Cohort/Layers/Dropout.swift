@@ -46,6 +46,7 @@ public final class Dropout<Element: Scalar>: Layer {
 /// mask: `[N, size]`; sample n's index is `firstSampleIndex + n`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func dropoutMask<T: Scalar>(_ mask: UnsafeMutablePointer<T>, batch: Int, size: Int, probability: Double,
                                    seed: UInt64, step: Int, layer: Int, firstSampleIndex: Int) {
     let keepScale = T(1 / (1 - probability))
@@ -60,6 +61,7 @@ public func dropoutMask<T: Scalar>(_ mask: UnsafeMutablePointer<T>, batch: Int, 
 /// z = x * y element-wise over `count` values.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
+@inline(never)
 public func multiply<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ z: UnsafeMutablePointer<T>, count: Int) {
     for i in 0..<count { z[i] = x[i] * y[i] }
 }
