@@ -14,6 +14,17 @@ public struct WindowGeometry: Equatable, Sendable {
     /// Rows of the column matrix: `C * K * K`.
     public var patchSize: Int { channels * kernel * kernel }
     public var inputSize: Int { channels * height * width }
+
+    /// The output columns `first..<end` whose input column `ox * stride - padding + kj` lies inside the image.
+    @inline(__always)
+    func validOutputColumns(_ kj: Int) -> (first: Int, end: Int) {
+        // ix >= 0  <=>  ox >= ceil((padding - kj) / stride);  ix < width  <=>  ox <= (width - 1 + padding - kj) / stride
+        let low = padding - kj
+        let first = low <= 0 ? 0 : (low + stride - 1) / stride
+        let highNumerator = width - 1 + padding - kj
+        let end = highNumerator < 0 ? 0 : min(outWidth, highNumerator / stride + 1)
+        return (min(first, outWidth), end)
+    }
 }
 
 /// Unfolds one image into columns so that a convolution becomes one GEMM.
@@ -30,6 +41,7 @@ public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointe
         for ki in 0..<k {
             for kj in 0..<k {
                 let out = cols + row * oh * ow
+                let (first, end) = g.validOutputColumns(kj)
                 for oy in 0..<oh {
                     let iy = oy * g.stride - g.padding + ki
                     let line = out + oy * ow
@@ -37,11 +49,14 @@ public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointe
                         line.update(repeating: 0, count: ow)
                         continue
                     }
-                    let src = plane + iy * g.width
-                    for ox in 0..<ow {
-                        let ix = ox * g.stride - g.padding + kj
-                        line[ox] = (ix >= 0 && ix < g.width) ? src[ix] : 0
+                    let src = plane + iy * g.width - g.padding + kj
+                    if first > 0 { line.update(repeating: 0, count: first) }
+                    if g.stride == 1 {
+                        if end > first { (line + first).update(from: src + first, count: end - first) }
+                    } else {
+                        for ox in first..<max(first, end) { line[ox] = src[ox * g.stride] }
                     }
+                    if end < ow { (line + max(end, 0)).update(repeating: 0, count: ow - max(end, 0)) }
                 }
                 row += 1
             }
@@ -64,15 +79,13 @@ public func col2im<T: Scalar>(_ cols: UnsafePointer<T>, _ dx: UnsafeMutablePoint
         for ki in 0..<k {
             for kj in 0..<k {
                 let src = cols + row * oh * ow
+                let (first, end) = g.validOutputColumns(kj)
                 for oy in 0..<oh {
                     let iy = oy * g.stride - g.padding + ki
                     if iy < 0 || iy >= g.height { continue }
-                    let dst = plane + iy * g.width
+                    let dst = plane + iy * g.width - g.padding + kj
                     let line = src + oy * ow
-                    for ox in 0..<ow {
-                        let ix = ox * g.stride - g.padding + kj
-                        if ix >= 0 && ix < g.width { dst[ix] += line[ox] }
-                    }
+                    for ox in first..<max(first, end) { dst[ox * g.stride] += line[ox] }
                 }
                 row += 1
             }
