@@ -6,12 +6,16 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time training steps of a canonical workload (cnn, mlp, lstm, resnetish) on random data.",
         discussion: """
+            `cohort bench gemm` instead measures single-precision GEMM (1024^3, best of 10) on this
+            machine, in GFLOP/s, with the BLAS kernels and threads in use: the ceiling of every workload.
+
             Examples:
               cohort bench cnn
               mpirun -np 2 cohort bench resnetish --steps 20 --json
+              OPENBLAS_NUM_THREADS=1 cohort bench gemm
             """)
 
-    @Argument(help: "One of cnn, mlp, lstm, resnetish.")
+    @Argument(help: "One of cnn, mlp, lstm, resnetish; or gemm.")
     var workload: String
 
     @Option(help: "Timed steps after 5 warm-up steps.")
@@ -24,7 +28,7 @@ struct Bench: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard Workload(rawValue: workload) != nil else {
+        guard Workload(rawValue: workload) != nil || workload == "gemm" else {
             throw ValidationError("unknown workload '\(workload)' (expected one of \(Workload.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
@@ -32,6 +36,12 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if workload == "gemm" {
+            let rate = Benchmark.gemmGigaflops(size: 1024, repeats: 10)
+            printLine(String(format: "gemm size=1024 kernels=%@ GFLOP/s=%.1f", BLASKernels.current, rate))
+            if json { printLine(String(format: "{\"workload\": \"gemm\", \"size\": 1024, \"gflops\": %.1f}", rate)) }
+            return
+        }
         runWorker { communicator in
             guard batch >= communicator.worldSize else {
                 throw CohortError("--batch \(batch) cannot be shared by \(communicator.worldSize) workers")

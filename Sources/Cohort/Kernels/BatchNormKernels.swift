@@ -9,6 +9,18 @@ public func channelMoments<T: Scalar>(
     _ x: UnsafePointer<T>, sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>,
     batch: Int, channels: Int, spatial: Int
 ) {
+    if spatial == 1 {
+        // After a dense layer: one value per channel and sample, so run along the channels.
+        for n in 0..<batch {
+            let row = x + n * channels
+            for c in 0..<channels {
+                let v = Double(row[c])
+                sums[c] += v
+                squares[c] += v * v
+            }
+        }
+        return
+    }
     for n in 0..<batch {
         for c in 0..<channels {
             // Per row in the element type (at most H*W values), across rows in Double.
@@ -45,6 +57,17 @@ public func batchNormGradientSums<T: Scalar>(
     sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>,
     batch: Int, channels: Int, spatial: Int
 ) {
+    if spatial == 1 {
+        for n in 0..<batch {
+            let row = x + n * channels, grad = dy + n * channels
+            for c in 0..<channels {
+                let g = Double(grad[c])
+                sumDy[c] += g
+                sumDyXhat[c] += g * Double((row[c] - mean[c]) * inverseStd[c])
+            }
+        }
+        return
+    }
     for n in 0..<batch {
         for c in 0..<channels {
             let offset = (n * channels + c) * spatial

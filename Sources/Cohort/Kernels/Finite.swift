@@ -1,7 +1,6 @@
-/// Whether all `count` values are finite: one pass summing them, since a NaN or an infinity makes
-/// the sum non-finite (a finite sum overflowing needs values near Float's limit, themselves a sign of divergence).
+/// Whether all `count` values are finite: one vectorised pass summing them, since a NaN or an
+/// infinity makes the sum non-finite (a finite sum overflowing needs values near Float's limit,
+/// themselves a sign of divergence).
 public func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
-    var sum: Float = 0
-    for i in 0..<count { sum += values[i] }
-    return sum.isFinite
+    sum(values, count: count).isFinite
 }

@@ -25,16 +25,30 @@ public final class SGD: Optimizer {
 
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float) {
         let buffer = momentumBuffer.pointer
-        let first = steps == 0
-        let keep = 1 - dampening
-        for i in 0..<count {
-            var g = gradients[i] + weightDecay * p[i]
-            if momentum != 0 {
-                let b = first ? g : momentum * buffer[i] + keep * g
-                buffer[i] = b
-                g = nesterov ? g + momentum * b : b
+        let (decay, mu, keep) = (weightDecay, momentum, 1 - dampening)
+        // One loop per case, so that each is a straight vectorisable pass with no test inside.
+        if momentum == 0 {
+            for i in 0..<count { p[i] -= lr * (gradients[i] + decay * p[i]) }
+        } else if steps == 0 {
+            for i in 0..<count {
+                let g = gradients[i] + decay * p[i]
+                buffer[i] = g
+                p[i] -= lr * (nesterov ? g + mu * g : g)
             }
-            p[i] -= lr * g
+        } else if nesterov {
+            for i in 0..<count {
+                let g = gradients[i] + decay * p[i]
+                let b = mu * buffer[i] + keep * g
+                buffer[i] = b
+                p[i] -= lr * (g + mu * b)
+            }
+        } else {
+            for i in 0..<count {
+                let g = gradients[i] + decay * p[i]
+                let b = mu * buffer[i] + keep * g
+                buffer[i] = b
+                p[i] -= lr * b
+            }
         }
         steps += 1
     }

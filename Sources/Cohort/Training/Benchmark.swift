@@ -35,4 +35,20 @@ public enum Benchmark {
         return Result(workload: workload.rawValue, world: communicator.worldSize, batch: batch,
                       imagesPerSecond: Double(batch) / perStep, millisecondsPerStep: perStep * 1000)
     }
+
+    /// Single-precision GEMM throughput: the best of `repeats` products of two `size x size`
+    /// matrices, in GFLOP/s (2 * size^3 operations each), on as many BLAS threads as are set.
+    public static func gemmGigaflops(size: Int, repeats: Int) -> Double {
+        let a = Buffer<Float>(count: size * size), b = Buffer<Float>(count: size * size), c = Buffer<Float>(count: size * size)
+        let random = CounterRandom(3)
+        for i in 0..<(size * size) { a.pointer[i] = Float(random.normal(UInt64(i))); b.pointer[i] = Float(random.normal(UInt64(i + size * size))) }
+        var best = Double.infinity
+        for _ in 0..<(repeats + 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            Float.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a.pointer, lda: size,
+                       b: b.pointer, ldb: size, beta: 0, c: c.pointer, ldc: size)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return 2 * Double(size * size * size) / best / 1e9
+    }
 }
