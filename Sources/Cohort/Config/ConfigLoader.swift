@@ -49,12 +49,16 @@ public enum ConfigLoader {
         }
     }
 
-    /// An error about a value that came from `--set` says so, instead of quoting a line of the file.
+    /// An error about a value that came from `--set` (or about a mapping it added) says so, instead
+    /// of quoting a line of the file.
     private static func annotate(_ error: CohortError, overrides: [ConfigOverride], file: String) -> CohortError {
-        for override in overrides.reversed() {
-            let prefix = "\(file): \(override.pathDescription)"
-            guard error.message.hasPrefix(prefix),
-                  let next = error.message.dropFirst(prefix.count).first, [":", ".", "["].contains(next) else { continue }
+        let start = "\(file): "
+        guard error.message.hasPrefix(start), let end = error.message.dropFirst(start.count).range(of: ": ") else { return error }
+        let path = String(error.message[error.message.index(error.message.startIndex, offsetBy: start.count)..<end.lowerBound])
+        func within(_ inner: String, _ outer: String) -> Bool {
+            inner == outer || (inner.hasPrefix(outer) && [".", "["].contains(inner.dropFirst(outer.count).first))
+        }
+        for override in overrides.reversed() where within(path, override.pathDescription) || within(override.pathDescription, path) {
             var message = error.message
             if let line = message.range(of: #" \(line \d+\)$"#, options: .regularExpression) { message.removeSubrange(line) }
             return CohortError("\(message) (--set \(override))")

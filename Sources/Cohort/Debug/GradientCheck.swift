@@ -124,6 +124,8 @@ public enum GradientCheck {
                 }
                 errors["\(index).\(shape.name)"] = comparison.error
                 offset += shape.count
+                // The last evaluation left the activations after this layer perturbed; later layers start from them.
+                try model.forward(batch: batch, context: context, fromLayer: index)
             }
         }
         return errors
@@ -176,8 +178,8 @@ public enum GradientCheck {
             for i in 0..<tensor.count { squares += tensor.values[i] * tensor.values[i] }
             let rms = (squares / Double(max(tensor.count, 1))).squareRoot()
             // A step relative to the tensor's own scale, so that tiny activations are not jumped over.
-            let h = 1e-6 * (rms > 0 ? rms : 1)
-            let floor = 1e6 * (magnitude + .leastNormalMagnitude).ulp / h
+            let h = 1e-5 * (rms > 0 ? rms : 1)
+            let floor = 1e3 * (magnitude + .leastNormalMagnitude).ulp / h
             let picks = sample(count: tensor.count, limit: 3 * options.coordinates,
                                random: CounterRandom(options.seed, 0x5A3, UInt64(index), UInt64(number)))
             let comparison = try compare(tensor.values, picks: picks, limit: options.coordinates, h: h, floor: floor,
