@@ -6,21 +6,24 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The debug mode: check a config's model before training it (one process).",
         discussion: """
-            Three reports on the model of CONFIG, from the weights training would start from:
-              1. a numeric gradient check in Double on a few training samples: each layer's backward
-                 against central differences of its forward, and each parameter's gradient of the
-                 loss end to end; names the first layer whose gradient is wrong;
-              2. per-layer statistics of the first training steps (Float, the trainer's own step):
-                 mean and standard deviation of each layer's output and of its gradient, dead ReLUs,
-                 flags for vanishing activations and vanishing or exploding gradients;
-              3. the first layer at which a value becomes NaN or infinite in those steps.
-            Exits with status 1 and a last line 'error: ...' when a gradient is wrong or a value is
-            not finite. `cohort train --debug CONFIG` runs the same check.
+            Three reports on the model of CONFIG, from the weights training would
+            start from:
+              1. a gradient check in Double on a few training samples: each
+                 layer's backward against central differences of its forward, and
+                 each parameter's gradient of the loss end to end; it names the
+                 layer whose gradient is wrong;
+              2. per-layer statistics of the first training steps (Float, the
+                 trainer's own step): mean and standard deviation of each layer's
+                 output and gradient, dead ReLUs, and flags for vanishing
+                 activations and vanishing or exploding gradients;
+              3. the first layer where a value becomes NaN or infinite.
+            Exits with status 1 and a last line 'error: ...' when a gradient is
+            wrong or a value is not finite. `cohort train --debug` runs it too.
 
             Examples:
               cohort check configs/mnist-cnn.yaml
               cohort check configs/init-study/too-small.yaml --steps 1
-              cohort check configs/mnist-mlp-sgd.yaml --set optimizer.lr=1000 --steps 10
+              cohort check configs/mnist-mlp-sgd.yaml --set optimizer.lr=1e30
             """)
 
     @Argument(help: "The YAML config to check (default: configs/mnist-cnn.yaml).")

@@ -4,7 +4,7 @@ import Cohort
 /// `--set key.path=value`, repeatable, for every command that reads a config.
 struct ConfigOverrides: ParsableArguments {
     @Option(name: .customLong("set"),
-            help: ArgumentHelp("Override a config value, checked like the file (repeatable), e.g. --set optimizer.lr=0.1 --set model.layers[11].dropout.p=0.3.",
+            help: ArgumentHelp("Override a config value, checked like the file (repeatable): e.g. optimizer.lr=0.1, model.layers[11].dropout.p=0.3.",
                                valueName: "key.path=value"))
     var values: [String] = []
 

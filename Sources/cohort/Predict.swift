@@ -6,13 +6,15 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Predict the class of each image of an IDX file with a checkpoint, in inference mode.",
         discussion: """
-            Writes CSV with a header: the image's index in the file (from 0), the predicted label and
-            the probability of each class (softmax of the logits), one line per image. Pixels are
-            scaled by data.scale, as in training.
+            Writes CSV with a header: the image's index in the file (from 0), the
+            predicted label and the probability of each class (the softmax of the
+            logits), one line per image. Pixels are scaled by data.scale, as in
+            training.
 
             Examples:
-              cohort predict configs/mnist-cnn.yaml data/mnist-5k/t10k-images-idx3-ubyte.gz
-              cohort predict configs/mnist-cnn.yaml images.idx --checkpoint runs/mnist-cnn/checkpoints/930 --output predictions.csv
+              cohort predict configs/mnist-cnn.yaml images.idx
+              cohort predict configs/mnist-cnn.yaml images.idx.gz --output p.csv
+              cohort predict configs/mnist-cnn.yaml images.idx --checkpoint DIR
             """)
 
     @Argument(help: "The YAML config of the run (the model and checkpoint.dir).")

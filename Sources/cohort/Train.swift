@@ -10,8 +10,8 @@ struct Train: ParsableCommand {
               cohort train
               cohort train configs/mnist-cnn.yaml --resume auto
               mpirun -np 2 cohort train configs/mnist-cnn.yaml
-              cohort train configs/mnist-cnn.yaml --set optimizer.lr=0.02 --set model.layers[11].dropout.p=0.3
-              cohort train configs/mnist-cnn.yaml --debug      # check the model instead (see cohort check --help)
+              cohort train configs/mnist-cnn.yaml --set optimizer.lr=0.02
+              cohort train configs/mnist-cnn.yaml --debug    # see cohort check --help
             """)
 
     @Argument(help: "The YAML config of the run.")
