@@ -12,10 +12,13 @@ struct CohortCommand: ParsableCommand {
               cohort train                                   # the default CNN on the bundled MNIST subset
               cohort train configs/mnist-cnn.yaml --resume auto
               mpirun -np 2 cohort train configs/mnist-cnn.yaml
+              cohort train configs/mnist-cnn.yaml --set train.epochs=5
               cohort eval configs/mnist-cnn.yaml --checkpoint auto --json
+              cohort predict configs/mnist-cnn.yaml images.idx --output p.csv
+              cohort check configs/mnist-cnn.yaml            # the debug mode
               cohort bench cnn --json
             """,
-        subcommands: [Train.self, Eval.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Check.self, Bench.self])
 
     static func main() {
         BLASKernels.selectFastKernels()

@@ -20,36 +20,24 @@ struct Eval: ParsableCommand {
     @Flag(help: "End with one JSON line: {\"loss\": ..., \"accuracy\": ..., \"samples\": ...}.")
     var json = false
 
+    @OptionGroup var overrides: ConfigOverrides
+
     func run() throws {
         runWorker { communicator in
-            let config = try ConfigLoader.load(path: config)
+            let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
             let model = try Model<Float>(config.model)
             guard let testFiles = config.data.test else {
                 throw CohortError("\(config.sourcePath): data.test: missing: eval needs test data")
             }
             let test = try Dataset(testFiles, scale: config.data.scale, inputShape: model.inputShape,
                                    classes: model.classes, role: "data.test")
-            let directory: URL
-            if checkpoint == "auto" {
-                let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
-                guard let latest = try store.latestDirectory() else {
-                    throw CohortError("\(store.root.path): no checkpoint to evaluate (train first, or pass --checkpoint DIR)")
-                }
-                directory = latest
-            } else {
-                directory = URL(fileURLWithPath: checkpoint)
-            }
-            let files = try CheckpointStore.readVerified(directory)
-            let modelPath = directory.appendingPathComponent(TrainingCheckpoint.modelFile).path
-            guard let data = files[TrainingCheckpoint.modelFile] else {
-                throw CohortError("\(modelPath): missing from the checkpoint")
-            }
-            try model.importStateDict(SafeTensors.decode(data, name: modelPath).tensors, source: modelPath)
+            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "evaluate")
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
                              directory.path, result.loss, result.accuracy, result.samples))
+            for line in ConfusionTable.lines(result.confusion) { printLine(line) }
             if json {
                 printLine(String(format: "{\"loss\": %.6f, \"accuracy\": %.6f, \"samples\": %d}", result.loss, result.accuracy, result.samples))
             }

@@ -10,6 +10,8 @@ struct Train: ParsableCommand {
               cohort train
               cohort train configs/mnist-cnn.yaml --resume auto
               mpirun -np 2 cohort train configs/mnist-cnn.yaml
+              cohort train configs/mnist-cnn.yaml --set optimizer.lr=0.02
+              cohort train configs/mnist-cnn.yaml --debug    # see cohort check --help
             """)
 
     @Argument(help: "The YAML config of the run.")
@@ -18,15 +20,27 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Continue from the newest checkpoint under checkpoint.dir ('auto', or start fresh if there is none) or from a checkpoint directory.", valueName: "auto|DIR"))
     var resume: String?
 
+    @OptionGroup var overrides: ConfigOverrides
+
+    @Flag(help: "Run the debug mode (cohort check) on CONFIG instead of training.")
+    var debug = false
+
+    @OptionGroup(title: "Debug mode options (with --debug)") var checkOptions: CheckOptions
+
+    func validate() throws {
+        if debug && resume != nil { throw ValidationError("--debug checks the initial model: --resume does not apply") }
+    }
+
     func run() throws {
         let path = config ?? defaultConfigPath()
+        if debug { runCheck(path: path, options: checkOptions, overrides: overrides.parsed) }
         let resumeMode: ResumeMode = switch resume {
         case nil: .fresh
         case "auto": .auto
         case let directory?: .directory(directory)
         }
         runWorker { communicator in
-            let config = try ConfigLoader.load(path: path)
+            let config = try ConfigLoader.load(path: path, overrides: overrides.parsed)
             communicator.timeoutSeconds = config.distributed.timeoutSeconds
             StopSignal.install()
             let trainer = Trainer(config: config, communicator: communicator, log: printLine)
@@ -34,7 +48,7 @@ struct Train: ParsableCommand {
             guard communicator.isCoordinator else { return summary.interrupted ? interruptedExitStatus : 0 }
             if summary.interrupted {
                 let cause = summary.signal != 0 ? StopSignal.name(summary.signal) : "a signal to another worker"
-                printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: cohort train \(path) --resume auto")
+                printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: cohort train \(path)\(overrides.commandLine) --resume auto")
                 return interruptedExitStatus
             }
             var line = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)

@@ -8,20 +8,23 @@ public enum ConfigLoader {
     static let largestWindow = 4096
     static let largestSize = 1 << 31
 
-    /// Loads and checks the config at `path`.
-    public static func load(path: String) throws -> TrainingConfig {
+    /// Loads and checks the config at `path`, with `overrides` (`--set`) applied before the check.
+    public static func load(path: String, overrides: [ConfigOverride] = []) throws -> TrainingConfig {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CohortError("\(path): config file not found")
         }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw CohortError("\(path): cannot read the config file (not readable or not UTF-8 text)")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: path, overrides: overrides)
     }
 
     /// Checks a config given as text; `file` names it in messages and anchors relative paths.
-    public static func parse(_ text: String, file: String) throws -> TrainingConfig {
-        let root: Node
+    ///
+    /// With `overrides`, the checked tree is the file's with their values in it, and the config's
+    /// `sourceText` (what checkpoints keep) is that tree written out as YAML.
+    public static func parse(_ text: String, file: String, overrides: [ConfigOverride] = []) throws -> TrainingConfig {
+        var root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
                 throw CohortError("\(file): the config is empty")
@@ -30,6 +33,41 @@ public enum ConfigLoader {
         } catch let error as YamlError {
             throw CohortError("\(file): YAML syntax error: \(describe(error))")
         }
+        guard !overrides.isEmpty else { return try check(root, text: text, file: file) }
+        for override in overrides { root = try override.apply(to: root, file: file) }
+        let header = "# \(file) with " + overrides.map { "--set \($0)" }.joined(separator: " ") + "\n"
+        let effective: String
+        do {
+            effective = header + (try Yams.serialize(node: root))
+        } catch {
+            throw CohortError("\(file): cannot write the config with its --set values as YAML (\(error))")
+        }
+        do {
+            return try check(root, text: effective, file: file)
+        } catch let error as CohortError {
+            throw annotate(error, overrides: overrides, file: file)
+        }
+    }
+
+    /// An error about a value that came from `--set` (or about a mapping it added) says so, instead
+    /// of quoting a line of the file.
+    private static func annotate(_ error: CohortError, overrides: [ConfigOverride], file: String) -> CohortError {
+        let start = "\(file): "
+        guard error.message.hasPrefix(start), let end = error.message.dropFirst(start.count).range(of: ": ") else { return error }
+        let path = String(error.message[error.message.index(error.message.startIndex, offsetBy: start.count)..<end.lowerBound])
+        func within(_ inner: String, _ outer: String) -> Bool {
+            inner == outer || (inner.hasPrefix(outer) && [".", "["].contains(inner.dropFirst(outer.count).first))
+        }
+        for override in overrides.reversed() where within(path, override.pathDescription) || within(override.pathDescription, path) {
+            var message = error.message
+            if let line = message.range(of: #" \(line \d+\)$"#, options: .regularExpression) { message.removeSubrange(line) }
+            return CohortError("\(message) (--set \(override))")
+        }
+        return error
+    }
+
+    /// Reads the composed tree `root` of the config `text`.
+    private static func check(_ root: Node, text: String, file: String) throws -> TrainingConfig {
         var top = try YAMLTable(root, file: file, path: "")
         var config = TrainingConfig()
         config.sourcePath = file

@@ -19,7 +19,7 @@ public final class Model<Element: Scalar> {
     private var storage: [Buffer<Element>] = []
 
     /// Builds the layers of `config`, inferring every shape from `config.input`.
-    public init(_ config: ModelConfig) throws {
+    public convenience init(_ config: ModelConfig) throws {
         var shape = config.input
         var layers: [any Layer<Element>] = []
         for (index, spec) in config.layers.enumerated() {
@@ -27,11 +27,24 @@ public final class Model<Element: Scalar> {
             layers.append(layer)
             shape = layer.outputShape
         }
+        try self.init(layers: layers, inputShape: config.input)
+    }
+
+    /// A model of layers built elsewhere (a test's, for instance): each must take the shape the one
+    /// before it gives, and the last must give a flat vector of class scores.
+    public init(layers: [any Layer<Element>], inputShape: [Int]) throws {
+        var shape = inputShape
+        for (index, layer) in layers.enumerated() {
+            guard layer.inputShape == shape else {
+                throw layerError(index, layer.kind, "expects input \(describe(layer.inputShape)), but the layer before gives \(describe(shape))")
+            }
+            shape = layer.outputShape
+        }
         guard shape.count == 1 else {
             throw CohortError("model.layers: the last layer must give a flat vector of class scores [classes], got \(describe(shape)); end with flatten and dense")
         }
         self.layers = layers
-        inputShape = config.input
+        self.inputShape = inputShape
         var total = 0
         for (index, layer) in layers.enumerated() {
             for shape in layer.parameterShapes {
@@ -131,13 +144,18 @@ public final class Model<Element: Scalar> {
     public var output: UnsafeMutablePointer<Element> { activations[layers.count] }
     /// Where the loss puts its gradient before `backward`: `[N, classes]`.
     public var outputGradient: UnsafeMutablePointer<Element> { activationGradients[layers.count] }
+    /// The input of layer `index` in the last forward (`index == layers.count`: the model's output), for inspection.
+    public func activation(_ index: Int) -> UnsafePointer<Element> { UnsafePointer(activations[index]) }
+    /// The loss's gradient with respect to `activation(index)` after the last backward (none for index 0).
+    public func activationGradient(_ index: Int) -> UnsafePointer<Element> { UnsafePointer(activationGradients[index]) }
 
-    public func forward(batch: Int, context: StepContext) throws {
+    /// Runs the layers from `start` on (earlier activations are those of the last forward).
+    public func forward(batch: Int, context: StepContext, fromLayer start: Int = 0) throws {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
         var context = context
-        for (index, layer) in layers.enumerated() {
+        for index in start..<layers.count {
             context.layerIndex = index
-            try layer.forward(activations[index], activations[index + 1], batch: batch, context: context)
+            try layers[index].forward(activations[index], activations[index + 1], batch: batch, context: context)
         }
     }
 

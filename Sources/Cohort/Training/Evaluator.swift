@@ -5,6 +5,8 @@ public enum Evaluator {
         public var loss: Double
         public var accuracy: Double
         public var samples: Int
+        /// Counts of (true label, predicted label), summed over the workers.
+        public var confusion = ConfusionMatrix(classes: 0)
     }
 
     public static func evaluate(model: Model<Float>, data: Dataset, communicator: Communicator, chunk: Int = 256) throws -> Result {
@@ -14,6 +16,7 @@ public enum Evaluator {
         let labels = Buffer<Int32>(count: size)
         let indices = Array(mine)
         var lossSum = 0.0, correct = 0
+        var confusion = ConfusionMatrix(classes: model.classes)
         var start = 0
         while start < indices.count {
             let end = min(start + size, indices.count)
@@ -25,13 +28,17 @@ public enum Evaluator {
                                              batch: end - start, classes: model.classes, gradientScale: 0)
             lossSum += result.lossSum
             correct += result.correct
+            confusion.add(logits: model.output, labels: labels.pointer, batch: end - start)
             start = end
         }
-        let totals = Buffer<Double>(count: 2)
+        let cells = confusion.counts.count
+        let totals = Buffer<Double>(count: 2 + cells)
         totals.pointer[0] = lossSum
         totals.pointer[1] = Double(correct)
-        try communicator.allreduceSum(totals.pointer, count: 2)
+        for i in 0..<cells { totals.pointer[2 + i] = Double(confusion.counts[i]) }
+        try communicator.allreduceSum(totals.pointer, count: 2 + cells)
+        for i in 0..<cells { confusion.counts[i] = Int(totals.pointer[2 + i]) }
         return Result(loss: totals.pointer[0] / Double(data.count), accuracy: totals.pointer[1] / Double(data.count),
-                      samples: data.count)
+                      samples: data.count, confusion: confusion)
     }
 }

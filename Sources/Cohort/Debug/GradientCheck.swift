@@ -1,0 +1,242 @@
+/// A numeric check of a model's backward pass in Double: backpropagation against central differences.
+///
+/// Two comparisons for every layer:
+/// - **local**: the layer alone, on the input it saw, with a fixed random upstream gradient `g`:
+///   its `dx` and parameter gradients against central differences of `f = sum(g * layer(x))`. A
+///   wrong backward shows here in the layer that has it, and only there, so it names the culprit
+///   even when the layer has no parameters.
+/// - **end to end**: each parameter tensor's gradient of the mean cross-entropy over the batch
+///   against central differences of that loss, through the model as it trains (dropout with the
+///   step's mask, batch norm in training mode). A gradient that is wrong downstream of a layer makes
+///   this fail for every layer below it.
+///
+/// Each tensor is checked on a random sample of its coordinates. Coordinates at a kink (a ReLU's
+/// input at 0, tied maxima of a max-pool window), where the one-sided differences disagree, are
+/// skipped: the function has no derivative there. A tensor's error is
+/// `max |analytic - numeric| / max(|analytic|, |numeric|)` over its checked coordinates; when both
+/// are below what the differences can resolve in Double (a vanishing gradient, in the end-to-end
+/// check) the tensor is reported as unresolved rather than failed.
+///
+/// ### See Also
+/// `LayerStatistics` and `NonFiniteScan`, the debug mode's two other reports.
+public enum GradientCheck {
+    public struct Options: Sendable {
+        /// Coordinates compared per tensor.
+        public var coordinates = 30
+        /// Largest error of a correct local check (Double, smooth at the sampled points).
+        public var localTolerance = 1e-4
+        /// Largest error of a correct end-to-end check, looser: a perturbation of a weight moves
+        /// thousands of units, and one of them may cross a kink.
+        public var endToEndTolerance = 1e-3
+        /// Seed of the coordinate sample and of the local checks' upstream gradients.
+        public var seed: UInt64 = 0
+        public init() {}
+    }
+
+    /// One tensor of one layer: a parameter (`weight`, `bias`, ...) or `input` (the layer's `dx`).
+    public struct Row: Sendable, Equatable {
+        public var layer: Int
+        public var kind: String
+        public var tensor: String
+        /// The layer's own backward against its forward; nil when nothing could be resolved.
+        public var localError: Double?
+        /// The loss's gradient through the whole model; nil for `input` or when unresolved.
+        public var endToEndError: Double?
+        public var localPassed: Bool
+        public var endToEndPassed: Bool
+        /// Coordinates compared locally, and those skipped there as kinks.
+        public var checked: Int
+        public var skipped: Int
+        public var passed: Bool { localPassed && endToEndPassed }
+    }
+
+    /// What the check found, tensor by tensor in layer order.
+    public struct Report: Sendable {
+        public var rows: [Row]
+        public var samples: Int
+        public var loss: Double
+        public var passed: Bool { rows.allSatisfy(\.passed) }
+
+        /// The layer to blame: the first whose own backward is wrong; failing that (every layer
+        /// agrees with itself but the chain does not), the deepest whose end-to-end gradient is wrong.
+        public var culprit: Row? {
+            rows.first { !$0.localPassed } ?? rows.last { !$0.endToEndPassed }
+        }
+    }
+
+    /// Checks `model` on the `batch` samples already in `model.input`, labelled `labels`, in the step `context`.
+    public static func run(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
+                           options: Options = Options()) throws -> Report {
+        precondition(labels.count == batch && batch <= model.maxBatch)
+        let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context, options: options)
+        try model.forward(batch: batch, context: context)
+        let loss = crossEntropy(model: model, batch: batch, labels: labels, gradient: false)
+        var rows: [Row] = []
+        var offset = 0
+        for (index, layer) in model.layers.enumerated() {
+            var layerContext = context
+            layerContext.layerIndex = index
+            let local = try localErrors(layer, index: index, input: model.activation(index), model: model, offset: offset,
+                                        batch: batch, context: layerContext, options: options)
+            for result in local {
+                let e2e = endToEnd["\(index).\(result.tensor)"] ?? nil
+                rows.append(Row(layer: index, kind: layer.kind, tensor: result.tensor,
+                                localError: result.error, endToEndError: e2e,
+                                localPassed: result.error.map { $0 <= options.localTolerance } ?? true,
+                                endToEndPassed: e2e.map { $0 <= options.endToEndTolerance } ?? true,
+                                checked: result.checked, skipped: result.skipped))
+            }
+            offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
+        }
+        return Report(rows: rows, samples: batch, loss: loss)
+    }
+
+    /// The mean loss over the batch; with `gradient`, its gradient goes to `model.outputGradient`.
+    private static func crossEntropy(model: Model<Double>, batch: Int, labels: [Int32], gradient: Bool) -> Double {
+        labels.withUnsafeBufferPointer { labels in
+            softmaxCrossEntropy(logits: model.output, labels: labels.baseAddress!, dlogits: gradient ? model.outputGradient : nil,
+                                batch: batch, classes: model.classes, gradientScale: 1 / Double(batch)).lossSum / Double(batch)
+        }
+    }
+
+    /// Each parameter tensor's end-to-end error, by state-dict name (nil: unresolved).
+    private static func endToEndErrors(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
+                                       options: Options) throws -> [String: Double?] {
+        try model.forward(batch: batch, context: context)
+        let base = crossEntropy(model: model, batch: batch, labels: labels, gradient: true)
+        try model.backward(batch: batch, context: context)
+        let analytic = Array(model.gradients.buffer)
+        let h = 1e-6
+        // What the loss's rounding lets central differences resolve, with margin.
+        let floor = 1e5 * (abs(base) + 1).ulp / h
+        var errors: [String: Double?] = [:]
+        var offset = 0
+        for (index, layer) in model.layers.enumerated() {
+            for shape in layer.parameterShapes {
+                let values = model.parameters.pointer + offset
+                let picks = sample(count: shape.count, limit: 3 * options.coordinates,
+                                   random: CounterRandom(options.seed, 0xE2E, UInt64(index), UInt64(offset)))
+                let first = offset
+                let comparison = try compare(values, picks: picks, limit: options.coordinates, h: h, floor: floor, base: base,
+                                             analytic: { analytic[first + $0] }) {
+                    try model.forward(batch: batch, context: context, fromLayer: index)
+                    return crossEntropy(model: model, batch: batch, labels: labels, gradient: false)
+                }
+                errors["\(index).\(shape.name)"] = comparison.error
+                offset += shape.count
+                // The last evaluation left the activations after this layer perturbed; later layers start from them.
+                try model.forward(batch: batch, context: context, fromLayer: index)
+            }
+        }
+        return errors
+    }
+
+    private struct TensorResult {
+        var tensor: String
+        var error: Double?
+        var checked: Int
+        var skipped: Int
+    }
+
+    /// Layer `index` alone: its `dx` (except for the first layer, whose `dx` the model never asks
+    /// for) and its parameter gradients against f = sum(g * y) for a fixed random g.
+    private static func localErrors(_ layer: any Layer<Double>, index: Int, input: UnsafePointer<Double>, model: Model<Double>,
+                                    offset: Int, batch: Int, context: StepContext, options: Options) throws -> [TensorResult] {
+        let inputCount = batch * layer.inputSize, outputCount = batch * layer.outputSize
+        let x = Buffer<Double>(count: inputCount), y = Buffer<Double>(count: outputCount)
+        let g = Buffer<Double>(count: outputCount), dx = Buffer<Double>(count: inputCount)
+        x.pointer.update(from: input, count: inputCount)
+        let random = CounterRandom(options.seed, 0x10CA1, UInt64(index))
+        for i in 0..<outputCount { g.pointer[i] = random.normal(UInt64(i)) }
+        func f() throws -> Double {
+            try layer.forward(x.pointer, y.pointer, batch: batch, context: context)
+            var sum = 0.0
+            for i in 0..<outputCount { sum += g.pointer[i] * y.pointer[i] }
+            return sum
+        }
+        let base = try f()
+        var magnitude = 0.0
+        for i in 0..<outputCount { magnitude += abs(g.pointer[i] * y.pointer[i]) }
+        model.gradients.pointer.update(repeating: 0, count: model.gradients.count)
+        try layer.backward(x.pointer, y.pointer, g.pointer, dx.pointer, batch: batch, context: context)
+        let parameterGradients = Array(model.gradients.buffer)
+
+        var tensors: [(name: String, values: UnsafeMutablePointer<Double>, count: Int, analytic: (Int) -> Double)] = []
+        var parameterOffset = offset
+        for shape in layer.parameterShapes {
+            let first = parameterOffset
+            tensors.append((shape.name, model.parameters.pointer + first, shape.count, { parameterGradients[first + $0] }))
+            parameterOffset += shape.count
+        }
+        if index > 0 {
+            let gradient = Array(UnsafeBufferPointer(start: dx.pointer, count: inputCount))
+            tensors.append(("input", x.pointer, inputCount, { gradient[$0] }))
+        }
+        var results: [TensorResult] = []
+        for (number, tensor) in tensors.enumerated() {
+            var squares = 0.0
+            for i in 0..<tensor.count { squares += tensor.values[i] * tensor.values[i] }
+            let rms = (squares / Double(max(tensor.count, 1))).squareRoot()
+            // A step relative to the tensor's own scale, so that tiny activations are not jumped over.
+            let h = 1e-5 * (rms > 0 ? rms : 1)
+            let floor = 1e3 * (magnitude + .leastNormalMagnitude).ulp / h
+            let picks = sample(count: tensor.count, limit: 3 * options.coordinates,
+                               random: CounterRandom(options.seed, 0x5A3, UInt64(index), UInt64(number)))
+            let comparison = try compare(tensor.values, picks: picks, limit: options.coordinates, h: h, floor: floor,
+                                         base: base, analytic: tensor.analytic, f)
+            results.append(TensorResult(tensor: tensor.name, error: comparison.error, checked: comparison.checked,
+                                        skipped: comparison.skipped))
+        }
+        return results
+    }
+
+    /// Central differences of `f` at coordinates `picks` of `values` (until `limit` of them are
+    /// usable), against `analytic`. `f()` at the unperturbed point is `base`.
+    private static func compare(_ values: UnsafeMutablePointer<Double>, picks: [Int], limit: Int, h: Double, floor: Double,
+                                base: Double, analytic: (Int) -> Double,
+                                _ f: () throws -> Double) throws -> (error: Double?, checked: Int, skipped: Int) {
+        var pairs: [(analytic: Double, numeric: Double)] = []
+        var skipped = 0
+        for i in picks where pairs.count < limit {
+            let saved = values[i]
+            values[i] = saved + h
+            let plus = try f()
+            values[i] = saved - h
+            let minus = try f()
+            values[i] = saved
+            let forward = (plus - base) / h, backward = (base - minus) / h
+            if abs(forward - backward) > 1e-3 * max(abs(forward), abs(backward), floor) {
+                skipped += 1
+                continue
+            }
+            pairs.append((analytic(i), (plus - minus) / (2 * h)))
+        }
+        var difference = 0.0, scale = 0.0
+        for pair in pairs {
+            // NaN must fail the check, and max() would drop it.
+            let gap = abs(pair.analytic - pair.numeric)
+            difference = gap.isNaN || difference.isNaN ? .nan : max(difference, gap)
+            scale = max(scale, abs(pair.analytic), abs(pair.numeric))
+        }
+        if difference.isNaN { return (.infinity, pairs.count, skipped) }
+        guard scale >= floor else { return (nil, pairs.count, skipped) }
+        return (difference / scale, pairs.count, skipped)
+    }
+
+    /// Up to `limit` distinct indices below `count`, in random order: all of them when there are few.
+    static func sample(count: Int, limit: Int, random: CounterRandom) -> [Int] {
+        if count <= limit {
+            var all = Array(0..<count)
+            for i in stride(from: count - 1, to: 0, by: -1) { all.swapAt(i, random.below(i + 1, UInt64(i))) }
+            return all
+        }
+        var chosen: [Int] = [], seen = Set<Int>()
+        var counter: UInt64 = 0
+        while chosen.count < limit {
+            let i = random.below(count, counter)
+            counter += 1
+            if seen.insert(i).inserted { chosen.append(i) }
+        }
+        return chosen
+    }
+}

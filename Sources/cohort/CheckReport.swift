@@ -1,0 +1,115 @@
+import Cohort
+import Foundation
+
+/// The debug mode's report as text: the gradient check's table, a table of statistics per step,
+/// where a value first became NaN or infinite, and warnings for the flagged layers.
+enum CheckReport {
+    static func lines(_ report: ModelCheck.Report, coordinates: Int) -> [String] {
+        gradientLines(report.gradient, coordinates: coordinates) + [""] + probeLines(report.probe)
+    }
+
+    /// The one-line reason the check failed, or nil.
+    static func failure(_ report: ModelCheck.Report) -> String? {
+        if let culprit = report.gradient.culprit {
+            return "gradient check failed: \(describe(culprit))"
+        }
+        return report.probe.nonFinite.map { "not finite: \($0)" }
+    }
+
+    private static func describe(_ row: GradientCheck.Row) -> String {
+        let tensor = row.tensor == "input" ? "the gradient it passes down (dx)" : "the gradient of \(row.layer).\(row.tensor)"
+        if !row.localPassed {
+            return "model.layers[\(row.layer)] (\(row.kind)): its backward disagrees with its forward: \(tensor) is off by \(number(row.localError)) relative"
+        }
+        return "model.layers[\(row.layer)] (\(row.kind)): \(tensor) of the loss is off by \(number(row.endToEndError)) relative, although every layer's own backward agrees with its forward (the loss or the model's chaining is wrong)"
+    }
+
+    static func gradientLines(_ report: GradientCheck.Report, coordinates: Int) -> [String] {
+        var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinates per tensor; loss \(String(format: "%.4f", report.loss)):"]
+        let header = ["layer", "kind", "tensor", "local error", "end-to-end error", "result"]
+        var rows: [[String]] = []
+        for row in report.rows {
+            let endToEnd = row.tensor == "input" ? "-" : number(row.endToEndError)
+            var result = row.passed ? "ok" : "FAIL"
+            if row.skipped > 0 { result += " (\(row.skipped) at kinks skipped)" }
+            rows.append(["\(row.layer)", row.kind, row.tensor, number(row.localError), endToEnd, result])
+        }
+        lines += table(header, rows)
+        if let culprit = report.culprit {
+            lines.append("gradient check FAILED: \(describe(culprit))")
+        } else {
+            let local = report.rows.compactMap(\.localError).max() ?? 0
+            let endToEnd = report.rows.compactMap(\.endToEndError).max() ?? 0
+            let unresolved = report.rows.filter { $0.tensor != "input" && $0.endToEndError == nil }.count
+            var line = "gradient check ok: every layer's backward agrees with its forward (largest error \(number(local)) local, \(number(endToEnd)) end to end)"
+            if unresolved > 0 {
+                line += "; \(unresolved) tensor\(unresolved == 1 ? "'s" : "s'") end-to-end gradient\(unresolved == 1 ? " is" : "s are") too small for the loss to resolve (unresolved)"
+            }
+            lines.append(line)
+        }
+        return lines
+    }
+
+    static func probeLines(_ probe: TrainingProbe.Result) -> [String] {
+        var lines: [String] = []
+        for statistics in probe.statistics {
+            lines.append("step \(statistics.step + 1) (Float, \(statistics.batch) samples): loss " + (statistics.loss.isFinite ? String(format: "%.4f", statistics.loss) : number(statistics.loss)))
+            let header = ["layer", "kind", "output", "mean", "std", "dead", "grad mean", "grad std", "flags"]
+            let rows = statistics.rows.map { row in
+                ["\(row.layer)", row.kind, "[" + row.outputShape.map(String.init).joined(separator: ", ") + "]",
+                 number(row.activationMean), number(row.activationStd),
+                 row.deadFraction.map { String(format: "%.1f%%", 100 * $0) } ?? "",
+                 number(row.gradientMean), number(row.gradientStd), row.flags.map(\.rawValue).joined(separator: ", ")]
+            }
+            lines += table(header, rows)
+            lines.append("")
+        }
+        if let finding = probe.nonFinite {
+            lines.append("NaN or infinity: \(finding)")
+        } else {
+            lines.append("no NaN or infinity in \(probe.statistics.count) step\(probe.statistics.count == 1 ? "" : "s") (forward, backward, update)")
+        }
+        lines += warnings(probe.statistics)
+        return lines
+    }
+
+    /// One line per kind of flag, naming each flagged layer once with the step it first showed.
+    private static func warnings(_ steps: [LayerStatistics]) -> [String] {
+        let explanations: [(LayerStatistics.Flag, String)] = [
+            (.vanishing, "vanishing activations (output std < \(LayerStatistics.vanishingActivationStd))"),
+            (.vanishingGradient, "vanishing gradient (std < \(LayerStatistics.vanishingGradientRatio) x the output's)"),
+            (.exploding, "exploding gradient (std > \(LayerStatistics.explodingGradientRatio) x the output's)"),
+        ]
+        var lines: [String] = []
+        for (flag, explanation) in explanations {
+            var first: [Int: (kind: String, step: Int)] = [:]
+            for statistics in steps {
+                for row in statistics.rows where row.flags.contains(flag) && first[row.layer] == nil {
+                    first[row.layer] = (row.kind, statistics.step)
+                }
+            }
+            guard !first.isEmpty else { continue }
+            let layers = first.keys.sorted().map { "[\($0)] \(first[$0]!.kind)" + (first[$0]!.step > 0 ? " (from step \(first[$0]!.step + 1))" : "") }
+            lines.append("warning: \(explanation) at model.layers " + layers.joined(separator: ", "))
+        }
+        return lines
+    }
+
+    private static func number(_ value: Double?) -> String {
+        guard let value else { return "unresolved" }
+        if value == 0 { return "0" }
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
+        return String(format: "%.2e", value)
+    }
+
+    /// Left-aligned columns two spaces apart.
+    private static func table(_ header: [String], _ rows: [[String]]) -> [String] {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            let cells = row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+            return ("  " + cells.joined(separator: "  ")).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+    }
+}

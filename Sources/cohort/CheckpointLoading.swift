@@ -1,0 +1,24 @@
+import Cohort
+import Foundation
+
+/// Loads the weights of a checkpoint into `model`: `argument` is `auto` (the newest complete
+/// checkpoint under `checkpoint.dir`) or a checkpoint directory. Returns the directory used.
+func loadCheckpoint(_ argument: String, into model: Model<Float>, config: TrainingConfig, purpose: String) throws -> URL {
+    let directory: URL
+    if argument == "auto" {
+        let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
+        guard let latest = try store.latestDirectory() else {
+            throw CohortError("\(store.root.path): no checkpoint to \(purpose) (train first, or pass --checkpoint DIR)")
+        }
+        directory = latest
+    } else {
+        directory = URL(fileURLWithPath: argument)
+    }
+    let files = try CheckpointStore.readVerified(directory)
+    let modelPath = directory.appendingPathComponent(TrainingCheckpoint.modelFile).path
+    guard let data = files[TrainingCheckpoint.modelFile] else {
+        throw CohortError("\(modelPath): missing from the checkpoint")
+    }
+    try model.importStateDict(SafeTensors.decode(data, name: modelPath).tensors, source: modelPath)
+    return directory
+}

@@ -1,0 +1,232 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// The debug mode (`cohort check`): it names a layer with a wrong gradient, passes a correct model,
+/// sees vanishing activations, and finds where a value first became NaN.
+final class DebugModeTests: XCTestCase {
+    /// The gradient check of a Double model of `layers` on 4 random samples.
+    func gradientCheck(_ layers: [any Layer<Double>], input: [Int]) throws -> GradientCheck.Report {
+        let batch = 4
+        let model = try Model<Double>(layers: layers, inputShape: input)
+        model.initialize(seed: 3)
+        model.reserve(maxBatch: batch)
+        let random = CounterRandom(5)
+        for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
+        let labels = (0..<batch).map { Int32($0 % model.classes) }
+        let context = StepContext(isTraining: true, seed: 3, step: 0, firstSampleIndex: 0, globalBatch: batch,
+                                  communicator: SoloCommunicator())
+        return try GradientCheck.run(model: model, batch: batch, labels: labels, context: context)
+    }
+
+    func row(_ report: GradientCheck.Report, _ layer: Int, _ tensor: String) throws -> GradientCheck.Row {
+        try XCTUnwrap(report.rows.first { $0.layer == layer && $0.tensor == tensor }, "no row \(layer).\(tensor)")
+    }
+
+    func testGradientCheckNamesTheLayerWhoseInputGradientIsWrong() throws {
+        let report = try gradientCheck([
+            try Dense<Double>(input: [6], outFeatures: 5, bias: true, initializer: LayerInit(), index: 0),
+            WrongInputGradient<Double>(input: [5]),
+            Activation<Double>(.tanh, input: [5]),
+            try Dense<Double>(input: [5], outFeatures: 3, bias: true, initializer: LayerInit(), index: 3),
+        ], input: [6])
+        XCTAssertFalse(report.passed)
+        let culprit = try XCTUnwrap(report.culprit)
+        XCTAssertEqual(culprit.layer, 1)
+        XCTAssertEqual(culprit.kind, "wrong_dx")
+        XCTAssertEqual(culprit.tensor, "input")
+        XCTAssertGreaterThan(try XCTUnwrap(culprit.localError), 0.1, "dx is 1.5 times too large")
+        XCTAssertEqual(report.rows.filter { !$0.localPassed }.map(\.layer), [1], "only the faulty layer disagrees with itself")
+        XCTAssertFalse(try row(report, 0, "weight").endToEndPassed, "the wrong dx reaches the layer below it")
+        XCTAssertTrue(try row(report, 3, "weight").passed, "the layer above it is untouched")
+    }
+
+    func testGradientCheckNamesTheLayerWhoseWeightGradientIsWrong() throws {
+        let report = try gradientCheck([
+            try Dense<Double>(input: [6], outFeatures: 5, bias: true, initializer: LayerInit(), index: 0),
+            Activation<Double>(.sigmoid, input: [5]),
+            WrongWeightGradient<Double>(input: [5]),
+            try Dense<Double>(input: [5], outFeatures: 3, bias: true, initializer: LayerInit(), index: 3),
+        ], input: [6])
+        let culprit = try XCTUnwrap(report.culprit)
+        XCTAssertEqual(culprit.layer, 2)
+        XCTAssertEqual(culprit.tensor, "weight")
+        XCTAssertFalse(try row(report, 2, "weight").endToEndPassed)
+        XCTAssertTrue(try row(report, 2, "bias").passed)
+        XCTAssertTrue(try row(report, 2, "input").passed)
+        XCTAssertTrue(try row(report, 0, "weight").passed, "dx is right, so the layers below are too")
+    }
+
+    func testGradientCheckPassesACorrectModel() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model:
+              input: [2, 6, 6]
+              layers:
+                - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+                - batchnorm: {}
+                - relu: {}
+                - maxpool2d: {kernel_size: 2}
+                - flatten: {}
+                - dense: {out_features: 8}
+                - batchnorm: {}
+                - tanh: {}
+                - dropout: {p: 0.3}
+                - dense: {out_features: 4}
+            train: {batch_size: 4, max_steps: 1}
+            """, file: "inline.yaml")
+        let model = try Model<Double>(config.model)
+        let report = try gradientCheck(model.layers, input: config.model.input)
+        XCTAssertTrue(report.passed, "\(report.rows.filter { !$0.passed })")
+        XCTAssertNil(report.culprit)
+        XCTAssertEqual(report.rows.count, 2 + 3 + 1 + 1 + 1 + 3 + 3 + 1 + 1 + 3, "parameters of every layer, dx of all but the first")
+        for row in report.rows {
+            XCTAssertLessThan(try XCTUnwrap(row.localError, "\(row.layer).\(row.tensor) unresolved"), 1e-6, "\(row.layer).\(row.tensor)")
+        }
+        let resolved = report.rows.compactMap(\.endToEndError)
+        XCTAssertGreaterThanOrEqual(resolved.count, 6, "most parameters are checked end to end")
+        XCTAssertLessThan(resolved.max() ?? 1, 1e-5)
+    }
+
+    func testCheckStartsFromTheWeightsTrainingStartsFrom() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let config = try ConfigLoader.load(path: directory.appendingPathComponent("c.yaml").path)
+        let report = try ModelCheck.run(config)
+        XCTAssertTrue(report.passed)
+        let trained = try Model<Float>(config.model)
+        trained.initialize(seed: config.seed)
+        XCTAssertEqual(report.parameterCount, trained.parameters.count)
+        // Step 1's loss in the probe is the loss of the initial weights on the first batch, as in training.
+        let stepper = TrainingStep(model: trained, optimizer: makeOptimizer(config.optimizer, count: trained.parameters.count),
+                                   communicator: SoloCommunicator(), seed: config.seed, maxLocalBatch: 16)
+        var plan = BatchPlan(sampleCount: 64, batchSize: 16, shuffle: true, seed: config.seed)
+        let data = try Dataset(config.data.train!, scale: config.data.scale, inputShape: [1, 4, 4], classes: 4, role: "train")
+        let (indices, first) = plan.samples(step: 0, rank: 0, worldSize: 1)
+        data.gather(indices, into: trained.input, labels: stepper.labels.pointer)
+        let loss = try stepper.run(step: 0, localBatch: 16, globalBatch: 16, firstSampleIndex: first, lr: 0.1).loss
+        XCTAssertEqual(report.probe.statistics.first?.loss ?? .nan, loss, accuracy: 1e-12)
+    }
+
+    func config(_ name: String) throws -> TrainingConfig {
+        try ConfigLoader.load(path: projectDirectory.appendingPathComponent("configs/init-study/\(name).yaml").path)
+    }
+
+    func testTooSmallInitializationIsReportedAsVanishing() throws {
+        var options = ModelCheck.Options()
+        options.steps = 1
+        options.samples = 2
+        let report = try ModelCheck.run(try config("too-small"), options: options)
+        let rows = try XCTUnwrap(report.probe.statistics.first).rows
+        XCTAssertFalse(rows[0].flags.contains(.vanishing), "the input itself is fine")
+        for row in rows where row.kind == "dense" {
+            XCTAssertTrue(row.flags.contains(.vanishing), "layer \(row.layer): std \(row.activationStd)")
+        }
+        XCTAssertTrue(rows[7].flags.contains(.vanishingGradient), "the gradient dies out on the way down too")
+        XCTAssertTrue(report.gradient.passed, "the gradients are tiny, not wrong")
+    }
+
+    func testHeInitializationIsNotFlagged() throws {
+        var options = ModelCheck.Options()
+        options.steps = 1
+        options.samples = 2
+        let report = try ModelCheck.run(try config("he"), options: options)
+        let rows = try XCTUnwrap(report.probe.statistics.first).rows
+        XCTAssertEqual(rows.flatMap(\.flags), [])
+        let dead = try XCTUnwrap(rows[2].deadFraction)
+        XCTAssertGreaterThanOrEqual(dead, 0)
+        XCTAssertLessThan(dead, 0.5)
+        XCTAssertNil(rows[1].deadFraction, "only ReLUs have dead units")
+    }
+
+    func testDeadUnitsAreThoseZeroForEverySample() {
+        let values: [Float] = [0, 1, 0, 0,
+                               0, 0, 2, 0]
+        XCTAssertEqual(LayerStatistics.deadFraction(values, batch: 2, size: 4), 0.5)
+    }
+
+    /// A Float model with a layer that produces NaN from step 2 on, probed for 4 steps on synthetic data.
+    func testNaNIsLocatedAtTheLayerThatProducedIt() throws {
+        let directory = try temporaryDirectory(self)
+        let pair = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 4, columns: 4, classes: 4, seed: 1)
+        let model = try Model<Float>(layers: [
+            Flatten<Float>(input: [1, 4, 4]),
+            try Dense<Float>(input: [16], outFeatures: 8, bias: true, initializer: LayerInit(), index: 1),
+            NaNFromStep<Float>(input: [8], step: 1),
+            Activation<Float>(.relu, input: [8]),
+            try Dense<Float>(input: [8], outFeatures: 4, bias: true, initializer: LayerInit(), index: 4),
+        ], inputShape: [1, 4, 4])
+        model.initialize(seed: 1)
+        let data = try Dataset(pair, scale: 1.0 / 255, inputShape: [1, 4, 4], classes: 4, role: "train")
+        let stepper = TrainingStep(model: model, optimizer: makeOptimizer(OptimizerConfig(name: .sgd, lr: 0.1), count: model.parameters.count),
+                                   communicator: SoloCommunicator(), seed: 1, maxLocalBatch: 16)
+        let result = try TrainingProbe.run(stepper, data: data, plan: BatchPlan(sampleCount: 64, batchSize: 16, shuffle: false, seed: 1),
+                                           schedule: LearningRateSchedule(base: 0.1, config: ScheduleConfig(), totalSteps: 10), steps: 4)
+        let finding = try XCTUnwrap(result.nonFinite)
+        XCTAssertEqual(finding.step, 1)
+        XCTAssertEqual(finding.phase, .forward)
+        XCTAssertEqual(finding.layer, 2)
+        XCTAssertEqual(finding.nanCount, 1)
+        XCTAssertEqual(result.statistics.count, 2, "the probe stops at the step that broke")
+        XCTAssertTrue(finding.description.contains("model.layers[2] (nan_maker) output is NaN"), finding.description)
+    }
+
+    /// A learning rate of 1e30 blows the weights up: the first non-finite value is named, and every
+    /// value computed before it in that step is finite.
+    func testHugeLearningRateIsTracedToTheFirstNonFiniteLayer() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, lr: 1e30)
+        var options = ModelCheck.Options()
+        options.steps = 5
+        let report = try ModelCheck.run(try ConfigLoader.load(path: directory.appendingPathComponent("c.yaml").path), options: options)
+        XCTAssertFalse(report.passed)
+        let finding = try XCTUnwrap(report.probe.nonFinite)
+        let layer = try XCTUnwrap(finding.layer)
+        let statistics = try XCTUnwrap(report.probe.statistics.last)
+        XCTAssertEqual(statistics.step, finding.step)
+        XCTAssertEqual(finding.phase, .forward, "\(finding)")
+        XCTAssertEqual(layer, 4, "the last dense layer multiplies the exploded weights into infinity: \(finding)")
+        for row in statistics.rows[..<layer] { XCTAssertTrue(row.activationStd.isFinite, "layer \(row.layer) before the finding") }
+        XCTAssertFalse(statistics.rows[layer].activationStd.isFinite)
+        XCTAssertTrue(report.gradient.passed, "the gradients of the initial weights are right")
+    }
+
+    func testCheckCommandReportsVanishingActivationsOfTheTooSmallInitialization() throws {
+        let result = try runCohort(["check", "configs/init-study/too-small.yaml", "--steps", "1", "--samples", "2"], in: projectDirectory)
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("gradient check ok"), result.out)
+        XCTAssertTrue(result.out.contains("warning: vanishing activations (output std < 0.001) at model.layers [1] dense, [2] tanh"), result.out)
+    }
+
+    func testCheckCommandFailsAndNamesTheLayerWhenTheRunGoesNaN() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let result = try runCohort(["check", "c.yaml", "--set", "optimizer.lr=1e30", "--steps", "5"], in: directory)
+        XCTAssertEqual(result.status, 1, result.out)
+        let lines = result.err.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.err)
+        XCTAssertTrue(result.err.hasPrefix("error: not finite: step "), result.err)
+        XCTAssertTrue(result.err.contains("model.layers["), result.err)
+        XCTAssertTrue(result.out.contains("NaN or infinity: step"), result.out)
+    }
+
+    func testTrainDebugRunsTheCheckInsteadOfTraining() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let result = try runCohort(["train", "c.yaml", "--debug", "--steps", "1"], in: directory)
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("gradient check ok"), result.out)
+        XCTAssertTrue(result.out.contains("step 1 (Float, 16 samples)"), result.out)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("run").path), "nothing was trained")
+    }
+
+    func testCheckRefusesToRunOnSeveralWorkers() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let path = directory.appendingPathComponent("c.yaml").path
+        let job = try MPIJob(workers: 2, arguments: ["check", path], configPath: path)
+        let result = job.wait()
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.error.contains("error: cohort check is the single-process debug mode"), result.error)
+    }
+}

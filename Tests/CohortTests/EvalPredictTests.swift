@@ -1,0 +1,126 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// `cohort eval`'s confusion matrix and `cohort predict`'s CSV.
+final class EvalPredictTests: XCTestCase {
+    func testConfusionMatrixCountsTrueAgainstPredictedLabels() {
+        var matrix = ConfusionMatrix(classes: 3)
+        let logits: [Float] = [5, 1, 0,    // true 0, predicted 0
+                               0, 1, 2,    // true 0, predicted 2
+                               0, 3, 1,    // true 1, predicted 1
+                               2, 2, 1]    // true 2, predicted 0 (the first of equal ones)
+        let labels: [Int32] = [0, 0, 1, 2]
+        matrix.add(logits: logits, labels: labels, batch: 4)
+        XCTAssertEqual(matrix.counts, [1, 0, 1,
+                                       0, 1, 0,
+                                       1, 0, 0])
+        XCTAssertEqual(matrix.accuracy(of: 0), 0.5)
+        XCTAssertEqual(matrix.accuracy(of: 1), 1)
+        XCTAssertEqual(matrix.accuracy(of: 2), 0)
+        XCTAssertEqual(matrix.total(of: 0), 2)
+    }
+
+    /// The matrix rows of `cohort eval`'s output: per true label, the predicted counts.
+    func matrixRows(_ output: String, classes: Int) throws -> [[Int]] {
+        let lines = output.split(separator: "\n").map(String.init)
+        let header = try XCTUnwrap(lines.firstIndex { $0.contains("true\\pred") }, output)
+        return try (0..<classes).map { truth in
+            let fields = lines[header + 1 + truth].split(separator: " ").map(String.init)
+            XCTAssertEqual(fields.first, "\(truth)")
+            XCTAssertEqual(fields.count, 1 + classes + 2, "label, counts, samples, accuracy")
+            return try fields[1...classes].map { try XCTUnwrap(Int($0)) }
+        }
+    }
+
+    func trainedRun() throws -> URL {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let trained = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(trained.status, 0, trained.err)
+        return directory
+    }
+
+    func testEvalPrintsAConfusionMatrixAndKeepsItsJSONLastLine() throws {
+        let directory = try trainedRun()
+        let result = try runCohort(["eval", "c.yaml", "--json"], in: directory)
+        XCTAssertEqual(result.status, 0, result.err)
+        let last = try XCTUnwrap(result.out.split(separator: "\n").last.map(String.init))
+        XCTAssertTrue(last.hasPrefix("{\"loss\": "), last)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        XCTAssertEqual(Set(object.keys), ["loss", "accuracy", "samples"])
+        let accuracy = try XCTUnwrap(object["accuracy"] as? Double)
+        let rows = try matrixRows(result.out, classes: 4)
+        XCTAssertEqual(rows.joined().reduce(0, +), 20, "each test sample counts once")
+        let correct = (0..<4).map { rows[$0][$0] }.reduce(0, +)
+        XCTAssertEqual(Double(correct) / 20, accuracy, accuracy: 1e-9)
+        XCTAssertTrue(result.out.contains("per-class accuracy"), result.out)
+    }
+
+    func testEvalMatrixUnderMPIIsSummedOverTheWorkers() throws {
+        let directory = try trainedRun()
+        let alone = try runCohort(["eval", "c.yaml"], in: directory)
+        XCTAssertEqual(alone.status, 0, alone.err)
+        let path = directory.appendingPathComponent("c.yaml").path
+        let job = try MPIJob(workers: 3, arguments: ["eval", path, "--checkpoint", directory.appendingPathComponent("run/checkpoints/20").path],
+                             configPath: path)
+        let together = job.wait()
+        XCTAssertEqual(together.status, 0, together.error)
+        XCTAssertEqual(try matrixRows(together.output, classes: 4), try matrixRows(alone.out, classes: 4))
+    }
+
+    func testPredictWritesOneCSVLinePerImage() throws {
+        let directory = try trainedRun()
+        let result = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
+        XCTAssertEqual(result.status, 0, result.err)
+        let lines = result.out.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "index,label,p0,p1,p2,p3")
+        XCTAssertEqual(lines.count, 21)
+        let truth = try IDXFile(path: directory.appendingPathComponent("test-labels.idx").path).bytes
+        var correct = 0
+        for (row, line) in lines.dropFirst().enumerated() {
+            let fields = line.split(separator: ",").map(String.init)
+            XCTAssertEqual(fields.count, 6)
+            XCTAssertEqual(fields[0], "\(row)")
+            let label = try XCTUnwrap(Int(fields[1]))
+            let probabilities = try fields[2...].map { try XCTUnwrap(Double($0)) }
+            XCTAssertEqual(probabilities.reduce(0, +), 1, accuracy: 1e-5)
+            XCTAssertEqual(probabilities.firstIndex(of: probabilities.max()!), label)
+            if label == Int(truth[row]) { correct += 1 }
+        }
+        let evaluated = try runCohort(["eval", "c.yaml", "--json"], in: directory)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(evaluated.out.split(separator: "\n").last!.utf8)) as? [String: Any])
+        XCTAssertEqual(Double(correct) / 20, try XCTUnwrap(json["accuracy"] as? Double), accuracy: 1e-9,
+                       "predict and eval see the same model and inputs")
+    }
+
+    func testPredictWritesToAFile() throws {
+        let directory = try trainedRun()
+        let toStdout = try runCohort(["predict", "c.yaml", "test-images.idx", "--checkpoint", "run/checkpoints/20"], in: directory)
+        let toFile = try runCohort(["predict", "c.yaml", "test-images.idx", "--output", "p.csv"], in: directory)
+        XCTAssertEqual(toFile.status, 0, toFile.err)
+        XCTAssertEqual(toFile.out, "")
+        XCTAssertEqual(try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8), toStdout.out)
+    }
+
+    func testPredictErrorsAreOneLineNamingTheFile() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let noCheckpoint = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
+        XCTAssertEqual(noCheckpoint.status, 1)
+        XCTAssertEqual(noCheckpoint.err, "error: \(directory.appendingPathComponent("run/checkpoints").path): no checkpoint to predict with (train first, or pass --checkpoint DIR)\n")
+        let missingDirectory = try runCohort(["predict", "c.yaml", "test-images.idx", "--checkpoint", "nowhere"], in: directory)
+        XCTAssertEqual(missingDirectory.status, 1)
+        XCTAssertTrue(missingDirectory.err.hasPrefix("error: ") && missingDirectory.err.contains("nowhere"), missingDirectory.err)
+        XCTAssertEqual(missingDirectory.err.split(separator: "\n").count, 1)
+
+        try writeIDX([UInt8](repeating: 7, count: 3 * 25), dimensions: [3, 5, 5], to: directory.appendingPathComponent("big.idx"))
+        let wrongSize = try runCohort(["predict", "c.yaml", "big.idx"], in: directory)
+        XCTAssertEqual(wrongSize.status, 1)
+        XCTAssertEqual(wrongSize.err, "error: big.idx: images are [5, 5] (25 values) but model.input [1, 4, 4] needs 16\n")
+        let labels = try runCohort(["predict", "c.yaml", "test-labels.idx"], in: directory)
+        XCTAssertEqual(labels.err, "error: test-labels.idx: expected images [count, rows, columns], got [20] (is this a labels file?)\n")
+        let absent = try runCohort(["predict", "c.yaml", "absent.idx"], in: directory)
+        XCTAssertEqual(absent.err, "error: absent.idx: no such file\n")
+    }
+}

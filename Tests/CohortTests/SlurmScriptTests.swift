@@ -1,0 +1,141 @@
+import Foundation
+import XCTest
+
+/// `launch/slurm` without Slurm: fake `srun`, `mpirun` and `sbatch` on PATH record their arguments,
+/// and the fake launcher ends with the status a real job would.
+final class SlurmScriptTests: XCTestCase {
+    var directory: URL!
+    var log: URL { directory.appendingPathComponent("log") }
+    let script = projectDirectory.appendingPathComponent("launch/slurm")
+
+    override func setUpWithError() throws {
+        directory = try temporaryDirectory(self)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: log, withIntermediateDirectories: true)
+        // A launcher that ends with FAKE_STATUS, or with FAKE_WAIT waits for SIGTERM and then exits 75
+        // (what the workers do when asked to stop).
+        let launcher = """
+            #!/usr/bin/env bash
+            printf '%s\\n' "$@" > "$FAKE_LOG/$(basename "$0").args"
+            if [ -n "${FAKE_WAIT:-}" ]; then
+                trap 'echo TERM >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' TERM
+                touch "$FAKE_LOG/started"
+                while :; do sleep 0.05; done
+            fi
+            exit "${FAKE_STATUS:-0}"
+            """
+        let sbatch = """
+            #!/usr/bin/env bash
+            printf '%s\\n' "$@" > "$FAKE_LOG/sbatch.args"
+            echo "$COHORT_SLURM_RESUBMITS $COHORT_SLURM_SCRIPT" > "$FAKE_LOG/sbatch.env"
+            echo "Submitted batch job 43"
+            """
+        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch)] {
+            let url = bin.appendingPathComponent(name)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+        }
+    }
+
+    func environment(_ extra: [String: String]) -> [String: String] {
+        ["PATH": directory.appendingPathComponent("bin").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+         "SLURM_JOB_ID": "42", "COHORT_BIN": "/bin/true", "FAKE_LOG": log.path, "COHORT_SLURM_RESUBMITS": "",
+         "COHORT_SLURM_SCRIPT": "", "COHORT_LAUNCHER": "", "COHORT_SBATCH_ARGS": ""].merging(extra) { $1 }
+    }
+
+    func slurm(_ arguments: [String], _ extra: [String: String] = [:]) throws -> ProcessResult {
+        try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path] + arguments, in: directory, environment: environment(extra))
+    }
+
+    func recorded(_ name: String) -> [String]? {
+        (try? String(contentsOf: log.appendingPathComponent(name), encoding: .utf8)).map { $0.split(separator: "\n").map(String.init) }
+    }
+
+    func testHelpShowsOptionsAndAnExample() throws {
+        let help = try slurm(["--help"])
+        XCTAssertEqual(help.status, 0)
+        for text in ["usage: sbatch", "COHORT_LAUNCHER", "COHORT_BIN", "--resume auto", "Example:"] {
+            XCTAssertTrue(help.out.contains(text), "\(text) missing from:\n\(help.out)")
+        }
+    }
+
+    func testTheHeaderAsksSlurmToWarnBeforeTheTimeLimit() throws {
+        let text = try String(contentsOf: script, encoding: .utf8)
+        XCTAssertTrue(text.contains("\n#SBATCH --signal=B:USR1@120\n"))
+        XCTAssertTrue(text.contains("\n#SBATCH --time="))
+    }
+
+    func testAnInterruptedRunResubmitsItselfToResume() throws {
+        let result = try slurm(["c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"], ["FAKE_STATUS": "75"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"])
+        XCTAssertEqual(recorded("sbatch.args"), [script.path, "c.yaml", "--set", "train.epochs=3", "--resume", "auto"])
+        XCTAssertEqual(recorded("sbatch.env"), ["1 \(script.path)"])
+        XCTAssertTrue(result.err.contains("resubmitted to resume: Submitted batch job 43"), result.err)
+    }
+
+    func testAFinishedRunIsNotResubmitted() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "0"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml"])
+        XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    func testAFailedRunIsNotResubmitted() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "1"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    func testResubmissionsStopAtTheLimit() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "COHORT_SLURM_RESUBMITS": "3", "COHORT_SLURM_MAX_RESUBMITS": "3"])
+        XCTAssertEqual(result.status, 75)
+        XCTAssertNil(recorded("sbatch.args"))
+        XCTAssertTrue(result.err.contains("already resubmitted 3 times"), result.err)
+    }
+
+    func testTheResubmissionCountGrows() throws {
+        _ = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "COHORT_SLURM_RESUBMITS": "4", "COHORT_SBATCH_ARGS": "-N 2 --time=2:00:00"])
+        XCTAssertEqual(recorded("sbatch.env"), ["5 \(script.path)"])
+        XCTAssertEqual(recorded("sbatch.args"), ["-N", "2", "--time=2:00:00", script.path, "c.yaml", "--resume", "auto"])
+    }
+
+    /// Slurm's warning (SIGUSR1 to the batch shell) reaches the launcher as one SIGTERM; the workers
+    /// checkpoint and exit 75, and the job resubmits itself.
+    func testTheWarningSignalIsForwardedAndTheRunResubmitted() throws {
+        try checkSignalForwarding(launcher: "srun")
+    }
+
+    func testMpirunLauncherForwardsTheSignalToo() throws {
+        try checkSignalForwarding(launcher: "mpirun")
+        let arguments = try XCTUnwrap(recorded("mpirun.args"))
+        XCTAssertEqual(Array(arguments.suffix(3)), ["/bin/true", "train", "c.yaml"])
+    }
+
+    func checkSignalForwarding(launcher: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path, "c.yaml"]
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment(["FAKE_WAIT": "1", "COHORT_LAUNCHER": launcher])) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        XCTAssertTrue(MPIJob.waitFor(log.appendingPathComponent("started").path, timeout: 20), "the launcher did not start")
+        kill(process.processIdentifier, SIGUSR1)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, message)
+        XCTAssertEqual(recorded("\(launcher).signals"), ["TERM"], "exactly one SIGTERM")
+        XCTAssertEqual(recorded("sbatch.args"), [script.path, "c.yaml", "--resume", "auto"])
+        XCTAssertTrue(message.contains("SIGUSR1: asking the workers to checkpoint and stop"), message)
+    }
+
+    func testOutsideASlurmJobItSaysHowToSubmit() throws {
+        let result = try slurm(["c.yaml"], ["SLURM_JOB_ID": ""])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.err.hasPrefix("error: launch/slurm runs inside a Slurm job"), result.err)
+    }
+}
