@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
             communicator.timeoutSeconds = config.distributed.timeoutSeconds
             StopSignal.install()
             let trainer = Trainer(config: config, communicator: communicator, log: printLine)
+            trainer.terminal = .standardOutput()
             let summary = try trainer.run(resume: resumeMode)
             guard communicator.isCoordinator else { return summary.interrupted ? interruptedExitStatus : 0 }
             if summary.interrupted {
@@ -51,10 +52,6 @@ struct Train: ParsableCommand {
                 printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: cohort train \(path)\(overrides.commandLine) --resume auto")
                 return interruptedExitStatus
             }
-            var line = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)
-            if let test = summary.test { line += String(format: ", test accuracy %.4f", test.accuracy) }
-            if let checkpoint = summary.checkpoint { line += ", checkpoint \(checkpoint)" }
-            printLine(line)
             return 0
         }
     }

@@ -18,6 +18,12 @@ public struct TrainingSummary: Sendable {
     public var interrupted = false
     /// The signal this process received (0 when it went to another worker).
     public var signal: Int32 = 0
+    /// The step this run resumed from (0: a fresh start).
+    public var startStep = 0
+    /// Training throughput of this run: images over the seconds spent in training steps.
+    public var imagesPerSecond = 0.0
+    /// The evaluation of highest test accuracy of the whole run, earlier attempts included (coordinator only).
+    public var bestTest: MetricPoint?
 }
 
 /// A training run from a config: data, model, optimizer, the loop, checkpoints and the final evaluation.
@@ -28,6 +34,9 @@ public final class Trainer {
     /// Ends the run after this many steps (with a checkpoint) as if it had been interrupted there:
     /// the schedule still spans the configured run.
     public var stopAfterStep: Int?
+    /// Where to draw a live progress bar per epoch (stdout on a terminal), instead of a line every
+    /// `train.log_every_steps`; nil: plain lines. Only the coordinator draws.
+    public var terminal: ProgressReporter.Terminal?
 
     /// `log` receives progress lines; only the coordinator's are printed.
     public init(config: TrainingConfig, communicator: Communicator, log: @escaping (String) -> Void) {
@@ -83,65 +92,94 @@ public final class Trainer {
             throw CohortError(String(format: "%@: train.batch_size: %d samples per worker need about %.1f GiB of activations, more than this machine has; lower the batch size or use more workers",
                                      config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
         }
+        // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
+        let recorder = communicator.isCoordinator
+            ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep) : nil
         try communicator.completeSetup()
         try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal)
         stepper.clipGradNorm = config.train.clipGradNorm
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
+        let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,
+                                        totalSteps: totalSteps, stepsPerEpoch: plan.stepsPerEpoch, batchSize: batchSize)
+        defer { reporter.close() }
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
         var lastLoss = Double.nan
-        var windowLoss = 0.0, windowAccuracy = 0.0, windowSteps = 0
-        var windowStart = Date()
+        var windowLoss = 0.0, windowAccuracy = 0.0, windowSteps = 0, windowSeconds = 0.0
+        var trainingSeconds = 0.0
         var lastCheckpoint: String?
         for step in startStep..<totalSteps {
+            let stepStarted = DispatchTime.now().uptimeNanoseconds
             let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
             train.gather(indices, into: model.input, labels: stepper.labels.pointer)
             let lr = schedule.rate(at: step)
             let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
                                                                   firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - stepStarted) / 1e9
             lastLoss = loss
-            windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1
+            windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1; windowSeconds += seconds
+            trainingSeconds += seconds
             let done = step + 1
+            let epoch = plan.epoch(ofStep: step) + 1
+            reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
             let endOfEpoch = done % plan.stepsPerEpoch == 0
-            if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps {
-                let seconds = Date().timeIntervalSince(windowStart)
-                let rate = Double(windowSteps * batchSize) / max(seconds, 1e-9)
-                log(String(format: "step %d/%d epoch %d loss %.4f accuracy %.4f lr %.5g images/s %.0f world=%d",
-                           done, totalSteps, plan.epoch(ofStep: step) + 1, windowLoss / Double(windowSteps),
-                           windowAccuracy / Double(windowSteps), lr, rate, world))
-                windowLoss = 0; windowAccuracy = 0; windowSteps = 0
-                windowStart = Date()
+            let stopping = done == stopAfterStep || stopRequested
+            if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps || stopping {
+                let point = MetricPoint.train(step: done, epoch: epoch, loss: windowLoss / Double(windowSteps),
+                                              accuracy: windowAccuracy / Double(windowSteps), lr: lr,
+                                              imagesPerSecond: Double(windowSteps * batchSize) / max(windowSeconds, 1e-9))
+                reporter.logged(point)
+                try recorder?.record(point)
+                windowLoss = 0; windowAccuracy = 0; windowSteps = 0; windowSeconds = 0
             }
             if endOfEpoch, let test, done != totalSteps {
                 let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
-                log(String(format: "epoch %d test loss %.4f accuracy %.4f (%d samples) world=%d",
-                           plan.epoch(ofStep: step) + 1, result.loss, result.accuracy, result.samples, world))
+                let point = MetricPoint.test(step: done, epoch: epoch, loss: result.loss, accuracy: result.accuracy, samples: result.samples)
+                reporter.evaluated(point, final: false)
+                try recorder?.record(point)
             }
             let every = config.checkpoint.everySteps
-            let stopping = done == stopAfterStep || stopRequested
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize,
                                                     store: store, replacingEarlierRun: replacingEarlierRun)
                 replacingEarlierRun = false
             }
             if stopping && done < totalSteps {
-                log("stopped at step \(done) of \(totalSteps) world=\(world)")
+                try recorder?.writeCurves(title: curvesTitle)
+                reporter.line("stopped at step \(done) of \(totalSteps) world=\(world)")
                 return TrainingSummary(steps: done, lastLoss: lastLoss, test: nil, checkpoint: lastCheckpoint,
                                        seconds: Date().timeIntervalSince(started),
-                                       interrupted: stopRequested, signal: StopSignal.received)
+                                       interrupted: stopRequested, signal: StopSignal.received, startStep: startStep,
+                                       imagesPerSecond: Double((done - startStep) * batchSize) / max(trainingSeconds, 1e-9),
+                                       bestTest: recorder?.bestTest)
             }
         }
         if startStep >= totalSteps {
-            log("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps")
+            reporter.line("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps")
         }
         let result = try test.map { try Evaluator.evaluate(model: model, data: $0, communicator: communicator) }
         if let result {
-            log(String(format: "test loss %.4f accuracy %.4f (%d samples) world=%d", result.loss, result.accuracy, result.samples, world))
+            let point = MetricPoint.test(step: totalSteps, epoch: plan.epoch(ofStep: max(totalSteps - 1, 0)) + 1,
+                                         loss: result.loss, accuracy: result.accuracy, samples: result.samples)
+            reporter.evaluated(point, final: true)
+            // A finished run extended by nothing has this evaluation in its log already.
+            if startStep < totalSteps { try recorder?.record(point) }
         }
-        return TrainingSummary(steps: totalSteps, lastLoss: lastLoss, test: result, checkpoint: lastCheckpoint,
-                               seconds: Date().timeIntervalSince(started))
+        try recorder?.writeCurves(title: curvesTitle)
+        let trained = max(totalSteps - startStep, 0)
+        let summary = TrainingSummary(steps: totalSteps, lastLoss: lastLoss, test: result, checkpoint: lastCheckpoint,
+                                      seconds: Date().timeIntervalSince(started), startStep: startStep,
+                                      imagesPerSecond: trained > 0 ? Double(trained * batchSize) / max(trainingSeconds, 1e-9) : 0,
+                                      bestTest: recorder?.bestTest)
+        reporter.summarize(summary, recorder: recorder)
+        return summary
+    }
+
+    /// The heading of `curves.svg`: the config and the run directory.
+    private var curvesTitle: String {
+        "\(URL(fileURLWithPath: config.sourcePath).lastPathComponent): \(config.checkpoint.dir)"
     }
 
     /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
