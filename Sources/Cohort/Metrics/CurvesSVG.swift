@@ -22,6 +22,7 @@ public enum CurvesSVG {
             <title>\(escape(title))</title>
             <rect width="100%" height="100%" fill="#ffffff"/>
             <text x="24" y="30" font-size="16" font-weight="bold" fill="#222222">\(escape(title))</text>
+            <text x="24" y="50" font-size="12" fill="#555555">\(escape(subtitle(train: train, test: test)))</text>
 
             """
         svg += legend(x: width - 250, y: 25)
@@ -40,6 +41,16 @@ public enum CurvesSVG {
 
             """
         return svg
+    }
+
+    /// The figures a reader looks for first: steps, final and best test accuracy.
+    private static func subtitle(train: [MetricPoint], test: [MetricPoint]) -> String {
+        var text = "\(train.last?.step ?? 0) steps"
+        if let last = train.last { text += String(format: ", final train loss %.4f", last.loss) }
+        if let final = test.last, let best = test.max(by: { $0.accuracy < $1.accuracy }) {
+            text += String(format: ", test accuracy %.4f (best %.4f at epoch %d)", final.accuracy, best.accuracy, best.epoch)
+        }
+        return text
     }
 
     /// A round axis range and its ticks.
@@ -75,7 +86,7 @@ public enum CurvesSVG {
 
     private static func panel(name: String, x: Double, width: Double, steps: Int, values: Axis,
                               train: [(Int, Double)], test: [(Int, Double)]) -> String {
-        let left = x + 70, right = x + width - 24, top = 60.0, bottom = height - 80
+        let left = x + 70, right = x + width - 24, top = 76.0, bottom = height - 80
         let stepAxis = Axis.nice(low: 0, high: Double(steps))
         func px(_ step: Double) -> Double { left + (step - stepAxis.low) / (stepAxis.high - stepAxis.low) * (right - left) }
         func py(_ value: Double) -> Double { bottom - (value - values.low) / (values.high - values.low) * (bottom - top) }
@@ -94,7 +105,6 @@ public enum CurvesSVG {
         svg += "<text x=\"\(format((left + right) / 2))\" y=\"\(format(bottom + 42))\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222222\">step</text>\n"
         let middle = format((top + bottom) / 2)
         svg += "<text x=\"\(format(x + 20))\" y=\"\(middle)\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222222\" transform=\"rotate(-90 \(format(x + 20)) \(middle))\">\(name)</text>\n"
-        svg += "<text x=\"\(format(left))\" y=\"\(format(top - 10))\" font-size=\"14\" font-weight=\"bold\" fill=\"#222222\">\(name)</text>\n"
         func curve(_ id: String, _ points: [(Int, Double)], color: String, markers: Bool) -> String {
             let vertices = points.map { "\(format(px(Double($0.0)))),\(format(py($0.1)))" }.joined(separator: " ")
             var text = "<polyline id=\"\(id)\" points=\"\(vertices)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n"
