@@ -144,15 +144,19 @@ public final class ProgressReporter {
         let timing = done == epochEnd ? "time " + ProgressReporter.duration(epochSeconds)
             : "ETA " + ProgressReporter.duration(epochSeconds / steps * Double(epochEnd - done))
         let head = "epoch \(epoch + 1)/\(epochs)"
-        let tail = position + String(format: " loss %.4f acc %.4f %.0f img/s ", epochLoss / steps, epochAccuracy / steps, rate)
-            + timing + " world=\(world)"
+        let figures = position + String(format: " loss %.4f acc %.4f %.0f img/s ", epochLoss / steps, epochAccuracy / steps, rate) + timing
+        let worldSize = " world=\(world)"
+        let tail = figures + worldSize
         // Room for the figures to grow by a few characters (a longer ETA, a larger rate).
         let width = barWidth ?? min(columns - 1 - head.count - tail.count - 4 - 6, 30)
         barWidth = width
-        guard width >= 5 else { return String((head + " " + tail).prefix(max(columns - 1, 1))) }
+        guard width >= 5 else {
+            // Too narrow for a bar: the figures, cut short if need be, but never the world size.
+            return String((head + " " + figures).prefix(max(columns - 1 - worldSize.count, 1))) + worldSize
+        }
         let filled = width * (done - first) / max(epochEnd - first, 1)
         let arrow = filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : ""
-        return String((head + " [" + String(repeating: "=", count: filled) + arrow + "] " + tail).prefix(max(columns - 1, 1)))
+        return head + " [" + String(repeating: "=", count: filled) + arrow + "] " + tail
     }
 
     /// `12.3s`, `4:05` or `1:02:03`.
