@@ -71,7 +71,7 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("epoch ") && $0.contains(" test loss ") }.count, 2, run.out)
         XCTAssertEqual(lines.filter { $0.hasPrefix("test loss ") && $0.contains("(40 samples)") }.count, 1, run.out)
         let done = try XCTUnwrap(lines.first { $0.hasPrefix("done: ") }, run.out)
-        let summary = try NSRegularExpression(pattern: #"^done: 120 steps in [\d.]+ s, \d+ images/s, test accuracy (\d\.\d{4}) \(best (\d\.\d{4}) at epoch [123]\), checkpoint \S+/run/checkpoints/120 world=1$"#)
+        let summary = try NSRegularExpression(pattern: #"^done: 120 steps in [\d.]+ s, \d+ images/s, test accuracy (\d\.\d{4}) \(best (\d\.\d{4}) at epoch [123]\), checkpoint run/checkpoints/120 world=1$"#)
         let match = try XCTUnwrap(summary.firstMatch(in: done, range: NSRange(done.startIndex..., in: done)), done)
         let final = try XCTUnwrap(Double(done[Range(match.range(at: 1), in: done)!]))
         let best = try XCTUnwrap(Double(done[Range(match.range(at: 2), in: done)!]))

@@ -127,7 +127,7 @@ public final class ProgressReporter {
             text += String(format: ", test accuracy %.4f", test.accuracy)
             if let best = summary.bestTest { text += String(format: " (best %.4f at epoch %d)", best.accuracy, best.epoch) }
         }
-        if let checkpoint = summary.checkpoint { text += ", checkpoint \(checkpoint)" }
+        if let checkpoint = summary.checkpoint { text += ", checkpoint \(ProgressReporter.relative(checkpoint))" }
         line(text + " world=\(world)")
         if let recorder {
             line("curves: \(recorder.svgURL.relativePath), \(recorder.log.url.relativePath); tensorboard --logdir \(recorder.tensorBoardDirectory.relativePath) world=\(world)")
@@ -157,6 +157,12 @@ public final class ProgressReporter {
         let filled = width * (done - first) / max(epochEnd - first, 1)
         let arrow = filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : ""
         return head + " [" + String(repeating: "=", count: filled) + arrow + "] " + tail
+    }
+
+    /// `path` from the current directory when it lies below it, as the user named it in the config.
+    static func relative(_ path: String) -> String {
+        let current = FileManager.default.currentDirectoryPath
+        return path.hasPrefix(current + "/") ? String(path.dropFirst(current.count + 1)) : path
     }
 
     /// `12.3s`, `4:05` or `1:02:03`.
