@@ -85,7 +85,7 @@ final class UserErrorTests: XCTestCase {
         let trained = try run(["train", "good.yaml"], workers: 1)
         XCTAssertEqual(trained.status, 0, trained.error)
         let before = try snapshot()
-        XCTAssertEqual(before.count, 9, "two checkpoints of four files, and latest")
+        XCTAssertEqual(before.count, 12, "two checkpoints of four files, latest, metrics.jsonl, the TensorBoard file and curves.svg")
 
         let images = try Data(contentsOf: URL(fileURLWithPath: train.images))
         let state = try SafeTensors.read(path: directory.appendingPathComponent("run/checkpoints/20/model.safetensors").path).tensors
@@ -131,7 +131,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "loss becomes NaN", files: yaml(config(["lr: 0.05": "lr: 1.0e+30", "max_steps: 20": "max_steps: 40", "every_steps: 10": "every_steps: 1", "dir: run": "dir: diverged"],
                                                           layers: "    - flatten: {}\n    - dense: {out_features: 8}\n    - dense: {out_features: 4}")),
                  arguments: ["train", "c.yaml"], expected: ["step ", "became NaN", "before updating the weights"]),
-            Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run/checkpoints: cannot create the checkpoint directory"]),
+            Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run: cannot create the run directory, checkpoint.dir (Not a directory)"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
         ]

@@ -132,7 +132,8 @@ func crc32Of(_ data: Data) -> Int {
     }
 }
 
-private func reason(_ error: Error) -> String {
+/// The cause of a file-system error in a few words (`Not a directory`), for one-line messages.
+func reason(_ error: Error) -> String {
     if let error = error as? CohortError { return error.message }
     let ns = error as NSError
     if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {

@@ -68,7 +68,7 @@ public final class MetricsLog {
             handle = try FileHandle(forWritingTo: url)
             try handle.seekToEnd()
         } catch {
-            throw CohortError("\(url.path): cannot write the metrics log (\(error.localizedDescription))")
+            throw CohortError("\(url.path): cannot write the metrics log (\(reason(error)))")
         }
     }
 
@@ -79,7 +79,7 @@ public final class MetricsLog {
         do {
             try handle.write(contentsOf: Data((MetricsLog.line(point) + "\n").utf8))
         } catch {
-            throw CohortError("\(url.path): cannot append to the metrics log (\(error.localizedDescription))")
+            throw CohortError("\(url.path): cannot append to the metrics log (\(reason(error)))")
         }
         points.append(point)
     }

@@ -17,8 +17,22 @@ public final class MetricsRecorder {
     /// Opens the files of a run that starts fresh (`resumedStep` nil) or resumes after `resumedStep`.
     public init(runDirectory: String, resumedStep: Int?) throws {
         directory = URL(fileURLWithPath: runDirectory)
+        try MetricsRecorder.createDirectories(directory)
         log = try MetricsLog(url: directory.appendingPathComponent("metrics.jsonl"), resumedStep: resumedStep)
         tensorBoard = try TensorBoardWriter(directory: directory.appendingPathComponent("tensorboard"), points: log.points)
+    }
+
+    /// `mkdir -p`, with an error that says why (Foundation's does not, on Linux).
+    private static func createDirectories(_ url: URL) throws {
+        var missing: [URL] = []
+        var current = url
+        while !FileManager.default.fileExists(atPath: current.path) {
+            missing.append(current)
+            current.deleteLastPathComponent()
+        }
+        for directory in missing.reversed() where mkdir(directory.path, 0o755) != 0 && errno != EEXIST {
+            throw CohortError("\(directory.path): cannot create the run directory, checkpoint.dir (\(String(cString: strerror(errno))))")
+        }
     }
 
     public func record(_ point: MetricPoint) throws {
@@ -38,7 +52,7 @@ public final class MetricsRecorder {
         do {
             try Data(CurvesSVG.render(log.points, title: title).utf8).write(to: svgURL, options: .atomic)
         } catch {
-            throw CohortError("\(svgURL.path): cannot write the curves (\(error.localizedDescription))")
+            throw CohortError("\(svgURL.path): cannot write the curves (\(reason(error)))")
         }
     }
 }

@@ -29,7 +29,7 @@ public final class TensorBoardWriter {
                 try fm.removeItem(at: directory.appendingPathComponent(name))
             }
         } catch {
-            throw CohortError("\(directory.path): cannot prepare the TensorBoard directory (\(error.localizedDescription))")
+            throw CohortError("\(directory.path): cannot prepare the TensorBoard directory (\(reason(error)))")
         }
         url = directory.appendingPathComponent("events.out.tfevents.\(Int(time)).\(TensorBoardWriter.hostName())")
         var data = TensorBoardWriter.record(TensorBoardWriter.event(wallTime: time, step: 0, fileVersion: "brain.Event:2"))
@@ -39,7 +39,7 @@ public final class TensorBoardWriter {
             handle = try FileHandle(forWritingTo: url)
             try handle.seekToEnd()
         } catch {
-            throw CohortError("\(url.path): cannot write the TensorBoard event file (\(error.localizedDescription))")
+            throw CohortError("\(url.path): cannot write the TensorBoard event file (\(reason(error)))")
         }
     }
 
@@ -50,7 +50,7 @@ public final class TensorBoardWriter {
         do {
             try handle.write(contentsOf: TensorBoardWriter.record(TensorBoardWriter.event(point)))
         } catch {
-            throw CohortError("\(url.path): cannot append to the TensorBoard event file (\(error.localizedDescription))")
+            throw CohortError("\(url.path): cannot append to the TensorBoard event file (\(reason(error)))")
         }
     }
 
