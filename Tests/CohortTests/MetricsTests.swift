@@ -175,6 +175,20 @@ final class MetricsTests: XCTestCase {
         XCTAssertNotNil(summary.bestTest, "the best evaluation counts those before the resume")
     }
 
+    /// A fresh run that fails before its first checkpoint (the loss diverges at once) leaves the
+    /// earlier run's curves as they were, as it leaves its checkpoints: that run can still resume.
+    func testAFreshRunThatFailsEarlyLeavesTheEarlierCurves() throws {
+        let directory = try temporaryDirectory(self)
+        try train(config(in: directory, maxSteps: 13))
+        let files = try ["run/metrics.jsonl", "run/curves.svg"].map { directory.appendingPathComponent($0) } + eventFiles(directory)
+        let before = try files.map { try Data(contentsOf: $0) }
+        var diverging = try config(in: directory, maxSteps: 13)
+        diverging.optimizer.lr = 1e30
+        XCTAssertThrowsError(try train(diverging)) { XCTAssertTrue("\($0)".contains("became"), "\($0)") }
+        XCTAssertEqual(try files.map { try Data(contentsOf: $0) }, before, "the earlier run's curves changed")
+        XCTAssertEqual(try eventFiles(directory), Array(files.suffix(1)))
+    }
+
     /// A fresh run in the directory of an earlier one starts the log and the event file anew.
     func testAFreshRunStartsTheCurvesAnew() throws {
         let directory = try temporaryDirectory(self)

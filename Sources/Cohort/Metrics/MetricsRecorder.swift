@@ -4,22 +4,74 @@ import Foundation
 /// TensorBoard event file in `tensorboard/`; `curves.svg` is drawn from all of them on request (at
 /// the end of a run). Only the coordinator keeps one.
 ///
+/// A fresh run in a directory that holds an earlier run's checkpoints leaves that run's curves
+/// alone until its own first checkpoint replaces them (as it replaces the checkpoints): until then
+/// its points wait in memory, so a fresh run that fails early leaves the earlier run resumable with
+/// its curves intact.
+///
 /// ### See Also
 /// `MetricsLog`, `TensorBoardWriter`, `CurvesSVG`.
 public final class MetricsRecorder {
     public let directory: URL
-    public let log: MetricsLog
-    public let tensorBoard: TensorBoardWriter
+    private let resumedStep: Int?
+    private var log: MetricsLog?
+    private var tensorBoard: TensorBoardWriter?
+    /// Points measured while the files are held back.
+    private var pending: [MetricPoint] = []
 
+    public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
     public var svgURL: URL { directory.appendingPathComponent("curves.svg") }
     public var tensorBoardDirectory: URL { directory.appendingPathComponent("tensorboard") }
 
-    /// Opens the files of a run that starts fresh (`resumedStep` nil) or resumes after `resumedStep`.
-    public init(runDirectory: String, resumedStep: Int?) throws {
+    /// Opens the files of a run that starts fresh (`resumedStep` nil) or resumes after
+    /// `resumedStep`; with `holdUntilCheckpoint`, a fresh run opens them at its first checkpoint.
+    public init(runDirectory: String, resumedStep: Int?, holdUntilCheckpoint: Bool = false) throws {
         directory = URL(fileURLWithPath: runDirectory)
+        self.resumedStep = resumedStep
         try MetricsRecorder.createDirectories(directory)
-        log = try MetricsLog(url: directory.appendingPathComponent("metrics.jsonl"), resumedStep: resumedStep)
-        tensorBoard = try TensorBoardWriter(directory: directory.appendingPathComponent("tensorboard"), points: log.points)
+        if !(holdUntilCheckpoint && resumedStep == nil) { try open() }
+    }
+
+    /// Every point of the run so far, those of earlier attempts included.
+    public var points: [MetricPoint] { log?.points ?? pending }
+
+    public func record(_ point: MetricPoint) throws {
+        guard let log, let tensorBoard else {
+            pending.append(point)
+            return
+        }
+        try log.append(point)
+        try tensorBoard.write(point)
+    }
+
+    /// After each checkpoint: opens the held-back files, replacing the earlier run's.
+    public func checkpointWritten() throws {
+        if log == nil { try open() }
+    }
+
+    /// The evaluation of highest test accuracy over the whole run (the earliest, on a tie).
+    public var bestTest: MetricPoint? {
+        points.filter { $0.split == .test }.reduce(nil) { best, point in
+            best.map { point.accuracy > $0.accuracy ? point : $0 } ?? point
+        }
+    }
+
+    /// Writes `curves.svg` from every point so far (not while the files are held back).
+    public func writeCurves(title: String) throws {
+        guard log != nil else { return }
+        do {
+            try Data(CurvesSVG.render(points, title: title).utf8).write(to: svgURL, options: .atomic)
+        } catch {
+            throw CohortError("\(svgURL.path): cannot write the curves (\(reason(error)))")
+        }
+    }
+
+    private func open() throws {
+        let log = try MetricsLog(url: metricsURL, resumedStep: resumedStep)
+        for point in pending { try log.append(point) }
+        pending = []
+        tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, points: log.points)
+        self.log = log
     }
 
     /// `mkdir -p`, with an error that says why (Foundation's does not, on Linux).
@@ -32,27 +84,6 @@ public final class MetricsRecorder {
         }
         for directory in missing.reversed() where mkdir(directory.path, 0o755) != 0 && errno != EEXIST {
             throw CohortError("\(directory.path): cannot create the run directory, checkpoint.dir (\(String(cString: strerror(errno))))")
-        }
-    }
-
-    public func record(_ point: MetricPoint) throws {
-        try log.append(point)
-        try tensorBoard.write(point)
-    }
-
-    /// The evaluation of highest test accuracy over the whole run (the earliest, on a tie).
-    public var bestTest: MetricPoint? {
-        log.points.filter { $0.split == .test }.reduce(nil) { best, point in
-            best.map { point.accuracy > $0.accuracy ? point : $0 } ?? point
-        }
-    }
-
-    /// Writes `curves.svg` from every point so far.
-    public func writeCurves(title: String) throws {
-        do {
-            try Data(CurvesSVG.render(log.points, title: title).utf8).write(to: svgURL, options: .atomic)
-        } catch {
-            throw CohortError("\(svgURL.path): cannot write the curves (\(reason(error)))")
         }
     }
 }

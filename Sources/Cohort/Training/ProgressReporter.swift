@@ -130,7 +130,7 @@ public final class ProgressReporter {
         if let checkpoint = summary.checkpoint { text += ", checkpoint \(ProgressReporter.relative(checkpoint))" }
         line(text + " world=\(world)")
         if let recorder {
-            line("curves: \(recorder.svgURL.relativePath), \(recorder.log.url.relativePath); tensorboard --logdir \(recorder.tensorBoardDirectory.relativePath) world=\(world)")
+            line("curves: \(recorder.svgURL.relativePath), \(recorder.metricsURL.relativePath); tensorboard --logdir \(recorder.tensorBoardDirectory.relativePath) world=\(world)")
         }
     }
 

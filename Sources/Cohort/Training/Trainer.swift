@@ -94,7 +94,8 @@ public final class Trainer {
         }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
-            ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep) : nil
+            ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep,
+                                  holdUntilCheckpoint: replacingEarlierRun && !store.completeSteps().isEmpty) : nil
         try communicator.completeSetup()
         try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
@@ -145,6 +146,7 @@ public final class Trainer {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize,
                                                     store: store, replacingEarlierRun: replacingEarlierRun)
                 replacingEarlierRun = false
+                try recorder?.checkpointWritten()
             }
             if stopping && done < totalSteps {
                 try recorder?.writeCurves(title: curvesTitle)
