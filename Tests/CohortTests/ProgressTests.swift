@@ -112,6 +112,21 @@ final class ProgressTests: XCTestCase {
         XCTAssertTrue(screen.contains { $0.hasPrefix("done: 120 steps in ") }, run.out)
     }
 
+    /// mpirun gives its workers a pseudo-terminal even when its own output is a pipe: under it,
+    /// the plain lines, from rank 0 only.
+    func testUnderMPIRunProgressIsPlainLines() throws {
+        let directory = try temporaryDirectory(self)
+        let config = directory.appendingPathComponent(try writeRun(in: directory)).path
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "dir: run", with: "dir: \(directory.path)/run").write(toFile: config, atomically: true, encoding: .utf8)
+        let job = try MPIJob(workers: 2, arguments: ["train", config], configPath: config).wait()
+        XCTAssertEqual(job.status, 0, job.error)
+        XCTAssertFalse(job.output.contains("\r") || job.output.contains("\u{1B}"), "a bar under mpirun: \(job.output)")
+        let lines = job.output.split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("step 16/120 epoch 1 ") }.count, 1, job.output)
+        XCTAssertTrue(lines.allSatisfy { $0.hasSuffix(" world=2") }, job.output)
+    }
+
     /// The reporter's bar alone: redrawn at most every 0.1 s, fitted to a narrow terminal, and left
     /// on its own line when something else is printed mid-epoch.
     func testTheBarIsThrottledFittedAndClosed() {

@@ -24,9 +24,13 @@ public final class ProgressReporter {
             self.write = write
         }
 
-        /// Standard output when it is a terminal, else nil.
+        /// Standard output when it is a terminal, else nil. Under an MPI launcher (OpenMPI's
+        /// mpirun, MPICH's hydra), nil too: mpirun hands its workers a pseudo-terminal even when its
+        /// own output goes to a file. (A singleton, `cohort train` alone, has neither variable.)
         public static func standardOutput() -> Terminal? {
-            guard isatty(STDOUT_FILENO) == 1 else { return nil }
+            let environment = ProcessInfo.processInfo.environment
+            let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_RANK"].contains { environment[$0] != nil }
+            guard isatty(STDOUT_FILENO) == 1, !launched else { return nil }
             var size = winsize()
             let columns = ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
             return Terminal(columns: columns) { text in
