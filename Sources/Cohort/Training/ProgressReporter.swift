@@ -12,7 +12,7 @@ import Foundation
 ///     step 50/930 epoch 1 loss 1.5443 accuracy 0.4703 lr 0.049658 images/s 1703 world=1
 ///
 /// Test results, notices and the closing summary are plain lines in both modes. Nothing is
-/// formatted between redraws, so a step costs two additions and a clock reading.
+/// formatted between redraws, so a step costs a few additions and a clock reading.
 public final class ProgressReporter {
     /// Where a live bar goes: raw text (carriage returns, escape codes) and the width to fit.
     public struct Terminal {
