@@ -228,3 +228,18 @@ final class Im2colTests: XCTestCase {
         } } } }
     }
 }
+
+/// Max pooling's choice among equal values is PyTorch's: the first in row-major order.
+final class MaxPoolTieTests: XCTestCase {
+    func testTiesGoToTheFirstPositionInRowMajorOrder() {
+        let g = WindowGeometry(channels: 1, height: 2, width: 8, kernel: 2, stride: 2, padding: 0)
+        // Windows (columns 2i, 2i+1): [1 5 / 5 1], [5 5 / 5 5], [0 0 / 0 3], [2 1 / 2 1]
+        let x: [Float] = [1, 5, 5, 5, 0, 0, 2, 1,
+                          5, 1, 5, 5, 0, 3, 2, 1]
+        var y = [Float](repeating: 0, count: 4)
+        var argmax = [Int32](repeating: -1, count: 4)
+        maxPoolForward(x, &y, &argmax, batch: 1, g)
+        XCTAssertEqual(y, [5, 5, 3, 2])
+        XCTAssertEqual(argmax, [1, 2, 13, 6])
+    }
+}

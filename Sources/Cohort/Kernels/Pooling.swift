@@ -75,29 +75,40 @@ private func maxPoolForwardUnpadded<T: Scalar>(
     }
 }
 
-/// The commonest pooling, 2x2 windows with stride 2: the maximum of each pair of rows, then of the
-/// two rows, with the index built from 0/1 comparisons (compiled to flag moves, not jumps).
+/// The commonest pooling, 2x2 windows with stride 2, in two vectorisable passes per output row:
+/// the element-wise maximum of the two input rows (remembering which row won), then the maximum
+/// of each pair of neighbours. No branches: the data's random order would mispredict them.
+/// Ties go to the first position in row-major order, as PyTorch's scan does.
 @inline(__always)
 private func maxPool2x2<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ argmax: UnsafeMutablePointer<Int32>,
     planes: Int, _ g: WindowGeometry
 ) {
     let oh = g.outHeight, ow = g.outWidth, w = g.width, planeSize = g.height * g.width
-    for plane in 0..<planes {
-        let src = x + plane * planeSize
-        let dst = y + plane * oh * ow
-        let arg = argmax + plane * oh * ow
-        for oy in 0..<oh {
-            let top = src + 2 * oy * w, bottom = top + w
-            let rowStart = Int32(2 * oy * w)
-            for ox in 0..<ow {
-                let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
-                let upper = max(a, b), lower = max(c, d)
-                let right1: Int32 = b > a ? 1 : 0
-                let right2: Int32 = d > c ? 1 : 0
-                let below: Int32 = lower > upper ? 1 : 0
-                dst[oy * ow + ox] = max(upper, lower)
-                arg[oy * ow + ox] = rowStart + Int32(2 * ox) + below * (Int32(w) + right2) + (1 - below) * right1
+    withUnsafeTemporaryAllocation(of: T.self, capacity: 2 * ow) { rowMax in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * ow) { rowBelow in
+            let best = rowMax.baseAddress!, below = rowBelow.baseAddress!
+            for plane in 0..<planes {
+                let src = x + plane * planeSize
+                let dst = y + plane * oh * ow
+                let arg = argmax + plane * oh * ow
+                for oy in 0..<oh {
+                    let top = src + 2 * oy * w, bottom = top + w
+                    for i in 0..<(2 * ow) {
+                        let b = bottom[i] > top[i]
+                        best[i] = b ? bottom[i] : top[i]
+                        below[i] = b ? Int32(w) : 0
+                    }
+                    let rowStart = Int32(2 * oy * w)
+                    for ox in 0..<ow {
+                        // Ties go to the first in row-major order, as in PyTorch: the right column's
+                        // winner comes first only if it is in the top row and the left one's is not.
+                        let (l, r) = (best[2 * ox], best[2 * ox + 1])
+                        let right = r > l || (r == l && below[2 * ox + 1] < below[2 * ox])
+                        dst[oy * ow + ox] = right ? best[2 * ox + 1] : best[2 * ox]
+                        arg[oy * ow + ox] = rowStart + Int32(2 * ox) + (right ? 1 + below[2 * ox + 1] : below[2 * ox])
+                    }
+                }
             }
         }
     }
