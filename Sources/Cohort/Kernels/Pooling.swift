@@ -104,9 +104,11 @@ private func maxPool2x2<T: Scalar>(
                         // Ties go to the first in row-major order, as in PyTorch: the right column's
                         // winner comes first only if it is in the top row and the left one's is not.
                         let (l, r) = (best[2 * ox], best[2 * ox + 1])
-                        let right = r > l || (r == l && below[2 * ox + 1] < below[2 * ox])
-                        dst[oy * ow + ox] = right ? best[2 * ox + 1] : best[2 * ox]
-                        arg[oy * ow + ox] = rowStart + Int32(2 * ox) + (right ? 1 + below[2 * ox + 1] : below[2 * ox])
+                        let greater: Int32 = r > l ? 1 : 0, equal: Int32 = r == l ? 1 : 0
+                        let higher: Int32 = below[2 * ox + 1] < below[2 * ox] ? 1 : 0
+                        let right = greater | (equal & higher)
+                        dst[oy * ow + ox] = max(l, r)
+                        arg[oy * ow + ox] = rowStart + Int32(2 * ox) + right * (1 + below[2 * ox + 1]) + (1 - right) * below[2 * ox]
                     }
                 }
             }
