@@ -55,7 +55,7 @@ final class MultiHostTests: XCTestCase {
 
     /// Starts `launch/hosts` and waits until `path` appears. An OpenMPI daemon sometimes fails to
     /// start across the namespaces on a loaded machine: such a launch is ended and tried once more.
-    func launchUntil(_ path: String, config: String, directory: URL, timeout: Double = 90) throws -> (Process, Pipe) {
+    func launchUntil(_ path: String, config: String, directory: URL, timeout: Double = 30) throws -> (Process, Pipe) {
         for attempt in 1...2 {
             let job = try launchOnHosts(config: config, directory: directory)
             let err = Pipe()
