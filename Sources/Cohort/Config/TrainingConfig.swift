@@ -137,3 +137,19 @@ public struct CheckpointConfig: Sendable {
 public struct DistributedConfig: Sendable {
     public var timeoutSeconds = 60.0
 }
+
+extension TrainingConfig {
+    /// The global batch for a training set of `trainingSamples`: all of them for `full`, else
+    /// `train.batch_size`, which must not exceed them.
+    public func batchSize(trainingSamples: Int) throws -> Int {
+        switch train.batchSize {
+        case .full:
+            return trainingSamples
+        case .samples(let size):
+            guard size <= trainingSamples else {
+                throw CohortError("\(sourcePath): train.batch_size: \(size) is larger than the \(trainingSamples) training samples")
+            }
+            return size
+        }
+    }
+}

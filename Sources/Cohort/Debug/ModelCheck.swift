@@ -31,15 +31,7 @@ public enum ModelCheck {
         }
         let train = try Dataset(trainFiles, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes,
                                 role: "data.train")
-        let batchSize: Int
-        switch config.train.batchSize {
-        case .full: batchSize = train.count
-        case .samples(let size):
-            guard size <= train.count else {
-                throw CohortError("\(config.sourcePath): train.batch_size: \(size) is larger than the \(train.count) training samples")
-            }
-            batchSize = size
-        }
+        let batchSize = try config.batchSize(trainingSamples: train.count)
         model.initialize(seed: config.seed)
         if let path = config.model.initFrom {
             try model.importStateDict(SafeTensors.read(path: path).tensors, source: path)

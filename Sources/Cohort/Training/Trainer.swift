@@ -55,15 +55,7 @@ public final class Trainer {
         let test = try config.data.test.map {
             try Dataset($0, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.test")
         }
-        let batchSize: Int
-        switch config.train.batchSize {
-        case .full: batchSize = train.count
-        case .samples(let size):
-            guard size <= train.count else {
-                throw CohortError("\(config.sourcePath): train.batch_size: \(size) is larger than the \(train.count) training samples")
-            }
-            batchSize = size
-        }
+        let batchSize = try config.batchSize(trainingSamples: train.count)
         let world = communicator.worldSize
         guard batchSize >= world else {
             throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
