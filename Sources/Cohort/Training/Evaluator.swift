@@ -11,7 +11,9 @@ public enum Evaluator {
 
     public static func evaluate(model: Model<Float>, data: Dataset, communicator: Communicator, chunk: Int = 256) throws -> Result {
         let mine = BatchPlan.slice(batch: data.count, rank: communicator.rank, worldSize: communicator.worldSize)
-        let size = max(1, min(chunk, max(model.maxBatch, chunk)))
+        // A model reserved for training is evaluated in batches of that size, so that evaluation
+        // never grows its buffers beyond what the memory check allowed.
+        let size = model.maxBatch > 0 ? model.maxBatch : chunk
         model.reserve(maxBatch: size)
         let labels = Buffer<Int32>(count: size)
         let indices = Array(mine)
