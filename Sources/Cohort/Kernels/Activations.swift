@@ -33,7 +33,7 @@ public func sigmoidForward<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutableP
 /// written as a select rather than a branch, which the sign of a gate would mispredict.
 @inline(__always)
 func sigmoid<T: Scalar>(_ v: T) -> T {
-    let e = T.exp(-abs(v))
+    let e = T.vectorizableExp(-abs(v))
     return (v >= 0 ? 1 : e) / (1 + e)
 }
 
@@ -48,7 +48,7 @@ func fastTanh<T: Scalar>(_ v: T) -> T {
     let c3: T = -1 / 3, c5: T = 2 / 15, c7: T = -17 / 315, c9: T = 62 / 2835
     let series = v * (1 + s * (c3 + s * (c5 + s * (c7 + s * c9))))
     let a = abs(v)
-    let t = T(signOf: v, magnitudeOf: 1 - 2 / (T.exp(2 * a) + 1))
+    let t = T(signOf: v, magnitudeOf: 1 - 2 / (T.vectorizableExp(2 * a) + 1))
     return a < 0.1 ? series : t
 }
 

@@ -32,18 +32,22 @@ func lstmForwardStep<T: Scalar>(
         let previousCell = cells + row * h
         let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * h
         let tanhC = cellTanh + row * h
-        let out = output.map { $0 + n * outputStride }
-        for j in 0..<h {
-            let i = sigmoid(a[j] + biasIH[j] + biasHH[j])
-            let f = sigmoid(a[h + j] + biasIH[h + j] + biasHH[h + j])
-            let g = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + biasHH[2 * h + j])
-            let o = sigmoid(a[3 * h + j] + biasIH[3 * h + j] + biasHH[3 * h + j])
-            let c = f * previousCell[j] + i * g
-            let tc = fastTanh(c)
-            a[j] = i; a[h + j] = f; a[2 * h + j] = g; a[3 * h + j] = o
-            tanhC[j] = tc
-            if hasNext { nextCell[j] = c; nextHidden[j] = o * tc }
-            if let out { out[j] = o * tc }
+        // One pass per kind of work, each a plain loop over contiguous values that vectorises.
+        for k in 0..<4 * h { a[k] += biasIH[k] + biasHH[k] }
+        for k in 0..<2 * h { a[k] = sigmoid(a[k]) }
+        for k in 2 * h..<3 * h { a[k] = fastTanh(a[k]) }
+        for k in 3 * h..<4 * h { a[k] = sigmoid(a[k]) }
+        let i = a, f = a + h, g = a + 2 * h, o = a + 3 * h
+        for j in 0..<h { tanhC[j] = fastTanh(f[j] * previousCell[j] + i[j] * g[j]) }
+        if hasNext {
+            for j in 0..<h {
+                nextCell[j] = f[j] * previousCell[j] + i[j] * g[j]
+                nextHidden[j] = o[j] * tanhC[j]
+            }
+        }
+        if let output {
+            let out = output + n * outputStride
+            for j in 0..<h { out[j] = o[j] * tanhC[j] }
         }
     }
 }

@@ -11,6 +11,9 @@ public protocol Scalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable {
         alpha: Self, a: UnsafePointer<Self>, lda: Int,
         b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    /// e^v as plain arithmetic, so that loops over it vectorise (see `Exponential.swift`).
+    static func vectorizableExp(_ v: Self) -> Self
 }
 
 @inline(__always)
@@ -32,6 +35,10 @@ extension Float: Scalar {
 }
 
 extension Double: Scalar {
+    /// The C library's exp: Double runs the gradient checks, where accuracy matters and speed does not.
+    @inline(__always)
+    public static func vectorizableExp(_ v: Double) -> Double { exp(v) }
+
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Double, a: UnsafePointer<Double>, lda: Int,
