@@ -59,32 +59,35 @@ func lstmForwardStep<T: Scalar>(
 ///     dc_carry = dc f
 ///
 /// gates: `[N, T, 4H]` activations i, f, g, o; gateGradients: `[N, T, 4H]`, row (n, t) written
-/// with da. The caller then sets hiddenGradient = da_t W_hh for step t - 1.
+/// with da. hiddenGradient is left holding dh; the caller then sets it to da_t W_hh for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func lstmBackwardStep<T: Scalar>(
     _ t: Int, gates: UnsafePointer<T>, cells: UnsafePointer<T>, cellTanh: UnsafePointer<T>,
-    gateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>, cellGradient: UnsafeMutablePointer<T>,
+    gateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafeMutablePointer<T>, cellGradient: UnsafeMutablePointer<T>,
     outputGradient: UnsafePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     for n in 0..<batch {
         let row = n * steps + t
-        let a = gates + row * 4 * h, da = gateGradients + row * 4 * h
+        let i = gates + row * 4 * h, f = i + h, g = i + 2 * h, o = i + 3 * h
+        let da = gateGradients + row * 4 * h
         let previousCell = cells + row * h, tanhC = cellTanh + row * h
-        let carriedH = hiddenGradient + n * h, carriedC = cellGradient + n * h
-        let dy = outputGradient.map { $0 + n * outputStride }
+        let dh = hiddenGradient + n * h, dc = cellGradient + n * h
+        // Passes with few streams each, so that every one vectorises.
+        if let outputGradient {
+            let dy = outputGradient + n * outputStride
+            for j in 0..<h { dh[j] += dy[j] }
+        }
         for j in 0..<h {
-            let i = a[j], f = a[h + j], g = a[2 * h + j], o = a[3 * h + j]
-            let tc = tanhC[j]
-            var dh = carriedH[j]
-            if let dy { dh += dy[j] }
-            let dc = carriedC[j] + dh * o * (1 - tc * tc)
-            da[j] = dc * g * i * (1 - i)
-            da[h + j] = dc * previousCell[j] * f * (1 - f)
-            da[2 * h + j] = dc * i * (1 - g * g)
-            da[3 * h + j] = dh * tc * o * (1 - o)
-            carriedC[j] = dc * f
+            dc[j] += dh[j] * o[j] * (1 - tanhC[j] * tanhC[j])
+            da[3 * h + j] = dh[j] * tanhC[j] * o[j] * (1 - o[j])
+        }
+        for j in 0..<h {
+            da[j] = dc[j] * g[j] * i[j] * (1 - i[j])
+            da[h + j] = dc[j] * previousCell[j] * f[j] * (1 - f[j])
+            da[2 * h + j] = dc[j] * i[j] * (1 - g[j] * g[j])
+            dc[j] = dc[j] * f[j]
         }
     }
 }
