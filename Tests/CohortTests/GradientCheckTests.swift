@@ -205,25 +205,27 @@ final class GradientCheckTests: XCTestCase {
 /// im2col and col2im against the definition, element by element, over many geometries.
 final class Im2colTests: XCTestCase {
     func testIm2colAndCol2imMatchTheDefinition() {
-        for kernel in 1...4 { for stride in 1...3 { for padding in 0...2 { for (h, w) in [(5, 7), (6, 6), (3, 4)] {
+        for kernel in 1...5 { for stride in 1...3 { for padding in 0...2 { for (h, w) in [(5, 7), (6, 6), (3, 4), (1, 2), (2, 1)] {
             let g = WindowGeometry(channels: 2, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
             guard g.outHeight > 0, g.outWidth > 0 else { continue }
             let x = (0..<g.inputSize).map { Float($0 % 13) - 6 }
             var cols = [Float](repeating: .nan, count: g.patchSize * g.outHeight * g.outWidth)
             im2col(x, &cols, g)
             var expected = [Float](repeating: 0, count: cols.count)
+            // A gradient of the columns has values in the padding too: col2im must drop them.
+            var gradient = (0..<cols.count).map { Float($0 % 11) - 5 }
             var folded = [Float](repeating: 0, count: g.inputSize)
             for c in 0..<2 { for ki in 0..<kernel { for kj in 0..<kernel { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
                 let row = (c * kernel + ki) * kernel + kj
                 let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
                 let inside = iy >= 0 && iy < h && ix >= 0 && ix < w
-                let value = inside ? x[(c * h + iy) * w + ix] : 0
-                expected[row * g.outHeight * g.outWidth + oy * g.outWidth + ox] = value
-                if inside { folded[(c * h + iy) * w + ix] += value }
+                let index = row * g.outHeight * g.outWidth + oy * g.outWidth + ox
+                expected[index] = inside ? x[(c * h + iy) * w + ix] : 0
+                if inside { folded[(c * h + iy) * w + ix] += gradient[index] }
             } } } } }
             XCTAssertEqual(cols, expected, "im2col \(g)")
             var back = [Float](repeating: .nan, count: g.inputSize)
-            col2im(expected, &back, g)
+            col2im(&gradient, &back, g)
             XCTAssertEqual(back, folded, "col2im \(g)")
         } } } }
     }

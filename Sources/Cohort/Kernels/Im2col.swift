@@ -15,6 +15,25 @@ public struct WindowGeometry: Equatable, Sendable {
     public var patchSize: Int { channels * kernel * kernel }
     public var inputSize: Int { channels * height * width }
 
+    /// Stride 1 with "same" padding, output as large as the input: then row (c, ki, kj) of the
+    /// column matrix is channel c's plane shifted by (ki - p) W + (kj - p), apart from its borders.
+    var keepsSize: Bool { stride == 1 && outHeight == height && outWidth == width }
+
+    /// The output rows `first..<end` whose input row `oy - padding + ki` lies inside the image (stride 1).
+    @inline(__always)
+    func validOutputRows(_ ki: Int) -> (first: Int, end: Int) {
+        let first = min(max(padding - ki, 0), outHeight)
+        return (first, max(first, min(outHeight, height + padding - ki)))
+    }
+
+    /// The part of a plane, in output positions, from the first valid row and column to the last
+    /// (with the border columns between); empty when no position is valid.
+    @inline(__always)
+    func validSpan(firstRow: Int, endRow: Int, first: Int, end: Int) -> (start: Int, stop: Int) {
+        guard endRow > firstRow, end > first else { return (0, 0) }
+        return (firstRow * outWidth + first, (endRow - 1) * outWidth + end)
+    }
+
     /// The output columns `first..<end` whose input column `ox * stride - padding + kj` lies inside the image.
     @inline(__always)
     func validOutputColumns(_ kj: Int) -> (first: Int, end: Int) {
@@ -34,6 +53,7 @@ public struct WindowGeometry: Equatable, Sendable {
 @_specialize(where T == Double)
 @inline(never)
 public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
+    if g.keepsSize { return im2colKeepingSize(x, cols, g) }
     let oh = g.outHeight, ow = g.outWidth, k = g.kernel
     var row = 0
     for c in 0..<g.channels {
@@ -66,13 +86,15 @@ public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointe
 
 /// Folds columns back into an image, summing overlapping windows: the adjoint of `im2col`.
 ///
-/// cols: `[C*K*K, OH*OW]`; dx: `[C, H, W]`, overwritten.
+/// cols: `[C*K*K, OH*OW]`, used as workspace: its entries that fall in the padding may be zeroed.
+/// dx: `[C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-public func col2im<T: Scalar>(_ cols: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
-    let oh = g.outHeight, ow = g.outWidth, k = g.kernel
+public func col2im<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
     dx.update(repeating: 0, count: g.inputSize)
+    if g.keepsSize { return col2imKeepingSize(cols, dx, g) }
+    let oh = g.outHeight, ow = g.outWidth, k = g.kernel
     var row = 0
     for c in 0..<g.channels {
         let plane = dx + c * g.height * g.width
@@ -88,6 +110,67 @@ public func col2im<T: Scalar>(_ cols: UnsafePointer<T>, _ dx: UnsafeMutablePoint
                     for ox in first..<max(first, end) { dst[ox * g.stride] += line[ox] }
                 }
                 row += 1
+            }
+        }
+    }
+}
+
+/// `im2col` when the convolution keeps the size (`WindowGeometry.keepsSize`): each row of the
+/// column matrix is one shifted copy of a plane, its wrapped-around border columns then zeroed,
+/// rather than one short copy per output row.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func im2colKeepingSize<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
+    let w = g.width, plane = g.height * g.width, k = g.kernel, p = g.padding
+    var row = 0
+    for c in 0..<g.channels {
+        let source = x + c * plane
+        for ki in 0..<k {
+            let (firstRow, endRow) = g.validOutputRows(ki)
+            for kj in 0..<k {
+                let out = cols + row * plane
+                row += 1
+                let (first, end) = g.validOutputColumns(kj)
+                let shift = (ki - p) * w + (kj - p)
+                let (start, stop) = g.validSpan(firstRow: firstRow, endRow: endRow, first: first, end: end)
+                for s in 0..<start { out[s] = 0 }
+                for s in start..<stop { out[s] = source[s + shift] }
+                for s in stop..<plane { out[s] = 0 }
+                for oy in firstRow..<endRow {
+                    let line = out + oy * w
+                    for ox in 0..<first { line[ox] = 0 }
+                    for ox in end..<max(end, w) { line[ox] = 0 }
+                }
+            }
+        }
+    }
+}
+
+/// `col2im` when the convolution keeps the size: the padding entries of each row of cols are
+/// zeroed, then the row is added to its plane in one shifted pass. dx: zeroed by the caller.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func col2imKeepingSize<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
+    let w = g.width, plane = g.height * g.width, k = g.kernel, p = g.padding
+    var row = 0
+    for c in 0..<g.channels {
+        let target = dx + c * plane
+        for ki in 0..<k {
+            let (firstRow, endRow) = g.validOutputRows(ki)
+            for kj in 0..<k {
+                let source = cols + row * plane
+                row += 1
+                let (first, end) = g.validOutputColumns(kj)
+                let shift = (ki - p) * w + (kj - p)
+                let (start, stop) = g.validSpan(firstRow: firstRow, endRow: endRow, first: first, end: end)
+                for oy in firstRow..<endRow {
+                    let line = source + oy * w
+                    for ox in 0..<first { line[ox] = 0 }
+                    for ox in end..<max(end, w) { line[ox] = 0 }
+                }
+                for s in start..<stop { target[s + shift] += source[s] }
             }
         }
     }

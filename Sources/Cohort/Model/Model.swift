@@ -108,7 +108,7 @@ public final class Model<Element: Scalar> {
     }
 
     /// Bytes that `reserve(maxBatch:)` would allocate for activations and their gradients (workspace
-    /// such as im2col columns comes on top, of the same order).
+    /// such as one image's im2col columns per convolution comes on top).
     public func activationBytes(maxBatch: Int) -> Double {
         let values = layers.reduce(Double(inputSize)) { $0 + Double($1.outputSize) }
         return 2 * values * Double(maxBatch) * Double(MemoryLayout<Element>.size)
