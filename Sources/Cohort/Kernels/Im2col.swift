@@ -137,11 +137,7 @@ func im2colKeepingSize<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePo
                 for s in 0..<start { out[s] = 0 }
                 for s in start..<stop { out[s] = source[s + shift] }
                 for s in stop..<plane { out[s] = 0 }
-                for oy in firstRow..<endRow {
-                    let line = out + oy * w
-                    for ox in 0..<first { line[ox] = 0 }
-                    for ox in end..<max(end, w) { line[ox] = 0 }
-                }
+                zeroBorderColumns(out, g, rows: firstRow..<endRow, first: first, end: end)
             }
         }
     }
@@ -165,13 +161,20 @@ func col2imKeepingSize<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeM
                 let (first, end) = g.validOutputColumns(kj)
                 let shift = (ki - p) * w + (kj - p)
                 let (start, stop) = g.validSpan(firstRow: firstRow, endRow: endRow, first: first, end: end)
-                for oy in firstRow..<endRow {
-                    let line = source + oy * w
-                    for ox in 0..<first { line[ox] = 0 }
-                    for ox in end..<max(end, w) { line[ox] = 0 }
-                }
+                zeroBorderColumns(source, g, rows: firstRow..<endRow, first: first, end: end)
                 for s in start..<stop { target[s + shift] += source[s] }
             }
         }
     }
+}
+
+/// plane[oy, ox] = 0 for the rows given and the columns outside `first..<end`. plane: `[OH, OW]`.
+/// Column by column: a row's border is one or two values, and a loop along it would become a
+/// call to memset per row.
+@inline(__always)
+private func zeroBorderColumns<T: Scalar>(_ plane: UnsafeMutablePointer<T>, _ g: WindowGeometry, rows: Range<Int>,
+                                          first: Int, end: Int) {
+    let w = g.outWidth
+    for ox in 0..<first { for oy in rows { plane[oy * w + ox] = 0 } }
+    for ox in end..<max(end, w) { for oy in rows { plane[oy * w + ox] = 0 } }
 }
