@@ -162,6 +162,20 @@ final class GradientCheckTests: XCTestCase {
             """, labels: [0, 2, 1, 2])
     }
 
+    /// A ReLU right after a batch norm runs inside it (`BatchNorm.appliesReLU`), after conv and dense.
+    func testBatchNormFollowedByReLUGradients() throws {
+        try checkModelGradients(input: [2, 5, 5], layers: """
+                - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+                - batchnorm: {}
+                - relu: {}
+                - flatten: {}
+                - dense: {out_features: 6}
+                - batchnorm: {}
+                - relu: {}
+                - dense: {out_features: 3}
+            """, labels: [1, 0, 2, 2])
+    }
+
     /// Every parameter gradient of the model of `layers` (YAML list items), through the mean
     /// softmax cross-entropy of a batch of random inputs with `labels`.
     func checkModelGradients(input: [Int], layers: String, labels: [Int32], file: StaticString = #filePath, line: UInt = #line) throws {

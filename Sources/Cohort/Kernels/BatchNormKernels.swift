@@ -31,37 +31,52 @@ public func channelMoments<T: Scalar>(
     }
 }
 
-/// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass.
+/// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass; with `relu`,
+/// y = max(that, 0), the ReLU after the normalisation in the same pass.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func channelAffine<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, scale: UnsafePointer<T>, shift: UnsafePointer<T>,
-    batch: Int, channels: Int, spatial: Int
+    relu: Bool, batch: Int, channels: Int, spatial: Int
 ) {
     for n in 0..<batch {
         for c in 0..<channels {
             let offset = (n * channels + c) * spatial
             let a = scale[c], b = shift[c]
-            for i in 0..<spatial { y[offset + i] = x[offset + i] * a + b }
+            if relu {
+                for i in 0..<spatial { y[offset + i] = max(x[offset + i] * a + b, 0) }
+            } else {
+                for i in 0..<spatial { y[offset + i] = x[offset + i] * a + b }
+            }
         }
     }
 }
 
+/// The gradient that reaches the normalisation through a ReLU applied in `channelAffine`: dy
+/// where the ReLU's output y is positive, else 0 (as `reluBackward`); dy itself without one.
+@inline(__always)
+func throughReLU<T: Scalar>(_ dy: T, output y: UnsafePointer<T>?, _ i: Int) -> T {
+    guard let y else { return dy }
+    let open: T = y[i] > 0 ? 1 : 0
+    return dy * open
+}
+
 /// sumDy[c] += sum of dy; sumDyXhat[c] += sum of dy * xhat, with xhat = (x - mean[c]) * inverseStd[c].
+/// With `reluOutput` (y of a `channelAffine` with relu), dy is the gradient after the ReLU.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func batchNormGradientSums<T: Scalar>(
-    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
+    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
     sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>,
     batch: Int, channels: Int, spatial: Int
 ) {
     if spatial == 1 {
         for n in 0..<batch {
-            let row = x + n * channels, grad = dy + n * channels
+            let row = x + n * channels, grad = dy + n * channels, out = reluOutput.map { $0 + n * channels }
             for c in 0..<channels {
-                let g = Double(grad[c])
+                let g = Double(throughReLU(grad[c], output: out, c))
                 sumDy[c] += g
                 sumDyXhat[c] += g * Double((row[c] - mean[c]) * inverseStd[c])
             }
@@ -73,8 +88,9 @@ public func batchNormGradientSums<T: Scalar>(
             let offset = (n * channels + c) * spatial
             let m = mean[c], r = inverseStd[c]
             var s: T = 0, sx: T = 0
+            let out = reluOutput.map { $0 + offset }, grad = dy + offset
             for i in 0..<spatial {
-                let g = dy[offset + i]
+                let g = throughReLU(grad[i], output: out, i)
                 s += g
                 sx += g * (x[offset + i] - m) * r
             }
@@ -84,12 +100,13 @@ public func batchNormGradientSums<T: Scalar>(
     }
 }
 
-/// dx = gamma[c] * inverseStd[c] * (dy - meanDy[c] - xhat * meanDyXhat[c]).
+/// dx = gamma[c] * inverseStd[c] * (dy - meanDy[c] - xhat * meanDyXhat[c]), dy through the ReLU
+/// as in `batchNormGradientSums`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func batchNormInputGradient<T: Scalar>(
-    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>,
+    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, _ dx: UnsafeMutablePointer<T>,
     mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>, gamma: UnsafePointer<T>,
     meanDy: UnsafePointer<Double>, meanDyXhat: UnsafePointer<Double>,
     batch: Int, channels: Int, spatial: Int
@@ -99,9 +116,10 @@ public func batchNormInputGradient<T: Scalar>(
             let offset = (n * channels + c) * spatial
             let m = mean[c], r = inverseStd[c]
             let scale = gamma[c] * r, a = T(meanDy[c]), b = T(meanDyXhat[c])
+            let out = reluOutput.map { $0 + offset }, grad = dy + offset
             for i in 0..<spatial {
                 let xhat = (x[offset + i] - m) * r
-                dx[offset + i] = scale * (dy[offset + i] - a - xhat * b)
+                dx[offset + i] = scale * (throughReLU(grad[i], output: out, i) - a - xhat * b)
             }
         }
     }

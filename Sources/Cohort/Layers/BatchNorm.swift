@@ -15,6 +15,9 @@ public final class BatchNorm<Element: Scalar>: Layer {
     public let momentum: Double
     public let epsilon: Double
     public let synchronized: Bool
+    /// Set by `Model` when a ReLU follows: the normalisation applies it in its own pass and the ReLU
+    /// layer is skipped, so y is the ReLU's output and dy the gradient with respect to it.
+    public internal(set) var appliesReLU = false
 
     private var gamma: UnsafeMutablePointer<Element>!
     private var gammaGradient: UnsafeMutablePointer<Element>!
@@ -89,7 +92,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
                 scale[c] = gamma[c] * batchInverseStd.pointer[c]
                 shift[c] = beta[c] - runningMean.pointer[c] * scale[c]
             }
-            channelAffine(x, y, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
+            channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial)
             return
         }
         let sum = sums.pointer, squares = sums.pointer + channels
@@ -117,7 +120,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
             for c in 0..<channels { runningMean.pointer[c] *= share; runningVariance.pointer[c] *= share }
         }
         batchesTracked.pointer.pointee += 1
-        channelAffine(x, y, scale: scale, shift: shift, batch: batch, channels: channels, spatial: spatial)
+        channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial)
     }
 
     /// The number of values per channel the statistics are over, after summing `sums` over the
@@ -135,7 +138,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws {
         let sumDy = sums.pointer, sumDyXhat = sums.pointer + channels
         sums.pointer.update(repeating: 0, count: 2 * channels)
-        batchNormGradientSums(x, dy, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+        batchNormGradientSums(x, dy, reluOutput: appliesReLU ? y : nil, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
                               sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
         for c in 0..<channels {
             gammaGradient[c] += Element(sumDyXhat[c])
@@ -149,7 +152,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
             // Running statistics are constants: dx = dy * gamma * invstd.
             sums.pointer.update(repeating: 0, count: 2 * channels)
         }
-        batchNormInputGradient(x, dy, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer, gamma: gamma,
+        batchNormInputGradient(x, dy, reluOutput: appliesReLU ? y : nil, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer, gamma: gamma,
                                meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
     }
 }

@@ -17,6 +17,9 @@ public final class Model<Element: Scalar> {
     private var activations: [UnsafeMutablePointer<Element>] = []
     private var activationGradients: [UnsafeMutablePointer<Element>] = []
     private var storage: [Buffer<Element>] = []
+    /// Layers whose work another does: a ReLU right after a batch norm, which applies it in its own
+    /// pass (`BatchNorm.appliesReLU`). They share their input's buffers and are not run.
+    private let absorbed: [Bool]
 
     /// Builds the layers of `config`, inferring every shape from `config.input`.
     public convenience init(_ config: ModelConfig) throws {
@@ -45,6 +48,14 @@ public final class Model<Element: Scalar> {
         }
         self.layers = layers
         self.inputShape = inputShape
+        var absorbed = [Bool](repeating: false, count: layers.count)
+        for index in layers.indices.dropLast() {
+            guard let norm = layers[index] as? BatchNorm<Element>,
+                  let next = layers[index + 1] as? Activation<Element>, next.function == .relu else { continue }
+            norm.appliesReLU = true
+            absorbed[index + 1] = true
+        }
+        self.absorbed = absorbed
         var total = 0
         for (index, layer) in layers.enumerated() {
             for shape in layer.parameterShapes {
@@ -126,8 +137,8 @@ public final class Model<Element: Scalar> {
         }
         activations = [allocate(inputSize)]
         activationGradients = [allocate(inputSize)]
-        for layer in layers {
-            if layer is Flatten<Element> {
+        for (index, layer) in layers.enumerated() {
+            if layer is Flatten<Element> || absorbed[index] {
                 activations.append(activations.last!)
                 activationGradients.append(activationGradients.last!)
             } else {
@@ -153,7 +164,7 @@ public final class Model<Element: Scalar> {
     public func forward(batch: Int, context: StepContext, fromLayer start: Int = 0) throws {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
         var context = context
-        for index in start..<layers.count {
+        for index in start..<layers.count where !absorbed[index] {
             context.layerIndex = index
             try layers[index].forward(activations[index], activations[index + 1], batch: batch, context: context)
         }
@@ -163,7 +174,7 @@ public final class Model<Element: Scalar> {
     public func backward(batch: Int, context: StepContext) throws {
         gradients.pointer.update(repeating: 0, count: gradients.count)
         var context = context
-        for index in layers.indices.reversed() {
+        for index in layers.indices.reversed() where !absorbed[index] {
             context.layerIndex = index
             try layers[index].backward(activations[index], activations[index + 1], activationGradients[index + 1],
                                        index == 0 ? nil : activationGradients[index], batch: batch, context: context)
