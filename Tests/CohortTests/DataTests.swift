@@ -111,15 +111,40 @@ final class DataTests: XCTestCase {
 }
 
 final class BLASKernelTests: XCTestCase {
+    let avx512: Set = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]
+
     /// The processor of workloads.md's machine B (AVX-512, detected as Prescott) gets SkylakeX kernels;
     /// kernels that already fit are kept; a CPU without AVX2 keeps what OpenBLAS chose.
     func testSlowKernelsAreReplacedOnlyWhereTheCPUCanDoBetter() {
-        let avx512: Set = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]
-        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpuFlags: avx512), "SkylakeX")
-        XCTAssertEqual(BLASKernels.betterCore(current: "Haswell", cpuFlags: avx512), "SkylakeX")
-        XCTAssertNil(BLASKernels.betterCore(current: "Cooperlake", cpuFlags: avx512))
-        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpuFlags: ["avx", "avx2", "fma"]), "Haswell")
-        XCTAssertNil(BLASKernels.betterCore(current: "Zen", cpuFlags: ["avx", "avx2", "fma"]))
-        XCTAssertNil(BLASKernels.betterCore(current: "Prescott", cpuFlags: ["sse4_2", "avx"]))
+        let xeon = BLASKernels.CPU(flags: avx512, vendor: "GenuineIntel", family: 6)
+        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpu: xeon), "SkylakeX")
+        XCTAssertEqual(BLASKernels.betterCore(current: "Haswell", cpu: xeon), "SkylakeX")
+        XCTAssertNil(BLASKernels.betterCore(current: "Cooperlake", cpu: xeon))
+        let avx2 = BLASKernels.CPU(flags: ["avx", "avx2", "fma"], vendor: "AuthenticAMD", family: 23)
+        XCTAssertEqual(BLASKernels.betterCore(current: "Prescott", cpu: avx2), "Haswell")
+        XCTAssertNil(BLASKernels.betterCore(current: "Zen", cpu: avx2))
+        XCTAssertNil(BLASKernels.betterCore(current: "Prescott", cpu: BLASKernels.CPU(flags: ["sse4_2", "avx"])))
+    }
+
+    /// Zen 4 (family 25 with AVX-512) runs AVX-512 at half width: the AVX2 Haswell kernels are faster
+    /// there. Zen 5 (family 26, machine A of workloads.md) keeps AVX-512 kernels.
+    func testZen4GetsTheAVX2KernelsAndZen5TheAVX512Ones() {
+        let zen4 = BLASKernels.CPU(flags: avx512, vendor: "AuthenticAMD", family: 25)
+        XCTAssertEqual(BLASKernels.betterCore(current: "Cooperlake", cpu: zen4), "Haswell")
+        XCTAssertEqual(BLASKernels.betterCore(current: "Zen", cpu: zen4), "Haswell")
+        XCTAssertNil(BLASKernels.betterCore(current: "Haswell", cpu: zen4))
+        let zen3 = BLASKernels.CPU(flags: ["avx", "avx2", "fma"], vendor: "AuthenticAMD", family: 25)
+        XCTAssertNil(BLASKernels.betterCore(current: "Zen", cpu: zen3))
+        let zen5 = BLASKernels.CPU(flags: avx512, vendor: "AuthenticAMD", family: 26)
+        XCTAssertEqual(BLASKernels.betterCore(current: "Haswell", cpu: zen5), "SkylakeX")
+    }
+
+    /// This machine's CPU is read from /proc/cpuinfo: a vendor and a family, and flags.
+    func testThisCPUIsReadFromProcCpuinfo() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/proc/cpuinfo"), "no /proc/cpuinfo")
+        let cpu = BLASKernels.thisCPU()
+        XCTAssertFalse(cpu.vendor.isEmpty)
+        XCTAssertGreaterThan(cpu.family, 0)
+        XCTAssertTrue(cpu.flags.contains("fpu") || !cpu.flags.isEmpty)
     }
 }
