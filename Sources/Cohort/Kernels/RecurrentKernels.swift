@@ -113,18 +113,18 @@ func gruForwardStep<T: Scalar>(
     for n in 0..<batch {
         let row = n * steps + t
         let a = gates + row * 3 * h, m = recurrent + row * 3 * h
+        let r = a, z = a + h, candidate = a + 2 * h, hn = m + 2 * h
         let previous = hidden + row * h, next = previous + h
-        let out = output.map { $0 + n * outputStride }
-        for j in 0..<h {
-            let r = sigmoid(a[j] + biasIH[j] + m[j] + biasHH[j])
-            let z = sigmoid(a[h + j] + biasIH[h + j] + m[h + j] + biasHH[h + j])
-            let hn = m[2 * h + j] + biasHH[2 * h + j]
-            let c = fastTanh(a[2 * h + j] + biasIH[2 * h + j] + r * hn)
-            let state = (1 - z) * c + z * previous[j]
-            a[j] = r; a[h + j] = z; a[2 * h + j] = c
-            m[2 * h + j] = hn
-            if hasNext { next[j] = state }
-            if let out { out[j] = state }
+        // One pass per kind of work, each a plain loop over contiguous values that vectorises.
+        for k in 0..<2 * h { a[k] = sigmoid(a[k] + biasIH[k] + m[k] + biasHH[k]) }
+        for j in 0..<h { hn[j] = hn[j] + biasHH[2 * h + j] }
+        for j in 0..<h { candidate[j] = fastTanh(candidate[j] + biasIH[2 * h + j] + r[j] * hn[j]) }
+        if hasNext {
+            for j in 0..<h { next[j] = (1 - z[j]) * candidate[j] + z[j] * previous[j] }
+        }
+        if let output {
+            let out = output + n * outputStride
+            for j in 0..<h { out[j] = (1 - z[j]) * candidate[j] + z[j] * previous[j] }
         }
     }
 }
@@ -149,21 +149,25 @@ func gruBackwardStep<T: Scalar>(
 ) {
     for n in 0..<batch {
         let row = n * steps + t
-        let a = gates + row * 3 * h, m = recurrent + row * 3 * h
+        let r = gates + row * 3 * h, z = r + h, c = r + 2 * h, hn = recurrent + row * 3 * h + 2 * h
         let da = inputGradients + row * 3 * h, dm = recurrentGradients + row * 3 * h
-        let previous = hidden + row * h, carried = hiddenGradient + n * h
-        let dy = outputGradient.map { $0 + n * outputStride }
-        for j in 0..<h {
-            let r = a[j], z = a[h + j], c = a[2 * h + j]
-            var dh = carried[j]
-            if let dy { dh += dy[j] }
-            let dn = dh * (1 - z) * (1 - c * c)
-            let dz = dh * (previous[j] - c) * z * (1 - z)
-            let dr = dn * m[2 * h + j] * r * (1 - r)
-            da[j] = dr; da[h + j] = dz; da[2 * h + j] = dn
-            dm[j] = dr; dm[h + j] = dz; dm[2 * h + j] = dn * r
-            carried[j] = dh * z
+        let previous = hidden + row * h, dh = hiddenGradient + n * h
+        // Passes with few streams each, so that every one vectorises.
+        if let outputGradient {
+            let dy = outputGradient + n * outputStride
+            for j in 0..<h { dh[j] += dy[j] }
         }
+        for j in 0..<h {
+            da[2 * h + j] = dh[j] * (1 - z[j]) * (1 - c[j] * c[j])
+            da[h + j] = dh[j] * (previous[j] - c[j]) * z[j] * (1 - z[j])
+        }
+        for j in 0..<h {
+            let dn = da[2 * h + j]
+            da[j] = dn * hn[j] * r[j] * (1 - r[j])
+            dm[2 * h + j] = dn * r[j]
+            dh[j] = dh[j] * z[j]
+        }
+        for j in 0..<2 * h { dm[j] = da[j] }
     }
 }
 
