@@ -185,35 +185,43 @@ func rnnForwardStep<T: Scalar>(
     for n in 0..<batch {
         let row = n * steps + t
         let a = states + row * h, next = hidden + (row + 1) * h
-        let out = output.map { $0 + n * outputStride }
-        for j in 0..<h {
-            let v = a[j] + biasIH[j] + biasHH[j]
-            let state = relu ? max(v, 0) : fastTanh(v)
-            a[j] = state
-            if hasNext { next[j] = state }
-            if let out { out[j] = state }
+        // One pass per kind of work, each a plain loop over contiguous values that vectorises.
+        for j in 0..<h { a[j] = a[j] + biasIH[j] + biasHH[j] }
+        if relu {
+            for j in 0..<h { a[j] = max(a[j], 0) }
+        } else {
+            for j in 0..<h { a[j] = fastTanh(a[j]) }
+        }
+        if hasNext { for j in 0..<h { next[j] = a[j] } }
+        if let output {
+            let out = output + n * outputStride
+            for j in 0..<h { out[j] = a[j] }
         }
     }
 }
 
 /// Backward of `rnnForwardStep` at step t: da = (hiddenGradient + dy_t) act'(h_t), with
 /// tanh' = 1 - h² and relu' = [h > 0], from states `[N, T, H]` (h_t) into stateGradients `[N, T, H]`.
-/// The caller then sets hiddenGradient = da_t W_hh for step t - 1.
+/// hiddenGradient is left holding dh; the caller then sets it to da_t W_hh for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func rnnBackwardStep<T: Scalar>(
-    _ t: Int, states: UnsafePointer<T>, stateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafePointer<T>,
+    _ t: Int, states: UnsafePointer<T>, stateGradients: UnsafeMutablePointer<T>, hiddenGradient: UnsafeMutablePointer<T>,
     relu: Bool, outputGradient: UnsafePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     for n in 0..<batch {
         let row = n * steps + t
-        let state = states + row * h, da = stateGradients + row * h, carried = hiddenGradient + n * h
-        let dy = outputGradient.map { $0 + n * outputStride }
-        for j in 0..<h {
-            var dh = carried[j]
-            if let dy { dh += dy[j] }
-            da[j] = relu ? (state[j] > 0 ? dh : 0) : dh * (1 - state[j] * state[j])
+        let state = states + row * h, da = stateGradients + row * h, dh = hiddenGradient + n * h
+        // Passes with few streams each, so that every one vectorises.
+        if let outputGradient {
+            let dy = outputGradient + n * outputStride
+            for j in 0..<h { dh[j] += dy[j] }
+        }
+        if relu {
+            for j in 0..<h { da[j] = state[j] > 0 ? dh[j] : 0 }
+        } else {
+            for j in 0..<h { da[j] = dh[j] * (1 - state[j] * state[j]) }
         }
     }
 }
