@@ -4,9 +4,10 @@ import PackageDescription
 
 /// The element-wise kernels vectorise to the widest registers the compiler may use. Swift's default
 /// x86-64 target is SSE2 (4 floats); on a machine with AVX2 and FMA (Intel since Haswell, 2013; every
-/// AMD Zen), build for Haswell (8 floats): `cohort bench lstm` on one core ran ~10 % faster (4,830 -> 5,340 images/s). Floating-point results
-/// are the same either way (Swift does not fuse multiply-adds). A binary built this way needs AVX2 on
-/// every machine that runs it; COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
+/// AMD Zen), build for Haswell (8 floats): `cohort bench lstm` on one core ran ~10 % faster (4,830 ->
+/// 5,340 images/s). Floating-point results are the same either way (Swift does not fuse
+/// multiply-adds). A binary built this way needs AVX2 on every machine that runs it;
+/// COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
 let vectorFlags: [String] = {
     #if arch(x86_64)
     guard ProcessInfo.processInfo.environment["COHORT_PORTABLE"] == nil,

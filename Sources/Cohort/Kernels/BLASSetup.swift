@@ -17,7 +17,7 @@ public func configureBLASThreads(worldSize: Int) {
 /// `Haswell` kernels, blocked for 8-float registers, are faster there. Measured on a 2-core Zen 4
 /// (EPYC, family 25 model 17): sgemm 1024^3 on one core 110 against 101 GFLOP/s; the 32-channel
 /// convolution products of resnetish's first block 85-94 against 53-73 GFLOP/s; `cohort bench
-/// resnetish` per core 12 % faster, cnn, mlp and lstm 2-7 %. Zen 5 (family 26) executes AVX-512
+/// resnetish` per core 11 % faster, cnn, mlp and lstm 1-8 %. Zen 5 (family 26) executes AVX-512
 /// at full width and keeps the AVX-512 kernels.
 public enum BLASKernels {
     static let avx512Cores: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]

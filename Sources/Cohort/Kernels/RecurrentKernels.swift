@@ -38,13 +38,11 @@ func lstmForwardStep<T: Scalar>(
         for k in 2 * h..<3 * h { a[k] = fastTanh(a[k]) }
         for k in 3 * h..<4 * h { a[k] = sigmoid(a[k]) }
         let i = a, f = a + h, g = a + 2 * h, o = a + 3 * h
-        for j in 0..<h { tanhC[j] = fastTanh(f[j] * previousCell[j] + i[j] * g[j]) }
-        if hasNext {
-            for j in 0..<h {
-                nextCell[j] = f[j] * previousCell[j] + i[j] * g[j]
-                nextHidden[j] = o[j] * tanhC[j]
-            }
-        }
+        // tanhC holds c_t until the pass that replaces it by tanh(c_t).
+        for j in 0..<h { tanhC[j] = f[j] * previousCell[j] + i[j] * g[j] }
+        if hasNext { for j in 0..<h { nextCell[j] = tanhC[j] } }
+        for j in 0..<h { tanhC[j] = fastTanh(tanhC[j]) }
+        if hasNext { for j in 0..<h { nextHidden[j] = o[j] * tanhC[j] } }
         if let output {
             let out = output + n * outputStride
             for j in 0..<h { out[j] = o[j] * tanhC[j] }
