@@ -59,24 +59,28 @@ public final class DataBytes: @unchecked Sendable {
         if isMapped { munmap(UnsafeMutableRawPointer(mutating: base), count) } else { free(UnsafeMutableRawPointer(mutating: base)) }
     }
 
-    /// How many bytes of a mapped file a process may have read before `didRead` hands the pages
-    /// back: what a worker holds of it at most, besides what the kernel keeps in its page cache.
+    /// How many bytes of a mapped file's pages a process may hold before `didRead` hands them back:
+    /// what a worker holds of it at most, besides what the kernel keeps in its page cache.
     public static let mappedBudget = 64 << 20
-    private var readSinceRelease = 0
+    /// What one read of a few bytes may map: Linux maps the pages around a faulting page that are
+    /// in the page cache too (fault-around, 64 KiB by default), and `MADV_RANDOM` does not stop it.
+    static let faultAroundBytes = 64 << 10
+    private var heldSinceRelease = 0
 
-    /// Counts `byteCount` bytes just read; past `mappedBudget`, drops this process's hold on all
-    /// the pages of a mapped file. They stay in the page cache, and reading them maps them again.
-    public func didRead(_ byteCount: Int) {
+    /// Counts `samples` reads of `size` bytes each; once the pages they may have mapped pass
+    /// `mappedBudget`, drops this process's hold on all the pages of a mapped file. They stay in
+    /// the page cache, and reading them maps them again.
+    public func didRead(samples: Int, of size: Int) {
         guard isMapped else { return }
-        readSinceRelease += byteCount
-        if readSinceRelease > DataBytes.mappedBudget { releaseAll() }
+        heldSinceRelease += samples * max(size + 4096, DataBytes.faultAroundBytes)
+        if heldSinceRelease > DataBytes.mappedBudget { releaseAll() }
     }
 
     /// Drops this process's hold on the pages of a mapped file.
     public func releaseAll() {
         guard isMapped else { return }
         madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED)
-        readSinceRelease = 0
+        heldSinceRelease = 0
     }
 
     /// The file's content inflated, in memory from `malloc` that the caller frees, and its length.

@@ -18,7 +18,7 @@ extension InputTransform {
         case .float64: gather(start.assumingMemoryBound(to: Double.self), scale: 1, indices, into: input, epoch: epoch)
         default: preconditionFailure("SampleSource holds only uint8, float32 or float64")
         }
-        source.bytes.didRead(indices.count * source.sampleSize * source.element.size)
+        source.bytes.didRead(samples: indices.count, of: source.sampleSize * source.element.size)
     }
 
     private func gather<Value: StoredValue, T: Scalar>(_ source: UnsafePointer<Value>, scale: Float, _ indices: ArraySlice<Int>,
