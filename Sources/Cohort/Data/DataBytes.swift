@@ -7,8 +7,9 @@ import Glibc
 /// Bytes of data, read-only: a file memory-mapped when it is stored plainly, or memory of our own
 /// (a gzip file inflated whole, since its stream cannot be read at an offset; CIFAR's pixels).
 ///
-/// A mapped file costs no memory until its pages are read, and `release` hands read pages back, so
-/// a worker that reads only its own samples never holds a whole large file.
+/// A mapped file costs no memory until its pages are read, and `didRead` hands read pages back, so
+/// a worker that reads only its own samples never holds a whole large file. Read by one thread at a
+/// time (the worker's training loop), like the rest of a worker's state.
 public final class DataBytes: @unchecked Sendable {
     public let path: String
     public let base: UnsafeRawPointer
