@@ -106,4 +106,40 @@ final class DataFormatTests: XCTestCase {
         data.gather([3], into: input.pointer, labels: label.pointer)
         XCTAssertEqual(Array(input.buffer), pixels[..<3072].map(Float.init), "sample 3 is the first record of the second file")
     }
+
+    /// The example of the public contract's "Your own data" (shared/spec/interface.md), word for
+    /// word, with a model around it; and its CIFAR variant.
+    func testTheSpecsOwnDataExampleIsAValidConfig() throws {
+        let data = """
+            data:
+              train: {images: x_train.npy, labels: y_train.npy}   # IDX or NumPy .npy, told apart by content
+              test:  {images: x_test.npy,  labels: y_test.npy}
+              # or CIFAR's binary batches (CIFAR-10: a label byte, then 3,072 pixel bytes, per record):
+              # train: {cifar10: [data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin]}
+              # test:  {cifar10: [test_batch.bin]}                  # cifar100: two label bytes (coarse, fine); fine is used
+              scale: 0.00392156862745098       # multiplies integer pixels (uint8); float arrays are used as stored
+              normalize: {mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616]}   # per channel, after scale
+              augment:                         # training batches only; never eval, predict or check
+                random_crop: {padding: 4}      # zero-pad every side, crop the input size at a random offset
+                horizontal_flip: 0.5           # probability of mirroring left-right
+
+            """
+        let rest = """
+            model: {input: [3, 32, 32], layers: [flatten, {dense: {out_features: 10}}]}
+            train: {batch_size: 64, epochs: 1}
+            """
+        let config = try ConfigLoader.parse(data + rest, file: "interface.md")
+        XCTAssertEqual(config.data.train, .arrays(IDXPair(images: "x_train.npy", labels: "y_train.npy")))
+        XCTAssertEqual(config.data.normalize?.std, [0.2470, 0.2435, 0.2616])
+        XCTAssertEqual(config.data.augment, AugmentConfig(cropPadding: 4, flipProbability: 0.5))
+        let transform = try InputTransform(config.data, inputShape: [3, 32, 32], seed: config.seed, file: "interface.md")
+        XCTAssertEqual(transform.augmentation?.padding, 4)
+        let cifar = data.replacingOccurrences(of: "  # train: {cifar10", with: "  train: {cifar10")
+            .replacingOccurrences(of: "  # test:  {cifar10", with: "  test:  {cifar10")
+            .replacingOccurrences(of: "  train: {images: x_train.npy, labels: y_train.npy}", with: "")
+            .replacingOccurrences(of: "  test:  {images: x_test.npy,  labels: y_test.npy}\n", with: "")
+        let variant = try ConfigLoader.parse(cifar + rest, file: "interface.md")
+        XCTAssertEqual(variant.data.train?.paths.count, 5)
+        XCTAssertEqual(variant.data.test, .cifar(.cifar10, ["test_batch.bin"]))
+    }
 }
