@@ -26,7 +26,7 @@ public struct DataConfig: Sendable {
     public var shuffle = true
 }
 
-public enum LayerSpec: Sendable, Equatable {
+public indirect enum LayerSpec: Sendable, Equatable {
     case conv2d(outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool, initializer: LayerInit)
     case dense(outFeatures: Int, bias: Bool, initializer: LayerInit)
     case batchnorm(momentum: Double, epsilon: Double, synchronized: Bool)
@@ -37,6 +37,9 @@ public enum LayerSpec: Sendable, Equatable {
     case lstm(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
     case gru(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
     case rnn(hiddenSize: Int, nonlinearity: RNN<Float>.Nonlinearity, returnSequences: Bool, bias: Bool, initializer: LayerInit)
+    case adaptiveAvgPool(outHeight: Int, outWidth: Int)
+    /// y = body(x) + shortcut(x); an empty shortcut is the identity.
+    case residual(body: [LayerSpec], shortcut: [LayerSpec])
 }
 
 public struct ModelConfig: Sendable {

@@ -180,11 +180,11 @@ public final class Trainer {
     /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
     /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
     private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
-        for (index, layer) in model.layers.enumerated() {
-            guard let norm = layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
+        for placed in model.placedLayers {
+            guard let norm = placed.layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
             let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
             guard samples < 2 else { continue }
-            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves \(placed.place) (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
         }
     }
 
