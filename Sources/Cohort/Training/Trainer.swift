@@ -97,6 +97,7 @@ public final class Trainer {
         let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,
                                         totalSteps: totalSteps, stepsPerEpoch: plan.stepsPerEpoch, batchSize: batchSize)
         defer { reporter.close() }
+        ModelSummary.lines(model).forEach(log)
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
         var lastLoss = Double.nan
