@@ -44,13 +44,29 @@ final class InspectTests: XCTestCase {
         let output = directory.appendingPathComponent("out")
         try Inspector.run(model: model, test: test, output: output, title: "t", summary: "s")
         let png = try decodePNG(Data(contentsOf: output.appendingPathComponent("filters.png")))
-        // Two 2 x 2 filters enlarged 20 times (40 px), side by side, 3 px of white apart.
-        XCTAssertEqual(png.colourType, 0)
+        // Two 2 x 2 filters enlarged 20 times (40 px), side by side, 3 px of blue apart, in grey as RGB.
+        XCTAssertEqual(png.colourType, 2)
         XCTAssertEqual([png.width, png.height], [83, 40])
-        func pixel(_ x: Int, _ y: Int) -> UInt8 { png.pixels[y * png.width + x] }
-        XCTAssertEqual([pixel(0, 0), pixel(39, 0), pixel(0, 39), pixel(39, 39)], [0, 85, 170, 255])
-        XCTAssertEqual([pixel(43, 0), pixel(63, 0), pixel(43, 20), pixel(63, 20)], [0, 0, 0, 255])
-        XCTAssertEqual(pixel(41, 10), 255)
+        func pixel(_ x: Int, _ y: Int) -> [UInt8] { Array(png.pixels[((y * png.width + x) * 3)..<((y * png.width + x) * 3 + 3)]) }
+        XCTAssertEqual([pixel(0, 0), pixel(39, 0), pixel(0, 39), pixel(39, 39)], [[0, 0, 0], [85, 85, 85], [170, 170, 170], [255, 255, 255]])
+        XCTAssertEqual([pixel(43, 0), pixel(63, 0), pixel(43, 20), pixel(63, 20)], [[0, 0, 0], [0, 0, 0], [0, 0, 0], [255, 255, 255]])
+        XCTAssertEqual(pixel(41, 10), [70, 110, 170])
+    }
+
+    func testAReceptiveFieldFollowsConvolutionsAndPooling() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model: {input: [1, 28, 28], layers: [{conv2d: {out_channels: 2, kernel_size: 3, padding: 1}}, relu, {maxpool2d: {kernel_size: 2}},
+                    {conv2d: {out_channels: 2, kernel_size: 3, padding: 1}}, flatten, {dense: {out_features: 2}}]}
+            train: {batch_size: 1, max_steps: 1}
+            """, file: "rf.yaml")
+        let model = try Model<Float>(config.model)
+        // 3 + (2 - 1) x 1 + (3 - 1) x 2 = 8 pixels, 2 apart: position 0 sees [-3, 4], position 5 sees [7, 14].
+        XCTAssertEqual(ReceptiveField(model, through: 3).map { [$0.size, $0.jump] }, [8, 2])
+        XCTAssertEqual(ReceptiveField(model, through: 3)?.span(0, extent: 28), 0...4)
+        XCTAssertEqual(ReceptiveField(model, through: 3)?.span(5, extent: 28), 7...14)
+        XCTAssertEqual(ReceptiveField(model, through: 0)?.span(0, extent: 28), 0...1)
+        XCTAssertNil(ReceptiveField(model, through: 5), "a dense layer has no receptive field")
     }
 
     func testThePageShowsEveryPictureItWroteAndEachDecodes() throws {

@@ -3,7 +3,8 @@
 ///
 /// Weight `[out, in, K, K]`. With 3 input channels each filter is one colour tile; otherwise each
 /// filter is a row of `in` grey tiles, one per input channel. Each filter is scaled to its own
-/// range (its smallest weight black, its largest white), so weak filters show their shape too.
+/// range (its smallest weight black, its largest white), so weak filters show their shape too;
+/// tiles are 3 pixels of blue apart, so that a white border of a filter stays visible.
 enum FilterView {
     static func section(_ context: InspectionContext) throws -> InspectPage.Section {
         var section = InspectPage.Section(
@@ -27,14 +28,14 @@ enum FilterView {
             } else {
                 for c in 0..<inputs {
                     let plane = Array(filter[(c * k * k)..<((c + 1) * k * k)])
-                    tiles.append(Picture.greyscale(plane, width: k, height: k, range: range).upscaled(by: factor))
+                    tiles.append(Picture.greyscale(plane, width: k, height: k, range: range).rgb.upscaled(by: factor))
                 }
             }
         }
         let columns = inputs == 3 ? 8 : (inputs == 1 ? 8 : inputs)
         let layout = inputs == 3 || inputs == 1 ? "in rows of \(columns)" : "one row per filter, one column per input channel"
         let caption = "model.layers[\(index)] conv2d: \(outputs) filters of \(inputs) x \(k) x \(k), \(layout), shown \(factor)x"
-        section.figures.append(try context.figure(Picture.grid(tiles, columns: columns, gap: 3), name: "filters.png", caption: caption))
+        section.figures.append(try context.figure(Picture.grid(tiles, columns: columns, gap: 3, background: [70, 110, 170]), name: "filters.png", caption: caption))
         return section
     }
 }

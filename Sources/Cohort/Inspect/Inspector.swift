@@ -28,6 +28,7 @@ public enum Inspector {
         } catch {
             throw CohortError("\(output.path): cannot create the output directory (\(reason(error)))")
         }
+        try removeEarlierPictures(in: output)
         let context = InspectionContext(model: model, test: test, output: output)
         let deepest = context.mapStages.last
         let scan = try scanTestSet(context, stage: deepest)
@@ -39,7 +40,7 @@ public enum Inspector {
         let sections = [
             try FilterView.section(context),
             try FeatureMapView.section(context, samples: options.samples),
-            try FavouriteSamples.section(context, stage: deepest, scores: scan.scores, top: options.favourites),
+            try FavouriteSamples.section(context, stage: deepest, scores: scan.scores, positions: scan.positions, top: options.favourites),
             try MisclassifiedView.section(context, wrong: scan.wrong, samples: test?.count ?? 0, limit: options.misclassified),
             try HiddenStateView.section(context, samples: options.samples),
         ]
@@ -53,16 +54,32 @@ public enum Inspector {
         return page
     }
 
+    /// The pictures an earlier inspection wrote there (its misclassified samples may differ), and
+    /// nothing else: only PNGs of the names this writes.
+    static func removeEarlierPictures(in output: URL) throws {
+        let prefixes = ["filters", "maps-", "favourites-", "wrong-", "hidden-"]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
+        for name in names where name.hasSuffix(".png") && prefixes.contains(where: name.hasPrefix) {
+            do {
+                try FileManager.default.removeItem(at: output.appendingPathComponent(name))
+            } catch {
+                throw CohortError("\(output.appendingPathComponent(name).path): cannot replace the earlier picture (\(reason(error)))")
+            }
+        }
+    }
+
     /// One inference pass over the test set: the samples predicted wrong, and each sample's
-    /// largest value of each channel of `stage`'s maps (`[samples, channels]`; empty without a stage).
+    /// largest value of each channel of `stage`'s maps and where in the map it is (`[samples,
+    /// channels]`, positions as y * W + x; empty without a stage).
     static func scanTestSet(_ context: InspectionContext, stage: (layer: Int, through: Int)?) throws
-        -> (wrong: [MisclassifiedView.Outcome], scores: [Float]) {
-        guard let test = context.test else { return ([], []) }
+        -> (wrong: [MisclassifiedView.Outcome], scores: [Float], positions: [Int32]) {
+        guard let test = context.test else { return ([], [], []) }
         let model = context.model, classes = model.classes
         var wrong: [MisclassifiedView.Outcome] = []
         let shape = stage.map { model.layers[$0.through].outputShape } ?? []
         let channels = shape.first ?? 0, spatial = shape.dropFirst().reduce(1, *)
         var scores = [Float](repeating: 0, count: stage == nil ? 0 : test.count * channels)
+        var positions = [Int32](repeating: 0, count: scores.count)
         var start = 0
         while start < test.count {
             let end = min(start + context.chunk, test.count)
@@ -81,14 +98,15 @@ public enum Inspector {
                 for n in 0..<(end - start) {
                     for c in 0..<channels {
                         let map = maps + (n * channels + c) * spatial
-                        var largest = -Float.infinity
-                        for s in 0..<spatial { largest = max(largest, map[s]) }
+                        var largest = -Float.infinity, position = 0
+                        for s in 0..<spatial where map[s] > largest { (largest, position) = (map[s], s) }
                         scores[(start + n) * channels + c] = largest
+                        positions[(start + n) * channels + c] = Int32(position)
                     }
                 }
             }
             start = end
         }
-        return (wrong, scores)
+        return (wrong, scores, positions)
     }
 }

@@ -72,14 +72,18 @@ public struct Picture: Equatable, Sendable {
         return result
     }
 
-    /// `tiles` (all of one size and colour type) in rows of `columns`, `gap` pixels of `background` apart.
-    public static func grid(_ tiles: [Picture], columns: Int, gap: Int = 2, background: UInt8 = 255) -> Picture {
+    /// `tiles` (all of one size and colour type) in rows of `columns`, `gap` pixels of `background`
+    /// apart (one value per channel: white by default).
+    public static func grid(_ tiles: [Picture], columns: Int, gap: Int = 2, background: [UInt8]? = nil) -> Picture {
         precondition(!tiles.isEmpty && columns > 0)
         let tile = tiles[0], channels = tile.colour.channels
+        let background = background ?? [UInt8](repeating: 255, count: channels)
+        precondition(background.count == channels)
         let columns = min(columns, tiles.count)
         let rows = (tiles.count + columns - 1) / columns
         var result = Picture(width: columns * tile.width + (columns - 1) * gap,
-                             height: rows * tile.height + (rows - 1) * gap, colour: tile.colour, fill: background)
+                             height: rows * tile.height + (rows - 1) * gap, colour: tile.colour)
+        for i in 0..<(result.width * result.height) { for c in 0..<channels { result.pixels[i * channels + c] = background[c] } }
         for (index, piece) in tiles.enumerated() {
             precondition(piece.width == tile.width && piece.height == tile.height && piece.colour == tile.colour)
             result.paste(piece, x: (index % columns) * (tile.width + gap), y: (index / columns) * (tile.height + gap))
@@ -106,6 +110,18 @@ public struct Picture: Equatable, Sendable {
                 for c in 0..<channels { pixels[target + c] = piece.pixels[source + c] }
             }
         }
+    }
+
+    /// Draws a one-pixel red rectangle on the border of rows x columns (an RGB picture).
+    public mutating func outline(rows: ClosedRange<Int>, columns: ClosedRange<Int>) {
+        precondition(colour == .rgb)
+        func set(_ x: Int, _ y: Int) {
+            guard x >= 0, x < width, y >= 0, y < height else { return }
+            let i = (y * width + x) * 3
+            (pixels[i], pixels[i + 1], pixels[i + 2]) = (255, 40, 40)
+        }
+        for x in columns { set(x, rows.lowerBound); set(x, rows.upperBound) }
+        for y in rows { set(columns.lowerBound, y); set(columns.upperBound, y) }
     }
 
     private static func byte(_ value: Float, _ range: ClosedRange<Float>) -> UInt8 {
