@@ -396,6 +396,7 @@ public enum ConfigLoader {
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
         train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
+        train.histogramsEverySteps = try table.int("histograms_every_steps", range: 1...Int.max)
         try table.finish()
         return train
     }

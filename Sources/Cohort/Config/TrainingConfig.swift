@@ -128,6 +128,9 @@ public struct TrainConfig: Sendable {
     public var clipGradNorm: Double?
     /// Print a progress line every this many steps.
     public var logEverySteps = 50
+    /// Write histograms of each layer's weights, gradients and outputs at the first step and every
+    /// this many steps (TensorBoard, and their means and deviations in metrics.jsonl); nil: never.
+    public var histogramsEverySteps: Int?
 }
 
 public struct CheckpointConfig: Sendable {

@@ -118,6 +118,10 @@ public final class Trainer {
             let done = step + 1
             let epoch = plan.epoch(ofStep: step) + 1
             reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
+            if let every = config.train.histogramsEverySteps, let recorder, done % every == 0 || done == 1 {
+                try recorder.record(histograms: ModelHistograms.measure(model, batch: indices.count), step: done,
+                                    epoch: plan.epoch(ofStep: step) + 1)
+            }
             let endOfEpoch = done % plan.stepsPerEpoch == 0
             let stopping = done == stopAfterStep || stopRequested
             if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps || stopping {
