@@ -68,12 +68,12 @@ enum HiddenStateView {
         let probe: any Layer<Float>
         switch layer {
         case is LSTM<Float>:
-            probe = try LSTM<Float>(input: layer.inputShape, hiddenSize: hidden, returnSequences: true, bias: bias, initializer: LayerInit(), index: index)
+            probe = try LSTM<Float>(input: layer.inputShape, hiddenSize: hidden, returnSequences: true, bias: bias, initializer: LayerInit(), index: LayerPlace(integerLiteral: index))
         case is GRU<Float>:
-            probe = try GRU<Float>(input: layer.inputShape, hiddenSize: hidden, returnSequences: true, bias: bias, initializer: LayerInit(), index: index)
+            probe = try GRU<Float>(input: layer.inputShape, hiddenSize: hidden, returnSequences: true, bias: bias, initializer: LayerInit(), index: LayerPlace(integerLiteral: index))
         case let rnn as RNN<Float>:
             probe = try RNN<Float>(input: layer.inputShape, hiddenSize: hidden, nonlinearity: rnn.nonlinearity, returnSequences: true,
-                                   bias: bias, initializer: LayerInit(), index: index)
+                                   bias: bias, initializer: LayerInit(), index: LayerPlace(integerLiteral: index))
         default:
             return nil
         }
