@@ -62,6 +62,27 @@ extension GradientCheckTests {
         }
     }
 
+    /// A block first (no input gradient wanted), a body ending in a batch norm that applies the
+    /// ReLU after it, and a shortcut ending in a flatten: children that share buffers at a branch's end.
+    func testBranchesEndingInSharedBuffersModelGradients() throws {
+        try checkModelGradients(input: [2, 4, 4], layers: """
+                - residual:
+                    body:
+                      - conv2d: {out_channels: 2, kernel_size: 3, padding: 1, bias: false}
+                      - batchnorm: {}
+                      - relu: {}
+                - residual:
+                    body:
+                      - flatten: {}
+                      - dense: {out_features: 32}
+                      - tanh: {}
+                    shortcut:
+                      - conv2d: {out_channels: 2, kernel_size: 1}
+                      - flatten: {}
+                - dense: {out_features: 3}
+            """, labels: [2, 0, 1, 1])
+    }
+
     /// A whole residual net through the loss: blocks, a ReLU after each, global average pooling.
     func testResidualNetModelGradients() throws {
         try checkModelGradients(input: [2, 6, 6], layers: """
