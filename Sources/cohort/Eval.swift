@@ -29,8 +29,8 @@ struct Eval: ParsableCommand {
             guard let testFiles = config.data.test else {
                 throw CohortError("\(config.sourcePath): data.test: missing: eval needs test data")
             }
-            let test = try Dataset(testFiles, scale: config.data.scale, inputShape: model.inputShape,
-                                   classes: model.classes, role: "data.test")
+            let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
+            let test = try Dataset(testFiles, transform: transform, classes: model.classes, role: "data.test")
             let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "evaluate")
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)

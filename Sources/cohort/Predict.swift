@@ -4,23 +4,24 @@ import Foundation
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict the class of each image of an IDX file with a checkpoint, in inference mode.",
+        abstract: "Predict the class of each image of an IDX or .npy file with a checkpoint, in inference mode.",
         discussion: """
             Writes CSV with a header: the image's index in the file (from 0), the
             predicted label and the probability of each class (the softmax of the
-            logits), one line per image. Pixels are scaled by data.scale, as in
-            training.
+            logits), one line per image. Pixels are scaled by data.scale and
+            normalised by data.normalize, as in evaluation (no augmentation).
 
             Examples:
               cohort predict configs/mnist-cnn.yaml images.idx
               cohort predict configs/mnist-cnn.yaml images.idx.gz --output p.csv
               cohort predict configs/mnist-cnn.yaml images.idx --checkpoint DIR
+              cohort predict configs/mnist-cnn.yaml x_test.npy
             """)
 
     @Argument(help: "The YAML config of the run (the model and checkpoint.dir).")
     var config: String
 
-    @Argument(help: ArgumentHelp("IDX file of images (gzip-compressed or not), each of the model's input size.", valueName: "images.idx"))
+    @Argument(help: ArgumentHelp("IDX (gzip-compressed or not) or .npy file of images, each of the model's input size.", valueName: "images.idx"))
     var images: String
 
     @Option(help: ArgumentHelp("'auto' (the newest checkpoint under checkpoint.dir) or a checkpoint directory.", valueName: "auto|DIR"))
@@ -36,12 +37,13 @@ struct Predict: ParsableCommand {
             let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
             let model = try Model<Float>(config.model)
             let file = try Predictor.readImages(path: images, inputShape: model.inputShape)
+            let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
             _ = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with")
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
             var csv = "index,label," + (0..<model.classes).map { "p\($0)" }.joined(separator: ",") + "\n"
-            try Predictor.predict(model: model, images: file, scale: config.data.scale) { index, label, probabilities in
+            try Predictor.predict(model: model, images: file, transform: transform) { index, label, probabilities in
                 csv += "\(index),\(label)," + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
             }
             if let output {

@@ -66,8 +66,8 @@ final class DocumentationTests: XCTestCase {
             guard url.pathExtension == "yaml" else { continue }
             let config = try ConfigLoader.load(path: url.path)
             XCTAssertNoThrow(try Model<Float>(config.model), url.lastPathComponent)
-            for pair in [config.data.train, config.data.test].compactMap({ $0 }) {
-                XCTAssertTrue(FileManager.default.fileExists(atPath: pair.images), "\(url.lastPathComponent): \(pair.images)")
+            for path in [config.data.train, config.data.test].compactMap({ $0 }).flatMap(\.paths) {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: path), "\(url.lastPathComponent): \(path)")
             }
             checked += 1
         }

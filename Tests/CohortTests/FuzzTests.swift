@@ -101,4 +101,27 @@ final class FuzzTests: XCTestCase {
         }
         XCTAssertGreaterThan(rejected, 500)
     }
+
+    func testMutatedNumPyFilesAreReadOrRejectedInOneLine() throws {
+        let directory = try temporaryDirectory(self)
+        let valid = try Data(contentsOf: fixtureDirectory.appendingPathComponent("normalize-images.npy"))
+        let labels = try Data(contentsOf: fixtureDirectory.appendingPathComponent("normalize-labels.npy"))
+        var mutator = Mutator(state: 14)
+        var rejected = 0
+        let file = directory.appendingPathComponent("fuzz.npy")
+        let tokens = ["'descr'", "'<f8'", "'>f4'", "'|O'", "True", "(4294967296, 4294967296)", "(", ")", ",", "L", "\u{ff}\u{ff}", "\u{93}NUMPY\u{3}\u{0}"]
+        for round in 0..<2000 {
+            let source = round % 3 == 0 ? labels : valid
+            try Data(mutator.mutate(Array(source.prefix(200)), tokens: tokens) + source.dropFirst(200)).write(to: file)
+            do {
+                let array = try StoredArray.open(path: file.path)
+                if array.element.isInteger && array.shape.count == 1 { _ = array.integers() }
+                _ = try SampleSource(images: array, inputShape: [3, 5, 7])
+            } catch {
+                assertOneLine(error, "round \(round)")
+                rejected += 1
+            }
+        }
+        XCTAssertGreaterThan(rejected, 500)
+    }
 }

@@ -108,19 +108,65 @@ public enum ConfigLoader {
 
     private static func readData(_ table: inout YAMLTable, base: String) throws -> DataConfig {
         var data = DataConfig()
-        func pair(_ key: String) throws -> IDXPair? {
+        func files(_ key: String) throws -> DataFiles? {
             guard var files = try table.table(key) else { return nil }
-            guard let images = try files.string("images") else { throw files.missing("images", "the IDX file of images") }
-            guard let labels = try files.string("labels") else { throw files.missing("labels", "the IDX file of labels") }
+            let given = (["images", "labels"] + CIFARFormat.allCases.map(\.rawValue)).filter { files.contains($0) }
+            if let format = CIFARFormat.allCases.first(where: { files.contains($0.rawValue) }) {
+                guard given.count == 1 else {
+                    throw files.fail(given.first { $0 != format.rawValue }!, "give either images and labels, or \(format.rawValue) (a list of batch files)")
+                }
+                let paths = try fileList(&files, format.rawValue)
+                try files.finish()
+                return .cifar(format, paths.map { resolve($0, base: base) })
+            }
+            guard let images = try files.string("images") else { throw files.missing("images", "the IDX or .npy file of images (or cifar10: [FILE, ...])") }
+            guard let labels = try files.string("labels") else { throw files.missing("labels", "the IDX or .npy file of labels") }
             try files.finish()
-            return IDXPair(images: resolve(images, base: base), labels: resolve(labels, base: base))
+            return .arrays(IDXPair(images: resolve(images, base: base), labels: resolve(labels, base: base)))
         }
-        data.train = try pair("train")
-        data.test = try pair("test")
+        data.train = try files("train")
+        data.test = try files("test")
         data.scale = try table.double("scale", { $0 > 0 }, expected: "> 0") ?? data.scale
         data.shuffle = try table.bool("shuffle") ?? true
+        if var normalize = try table.table("normalize") {
+            guard let mean = try normalize.doubleList("mean") else { throw normalize.missing("mean", "one mean per channel, e.g. [0.4914, 0.4822, 0.4465]") }
+            guard let std = try normalize.doubleList("std") else { throw normalize.missing("std", "one standard deviation per channel, e.g. [0.2470, 0.2435, 0.2616]") }
+            guard !mean.isEmpty else { throw normalize.fail("mean", "expected one number per channel, got an empty list") }
+            guard std.count == mean.count else { throw normalize.fail("std", "\(std.count) values but mean has \(mean.count)") }
+            guard std.allSatisfy({ $0 > 0 }) else {
+                throw normalize.fail("std", "each must be > 0, got [\(std.map { String($0) }.joined(separator: ", "))]")
+            }
+            try normalize.finish()
+            data.normalize = NormalizeConfig(mean: mean, std: std)
+        }
+        if var augment = try table.table("augment") {
+            if var crop = try augment.table("random_crop") {
+                guard let padding = try crop.int("padding", range: 0...ConfigLoader.largestWindow) else {
+                    throw crop.missing("padding", "the zero padding on every side, in pixels")
+                }
+                try crop.finish()
+                data.augment.cropPadding = padding
+            }
+            data.augment.flipProbability = try augment.double("horizontal_flip", { (0...1).contains($0) }, expected: "a probability in [0, 1]") ?? 0
+            try augment.finish()
+        }
         try table.finish()
         return data
+    }
+
+    /// `key: [FILE, ...]` (or one FILE): a non-empty list of paths.
+    private static func fileList(_ table: inout YAMLTable, _ key: String) throws -> [String] {
+        guard let node = table.node(key) else { throw table.missing(key, "a list of batch files") }
+        if case .scalar(let scalar) = node { return [scalar.string] }
+        guard case .sequence(let sequence) = node, !sequence.isEmpty else {
+            throw table.fail(key, "expected a non-empty list of batch files, got \(YAMLTable.describe(node))", node.mark)
+        }
+        return try sequence.map { element in
+            guard case .scalar(let scalar) = element else {
+                throw table.fail(key, "expected a list of file names, got \(YAMLTable.describe(element)) in it", element.mark)
+            }
+            return scalar.string
+        }
     }
 
     private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {

@@ -13,17 +13,44 @@ public struct TrainingConfig: Sendable {
     public init() {}
 }
 
-/// A pair of IDX files.
+/// A file of images and a file of labels, each IDX or NumPy `.npy` (told apart by content).
 public struct IDXPair: Sendable, Equatable {
     public var images: String
     public var labels: String
 }
 
+/// The files of a data set: images and labels, or CIFAR's binary batches (read in order as one set).
+public enum DataFiles: Sendable, Equatable {
+    case arrays(IDXPair)
+    case cifar(CIFARFormat, [String])
+
+    public var paths: [String] {
+        switch self {
+        case .arrays(let pair): [pair.images, pair.labels]
+        case .cifar(_, let paths): paths
+        }
+    }
+}
+
+/// `data.normalize`: torchvision's `Normalize(mean, std)`, one value per channel (or one for all).
+public struct NormalizeConfig: Sendable, Equatable {
+    public var mean: [Double]
+    public var std: [Double]
+}
+
+/// `data.augment`: `random_crop: {padding}` and `horizontal_flip` (a probability); 0: off.
+public struct AugmentConfig: Sendable, Equatable {
+    public var cropPadding = 0
+    public var flipProbability = 0.0
+}
+
 public struct DataConfig: Sendable {
-    public var train: IDXPair?
-    public var test: IDXPair?
+    public var train: DataFiles?
+    public var test: DataFiles?
     public var scale: Double = 1.0 / 255.0
     public var shuffle = true
+    public var normalize: NormalizeConfig?
+    public var augment = AugmentConfig()
 }
 
 public indirect enum LayerSpec: Sendable, Equatable {

@@ -1,52 +1,65 @@
-/// Images and labels from a pair of IDX files, kept as bytes and scaled when a batch is gathered.
+/// Images and labels: images read where they are stored (`SampleSource`), converted by the
+/// `InputTransform` when a batch is gathered; labels checked and held in memory.
 public struct Dataset: Sendable {
-    public let count: Int
+    public let images: SampleSource
+    public let labels: [Int32]
+    public let transform: InputTransform
+    public var count: Int { images.count }
     /// Values per sample, e.g. 784 for a 28 x 28 image.
-    public let sampleSize: Int
-    public let sampleShape: [Int]
-    public let pixels: [UInt8]
-    public let labels: [UInt8]
-    public let scale: Float
+    public var sampleSize: Int { images.sampleSize }
+    public var sampleShape: [Int] { images.sampleShape }
+    /// What this process holds of the data whatever it reads (see `SampleSource.residentBytes`).
+    public var residentBytes: Int { images.residentBytes + labels.count * MemoryLayout<Int32>.stride }
 
-    /// Loads a pair and checks it against the model: matching counts, sample size, labels below `classes`.
-    public init(_ pair: IDXPair, scale: Double, inputShape: [Int], classes: Int, role: String) throws {
-        let images = try IDXFile(path: pair.images)
-        let labelFile = try IDXFile(path: pair.labels)
-        guard images.dimensions.count >= 2 else {
-            throw CohortError("\(pair.images): expected images [count, rows, columns], got \(describe(images.dimensions)) (is this a labels file?)")
+    /// Loads `files` and checks them against the model: matching counts, sample size, labels below `classes`.
+    public init(_ files: DataFiles, transform: InputTransform, classes: Int, role: String) throws {
+        self.transform = transform
+        switch files {
+        case .cifar(let format, let paths):
+            let expected = transform.inputShape.reduce(1, *)
+            guard expected == CIFARFile.sampleShape.reduce(1, *) else {
+                throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] (3072 values) but model.input \(describe(transform.inputShape)) needs \(expected)")
+            }
+            (images, labels) = try CIFARFile.read(paths, format: format, classes: classes)
+        case .arrays(let pair):
+            images = try SampleSource(images: StoredArray.open(path: pair.images), inputShape: transform.inputShape)
+            labels = try Dataset.readLabels(pair.labels, count: images.count, imagesPath: pair.images, classes: classes, role: role)
         }
-        guard labelFile.dimensions.count == 1 else {
-            throw CohortError("\(pair.labels): expected labels [count], got \(describe(labelFile.dimensions)) (is this an images file?)")
-        }
-        count = images.dimensions[0]
-        guard labelFile.dimensions[0] == count else {
-            throw CohortError("\(role): \(pair.images) has \(count) images but \(pair.labels) has \(labelFile.dimensions[0]) labels")
-        }
-        guard count > 0 else { throw CohortError("\(pair.images): holds no samples") }
-        sampleShape = Array(images.dimensions.dropFirst())
-        sampleSize = sampleShape.reduce(1, *)
-        let expected = inputShape.reduce(1, *)
-        guard sampleSize == expected else {
-            throw CohortError("\(pair.images): samples are \(describe(sampleShape)) (\(sampleSize) values) but model.input \(describe(inputShape)) needs \(expected)")
-        }
-        if let bad = labelFile.bytes.firstIndex(where: { Int($0) >= classes }) {
-            throw CohortError("\(pair.labels): label \(labelFile.bytes[bad]) of sample \(bad) is out of range for a model with \(classes) outputs")
-        }
-        pixels = images.bytes
-        labels = labelFile.bytes
-        self.scale = Float(scale)
     }
 
-    /// Copies samples `indices` into `input` (`[N, sampleSize]`, scaled) and their labels into `labels`.
-    public func gather<T: Scalar>(_ indices: ArraySlice<Int>, into input: UnsafeMutablePointer<T>,
-                                  labels out: UnsafeMutablePointer<Int32>) {
-        pixels.withUnsafeBufferPointer { source in
-            for (row, index) in indices.enumerated() {
-                let src = source.baseAddress! + index * sampleSize
-                let dst = input + row * sampleSize
-                for i in 0..<sampleSize { dst[i] = T(Float(src[i]) * scale) }
-                out[row] = Int32(labels[index])
-            }
+    /// Scaling alone (no normalisation or augmentation).
+    public init(_ files: DataFiles, scale: Double, inputShape: [Int], classes: Int, role: String) throws {
+        try self.init(files, transform: InputTransform(scale: scale, inputShape: inputShape), classes: classes, role: role)
+    }
+
+    public init(_ pair: IDXPair, scale: Double, inputShape: [Int], classes: Int, role: String) throws {
+        try self.init(.arrays(pair), scale: scale, inputShape: inputShape, classes: classes, role: role)
+    }
+
+    private static func readLabels(_ path: String, count: Int, imagesPath: String, classes: Int, role: String) throws -> [Int32] {
+        let file = try StoredArray.open(path: path)
+        guard file.shape.count == 1 else {
+            throw CohortError("\(path): expected labels [count], got \(describe(file.shape)) (is this an images file?)")
         }
+        guard file.element.isInteger else {
+            throw CohortError("\(path): labels must be integers, got \(file.element.rawValue) values (save them as y.astype(np.int64))")
+        }
+        guard file.shape[0] == count else {
+            throw CohortError("\(role): \(imagesPath) has \(count) images but \(path) has \(file.shape[0]) labels")
+        }
+        let values = file.integers()
+        file.bytes.releaseAll()
+        if let bad = values.firstIndex(where: { $0 < 0 || $0 >= classes }) {
+            throw CohortError("\(path): label \(values[bad]) of sample \(bad) is out of range for a model with \(classes) outputs")
+        }
+        return values.map { Int32($0) }
+    }
+
+    /// Writes samples `indices` into `input` (`[N, sampleSize]`, transformed) and their labels into
+    /// `labels`. With `epoch` (training batches), the samples are augmented as drawn for that epoch.
+    public func gather<T: Scalar>(_ indices: ArraySlice<Int>, into input: UnsafeMutablePointer<T>,
+                                  labels out: UnsafeMutablePointer<Int32>, epoch: Int? = nil) {
+        transform.gather(images, indices, into: input, epoch: epoch)
+        for (row, index) in indices.enumerated() { out[row] = labels[index] }
     }
 }

@@ -29,8 +29,8 @@ public enum ModelCheck {
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the check runs on training samples")
         }
-        let train = try Dataset(trainFiles, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes,
-                                role: "data.train")
+        let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
+        let train = try Dataset(trainFiles, transform: transform, classes: model.classes, role: "data.train")
         let batchSize = try config.batchSize(trainingSamples: train.count)
         model.initialize(seed: config.seed)
         if let path = config.model.initFrom {

@@ -51,10 +51,9 @@ public final class Trainer {
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
         }
-        let train = try Dataset(trainFiles, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.train")
-        let test = try config.data.test.map {
-            try Dataset($0, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.test")
-        }
+        let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
+        let train = try Dataset(trainFiles, transform: transform, classes: model.classes, role: "data.train")
+        let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
         let batchSize = try config.batchSize(trainingSamples: train.count)
         let world = communicator.worldSize
         guard batchSize >= world else {
@@ -80,9 +79,16 @@ public final class Trainer {
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
-        guard activationBytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
+        let memory = Double(ProcessInfo.processInfo.physicalMemory) * 0.8
+        guard activationBytes < memory else {
             throw CohortError(String(format: "%@: train.batch_size: %d samples per worker need about %.1f GiB of activations, more than this machine has; lower the batch size or use more workers",
                                      config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
+        }
+        // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
+        let dataBytes = Double(train.residentBytes + (test?.residentBytes ?? 0))
+        guard activationBytes + dataBytes < memory else {
+            throw CohortError(String(format: "%@: data: each worker holds %.1f GiB of data (gzip files and CIFAR batches are read whole) besides %.1f GiB of activations, more than this machine has; decompress gzip files (gunzip -k) so that they are memory-mapped",
+                                     config.sourcePath, dataBytes / 1_073_741_824, activationBytes / 1_073_741_824))
         }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
@@ -107,7 +113,7 @@ public final class Trainer {
         for step in startStep..<totalSteps {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
             let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
-            train.gather(indices, into: model.input, labels: stepper.labels.pointer)
+            train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
             let lr = schedule.rate(at: step)
             let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
                                                                   firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)

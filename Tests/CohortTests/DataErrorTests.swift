@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// `.npy`, CIFAR, `data.normalize` and `data.augment` through the real `cohort` binary: they work
+/// in train, eval, predict and check alike, and every mistake is one line naming the file or key.
+final class DataErrorTests: XCTestCase {
+    var directory: URL!
+
+    /// 64 training and 16 test images of 1 x 6 x 6 as `.npy` (uint8 images, int64 labels).
+    override func setUpWithError() throws {
+        directory = try temporaryDirectory(self)
+        for (name, count, seed) in [("train", 64, UInt64(1)), ("test", 16, 2)] {
+            let pair = try writeSyntheticData(in: directory, name: name, count: count, rows: 6, columns: 6, classes: 4, seed: seed)
+            let images = try IDXFile(path: pair.images).bytes, labels = try IDXFile(path: pair.labels).bytes
+            try npyFile(rawBytes(images), descr: "|u1", shape: [count, 6, 6]).write(to: directory.appendingPathComponent("\(name)-x.npy"))
+            try npyFile(rawBytes(labels.map(Int64.init)), descr: "<i8", shape: [count]).write(to: directory.appendingPathComponent("\(name)-y.npy"))
+        }
+    }
+
+    func config(_ replacements: [String: String] = [:]) -> String {
+        var text = """
+            seed: 1
+            data:
+              train: {images: train-x.npy, labels: train-y.npy}
+              test: {images: test-x.npy, labels: test-y.npy}
+              normalize: {mean: [0.2], std: [0.3]}
+              augment: {random_crop: {padding: 1}, horizontal_flip: 0.5}
+            model:
+              input: [1, 6, 6]
+              layers: [{conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}, relu, flatten, {dense: {out_features: 4}}]
+            optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+            train: {batch_size: 16, max_steps: 8}
+            checkpoint: {dir: run}
+            """
+        for (old, new) in replacements {
+            precondition(text.contains(old), "\(old) not in the config")
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        return text
+    }
+
+    func testNumPyFilesWorkInTrainEvalPredictAndCheck() throws {
+        try config().write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let trained = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(trained.status, 0, trained.err)
+        XCTAssertTrue(trained.out.contains("on 64 samples"), trained.out)
+        let evaluated = try runCohort(["eval", "c.yaml", "--json"], in: directory)
+        XCTAssertEqual(evaluated.status, 0, evaluated.err)
+        XCTAssertTrue(evaluated.out.contains("\"samples\": 16"), evaluated.out)
+        let predicted = try runCohort(["predict", "c.yaml", "test-x.npy"], in: directory)
+        XCTAssertEqual(predicted.status, 0, predicted.err)
+        XCTAssertEqual(predicted.out.split(separator: "\n").count, 17)
+        let checked = try runCohort(["check", "c.yaml", "--steps", "1"], in: directory)
+        XCTAssertEqual(checked.status, 0, checked.err)
+    }
+
+    func testEveryDataMistakeIsOneLineNamingTheFileOrKey() throws {
+        let good = try Data(contentsOf: directory.appendingPathComponent("train-x.npy"))
+        let labels = rawBytes([Int64](repeating: 1, count: 64))
+        var lying = good
+        lying[8] = 0xFF; lying[9] = 0x7F
+        let trainImages = ["train-x.npy": "bad.npy"], trainLabels = ["train-y.npy": "bad.npy"]
+        let cases: [(String, Data?, [String: String], [String], [String])] = [
+            ("fortran", npyFile(good.suffix(64 * 36), descr: "|u1", shape: [64, 6, 6], fortran: true), trainImages, ["train"], ["bad.npy", "Fortran order"]),
+            ("big-endian", npyFile(Data(count: 64 * 36 * 4), descr: ">f4", shape: [64, 6, 6]), trainImages, ["train"], ["bad.npy", "big-endian"]),
+            ("object", npyFile(Data(count: 64 * 8), descr: "|O", shape: [64]), trainImages, ["train"], ["bad.npy", "Python objects"]),
+            ("string", npyFile(Data(count: 64 * 4), descr: "<U1", shape: [64]), trainLabels, ["train"], ["bad.npy", "strings"]),
+            ("shape", npyFile(Data(count: 64 * 25), descr: "|u1", shape: [64, 5, 5]), trainImages, ["train"], ["bad.npy", "model.input [1, 6, 6]"]),
+            ("label range", npyFile(rawBytes([Int64](repeating: 4, count: 64)), descr: "<i8", shape: [64]), trainLabels, ["train"], ["bad.npy: label 4 of sample 0 is out of range"]),
+            ("truncated", good.prefix(good.count - 100), trainImages, ["train"], ["bad.npy: truncated"]),
+            ("lying header", lying, trainImages, ["train"], ["bad.npy", "header claims 32767 bytes"]),
+            ("bad test set in eval", npyFile(labels.prefix(16 * 8), descr: "<f8", shape: [16]), ["test-y.npy": "bad.npy"], ["eval"], ["bad.npy: labels must be integers, got float64"]),
+            ("bad images in predict", npyFile(good.suffix(64 * 36), descr: "|u1", shape: [64, 6, 6], fortran: true), [:], ["predict", "c.yaml", "bad.npy"], ["bad.npy", "Fortran order"]),
+            ("bad images in check", npyFile(Data(count: 64 * 36 * 4), descr: ">f4", shape: [64, 6, 6]), trainImages, ["check"], ["bad.npy", "big-endian"]),
+            ("mean per channel", nil, ["mean: [0.2]": "mean: [0.2, 0.1, 0.3]", "std: [0.3]": "std: [0.3, 0.3, 0.3]"], ["train"], ["c.yaml: data.normalize.mean: 3 values for the 1 channel of model.input [1, 6, 6]"]),
+            ("std length", nil, ["std: [0.3]": "std: [0.3, 0.3]"], ["train"], ["c.yaml: data.normalize.std: 2 values but mean has 1"]),
+            ("std zero", nil, ["std: [0.3]": "std: [0]"], ["train"], ["c.yaml: data.normalize.std: each must be > 0, got [0.0]"]),
+            ("mean missing", nil, ["mean: [0.2], ": ""], ["train"], ["c.yaml: data.normalize.mean: missing"]),
+            ("normalize unknown key", nil, ["std: [0.3]}": "std: [0.3], inplace: true}"], ["train"], ["c.yaml: data.normalize.inplace: unknown key"]),
+            ("padding negative", nil, ["padding: 1": "padding: -1"], ["train"], ["c.yaml: data.augment.random_crop.padding: must be in 0...4096, got -1"]),
+            ("crop unknown key", nil, ["padding: 1": "padding: 1, size: 6"], ["train"], ["c.yaml: data.augment.random_crop.size: unknown key"]),
+            ("flip probability", nil, ["horizontal_flip: 0.5": "horizontal_flip: 1.5"], ["train"], ["c.yaml: data.augment.horizontal_flip: must be a probability in [0, 1], got 1.5"]),
+            ("augment unknown key", nil, ["horizontal_flip: 0.5": "vertical_flip: 0.5"], ["train"], ["c.yaml: data.augment.vertical_flip: unknown key"]),
+            ("augment on sequences", nil, ["input: [1, 6, 6]": "input: [6, 6]", "layers: [{conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}, relu, ": "layers: ["], ["train"], ["c.yaml: data.augment: crops and flips are of images"]),
+            ("cifar and images", nil, ["train: {images: train-x.npy,": "train: {cifar10: [a.bin], images: train-x.npy,"], ["train"], ["c.yaml: data.train.images: give either images and labels, or cifar10"]),
+            ("cifar empty", nil, ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: []}"], ["train"], ["c.yaml: data.train.cifar10: expected a non-empty list"]),
+            ("cifar size", Data(count: 3073 * 2 + 5), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: 6151 bytes is not a whole number of CIFAR-10 records of 3073 bytes"]),
+            ("cifar shape", Data(count: 3073), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}"], ["train"], ["bad.npy: CIFAR-10 images are [3, 32, 32]", "model.input [1, 6, 6]"]),
+            ("cifar-100 size", Data([7] + [UInt8](repeating: 0, count: 3072)), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar100: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: 3073 bytes is not a whole number of CIFAR-100 records of 3074 bytes"]),
+            ("cifar label", Data([7] + [UInt8](repeating: 0, count: 3072)), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: label 7 of record 0 is out of range for a model with 4 outputs"]),
+        ]
+        for (name, file, replacements, command, expected) in cases {
+            if let file { try file.write(to: directory.appendingPathComponent("bad.npy")) }
+            try config(replacements).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+            let arguments = command.count == 1 ? command + ["c.yaml"] : command
+            if command == ["eval"] || command.first == "predict" {
+                try config().write(to: directory.appendingPathComponent("ok.yaml"), atomically: true, encoding: .utf8)
+                XCTAssertEqual(try runCohort(["train", "ok.yaml"], in: directory).status, 0)
+            }
+            let result = try runCohort(arguments, in: directory)
+            XCTAssertTrue((1...127).contains(result.status), "\(name): exit status \(result.status)")
+            XCTAssertEqual(result.err.split(separator: "\n").count, 1, "\(name): not one line: \(result.err)")
+            XCTAssertTrue(result.err.hasPrefix("error: "), "\(name): \(result.err)")
+            for text in expected { XCTAssertTrue(result.err.contains(text), "\(name): '\(result.err)' does not name '\(text)'") }
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("bad.npy"))
+        }
+    }
+}
