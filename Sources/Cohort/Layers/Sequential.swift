@@ -198,17 +198,22 @@ public final class Sequential<Element: Scalar>: Layer {
     /// Backpropagates `dy` through the children. Without `firstInputGradient` the first child is not
     /// asked for its input gradient even though `dx` is given (the model's input needs none, but a
     /// flatten at the front still hands the next layer that buffer).
+    ///
+    /// `finished(i)`, when given, is called once child `i`'s backward is done (every child, in reverse order).
     func backward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, _ dy: UnsafePointer<Element>,
-                  _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext, firstInputGradient: Bool) throws {
+                  _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext, firstInputGradient: Bool,
+                  finished: ((Int) -> Void)? = nil) throws {
         resolve(x, y)
         resolveGradients(dy, dx)
         var childContext = context
-        for index in layers.indices.reversed() where !absorbed[index] {
-            guard let outputGradient = outputGradients[index] else { continue }
-            childContext.layerIndex = childKey(index, of: context.layerIndex)
-            let input = index == 0 ? x : UnsafePointer(outputs[index - 1])
-            let inputGradient = index == 0 ? (firstInputGradient ? dx : nil) : outputGradients[index - 1]
-            try layers[index].backward(input, outputs[index], outputGradient, inputGradient, batch: batch, context: childContext)
+        for index in layers.indices.reversed() {
+            if !absorbed[index], let outputGradient = outputGradients[index] {
+                childContext.layerIndex = childKey(index, of: context.layerIndex)
+                let input = index == 0 ? x : UnsafePointer(outputs[index - 1])
+                let inputGradient = index == 0 ? (firstInputGradient ? dx : nil) : outputGradients[index - 1]
+                try layers[index].backward(input, outputs[index], outputGradient, inputGradient, batch: batch, context: childContext)
+            }
+            finished?(index)
         }
     }
 }

@@ -28,6 +28,18 @@ public final class Model<Element: Scalar> {
     private var inputGradientBuffer = Buffer<Element>(count: 0)
     private var outputBuffer = Buffer<Element>(count: 0)
     private var outputGradientBuffer = Buffer<Element>(count: 0)
+    /// Called in `backward` after each top-level layer with the offset in `gradients` from which
+    /// every gradient is final (layers own consecutive ranges, in layer order), so that their
+    /// allreduce can start while the layers before run (`GradientExchange`). nil: not called.
+    public var onParametersFinished: ((Int) -> Void)? {
+        didSet {
+            let offsets = parameterOffsets
+            layerFinished = onParametersFinished.map { hook in { hook(offsets[$0]) } }
+        }
+    }
+    private var layerFinished: ((Int) -> Void)?
+    /// Where top-level layer i's parameters (and gradients) start in the flat buffers.
+    private let parameterOffsets: [Int]
 
     /// Builds the layers of `config`, inferring every shape from `config.input`.
     public convenience init(_ config: ModelConfig) throws {
@@ -61,6 +73,11 @@ public final class Model<Element: Scalar> {
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)
         root.bind(parameters: parameters.pointer, gradients: gradients.pointer)
+        var offset = 0
+        parameterOffsets = layers.map { layer in
+            defer { offset += layer.parameterShapes.reduce(0) { $0 + $1.count } }
+            return offset
+        }
     }
 
     /// The layers of `specs`, the first taking `input`; `place(i)` names layer i in messages.
@@ -165,7 +182,7 @@ public final class Model<Element: Scalar> {
     public func backward(batch: Int, context: StepContext) throws {
         gradients.pointer.update(repeating: 0, count: gradients.count)
         try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer.pointer,
-                          batch: batch, context: context, firstInputGradient: false)
+                          batch: batch, context: context, firstInputGradient: false, finished: layerFinished)
     }
 
     /// Every state-dict tensor, named as PyTorch names them, in `nn.Sequential` order.
