@@ -4,7 +4,8 @@ import XCTest
 
 /// Residual blocks and adaptive average pooling against central differences, in Double.
 extension GradientCheckTests {
-    func residual(_ body: String, shortcut: String? = nil, input: [Int]) throws -> any Layer<Double> {
+    /// The block of `body` and `shortcut`, first in a model; `reluAfter`: a ReLU follows, which the block applies itself.
+    func residual(_ body: String, shortcut: String? = nil, input: [Int], reluAfter: Bool = false) throws -> any Layer<Double> {
         let config = try ConfigLoader.parse("""
             data: {train: {images: a, labels: b}}
             model:
@@ -14,11 +15,14 @@ extension GradientCheckTests {
                     body:
             \(body)
             \(shortcut.map { "        shortcut:\n" + $0 } ?? "")
+            \(reluAfter ? "    - relu: {}" : "")
                 - flatten: {}
                 - dense: {out_features: 2}
             train: {batch_size: 4, max_steps: 1}
             """, file: "inline.yaml")
-        return try Model<Double>(config.model).layers[0]
+        let block = try Model<Double>(config.model).layers[0]
+        XCTAssertEqual((block as? Residual<Double>)?.appliesReLU, reluAfter)
+        return block
     }
 
     func testResidualWithIdentityShortcutGradients() throws {
@@ -41,6 +45,16 @@ extension GradientCheckTests {
                       - conv2d: {out_channels: 4, kernel_size: 1, stride: 2, bias: false}
                       - batchnorm: {}
             """, input: [2, 6, 6]), batch: 3)
+    }
+
+    /// The ReLU after a block runs in its sum: y = max(body + shortcut, 0), the mask in backward.
+    func testResidualThatAppliesTheReLUAfterItGradients() throws {
+        try checkGradients(residual("""
+                      - conv2d: {out_channels: 3, kernel_size: 3, stride: 2, padding: 1, bias: false}
+                      - batchnorm: {}
+            """, shortcut: """
+                      - conv2d: {out_channels: 3, kernel_size: 1, stride: 2}
+            """, input: [2, 5, 5], reluAfter: true), batch: 2)
     }
 
     func testResidualInsideABodyGradients() throws {

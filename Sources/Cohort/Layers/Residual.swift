@@ -14,7 +14,12 @@ public final class Residual<Element: Scalar>: Layer {
     public let shortcut: Sequential<Element>?
     public var inputShape: [Int] { body.inputShape }
     public var outputShape: [Int] { body.outputShape }
+    /// Set by `Sequential` when a ReLU follows: the sum applies it (y = max(body + shortcut, 0)) and
+    /// the ReLU layer is skipped, so y is the ReLU's output and dy the gradient with respect to it.
+    public internal(set) var appliesReLU = false
     private let bodyCount: Int
+    /// With `appliesReLU`: dy through the ReLU, which both branches take: `[N, output]`.
+    private var maskedGradient = Buffer<Element>(count: 0)
     /// The branches' outputs of the last forward: `[N, output]`.
     private var bodyOutput = Buffer<Element>(count: 0)
     private var shortcutOutput = Buffer<Element>(count: 0)
@@ -62,12 +67,13 @@ public final class Residual<Element: Scalar>: Layer {
 
     public var activationValuesPerSample: Int {
         body.activationValuesPerSample + (shortcut?.activationValuesPerSample ?? 0)
-            + outputSize + (shortcut == nil ? 0 : outputSize + inputSize)
+            + outputSize * (appliesReLU ? 2 : 1) + (shortcut == nil ? 0 : outputSize + inputSize)
     }
 
     public func reserve(maxBatch: Int) {
         body.reserve(maxBatch: maxBatch)
         bodyOutput = Buffer(count: maxBatch * outputSize)
+        if appliesReLU { maskedGradient = Buffer(count: maxBatch * outputSize) }
         if let shortcut {
             shortcut.reserve(maxBatch: maxBatch)
             shortcutOutput = Buffer(count: maxBatch * outputSize)
@@ -86,17 +92,26 @@ public final class Residual<Element: Scalar>: Layer {
         let contexts = branchContexts(context)
         let count = batch * outputSize
         try body.forward(x, bodyOutput.pointer, batch: batch, context: contexts.body)
+        var other = x
         if let shortcut {
             try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
-            add(bodyOutput.pointer, shortcutOutput.pointer, y, count: count)
+            other = UnsafePointer(shortcutOutput.pointer)
+        }
+        if appliesReLU {
+            addReLU(bodyOutput.pointer, other, y, count: count)
         } else {
-            add(bodyOutput.pointer, x, y, count: count)
+            add(bodyOutput.pointer, other, y, count: count)
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws {
         let contexts = branchContexts(context)
+        var dy = dy
+        if appliesReLU {
+            reluBackward(y, dy, maskedGradient.pointer, count: batch * outputSize)
+            dy = UnsafePointer(maskedGradient.pointer)
+        }
         try body.backward(x, bodyOutput.pointer, dy, dx, batch: batch, context: contexts.body, firstInputGradient: true)
         let count = batch * inputSize
         if let shortcut {

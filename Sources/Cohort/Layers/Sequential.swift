@@ -4,8 +4,8 @@
 /// The sequence allocates the activations between its children (and their gradients) once, in
 /// `reserve(maxBatch:)`; its own input and output are the caller's. Two kinds of child share their
 /// input's buffers instead of writing their own: a `flatten` (the layout does not change) and a
-/// ReLU right after a batch norm, which applies it in its own pass (`BatchNorm.appliesReLU`) so the
-/// ReLU is not run. Where a sequence ends in such children, the last child that computes anything
+/// ReLU right after a batch norm or a residual block, which applies it in its own pass
+/// (`BatchNorm.appliesReLU`, `Residual.appliesReLU`) so the ReLU is not run. Where a sequence ends in such children, the last child that computes anything
 /// writes the caller's output directly.
 ///
 /// ### See Also
@@ -52,9 +52,14 @@ public final class Sequential<Element: Scalar>: Layer {
         self.isRoot = isRoot
         var absorbed = [Bool](repeating: false, count: layers.count)
         for index in layers.indices.dropLast() {
-            guard let norm = layers[index] as? BatchNorm<Element>,
-                  let next = layers[index + 1] as? Activation<Element>, next.function == .relu else { continue }
-            norm.appliesReLU = true
+            guard let next = layers[index + 1] as? Activation<Element>, next.function == .relu else { continue }
+            if let norm = layers[index] as? BatchNorm<Element> {
+                norm.appliesReLU = true
+            } else if let block = layers[index] as? Residual<Element> {
+                block.appliesReLU = true
+            } else {
+                continue
+            }
             absorbed[index + 1] = true
         }
         self.absorbed = absorbed
