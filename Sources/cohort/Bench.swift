@@ -4,7 +4,7 @@ import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time training steps of a canonical workload (cnn, mlp, lstm, resnetish) on random data.",
+        abstract: "Time training steps of a canonical workload (cnn, mlp, lstm, resnetish, resnet20) on random data.",
         discussion: """
             `cohort bench gemm` instead measures single-precision GEMM (1024^3, best of 10) on this
             machine, in GFLOP/s, with the BLAS kernels and threads in use: the ceiling of every workload.
@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
               OPENBLAS_NUM_THREADS=1 cohort bench gemm
             """)
 
-    @Argument(help: "One of cnn, mlp, lstm, resnetish; or gemm.")
+    @Argument(help: "One of cnn, mlp, lstm, resnetish, resnet20; or gemm.")
     var workload: String
 
     @Option(help: "Timed steps after 5 warm-up steps.")

@@ -70,6 +70,7 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
         checkOptions.gradient.coordinates = options.coordinates
         let model = try Model<Float>(config.model)
         printLine("check \(path): \(model.layers.count) layers, \(model.parameters.count) parameters, world=1")
+        ModelSummary.lines(model).forEach(printLine)
         let report = try ModelCheck.run(config, options: checkOptions)
         for line in CheckReport.lines(report, coordinates: options.coordinates) { printLine(line) }
         if let failure = CheckReport.failure(report) { throw CohortError(failure) }

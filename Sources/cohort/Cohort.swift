@@ -15,10 +15,11 @@ struct CohortCommand: ParsableCommand {
               cohort train configs/mnist-cnn.yaml --set train.epochs=5
               cohort eval configs/mnist-cnn.yaml --checkpoint auto --json
               cohort predict configs/mnist-cnn.yaml images.idx --output p.csv
+              cohort inspect configs/mnist-cnn.yaml          # pictures of what it learned
               cohort check configs/mnist-cnn.yaml            # the debug mode
               cohort bench cnn --json
             """,
-        subcommands: [Train.self, Eval.self, Predict.self, Check.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Predict.self, Inspect.self, Check.self, Bench.self])
 
     static func main() {
         BLASKernels.selectFastKernels()

@@ -60,7 +60,7 @@ final class ProgressTests: XCTestCase {
         let run = try trainInALog(writeRun(in: directory), in: directory)
         XCTAssertEqual(run.status, 0)
         XCTAssertFalse(run.out.contains("\r") || run.out.contains("\u{1B}"), "terminal control codes in a log: \(run.out)")
-        let lines = run.out.split(separator: "\n").map(String.init)
+        let lines = progressLines(run.out)
         for line in lines { XCTAssertTrue(line.hasSuffix(" world=1"), "a line without the world size: \(line)") }
         let step = try NSRegularExpression(pattern: #"^step (\d+)/120 epoch (\d) loss \d\.\d{4} accuracy [01]\.\d{4} lr \S+ images/s \d+ world=1$"#)
         let steps = lines.compactMap { line -> Int? in
@@ -95,7 +95,7 @@ final class ProgressTests: XCTestCase {
         XCTAssertLessThanOrEqual(Double(drawings.count), 3 * 2 + 10 * run.seconds + 3,
                                  "more than ~10 redraws a second (\(drawings.count) in \(run.seconds) s)")
         // What stays on screen: each line as its last drawing left it.
-        let screen = run.out.split(separator: "\n").map { line in
+        let screen = progressLines(run.out).map { line in
             String(line.components(separatedBy: "\r").last!).replacingOccurrences(of: "\u{1B}[K", with: "")
         }
         for line in screen { XCTAssertTrue(line.hasSuffix(" world=1"), "a line without the world size: \(line)") }
@@ -122,7 +122,7 @@ final class ProgressTests: XCTestCase {
         let job = try MPIJob(workers: 2, arguments: ["train", config], configPath: config).wait()
         XCTAssertEqual(job.status, 0, job.error)
         XCTAssertFalse(job.output.contains("\r") || job.output.contains("\u{1B}"), "a bar under mpirun: \(job.output)")
-        let lines = job.output.split(separator: "\n")
+        let lines = progressLines(job.output)
         XCTAssertEqual(lines.filter { $0.hasPrefix("step 16/120 epoch 1 ") }.count, 1, job.output)
         XCTAssertTrue(lines.allSatisfy { $0.hasSuffix(" world=2") }, job.output)
     }
@@ -157,4 +157,17 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(ProgressReporter.duration(245), "4:05")
         XCTAssertEqual(ProgressReporter.duration(3723), "1:02:03")
     }
+}
+
+/// The lines after the model summary that opens a run's output (which must be there), from
+/// "training ..." on: each ends with the world size.
+func progressLines(_ output: String, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+    let lines = output.split(separator: "\n").map(String.init)
+    XCTAssertTrue(lines.first?.hasPrefix("input [") ?? false, "no model summary first: \(output)", file: file, line: line)
+    guard let start = lines.firstIndex(where: { $0.hasPrefix("training ") }) else {
+        XCTFail("no 'training' line: \(output)", file: file, line: line)
+        return lines
+    }
+    XCTAssertTrue(lines[start - 1].hasPrefix("total: "), "the summary does not end with its totals", file: file, line: line)
+    return Array(lines[start...])
 }

@@ -56,4 +56,10 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testGRUWithRMSpropAndMomentumMatchesPyTorch() throws { try trainFixture("gru_rmsprop") }
     /// max_norm 0.5: PyTorch clips 3 of the 12 steps.
     func testRNNWithAdamWAndGradientClippingMatchesPyTorch() throws { try trainFixture("rnn_adamw_clip") }
+
+    /// Identity and projection shortcuts, stride 2, batch norm in body and shortcut, global average pooling.
+    func testResidualNetWithNesterovMatchesPyTorch() throws { try trainFixture("resnet_nesterov") }
+    func testResidualNetWithAdamMatchesPyTorch() throws { try trainFixture("resnet_adam") }
+    /// A block inside a body, a shortcut of one biased 1x1 convolution, adaptive pooling to 3 x 2 of a 5 x 5 map.
+    func testNestedResidualNetWithCosineScheduleMatchesPyTorch() throws { try trainFixture("resnet_nested_cosine") }
 }

@@ -1,12 +1,15 @@
 """Loads a Cohort checkpoint into the same nn.Sequential in PyTorch and evaluates it on data.test.
 
-Usage: python load_checkpoint.py CONFIG.yaml CHECKPOINT_DIR    (needs torch, numpy, safetensors, pyyaml)
+Usage: python load_checkpoint.py CONFIG.yaml CHECKPOINT_DIR [--resnet20 REF_TORCH.py]
+(needs torch, numpy, safetensors, pyyaml)
 
-Builds the model from the config's layer list, loads model.safetensors with
-`safetensors.torch.load_file` + `load_state_dict(strict=True)`, and prints the test loss and accuracy
-in inference mode: the same figures `cohort eval CONFIG --checkpoint DIR` prints.
+Builds the model from the config's layer list (a `residual` as the `Residual` module of
+shared/reference/ref_torch.py, copied below), or with --resnet20 takes `resnet20(in_channels=C)` from
+that file itself; loads model.safetensors with `safetensors.torch.load_file` +
+`load_state_dict(strict=True)`, and prints the test loss and accuracy in inference mode: the same
+figures `cohort eval CONFIG --checkpoint DIR` prints.
 """
-import gzip, os, struct, sys
+import gzip, importlib.util, os, struct, sys
 import numpy as np, torch, torch.nn as nn, yaml
 from safetensors.torch import load_file
 
@@ -35,10 +38,22 @@ def recurrent(cls, *args, last=True, **kwargs):
     return Recurrent(*args, batch_first=True, **kwargs)
 
 
+class Residual(nn.Module):
+    """y = body(x) + shortcut(x), as `Residual` in shared/reference/ref_torch.py."""
+    def __init__(self, body, shortcut=()):
+        super().__init__(); self.body = nn.Sequential(*body); self.shortcut = nn.Sequential(*shortcut)
+    def forward(self, x): return self.body(x) + self.shortcut(x)
+
+
 def build(config):
-    shape = list(config["model"]["input"])
+    return nn.Sequential(*build_layers(config["model"]["layers"], list(config["model"]["input"])))
+
+
+def build_layers(entries, shape):
+    """The modules of a list of layers whose input is [C, H, W] (or [F], [T, F]) `shape`."""
+    input_shape = list(shape)
     layers = []
-    for entry in config["model"]["layers"]:
+    for entry in entries:
         (name, opts), = entry.items() if isinstance(entry, dict) else [(entry, {})]
         opts = opts or {}
         if name == "conv2d":
@@ -58,6 +73,11 @@ def build(config):
             layers.append(cls(opts["kernel_size"], opts.get("stride", opts["kernel_size"]), opts.get("padding", 0)))
         elif name == "flatten":
             layers.append(nn.Flatten())
+        elif name == "adaptiveavgpool2d":
+            size = opts["output_size"]
+            layers.append(nn.AdaptiveAvgPool2d(tuple(size) if isinstance(size, list) else size))
+        elif name == "residual":
+            layers.append(Residual(build_layers(opts["body"], shape), build_layers(opts.get("shortcut") or [], shape)))
         elif name in ("lstm", "gru", "rnn"):
             cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[name]
             extra = {"nonlinearity": opts.get("nonlinearity", "tanh")} if name == "rnn" else {}
@@ -66,15 +86,21 @@ def build(config):
         else:
             raise SystemExit(f"layer {name} is not handled by this script")
         with torch.no_grad():
-            shape = list(nn.Sequential(*layers).eval()(torch.zeros(1, *config["model"]["input"])).shape[1:])
-    return nn.Sequential(*layers)
+            shape = list(nn.Sequential(*layers).eval()(torch.zeros(2, *input_shape)).shape[1:])
+    return layers
 
 
 def main():
     config_path, checkpoint = sys.argv[1], sys.argv[2]
     config = yaml.safe_load(open(config_path))
     base = os.path.dirname(os.path.abspath(config_path))
-    model = build(config)
+    if "--resnet20" in sys.argv:
+        spec = importlib.util.spec_from_file_location("ref_torch", sys.argv[sys.argv.index("--resnet20") + 1])
+        reference = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(reference)
+        model = reference.resnet20(in_channels=config["model"]["input"][0])
+    else:
+        model = build(config)
     model.load_state_dict(load_file(os.path.join(checkpoint, "model.safetensors")), strict=True)
     model.eval()
     scale = config["data"].get("scale", 1 / 255)

@@ -4,8 +4,16 @@ import Foundation
 /// mapping each name to `{dtype, shape, data_offsets}` (offsets relative to the data that follows),
 /// then the raw little-endian data.
 public enum SafeTensors {
-    public enum DType: String, Sendable { case f32 = "F32", f64 = "F64", i64 = "I64"
-        var size: Int { self == .f32 ? 4 : 8 }
+    /// The dtypes Cohort reads; it writes F32 and I64, as PyTorch's float32 state dicts hold.
+    public enum DType: String, Sendable { case f16 = "F16", bf16 = "BF16", f32 = "F32", f64 = "F64", i64 = "I64"
+        var size: Int {
+            switch self {
+            case .f16, .bf16: 2
+            case .f32: 4
+            case .f64, .i64: 8
+            }
+        }
+        var isFloatingPoint: Bool { self != .i64 }
     }
 
     public struct Tensor: Sendable {
@@ -31,13 +39,12 @@ public enum SafeTensors {
             self.init(dtype: .i64, shape: shape, data: int64.withUnsafeBytes { Array($0) })
         }
 
-        /// The values as Float (F32, or F64 narrowed).
+        /// The values as Float (F16, BF16 and F32 exactly, F64 rounded to nearest).
         public func floats() -> [Float] {
             data.withUnsafeBytes { raw in
                 switch dtype {
                 case .f32: return Array(raw.bindMemory(to: Float.self))
-                case .f64: return raw.bindMemory(to: Double.self).map(Float.init)
-                case .i64: return raw.bindMemory(to: Int64.self).map(Float.init)
+                default: return doubles().map(Float.init)
                 }
             }
         }
@@ -45,6 +52,8 @@ public enum SafeTensors {
         public func doubles() -> [Double] {
             data.withUnsafeBytes { raw in
                 switch dtype {
+                case .f16: return raw.bindMemory(to: UInt16.self).map { Double(halfToFloat(UInt16(littleEndian: $0))) }
+                case .bf16: return raw.bindMemory(to: UInt16.self).map { Double(Float(bitPattern: UInt32(UInt16(littleEndian: $0)) << 16)) }
                 case .f32: return raw.bindMemory(to: Float.self).map(Double.init)
                 case .f64: return Array(raw.bindMemory(to: Double.self))
                 case .i64: return raw.bindMemory(to: Int64.self).map(Double.init)
@@ -52,12 +61,12 @@ public enum SafeTensors {
             }
         }
 
+        /// The values as Int64; floating-point values truncate towards zero, as PyTorch's copy does.
         public func int64s() -> [Int64] {
             data.withUnsafeBytes { raw in
                 switch dtype {
                 case .i64: return Array(raw.bindMemory(to: Int64.self))
-                case .f32: return raw.bindMemory(to: Float.self).map { Int64($0) }
-                case .f64: return raw.bindMemory(to: Double.self).map { Int64($0) }
+                default: return doubles().map { $0.isFinite && abs($0) < 9.2e18 ? Int64($0) : 0 }
                 }
             }
         }
@@ -110,7 +119,7 @@ public enum SafeTensors {
                 throw bad("tensor '\(key)' has a malformed entry")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); supported are F32, F64 and I64")
+                throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); supported are F16, BF16, F32, F64 and I64")
             }
             guard let count = elementCount(shape), count <= body.count, offsets[0] >= 0, offsets[0] <= offsets[1],
                   offsets[1] <= body.count, offsets[1] - offsets[0] == count * dtype.size else {
@@ -126,5 +135,21 @@ public enum SafeTensors {
             throw CohortError("\(path): no such file or not readable")
         }
         return try decode(data, name: path)
+    }
+}
+
+/// IEEE 754 half precision (binary16) to Float, subnormals, infinities and NaN included.
+func halfToFloat(_ bits: UInt16) -> Float {
+    let sign: UInt32 = UInt32(bits & 0x8000) << 16
+    let exponent = Int(bits >> 10) & 0x1F
+    let fraction = UInt32(bits & 0x3FF)
+    switch exponent {
+    case 0:
+        let magnitude = Float(fraction) * 0x1p-24
+        return sign == 0 ? magnitude : -magnitude
+    case 0x1F:
+        return Float(bitPattern: sign | 0x7F80_0000 | (fraction << 13))
+    default:
+        return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (fraction << 13))
     }
 }

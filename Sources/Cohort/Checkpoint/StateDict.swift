@@ -29,14 +29,14 @@ extension Model {
             }
             switch tensor.storage {
             case .scalars(let raw):
-                guard given.dtype == .f32 || given.dtype == .f64 else {
-                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected F32")
+                guard given.dtype.isFloatingPoint else {
+                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected a floating-point one (F32, F64, F16 or BF16)")
                 }
                 let values = raw.assumingMemoryBound(to: Element.self)
                 for (i, v) in given.doubles().enumerated() { values[i] = Element(v) }
             case .int64(let pointer):
-                guard given.dtype == .i64 else {
-                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected I64")
+                guard given.dtype == .i64 || given.dtype == .f32 else {
+                    throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected I64 (or F32)")
                 }
                 for (i, v) in given.int64s().enumerated() { pointer[i] = v }
             }

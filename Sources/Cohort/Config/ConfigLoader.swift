@@ -242,6 +242,35 @@ public enum ConfigLoader {
             spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
         case "flatten":
             spec = .flatten
+        case "adaptiveavgpool2d":
+            guard let node = options.node("output_size") else { throw options.missing("output_size", "the output's [height, width], or one number for both") }
+            if let size = node.int {
+                guard (1...ConfigLoader.largestWindow).contains(size) else {
+                    throw options.fail("output_size", "must be in 1...\(ConfigLoader.largestWindow), got \(size)", node.mark)
+                }
+                spec = .adaptiveAvgPool(outHeight: size, outWidth: size)
+            } else if let sizes = try options.intList("output_size") {
+                guard sizes.count == 2, sizes.allSatisfy({ (1...ConfigLoader.largestWindow).contains($0) }) else {
+                    throw options.fail("output_size", "expected one number or [height, width], each in 1...\(ConfigLoader.largestWindow), got \(Cohort.describe(sizes))", node.mark)
+                }
+                spec = .adaptiveAvgPool(outHeight: sizes[0], outWidth: sizes[1])
+            } else {
+                throw options.fail("output_size", "expected one number or [height, width], got \(YAMLTable.describe(node))", node.mark)
+            }
+        case "residual":
+            func branch(_ key: String, required: Bool) throws -> [LayerSpec] {
+                guard let node = options.node(key) else {
+                    if required { throw options.missing(key, "the list of layers of the main branch") }
+                    return []
+                }
+                guard case .sequence(let items) = node, !(required && items.isEmpty) else {
+                    throw options.fail(key, required ? "expected a non-empty list of layers" : "expected a list of layers (empty: the identity)", node.mark)
+                }
+                return try items.enumerated().map { index, item in
+                    try readLayer(item, file: file, path: "\(path).residual.\(key)[\(index)]")
+                }
+            }
+            spec = .residual(body: try branch("body", required: true), shortcut: try branch("shortcut", required: false))
         case "lstm", "gru", "rnn":
             guard let hidden = try options.int("hidden_size", range: 1...ConfigLoader.largestSize) else {
                 throw options.missing("hidden_size", "the size of the hidden state")
@@ -263,7 +292,7 @@ public enum ConfigLoader {
                                  initializer: initializer)
             }
         default:
-            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, flatten, lstm, gru, rnn)", node.mark)
+            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, residual, lstm, gru, rnn)", node.mark)
         }
         try options.finish()
         return spec
@@ -413,6 +442,7 @@ public enum ConfigLoader {
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
         train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
+        train.histogramsEverySteps = try table.int("histograms_every_steps", range: 1...Int.max)
         try table.finish()
         return train
     }

@@ -53,7 +53,7 @@ public struct DataConfig: Sendable {
     public var augment = AugmentConfig()
 }
 
-public enum LayerSpec: Sendable, Equatable {
+public indirect enum LayerSpec: Sendable, Equatable {
     case conv2d(outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool, initializer: LayerInit)
     case dense(outFeatures: Int, bias: Bool, initializer: LayerInit)
     case batchnorm(momentum: Double, epsilon: Double, synchronized: Bool)
@@ -64,6 +64,9 @@ public enum LayerSpec: Sendable, Equatable {
     case lstm(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
     case gru(hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit)
     case rnn(hiddenSize: Int, nonlinearity: RNN<Float>.Nonlinearity, returnSequences: Bool, bias: Bool, initializer: LayerInit)
+    case adaptiveAvgPool(outHeight: Int, outWidth: Int)
+    /// y = body(x) + shortcut(x); an empty shortcut is the identity.
+    case residual(body: [LayerSpec], shortcut: [LayerSpec])
 }
 
 public struct ModelConfig: Sendable {
@@ -152,6 +155,9 @@ public struct TrainConfig: Sendable {
     public var clipGradNorm: Double?
     /// Print a progress line every this many steps.
     public var logEverySteps = 50
+    /// Write histograms of each layer's weights, gradients and outputs at the first step and every
+    /// this many steps (TensorBoard, and their means and deviations in metrics.jsonl); nil: never.
+    public var histogramsEverySteps: Int?
 }
 
 public struct CheckpointConfig: Sendable {

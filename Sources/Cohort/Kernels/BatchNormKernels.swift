@@ -88,11 +88,22 @@ public func batchNormGradientSums<T: Scalar>(
             let offset = (n * channels + c) * spatial
             let m = mean[c], r = inverseStd[c]
             var s: T = 0, sx: T = 0
-            let out = reluOutput.map { $0 + offset }, grad = dy + offset
-            for i in 0..<spatial {
-                let g = throughReLU(grad[i], output: out, i)
-                s += g
-                sx += g * (x[offset + i] - m) * r
+            let grad = dy + offset
+            // Two loops rather than the optional inside one: with it the compiler loads y through a
+            // masked load, which stalled this pass on Zen 4.
+            if let out = reluOutput.map({ $0 + offset }) {
+                for i in 0..<spatial {
+                    let open: T = out[i] > 0 ? 1 : 0
+                    let g = grad[i] * open
+                    s += g
+                    sx += g * (x[offset + i] - m) * r
+                }
+            } else {
+                for i in 0..<spatial {
+                    let g = grad[i]
+                    s += g
+                    sx += g * (x[offset + i] - m) * r
+                }
             }
             sumDy[c] += Double(s)
             sumDyXhat[c] += Double(sx)
@@ -116,10 +127,19 @@ public func batchNormInputGradient<T: Scalar>(
             let offset = (n * channels + c) * spatial
             let m = mean[c], r = inverseStd[c]
             let scale = gamma[c] * r, a = T(meanDy[c]), b = T(meanDyXhat[c])
-            let out = reluOutput.map { $0 + offset }, grad = dy + offset
-            for i in 0..<spatial {
-                let xhat = (x[offset + i] - m) * r
-                dx[offset + i] = scale * (throughReLU(grad[i], output: out, i) - a - xhat * b)
+            let grad = dy + offset
+            // Unswitched as in `batchNormGradientSums`.
+            if let out = reluOutput.map({ $0 + offset }) {
+                for i in 0..<spatial {
+                    let xhat = (x[offset + i] - m) * r
+                    let open: T = out[i] > 0 ? 1 : 0
+                    dx[offset + i] = scale * (grad[i] * open - a - xhat * b)
+                }
+            } else {
+                for i in 0..<spatial {
+                    let xhat = (x[offset + i] - m) * r
+                    dx[offset + i] = scale * (grad[i] - a - xhat * b)
+                }
             }
         }
     }

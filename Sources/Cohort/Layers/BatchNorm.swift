@@ -37,7 +37,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
     /// Per-channel sums to reduce over the batch (and the workers): `[2, C]`.
     private let sums: Buffer<Double>
 
-    public init(input: [Int], momentum: Double, epsilon: Double, synchronized: Bool, index: Int) throws {
+    public init(input: [Int], momentum: Double, epsilon: Double, synchronized: Bool, index: LayerPlace) throws {
         guard input.count == 1 || input.count == 3 else {
             throw layerError(index, "batchnorm", "expects [C] (after dense) or [C, H, W] (after conv2d), got \(describe(input))")
         }

@@ -25,7 +25,7 @@ public final class Conv2D<Element: Scalar>: Layer {
     private var columnGradient = Buffer<Element>(count: 0)
 
     public init(input: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool,
-                initializer: LayerInit, index: Int) throws {
+                initializer: LayerInit, index: LayerPlace) throws {
         guard input.count == 3 else {
             throw layerError(index, "conv2d", "expects an input [C, H, W], got \(describe(input))")
         }

@@ -15,7 +15,7 @@ public final class Dense<Element: Scalar>: Layer {
     private var bias: UnsafeMutablePointer<Element>?
     private var biasGradient: UnsafeMutablePointer<Element>?
 
-    public init(input: [Int], outFeatures: Int, bias: Bool, initializer: LayerInit, index: Int) throws {
+    public init(input: [Int], outFeatures: Int, bias: Bool, initializer: LayerInit, index: LayerPlace) throws {
         guard input.count == 1 else {
             throw layerError(index, "dense", "expects a flat input [features], got \(describe(input)); add `flatten: {}` before it")
         }

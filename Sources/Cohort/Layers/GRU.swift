@@ -26,7 +26,7 @@ public final class GRU<Element: Scalar>: Layer {
     /// dL/dh carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
 
-    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: Int) throws {
+    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: LayerPlace) throws {
         core = try RecurrentCore(kind: "gru", input: input, hiddenSize: hiddenSize, gates: 3, bias: bias,
                                  returnSequences: returnSequences, initializer: initializer, index: index)
         inputShape = input

@@ -25,7 +25,7 @@ public final class LSTM<Element: Scalar>: Layer {
     private var hiddenGradient = Buffer<Element>(count: 0)
     private var cellGradient = Buffer<Element>(count: 0)
 
-    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: Int) throws {
+    public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: LayerPlace) throws {
         core = try RecurrentCore(kind: "lstm", input: input, hiddenSize: hiddenSize, gates: 4, bias: bias,
                                  returnSequences: returnSequences, initializer: initializer, index: index)
         inputShape = input

@@ -13,7 +13,9 @@ public struct StepContext {
     public var globalBatch: Int
     /// The workers sharing this batch (batch-norm statistics are summed over them).
     public var communicator: Communicator
-    /// Index of the layer being run; set by the model.
+    /// Key of the layer being run, set by the `Sequential` that runs it: its index in the model
+    /// for a top-level layer, `nestedLayerKey` of its parents' for one inside a block. Dropout
+    /// masks derive from it.
     public var layerIndex: Int = 0
 
     public init(isTraining: Bool, seed: UInt64, step: Int, firstSampleIndex: Int, globalBatch: Int,
@@ -66,6 +68,11 @@ public protocol Layer<Element>: AnyObject {
     func reserve(maxBatch: Int)
     /// The layer's state-dict tensors besides parameters (batch-norm running statistics).
     func buffers() -> [StateTensor]
+    /// The layers this one is made of, with the names their tensors take (`"0"`, `"body"`); none for a plain layer.
+    var sublayers: [(name: String, layer: any Layer<Element>)] { get }
+    /// Values per sample the layer keeps between forward and backward besides its output (a block's
+    /// inner activations and their gradients), for the memory estimate.
+    var activationValuesPerSample: Int { get }
     /// x: `[N, inputShape]`, y: `[N, outputShape]`.
     func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws
     /// Given x, y and dy of the last forward, adds parameter gradients and writes dx (when asked for).
@@ -79,13 +86,36 @@ extension Layer {
     public func initialize(seed: UInt64, layerIndex: Int) {}
     public func reserve(maxBatch: Int) {}
     public func buffers() -> [StateTensor] { [] }
+    public var sublayers: [(name: String, layer: any Layer<Element>)] { [] }
+    public var activationValuesPerSample: Int { 0 }
     public var inputSize: Int { inputShape.reduce(1, *) }
     public var outputSize: Int { outputShape.reduce(1, *) }
 }
 
+/// Where a layer sits in the config, as its messages name it: `model.layers[3]`, or
+/// `model.layers[3].residual.body[0]` inside a block. An integer literal is a top-level index.
+public struct LayerPlace: ExpressibleByIntegerLiteral, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+    public init(integerLiteral index: Int) { description = "model.layers[\(index)]" }
+    /// Item `index` of the list `key` inside this layer: `model.layers[3].residual.body[0]`.
+    public func item(_ key: String, _ index: Int) -> LayerPlace { LayerPlace("\(description).\(key)[\(index)]") }
+}
+
 /// An error in the model's architecture, naming the layer.
-func layerError(_ index: Int, _ kind: String, _ message: String) -> CohortError {
-    CohortError("model.layers[\(index)] (\(kind)): \(message)")
+func layerError(_ place: LayerPlace, _ kind: String, _ message: String) -> CohortError {
+    CohortError("\(place) (\(kind)): \(message)")
+}
+
+/// The key of sublayer `child` of the layer keyed `parent` (top-level layers are keyed by their
+/// index): initialization and dropout draw from it. Nested keys are at least 2^62, so they never
+/// meet a top-level index, and positive, so they convert to UInt64 as top-level ones do.
+func nestedLayerKey(parent: Int, child: Int) -> Int {
+    var h = UInt64(truncatingIfNeeded: parent) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(child + 1)
+    h ^= h >> 31
+    h = h &* 0xBF58_476D_1CE4_E5B9
+    h ^= h >> 29
+    return Int(h & 0x3FFF_FFFF_FFFF_FFFF | 0x4000_0000_0000_0000)
 }
 
 /// The number of elements of `shape`, or nil if it overflows.

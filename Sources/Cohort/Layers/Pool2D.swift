@@ -11,7 +11,7 @@ public final class Pool2D<Element: Scalar>: Layer {
     /// Where each maximum came from: `[N, C, OH, OW]`.
     private var argmax = Buffer<Int32>(count: 0)
 
-    public init(_ mode: Mode, input: [Int], kernel: Int, stride: Int, padding: Int, index: Int) throws {
+    public init(_ mode: Mode, input: [Int], kernel: Int, stride: Int, padding: Int, index: LayerPlace) throws {
         guard input.count == 3 else {
             throw layerError(index, mode.rawValue, "expects an input [C, H, W], got \(describe(input))")
         }

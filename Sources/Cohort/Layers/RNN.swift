@@ -25,7 +25,7 @@ public final class RNN<Element: Scalar>: Layer {
     private var hiddenGradient = Buffer<Element>(count: 0)
 
     public init(input: [Int], hiddenSize: Int, nonlinearity: Nonlinearity, returnSequences: Bool, bias: Bool,
-                initializer: LayerInit, index: Int) throws {
+                initializer: LayerInit, index: LayerPlace) throws {
         core = try RecurrentCore(kind: "rnn", input: input, hiddenSize: hiddenSize, gates: 1, bias: bias,
                                  returnSequences: returnSequences, initializer: initializer, index: index)
         inputShape = input

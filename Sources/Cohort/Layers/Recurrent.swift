@@ -38,7 +38,7 @@ struct RecurrentCore<Element: Scalar> {
     private var zeroBias: Buffer<Element>?
 
     init(kind: String, input: [Int], hiddenSize: Int, gates: Int, bias: Bool, returnSequences: Bool,
-         initializer: LayerInit, index: Int) throws {
+         initializer: LayerInit, index: LayerPlace) throws {
         guard input.count == 2 else {
             var message = "expects an input [T, F] (time steps, features), got \(describe(input))"
             if index == 0 && input.count == 3 && input[0] == 1 {

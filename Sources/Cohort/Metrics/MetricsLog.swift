@@ -42,7 +42,8 @@ public struct MetricPoint: Equatable, Sendable {
 /// A fresh run starts the file anew. A resumed run keeps the lines up to the step it resumes from
 /// and appends after them, so that the file reads as if the run had never stopped; lines of steps
 /// after that point (written before a crash, or by a run resumed from an older checkpoint) are
-/// dropped, as are lines that do not parse (a line cut short by a crash).
+/// dropped, as are lines that do not parse (a line cut short by a crash). Lines of per-layer
+/// statistics (`train.histograms_every_steps`) are kept or dropped by their step alike.
 public final class MetricsLog {
     public let url: URL
     /// Every point of the file, the kept ones of earlier runs first.
@@ -56,9 +57,9 @@ public final class MetricsLog {
         points = []
         if let resumedStep, FileManager.default.fileExists(atPath: url.path) {
             for line in try MetricsLog.lines(of: url) {
-                guard let point = MetricsLog.parse(line), point.step <= resumedStep else { continue }
+                guard let step = MetricsLog.step(of: line), step <= resumedStep else { continue }
                 kept.append(line)
-                points.append(point)
+                if let point = MetricsLog.parse(line) { points.append(point) }
             }
         }
         let text = kept.map { $0 + "\n" }.joined()
@@ -82,6 +83,21 @@ public final class MetricsLog {
             throw CohortError("\(url.path): cannot append to the metrics log (\(reason(error)))")
         }
         points.append(point)
+    }
+
+    /// Appends a line of another kind (`ModelHistograms.line`): a JSON object with `step`, which a
+    /// resumed run keeps as it keeps the points.
+    public func append(line: String) throws {
+        do {
+            try handle.write(contentsOf: Data((line + "\n").utf8))
+        } catch {
+            throw CohortError("\(url.path): cannot append to the metrics log (\(reason(error)))")
+        }
+    }
+
+    /// The step of a line that is a JSON object with one, else nil (a line cut short by a crash).
+    private static func step(of line: String) -> Int? {
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
     }
 
     /// The points of a metrics file, skipping lines that do not parse.

@@ -18,6 +18,7 @@ public final class MetricsRecorder {
     private var tensorBoard: TensorBoardWriter?
     /// Points measured while the files are held back.
     private var pending: [MetricPoint] = []
+    private var pendingHistograms: [(histograms: [TensorHistogram], step: Int, epoch: Int, time: Double)] = []
 
     public var metricsURL: URL { directory.appendingPathComponent("metrics.jsonl") }
     public var svgURL: URL { directory.appendingPathComponent("curves.svg") }
@@ -42,6 +43,18 @@ public final class MetricsRecorder {
         }
         try log.append(point)
         try tensorBoard.write(point)
+    }
+
+    /// The histograms of one step (`train.histograms_every_steps`): the event file gets them whole,
+    /// `metrics.jsonl` each one's mean and standard deviation. A resumed run's event file, rebuilt
+    /// from the metrics log, has the scalars of earlier attempts but their histograms no more.
+    public func record(histograms: [TensorHistogram], step: Int, epoch: Int, time: Double = Date().timeIntervalSince1970) throws {
+        guard let log, let tensorBoard else {
+            pendingHistograms.append((histograms, step, epoch, time))
+            return
+        }
+        try log.append(line: ModelHistograms.line(histograms, step: step, epoch: epoch, time: time))
+        try tensorBoard.write(histograms: histograms, step: step, time: time)
     }
 
     /// After each checkpoint: opens the held-back files, replacing the earlier run's.
@@ -70,7 +83,13 @@ public final class MetricsRecorder {
         let log = try MetricsLog(url: metricsURL, resumedStep: resumedStep)
         for point in pending { try log.append(point) }
         pending = []
-        tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, points: log.points)
+        let tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, points: log.points)
+        for held in pendingHistograms {
+            try log.append(line: ModelHistograms.line(held.histograms, step: held.step, epoch: held.epoch, time: held.time))
+            try tensorBoard.write(histograms: held.histograms, step: held.step, time: held.time)
+        }
+        pendingHistograms = []
+        self.tensorBoard = tensorBoard
         self.log = log
     }
 

@@ -9,7 +9,15 @@ import Foundation
 ///
 ///     Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 ///     Summary { repeated Value value = 1; }
-///     Value   { string tag = 1; float simple_value = 2; }
+///     Value   { string tag = 1; float simple_value = 2; HistogramProto histo = 5; }
+///     HistogramProto { double min = 1; double max = 2; double num = 3; double sum = 4;
+///                      double sum_squares = 5; repeated double bucket_limit = 6 [packed = true];
+///                      repeated double bucket = 7 [packed = true]; }
+///
+/// (`train.histograms_every_steps` writes the histograms.) Five small messages are simpler to read
+/// here than `swift-protobuf` with TensorBoard's `.proto` files, whose generated code for
+/// `event.proto` and `summary.proto` (and the tensor messages they import) would be thousands of
+/// lines to commit, or a protoc plugin to build with the package.
 ///
 /// The first record carries only `file_version: "brain.Event:2"`, as TensorFlow's writer does.
 ///
@@ -54,6 +62,15 @@ public final class TensorBoardWriter {
         }
     }
 
+    /// Appends one event at `step` holding `histograms`.
+    public func write(histograms: [TensorHistogram], step: Int, time: Double = Date().timeIntervalSince1970) throws {
+        do {
+            try handle.write(contentsOf: TensorBoardWriter.record(TensorBoardWriter.event(histograms: histograms, step: step, wallTime: time)))
+        } catch {
+            throw CohortError("\(url.path): cannot append to the TensorBoard event file (\(reason(error)))")
+        }
+    }
+
     /// The scalars of a point, by tag.
     public static func scalars(_ point: MetricPoint) -> [(tag: String, value: Float)] {
         switch point.split {
@@ -86,6 +103,31 @@ public final class TensorBoardWriter {
             appendLengthDelimited(field: 1, value, to: &summary)
         }
         var event = header(wallTime: point.time, step: point.step)
+        appendLengthDelimited(field: 5, summary, to: &event)
+        return event
+    }
+
+    /// The Event of histograms: one Summary.Value with a HistogramProto each.
+    static func event(histograms: [TensorHistogram], step: Int, wallTime: Double) -> Data {
+        var summary = Data()
+        for histogram in histograms {
+            var proto = Data()
+            for (field, number) in [(1, histogram.min), (2, histogram.max), (3, Double(histogram.count)),
+                                    (4, histogram.sum), (5, histogram.sumOfSquares)] {
+                appendKey(field: field, wireType: 1, to: &proto)
+                appendLittleEndian(number.bitPattern, to: &proto)
+            }
+            for (field, numbers) in [(6, histogram.bucketLimits), (7, histogram.buckets)] {
+                var packed = Data()
+                for number in numbers { appendLittleEndian(number.bitPattern, to: &packed) }
+                appendLengthDelimited(field: field, packed, to: &proto)
+            }
+            var value = Data()
+            appendLengthDelimited(field: 1, Data(histogram.tag.utf8), to: &value)
+            appendLengthDelimited(field: 5, proto, to: &value)
+            appendLengthDelimited(field: 1, value, to: &summary)
+        }
+        var event = header(wallTime: wallTime, step: step)
         appendLengthDelimited(field: 5, summary, to: &event)
         return event
     }

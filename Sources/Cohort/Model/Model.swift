@@ -1,66 +1,65 @@
 import Foundation
 
-/// A sequential model (PyTorch's `nn.Sequential`): layers, their flat parameter and gradient
-/// buffers, and activations sized once for the largest local batch.
+/// A model: a root `Sequential` of layers, the flat parameter and gradient buffers they are bound
+/// to, and the input and output of a batch.
 ///
-/// Layer `i` owns the state-dict tensors named `"i.<name>"`. Parameters and gradients are each one
-/// contiguous buffer, in state-dict order, so that the optimizer and the gradient allreduce see a
-/// single flat vector.
+/// The design in one paragraph: a block of layers is itself a layer (`Sequential`, PyTorch's
+/// `nn.Sequential`), and a `Residual` holds two of them, so a network nests to any depth while the
+/// model stays the one place that owns memory for the whole tree. Every layer states its trainable
+/// tensors (`parameterShapes`, nested names such as `body.0.weight`); the model lays them out, depth
+/// first in state-dict order, in one contiguous parameter buffer and one gradient buffer, and binds
+/// each layer to its slice, so that the optimizer and the gradient allreduce see a single flat
+/// vector. Each `Sequential` allocates the activations between its children once, for the largest
+/// local batch (`reserve`), and lets a `flatten` or a ReLU fused into the batch norm before it share
+/// its input's buffers; the training step then allocates nothing.
+///
+/// Top-level layer `i` owns the state-dict tensors named `"i.<name>"` (`"i.body.j.<name>"` inside a
+/// residual block), as PyTorch's `state_dict()` of the same `nn.Sequential` names them.
 public final class Model<Element: Scalar> {
-    public let layers: [any Layer<Element>]
+    /// The top-level layers.
+    public var layers: [any Layer<Element>] { root.layers }
+    public let root: Sequential<Element>
     public let inputShape: [Int]
-    public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
+    public var outputShape: [Int] { root.outputShape }
     public let parameters: Buffer<Element>
     public let gradients: Buffer<Element>
     public private(set) var maxBatch = 0
-    /// activations[i] is the input of layer i; the last is the model's output. A flatten shares its input's.
-    private var activations: [UnsafeMutablePointer<Element>] = []
-    private var activationGradients: [UnsafeMutablePointer<Element>] = []
-    private var storage: [Buffer<Element>] = []
-    /// Layers whose work another does: a ReLU right after a batch norm, which applies it in its own
-    /// pass (`BatchNorm.appliesReLU`). They share their input's buffers and are not run.
-    private let absorbed: [Bool]
+    private var inputBuffer = Buffer<Element>(count: 0)
+    private var inputGradientBuffer = Buffer<Element>(count: 0)
+    private var outputBuffer = Buffer<Element>(count: 0)
+    private var outputGradientBuffer = Buffer<Element>(count: 0)
+    /// Called in `backward` after each top-level layer with the offset in `gradients` from which
+    /// every gradient is final (layers own consecutive ranges, in layer order), so that their
+    /// allreduce can start while the layers before run (`GradientExchange`). nil: not called.
+    public var onParametersFinished: ((Int) -> Void)? {
+        didSet {
+            let offsets = parameterOffsets
+            layerFinished = onParametersFinished.map { hook in { hook(offsets[$0]) } }
+        }
+    }
+    private var layerFinished: ((Int) -> Void)?
+    /// Where top-level layer i's parameters (and gradients) start in the flat buffers.
+    private let parameterOffsets: [Int]
 
     /// Builds the layers of `config`, inferring every shape from `config.input`.
     public convenience init(_ config: ModelConfig) throws {
-        var shape = config.input
-        var layers: [any Layer<Element>] = []
-        for (index, spec) in config.layers.enumerated() {
-            let layer = try Model.makeLayer(spec, input: shape, index: index)
-            layers.append(layer)
-            shape = layer.outputShape
-        }
-        try self.init(layers: layers, inputShape: config.input)
+        try self.init(layers: Model.makeLayers(config.layers, input: config.input, place: { LayerPlace(integerLiteral: $0) }),
+                      inputShape: config.input)
     }
 
     /// A model of layers built elsewhere (a test's, for instance): each must take the shape the one
     /// before it gives, and the last must give a flat vector of class scores.
     public init(layers: [any Layer<Element>], inputShape: [Int]) throws {
-        var shape = inputShape
-        for (index, layer) in layers.enumerated() {
-            guard layer.inputShape == shape else {
-                throw layerError(index, layer.kind, "expects input \(describe(layer.inputShape)), but the layer before gives \(describe(shape))")
-            }
-            shape = layer.outputShape
+        root = try Sequential(layers, inputShape: inputShape, place: { LayerPlace(integerLiteral: $0) }, isRoot: true)
+        guard root.outputShape.count == 1 else {
+            throw CohortError("model.layers: the last layer must give a flat vector of class scores [classes], got \(describe(root.outputShape)); end with flatten and dense")
         }
-        guard shape.count == 1 else {
-            throw CohortError("model.layers: the last layer must give a flat vector of class scores [classes], got \(describe(shape)); end with flatten and dense")
-        }
-        self.layers = layers
         self.inputShape = inputShape
-        var absorbed = [Bool](repeating: false, count: layers.count)
-        for index in layers.indices.dropLast() {
-            guard let norm = layers[index] as? BatchNorm<Element>,
-                  let next = layers[index + 1] as? Activation<Element>, next.function == .relu else { continue }
-            norm.appliesReLU = true
-            absorbed[index + 1] = true
-        }
-        self.absorbed = absorbed
         var total = 0
         for (index, layer) in layers.enumerated() {
             for shape in layer.parameterShapes {
                 guard let count = elementCount(shape.shape), count <= ConfigLoader.largestSize - total else {
-                    throw layerError(index, layer.kind, "\(shape.name) \(describe(shape.shape)) makes the model larger than \(ConfigLoader.largestSize) parameters")
+                    throw layerError(LayerPlace(integerLiteral: index), layer.kind, "\(shape.name) \(describe(shape.shape)) makes the model larger than \(ConfigLoader.largestSize) parameters")
                 }
                 total += count
             }
@@ -73,14 +72,27 @@ public final class Model<Element: Scalar> {
         }
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)
+        root.bind(parameters: parameters.pointer, gradients: gradients.pointer)
         var offset = 0
-        for layer in layers {
-            layer.bind(parameters: parameters.pointer + offset, gradients: gradients.pointer + offset)
-            offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
+        parameterOffsets = layers.map { layer in
+            defer { offset += layer.parameterShapes.reduce(0) { $0 + $1.count } }
+            return offset
         }
     }
 
-    static func makeLayer(_ spec: LayerSpec, input: [Int], index: Int) throws -> any Layer<Element> {
+    /// The layers of `specs`, the first taking `input`; `place(i)` names layer i in messages.
+    static func makeLayers(_ specs: [LayerSpec], input: [Int], place: (Int) -> LayerPlace) throws -> [any Layer<Element>] {
+        var shape = input
+        var layers: [any Layer<Element>] = []
+        for (index, spec) in specs.enumerated() {
+            let layer = try makeLayer(spec, input: shape, index: place(index))
+            layers.append(layer)
+            shape = layer.outputShape
+        }
+        return layers
+    }
+
+    static func makeLayer(_ spec: LayerSpec, input: [Int], index: LayerPlace) throws -> any Layer<Element> {
         switch spec {
         case let .conv2d(out, kernel, stride, padding, bias, initializer):
             return try Conv2D<Element>(input: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
@@ -107,6 +119,15 @@ public final class Model<Element: Scalar> {
         case let .rnn(hidden, nonlinearity, sequences, bias, initializer):
             return try RNN<Element>(input: input, hiddenSize: hidden, nonlinearity: RNN<Element>.Nonlinearity(rawValue: nonlinearity.rawValue)!,
                                     returnSequences: sequences, bias: bias, initializer: initializer, index: index)
+        case let .adaptiveAvgPool(height, width):
+            return try AdaptiveAvgPool2D<Element>(input: input, outHeight: height, outWidth: width, index: index)
+        case let .residual(bodySpecs, shortcutSpecs):
+            let body = try Sequential(makeLayers(bodySpecs, input: input, place: { index.item("residual.body", $0) }),
+                                      inputShape: input, place: { index.item("residual.body", $0) })
+            let shortcut = try shortcutSpecs.isEmpty ? nil
+                : Sequential(makeLayers(shortcutSpecs, input: input, place: { index.item("residual.shortcut", $0) }),
+                             inputShape: input, place: { index.item("residual.shortcut", $0) })
+            return try Residual(body: body, shortcut: shortcut, place: index)
         }
     }
 
@@ -121,64 +142,47 @@ public final class Model<Element: Scalar> {
     /// Bytes that `reserve(maxBatch:)` would allocate for activations and their gradients (workspace
     /// such as one image's im2col columns per convolution comes on top).
     public func activationBytes(maxBatch: Int) -> Double {
-        let values = layers.reduce(Double(inputSize)) { $0 + Double($1.outputSize) }
-        return 2 * values * Double(maxBatch) * Double(MemoryLayout<Element>.size)
+        let values = 2 * (inputSize + root.outputSize) + root.activationValuesPerSample
+        return Double(values) * Double(maxBatch) * Double(MemoryLayout<Element>.size)
     }
 
     /// Allocates activations and workspace for batches of up to `maxBatch` samples.
     public func reserve(maxBatch: Int) {
         guard maxBatch > self.maxBatch else { return }
         self.maxBatch = maxBatch
-        storage = []
-        func allocate(_ size: Int) -> UnsafeMutablePointer<Element> {
-            let buffer = Buffer<Element>(count: maxBatch * size)
-            storage.append(buffer)
-            return buffer.pointer
-        }
-        activations = [allocate(inputSize)]
-        activationGradients = [allocate(inputSize)]
-        for (index, layer) in layers.enumerated() {
-            if layer is Flatten<Element> || absorbed[index] {
-                activations.append(activations.last!)
-                activationGradients.append(activationGradients.last!)
-            } else {
-                activations.append(allocate(layer.outputSize))
-                activationGradients.append(allocate(layer.outputSize))
-            }
-            layer.reserve(maxBatch: maxBatch)
-        }
+        inputBuffer = Buffer(count: maxBatch * inputSize)
+        inputGradientBuffer = Buffer(count: maxBatch * inputSize)
+        outputBuffer = Buffer(count: maxBatch * root.outputSize)
+        outputGradientBuffer = Buffer(count: maxBatch * root.outputSize)
+        root.reserve(maxBatch: maxBatch)
     }
 
     /// Where the caller puts a batch: `[N, input]`.
-    public var input: UnsafeMutablePointer<Element> { activations[0] }
+    public var input: UnsafeMutablePointer<Element> { inputBuffer.pointer }
     /// The class scores of the last forward: `[N, classes]`.
-    public var output: UnsafeMutablePointer<Element> { activations[layers.count] }
+    public var output: UnsafeMutablePointer<Element> { outputBuffer.pointer }
     /// Where the loss puts its gradient before `backward`: `[N, classes]`.
-    public var outputGradient: UnsafeMutablePointer<Element> { activationGradients[layers.count] }
-    /// The input of layer `index` in the last forward (`index == layers.count`: the model's output), for inspection.
-    public func activation(_ index: Int) -> UnsafePointer<Element> { UnsafePointer(activations[index]) }
+    public var outputGradient: UnsafeMutablePointer<Element> { outputGradientBuffer.pointer }
+    /// The input of top-level layer `index` in the last forward (`index == layers.count`: the model's output), for inspection.
+    public func activation(_ index: Int) -> UnsafePointer<Element> {
+        root.activation(index, input: inputBuffer.pointer, output: outputBuffer.pointer)
+    }
     /// The loss's gradient with respect to `activation(index)` after the last backward (none for index 0).
-    public func activationGradient(_ index: Int) -> UnsafePointer<Element> { UnsafePointer(activationGradients[index]) }
+    public func activationGradient(_ index: Int) -> UnsafePointer<Element> {
+        root.activationGradient(index, outputGradient: outputGradientBuffer.pointer, inputGradient: inputGradientBuffer.pointer)!
+    }
 
     /// Runs the layers from `start` on (earlier activations are those of the last forward).
     public func forward(batch: Int, context: StepContext, fromLayer start: Int = 0) throws {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
-        var context = context
-        for index in start..<layers.count where !absorbed[index] {
-            context.layerIndex = index
-            try layers[index].forward(activations[index], activations[index + 1], batch: batch, context: context)
-        }
+        try root.forward(inputBuffer.pointer, outputBuffer.pointer, batch: batch, context: context, from: start)
     }
 
     /// Zeroes the parameter gradients, then backpropagates `outputGradient` through every layer.
     public func backward(batch: Int, context: StepContext) throws {
         gradients.pointer.update(repeating: 0, count: gradients.count)
-        var context = context
-        for index in layers.indices.reversed() where !absorbed[index] {
-            context.layerIndex = index
-            try layers[index].backward(activations[index], activations[index + 1], activationGradients[index + 1],
-                                       index == 0 ? nil : activationGradients[index], batch: batch, context: context)
-        }
+        try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer.pointer,
+                          batch: batch, context: context, firstInputGradient: false, finished: layerFinished)
     }
 
     /// Every state-dict tensor, named as PyTorch names them, in `nn.Sequential` order.

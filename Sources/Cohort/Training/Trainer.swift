@@ -103,6 +103,7 @@ public final class Trainer {
         let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,
                                         totalSteps: totalSteps, stepsPerEpoch: plan.stepsPerEpoch, batchSize: batchSize)
         defer { reporter.close() }
+        ModelSummary.lines(model).forEach(log)
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
         var lastLoss = Double.nan
@@ -123,6 +124,10 @@ public final class Trainer {
             let done = step + 1
             let epoch = plan.epoch(ofStep: step) + 1
             reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
+            if let every = config.train.histogramsEverySteps, let recorder, done % every == 0 || done == 1 {
+                try recorder.record(histograms: ModelHistograms.measure(model, batch: indices.count), step: done,
+                                    epoch: plan.epoch(ofStep: step) + 1)
+            }
             let endOfEpoch = done % plan.stepsPerEpoch == 0
             let stopping = done == stopAfterStep || stopRequested
             if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps || stopping {
@@ -186,11 +191,11 @@ public final class Trainer {
     /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
     /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
     private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
-        for (index, layer) in model.layers.enumerated() {
-            guard let norm = layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
+        for placed in model.placedLayers {
+            guard let norm = placed.layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
             let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
             guard samples < 2 else { continue }
-            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves \(placed.place) (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
         }
     }
 

@@ -133,6 +133,82 @@ STACKED_LAYERS = """    - lstm: {hidden_size: 6, return_sequences: true, bias: f
     - dense: {out_features: 10}"""
 
 
+class Residual(nn.Module):
+    """y = body(x) + shortcut(x): the same module as `Residual` in shared/reference/ref_torch.py
+    (copied so that this script runs without shared/), whose state-dict names the residual layer keeps."""
+    def __init__(self, body, shortcut=()):
+        super().__init__(); self.body = nn.Sequential(*body); self.shortcut = nn.Sequential(*shortcut)
+    def forward(self, x): return self.body(x) + self.shortcut(x)
+
+
+def resnet_small():
+    """An identity block, a stride-2 block with a 1x1 convolution + batch norm shortcut, global average pooling."""
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+        Residual([nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                  nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)]), nn.ReLU(),
+        Residual([nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+                  nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)],
+                 [nn.Conv2d(4, 6, 1, stride=2, bias=False), nn.BatchNorm2d(6)]), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 10))
+
+RESNET_SMALL_LAYERS = """    - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, bias: false}
+    - batchnorm: {}
+    - relu: {}
+    - residual:
+        body:
+          - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, bias: false}
+          - batchnorm: {}
+          - relu: {}
+          - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, bias: false}
+          - batchnorm: {}
+    - relu: {}
+    - residual:
+        body:
+          - conv2d: {out_channels: 6, kernel_size: 3, stride: 2, padding: 1, bias: false}
+          - batchnorm: {}
+          - relu: {}
+          - conv2d: {out_channels: 6, kernel_size: 3, padding: 1, bias: false}
+          - batchnorm: {}
+        shortcut:
+          - conv2d: {out_channels: 6, kernel_size: 1, stride: 2, bias: false}
+          - batchnorm: {}
+    - relu: {}
+    - adaptiveavgpool2d: {output_size: 1}
+    - flatten: {}
+    - dense: {out_features: 10}"""
+
+
+def resnet_nested():
+    """A residual block inside a body, a shortcut of a 1x1 convolution with bias and no batch norm,
+    and adaptive average pooling to 3 x 2 over a 5 x 5 map (overlapping windows)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.Tanh(),
+        Residual([nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU(),
+                  Residual([nn.Conv2d(5, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5)]), nn.Sigmoid()],
+                 [nn.Conv2d(3, 5, 1, stride=2)]),
+        nn.AdaptiveAvgPool2d((3, 2)), nn.Flatten(), nn.Linear(30, 10))
+
+RESNET_NESTED_LAYERS = """    - conv2d: {out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+    - batchnorm: {}
+    - tanh: {}
+    - residual:
+        body:
+          - conv2d: {out_channels: 5, kernel_size: 3, stride: 2, padding: 1, bias: false}
+          - batchnorm: {}
+          - relu: {}
+          - residual:
+              body:
+                - conv2d: {out_channels: 5, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm: {}
+          - sigmoid: {}
+        shortcut:
+          - conv2d: {out_channels: 5, kernel_size: 1, stride: 2}
+    - adaptiveavgpool2d: {output_size: [3, 2]}
+    - flatten: {}
+    - dense: {out_features: 10}"""
+
+
 def lr_factor(schedule, step):
     """Cohort's schedule: linear warm-up, then constant, step or cosine over the remaining steps."""
     warmup = schedule.get("warmup_steps", 0)
@@ -214,6 +290,17 @@ RECURRENT_CASES = {
                         opt=dict(lr=0.003, momentum=0.5), schedule=None),
     "rnn_adamw_clip": dict(build=rnn_head, layers=RNN_LAYERS, input=[7, 5], seed=206, optim="adamw",
                            opt=dict(lr=0.01, weight_decay=0.05), schedule=None, clip=0.5),
+}
+
+
+# Residual networks, each with its own seed.
+RESIDUAL_CASES = {
+    "resnet_nesterov": dict(build=resnet_small, layers=RESNET_SMALL_LAYERS, input=[2, 8, 8], seed=300,
+                            opt=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3), schedule=None),
+    "resnet_adam": dict(build=resnet_small, layers=RESNET_SMALL_LAYERS, input=[2, 8, 8], seed=301, optim="adam",
+                        opt=dict(lr=0.01), schedule=None),
+    "resnet_nested_cosine": dict(build=resnet_nested, layers=RESNET_NESTED_LAYERS, input=[1, 10, 10], seed=302,
+                                 opt=dict(lr=0.2, momentum=0.9), schedule=dict(name="cosine", warmup_steps=2)),
 }
 
 
@@ -311,6 +398,7 @@ if __name__ == "__main__":
     torch.set_default_dtype(torch.float32)
     every = {name: (case, 100 + i) for i, (name, case) in enumerate(CASES.items())}
     every.update({name: (case, case["seed"]) for name, case in RECURRENT_CASES.items()})
+    every.update({name: (case, case["seed"]) for name, case in RESIDUAL_CASES.items()})
     for name in sys.argv[1:] or every:
         if name not in every:
             raise SystemExit(f"unknown case {name} (cases: {', '.join(every)})")

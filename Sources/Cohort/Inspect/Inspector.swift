@@ -1,0 +1,112 @@
+import Foundation
+
+/// `cohort inspect`: pictures of what a trained model has learned, as PNGs and one `index.html`
+/// in an output directory.
+///
+/// The page has a section for each view: the first convolution's filters (`FilterView`), the
+/// feature maps of a few test samples (`FeatureMapView`), each deep channel's favourite test
+/// samples (`FavouriteSamples`), the misclassified test samples (`MisclassifiedView`) and the
+/// hidden state of recurrent layers over time (`HiddenStateView`). A view that does not apply (no
+/// convolution, no recurrent layer, no test data) leaves a note in its section instead.
+public enum Inspector {
+    public struct Options: Sendable {
+        /// Test samples whose feature maps and hidden states are shown.
+        public var samples = 4
+        /// Favourite samples per channel.
+        public var favourites = 9
+        /// Misclassified samples shown at most.
+        public var misclassified = 100
+        public init() {}
+    }
+
+    /// Writes the pictures of `model` (weights loaded) and `index.html` into `output`; returns the page.
+    @discardableResult
+    public static func run(model: Model<Float>, test: Dataset?, output: URL, title: String, summary: String,
+                           options: Options = Options()) throws -> InspectPage {
+        do {
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        } catch {
+            throw CohortError("\(output.path): cannot create the output directory (\(reason(error)))")
+        }
+        try removeEarlierPictures(in: output)
+        let context = InspectionContext(model: model, test: test, output: output)
+        let deepest = context.mapStages.last
+        let scan = try scanTestSet(context, stage: deepest)
+        var summary = summary
+        if let test {
+            summary += String(format: " Test set: %d samples, accuracy %.4f.", test.count,
+                              1 - Double(scan.wrong.count) / Double(test.count))
+        }
+        let sections = [
+            try FilterView.section(context),
+            try FeatureMapView.section(context, samples: options.samples),
+            try FavouriteSamples.section(context, stage: deepest, scores: scan.scores, positions: scan.positions, top: options.favourites),
+            try MisclassifiedView.section(context, wrong: scan.wrong, samples: test?.count ?? 0, limit: options.misclassified),
+            try HiddenStateView.section(context, samples: options.samples),
+        ]
+        let page = InspectPage(title: title, summary: summary, sections: sections)
+        let url = output.appendingPathComponent("index.html")
+        do {
+            try Data(page.html().utf8).write(to: url, options: .atomic)
+        } catch {
+            throw CohortError("\(url.path): cannot write the page (\(reason(error)))")
+        }
+        return page
+    }
+
+    /// The pictures an earlier inspection wrote there (its misclassified samples may differ), and
+    /// nothing else: only PNGs of the names this writes.
+    static func removeEarlierPictures(in output: URL) throws {
+        let prefixes = ["filters", "maps-", "favourites-", "wrong-", "hidden-"]
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
+        for name in names where name.hasSuffix(".png") && prefixes.contains(where: name.hasPrefix) {
+            do {
+                try FileManager.default.removeItem(at: output.appendingPathComponent(name))
+            } catch {
+                throw CohortError("\(output.appendingPathComponent(name).path): cannot replace the earlier picture (\(reason(error)))")
+            }
+        }
+    }
+
+    /// One inference pass over the test set: the samples predicted wrong, and each sample's
+    /// largest value of each channel of `stage`'s maps and where in the map it is (`[samples,
+    /// channels]`, positions as y * W + x; empty without a stage).
+    static func scanTestSet(_ context: InspectionContext, stage: (layer: Int, through: Int)?) throws
+        -> (wrong: [MisclassifiedView.Outcome], scores: [Float], positions: [Int32]) {
+        guard let test = context.test else { return ([], [], []) }
+        let model = context.model, classes = model.classes
+        var wrong: [MisclassifiedView.Outcome] = []
+        let shape = stage.map { model.layers[$0.through].outputShape } ?? []
+        let channels = shape.first ?? 0, spatial = shape.dropFirst().reduce(1, *)
+        var scores = [Float](repeating: 0, count: stage == nil ? 0 : test.count * channels)
+        var positions = [Int32](repeating: 0, count: scores.count)
+        var start = 0
+        while start < test.count {
+            let end = min(start + context.chunk, test.count)
+            let labels = context.load(start..<end)
+            try context.forward(batch: end - start)
+            for n in 0..<(end - start) {
+                let logits = model.output + n * classes
+                let predicted = argmax(logits, count: classes)
+                if predicted != labels[n] {
+                    let probabilities = Predictor.softmax(logits, count: classes)
+                    wrong.append(.init(index: start + n, label: labels[n], predicted: predicted, probability: probabilities[predicted]))
+                }
+            }
+            if let stage {
+                let maps = model.activation(stage.through + 1)
+                for n in 0..<(end - start) {
+                    for c in 0..<channels {
+                        let map = maps + (n * channels + c) * spatial
+                        var largest = -Float.infinity, position = 0
+                        for s in 0..<spatial where map[s] > largest { (largest, position) = (map[s], s) }
+                        scores[(start + n) * channels + c] = largest
+                        positions[(start + n) * channels + c] = Int32(position)
+                    }
+                }
+            }
+            start = end
+        }
+        return (wrong, scores, positions)
+    }
+}
