@@ -33,9 +33,8 @@ struct Inspect: ParsableCommand {
         runWorker { communicator in
             let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
             let model = try Model<Float>(config.model)
-            let test = try config.data.test.map {
-                try Dataset($0, scale: config.data.scale, inputShape: model.inputShape, classes: model.classes, role: "data.test")
-            }
+            let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
+            let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
             let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "inspect")
             try communicator.completeSetup()
             // One process draws the pictures; under mpirun the other workers only wait.
