@@ -160,7 +160,8 @@ final class OptimizerTests: XCTestCase {
         config.train.batchSize = .full
         config.train.maxSteps = 3
         _ = try Trainer(config: config, communicator: SoloCommunicator(), log: { lines.append($0) }).run(resume: .fresh)
-        XCTAssertTrue(lines[0].contains("3 steps of 40 (1 per epoch)"), lines[0])
+        let plan = lines.first { $0.hasPrefix("training ") } ?? ""
+        XCTAssertTrue(plan.contains("3 steps of 40 (1 per epoch)"), "\(lines)")
     }
 
     /// 40 samples of 6x6 in 4 classes, batches of 10 (4 steps an epoch), 9 steps, checkpoints every 3.
