@@ -367,6 +367,10 @@ public enum ConfigLoader {
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
         train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
+        train.accumulate = try table.int("accumulate", range: 1...Int.max) ?? 1
+        if case .samples(let size) = train.batchSize, train.accumulate > size {
+            throw table.fail("accumulate", "\(train.accumulate) micro-batches cannot split train.batch_size \(size) (at most one per sample)")
+        }
         try table.finish()
         return train
     }

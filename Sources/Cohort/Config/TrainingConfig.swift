@@ -125,6 +125,9 @@ public struct TrainConfig: Sendable {
     public var clipGradNorm: Double?
     /// Print a progress line every this many steps.
     public var logEverySteps = 50
+    /// Micro-batches per step (`train.accumulate`): the global batch in this many successive parts,
+    /// their gradients summed before the one allreduce and update.
+    public var accumulate = 1
 }
 
 public struct CheckpointConfig: Sendable {

@@ -60,7 +60,14 @@ public final class Trainer {
         guard batchSize >= world else {
             throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
         }
-        try checkBatchNormStatistics(model, batchSize: batchSize, world: world)
+        let microBatches = config.train.accumulate
+        // The smallest micro-batch (they differ by at most one sample) must give every worker a sample.
+        let smallestMicroBatch = BatchPlan.slice(batch: batchSize, rank: microBatches - 1, worldSize: microBatches).count
+        guard smallestMicroBatch >= world else {
+            throw CohortError("\(config.sourcePath): train.accumulate: \(microBatches) micro-batches of train.batch_size \(batchSize) leave a worker of \(world) without samples (each step needs batch_size >= accumulate x workers = \(microBatches * world))")
+        }
+        try checkBatchNormStatistics(model, batchSize: smallestMicroBatch, world: world,
+                                     key: microBatches == 1 ? "train.batch_size: \(batchSize)" : "train.accumulate: \(microBatches) micro-batches of \(smallestMicroBatch)")
         var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
@@ -78,10 +85,10 @@ public final class Trainer {
             startStep = progress.step
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
         }
-        let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
+        let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
         guard activationBytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
-            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker need about %.1f GiB of activations, more than this machine has; lower the batch size or use more workers",
+            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker and micro-batch need about %.1f GiB of activations, more than this machine has; lower the batch size, use more workers or raise train.accumulate",
                                      config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
         }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
@@ -91,7 +98,7 @@ public final class Trainer {
         try communicator.completeSetup()
         try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
-                                   seed: config.seed, maxLocalBatch: maxLocal)
+                                   seed: config.seed, maxLocalBatch: maxLocal, microBatches: microBatches)
         stepper.clipGradNorm = config.train.clipGradNorm
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,
@@ -105,11 +112,14 @@ public final class Trainer {
         var lastCheckpoint: String?
         for step in startStep..<totalSteps {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
-            let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
-            train.gather(indices, into: model.input, labels: stepper.labels.pointer)
             let lr = schedule.rate(at: step)
-            let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
-                                                                  firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)
+            let (loss, accuracy, stopRequested) = try stepper.run(step: step, globalBatch: batchSize, lr: lr,
+                                                                  requestStop: StopSignal.received != 0) { micro in
+                let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world,
+                                                    microBatch: micro, of: microBatches)
+                train.gather(indices, into: model.input, labels: stepper.labels.pointer)
+                return (indices.count, first)
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - stepStarted) / 1e9
             lastLoss = loss
             windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1; windowSeconds += seconds
@@ -179,12 +189,13 @@ public final class Trainer {
     /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
     /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
     /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
-    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
+    /// `batchSize`: the samples of the smallest micro-batch; `key` names the setting that gives it.
+    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int, key: String) throws {
         for (index, layer) in model.layers.enumerated() {
             guard let norm = layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
             let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
             guard samples < 2 else { continue }
-            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+            throw CohortError("\(config.sourcePath): \(key) leaves model.layers[\(index)] (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
         }
     }
 
