@@ -33,3 +33,13 @@ final class ScalingConfigTests: XCTestCase {
                        "c.yaml: train.accumulate: 9 micro-batches cannot split train.batch_size 8 (at most one per sample) (line 3)")
     }
 }
+
+extension ScalingConfigTests {
+    func testCompressIsReadAndCheckedByName() throws {
+        XCTAssertEqual(try ConfigLoader.parse(config(), file: "c.yaml").distributed.compress, .none)
+        XCTAssertEqual(try ConfigLoader.parse(config(distributed: ", compress: bf16"), file: "c.yaml").distributed.compress, .bf16)
+        XCTAssertEqual(message(config(distributed: ", compress: fp8")),
+                       "c.yaml: distributed.compress: unknown compression 'fp8' (expected none or bf16) (line 4)")
+        XCTAssertEqual(message(config(distributed: ", compres: bf16")), "c.yaml: distributed.compres: unknown key (line 4)")
+    }
+}

@@ -84,6 +84,12 @@ public enum ConfigLoader {
         if var checkpoint = try top.table("checkpoint") { config.checkpoint = try readCheckpoint(&checkpoint) }
         if var distributed = try top.table("distributed") {
             config.distributed.timeoutSeconds = try distributed.double("timeout_s", { $0 > 0 }, expected: "> 0") ?? 60
+            if let name = try distributed.string("compress") {
+                guard let compress = GradientCompression(rawValue: name) else {
+                    throw distributed.fail("compress", "unknown compression '\(name)' (expected none or bf16)")
+                }
+                config.distributed.compress = compress
+            }
             try distributed.finish()
         }
         try top.finish()

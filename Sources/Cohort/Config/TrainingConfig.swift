@@ -139,6 +139,15 @@ public struct CheckpointConfig: Sendable {
 
 public struct DistributedConfig: Sendable {
     public var timeoutSeconds = 60.0
+    public var compress = GradientCompression.none
+}
+
+/// How gradients travel between the workers (`distributed.compress`).
+public enum GradientCompression: String, CaseIterable, Sendable {
+    /// float32, summed by MPI.
+    case none
+    /// bfloat16, summed in float32 (`Communicator.allreduceSumBFloat16`): half the bytes.
+    case bf16
 }
 
 extension TrainingConfig {

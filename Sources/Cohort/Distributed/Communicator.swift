@@ -9,6 +9,10 @@ public protocol Communicator: AnyObject {
     /// Replaces each element by its sum over all workers.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Replaces each element by its sum over all workers, sending bfloat16 (`distributed.compress:
+    /// bf16`): every worker's values rounded to bfloat16, summed in float32 in rank order, the sum
+    /// rounded to bfloat16. Every worker gets the same values; they depend on the number of workers.
+    func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Copies rank `root`'s bytes to every worker.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws
     /// Every worker's `values` (the same count on each), in rank order.
@@ -44,6 +48,7 @@ public final class SoloCommunicator: Communicator {
     public var step = 0
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ values: [UInt64]) -> [[UInt64]] { [values] }
     public func barrier() {}

@@ -15,6 +15,8 @@ public final class MPICommunicator: Communicator {
     /// Seconds a collective may take before the job is ended (`distributed.timeout_s`).
     public var timeoutSeconds: Double = 60
     private let comm: MPI_Comm
+    /// Workspace of `allreduceSumBFloat16`, grown to the largest buffer it has summed.
+    private let compressed = BFloat16Workspace()
 
     /// Starts MPI. Call once per process, before any other MPI call.
     public init() {
@@ -40,6 +42,24 @@ public final class MPICommunicator: Communicator {
         var request: MPI_Request? = cohort_mpi_request_null()
         try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_double(), cohort_mpi_sum(), comm, &request), "allreduce")
         try wait(&request, "allreduce")
+    }
+
+    public func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        if worldSize == 1 { return }
+        let chunk = (count + worldSize - 1) / worldSize
+        compressed.reserve(chunk: chunk, parts: worldSize)
+        let send = compressed.send.pointer, receive = compressed.receive.pointer
+        encodeBFloat16(buffer, send, count: count)
+        (send + count).update(repeating: 0, count: chunk * worldSize - count)
+        // Each worker sums one chunk of every worker's values, then every worker gathers all sums.
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Ialltoall(send, Int32(chunk), cohort_mpi_uint16(), receive, Int32(chunk), cohort_mpi_uint16(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
+        sumBFloat16Parts(receive, parts: worldSize, stride: chunk, compressed.sum.pointer, count: chunk,
+                         workspace: compressed.workspace.pointer)
+        try check(MPI_Iallgather(compressed.sum.pointer, Int32(chunk), cohort_mpi_uint16(), send, Int32(chunk), cohort_mpi_uint16(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
+        decodeBFloat16(send, buffer, count: count)
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {

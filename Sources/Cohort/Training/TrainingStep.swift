@@ -10,6 +10,8 @@ public final class TrainingStep {
     public let labels: Buffer<Int32>
     /// Clip the summed gradient to this global L2 norm before the update (`train.clip_grad_norm`).
     public var clipGradNorm: Double?
+    /// How the gradients travel (`distributed.compress`).
+    public var compression = GradientCompression.none
     /// Parts of the global batch per step (`train.accumulate`).
     public let microBatches: Int
     /// Loss sum, correct count and stop requests of the step, summed over workers.
@@ -74,7 +76,10 @@ public final class TrainingStep {
                 }
             }
         }
-        try communicator.allreduceSum(model.gradients.pointer, count: model.gradients.count)
+        switch compression {
+        case .none: try communicator.allreduceSum(model.gradients.pointer, count: model.gradients.count)
+        case .bf16: try communicator.allreduceSumBFloat16(model.gradients.pointer, count: model.gradients.count)
+        }
         totals.pointer[0] = lossSum
         totals.pointer[1] = Double(correct)
         totals.pointer[2] = requestStop ? 1 : 0
