@@ -28,6 +28,9 @@ struct Bench: ParsableCommand {
     @Option(help: "How gradients travel between workers: none (float32) or bf16 (bfloat16, summed in float32).")
     var compress = "none"
 
+    @Flag(inversion: .prefixedNo, help: "Sum gradients during backward, on a communication thread (--no-overlap: after it).")
+    var overlap = true
+
     @Flag(help: "End with one JSON line.")
     var json = false
 
@@ -55,7 +58,8 @@ struct Bench: ParsableCommand {
             }
             try communicator.completeSetup()
             let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch,
-                                           compression: GradientCompression(rawValue: compress)!, communicator: communicator)
+                                           compression: GradientCompression(rawValue: compress)!, overlap: overlap,
+                                           communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "%@ world=%d batch=%d images/s=%.1f ms/step=%.1f", result.workload, result.world,
                              result.batch, result.imagesPerSecond, result.millisecondsPerStep))

@@ -43,3 +43,16 @@ extension ScalingConfigTests {
         XCTAssertEqual(message(config(distributed: ", compres: bf16")), "c.yaml: distributed.compres: unknown key (line 4)")
     }
 }
+
+extension ScalingConfigTests {
+    func testOverlapAndBucketSizeAreReadAndChecked() throws {
+        let defaults = try ConfigLoader.parse(config(), file: "c.yaml").distributed
+        XCTAssertTrue(defaults.overlap)
+        XCTAssertEqual(defaults.bucketCount, 262_144)
+        let given = try ConfigLoader.parse(config(distributed: ", overlap: false, bucket_mb: 0.5"), file: "c.yaml").distributed
+        XCTAssertFalse(given.overlap)
+        XCTAssertEqual(given.bucketCount, 131_072)
+        XCTAssertEqual(message(config(distributed: ", overlap: 1")), "c.yaml: distributed.overlap: expected true or false, got '1' (line 4)")
+        XCTAssertEqual(message(config(distributed: ", bucket_mb: 0")), "c.yaml: distributed.bucket_mb: must be in (0, 4096], got 0 (line 4)")
+    }
+}

@@ -90,6 +90,8 @@ public enum ConfigLoader {
                 }
                 config.distributed.compress = compress
             }
+            config.distributed.overlap = try distributed.bool("overlap") ?? true
+            config.distributed.bucketMB = try distributed.double("bucket_mb", { $0 > 0 && $0 <= 4096 }, expected: "in (0, 4096]") ?? 1
             try distributed.finish()
         }
         try top.finish()

@@ -140,6 +140,13 @@ public struct CheckpointConfig: Sendable {
 public struct DistributedConfig: Sendable {
     public var timeoutSeconds = 60.0
     public var compress = GradientCompression.none
+    /// Sum gradients during backward, bucket by bucket, on a communication thread (`GradientExchange`).
+    public var overlap = true
+    /// The size of a gradient bucket in MiB of float32 (`GradientBuckets`, PyTorch DDP's `bucket_cap_mb`).
+    public var bucketMB = 1.0
+
+    /// `bucketMB` in values (at least one).
+    public var bucketCount: Int { max(1, Int(bucketMB * 1_048_576 / 4)) }
 }
 
 /// How gradients travel between the workers (`distributed.compress`).

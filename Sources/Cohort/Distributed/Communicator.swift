@@ -18,6 +18,10 @@ public protocol Communicator: AnyObject {
     /// Every worker's `values` (the same count on each), in rank order.
     func allgather(_ values: [UInt64]) throws -> [[UInt64]]
     func barrier() throws
+    /// A communicator over the same workers whose collectives never match this one's, for a
+    /// second thread to use alongside (the gradient buckets of `GradientExchange`); nil in a world
+    /// of one or where MPI cannot run two threads. Collective: every worker calls it, in the same order.
+    func duplicate() throws -> Communicator?
     /// The collective that ends set-up: every worker says whether its set-up (config, data, model,
     /// checkpoint) failed, and learns which workers' did. Errors before it are met by every worker
     /// alike (the same config and data), so they can be reported once, by the lowest failing rank,
@@ -52,6 +56,7 @@ public final class SoloCommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ values: [UInt64]) -> [[UInt64]] { [values] }
     public func barrier() {}
+    public func duplicate() -> Communicator? { nil }
     public func agreeOnSetup(failed: Bool) -> [Int] { failed ? [0] : [] }
 }
 

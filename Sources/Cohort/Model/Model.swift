@@ -17,6 +17,12 @@ public final class Model<Element: Scalar> {
     private var activations: [UnsafeMutablePointer<Element>] = []
     private var activationGradients: [UnsafeMutablePointer<Element>] = []
     private var storage: [Buffer<Element>] = []
+    /// Called in `backward` after each layer with the offset in `gradients` from which every
+    /// gradient is final (layers own consecutive ranges, in layer order), so that their allreduce
+    /// can start while the layers before run (`GradientExchange`). nil: not called.
+    public var onParametersFinished: ((Int) -> Void)?
+    /// Where layer i's parameters (and gradients) start in the flat buffers.
+    private var parameterOffsets: [Int] = []
     /// Layers whose work another does: a ReLU right after a batch norm, which applies it in its own
     /// pass (`BatchNorm.appliesReLU`). They share their input's buffers and are not run.
     private let absorbed: [Bool]
@@ -75,6 +81,7 @@ public final class Model<Element: Scalar> {
         gradients = Buffer(count: total)
         var offset = 0
         for layer in layers {
+            parameterOffsets.append(offset)
             layer.bind(parameters: parameters.pointer + offset, gradients: gradients.pointer + offset)
             offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
         }
@@ -178,6 +185,7 @@ public final class Model<Element: Scalar> {
             context.layerIndex = index
             try layers[index].backward(activations[index], activations[index + 1], activationGradients[index + 1],
                                        index == 0 ? nil : activationGradients[index], batch: batch, context: context)
+            onParametersFinished?(parameterOffsets[index])
         }
     }
 

@@ -1,6 +1,7 @@
 /// One step of data-parallel training: forward and backward of this worker's slice (in
-/// `microBatches` successive parts, their gradients summed), one allreduce of the flat gradient,
-/// optional clipping by its norm, the optimizer's update. Everything it touches is allocated up front.
+/// `microBatches` successive parts, their gradients summed), the allreduce of the flat gradient
+/// (after backward, or overlapped with the last one: `overlapCommunication`), optional clipping by
+/// its norm, the optimizer's update. Everything it touches is allocated up front.
 public final class TrainingStep {
     public let model: Model<Float>
     public let optimizer: Optimizer
@@ -18,6 +19,8 @@ public final class TrainingStep {
     private let totals = Buffer<Double>(count: 3)
     /// The gradients of the step's earlier micro-batches, summed (only when `microBatches > 1`).
     private let accumulated: Buffer<Float>?
+    /// The allreduce overlapped with backward (`overlapCommunication`); nil: one allreduce after it.
+    private var exchange: GradientExchange?
 
     /// `maxLocalBatch`: the largest number of samples this worker takes in one micro-batch.
     public init(model: Model<Float>, optimizer: Optimizer, communicator: Communicator, seed: UInt64, maxLocalBatch: Int,
@@ -31,6 +34,14 @@ public final class TrainingStep {
         model.reserve(maxBatch: maxLocalBatch)
         labels = Buffer(count: maxLocalBatch)
         accumulated = microBatches > 1 ? Buffer(count: model.gradients.count) : nil
+    }
+
+    /// Sums the gradients over the workers during backward, bucket by bucket, on a communication
+    /// thread (`GradientExchange`), where MPI allows it (a world of one has nothing to send).
+    /// Collective: every worker calls it, at set-up.
+    public func overlapCommunication(bucketCount: Int = GradientBuckets.defaultTargetCount) throws {
+        guard exchange == nil, let channel = try communicator.duplicate() else { return }
+        exchange = GradientExchange(model: model, communicator: channel, buckets: GradientBuckets(model: model, targetCount: bucketCount))
     }
 
     /// Trains on the `localBatch` samples already in `model.input` and `labels` (one micro-batch).
@@ -64,6 +75,7 @@ public final class TrainingStep {
             lossSum += result.lossSum
             correct += result.correct
             let last = micro == microBatches - 1
+            if last { exchange?.begin(step: step, compression: compression, adding: accumulated.map { UnsafePointer($0.pointer) }) }
             try model.backward(batch: count, context: context)
             if let accumulated {
                 let sum = accumulated.pointer, gradients = model.gradients.pointer
@@ -71,14 +83,18 @@ public final class TrainingStep {
                     sum.update(from: gradients, count: model.gradients.count)
                 } else if !last {
                     for i in 0..<model.gradients.count { sum[i] += gradients[i] }
-                } else {
+                } else if exchange == nil {
                     for i in 0..<model.gradients.count { gradients[i] += sum[i] }
                 }
             }
         }
-        switch compression {
-        case .none: try communicator.allreduceSum(model.gradients.pointer, count: model.gradients.count)
-        case .bf16: try communicator.allreduceSumBFloat16(model.gradients.pointer, count: model.gradients.count)
+        if let exchange {
+            try exchange.finish()
+        } else {
+            switch compression {
+            case .none: try communicator.allreduceSum(model.gradients.pointer, count: model.gradients.count)
+            case .bf16: try communicator.allreduceSumBFloat16(model.gradients.pointer, count: model.gradients.count)
+            }
         }
         totals.pointer[0] = lossSum
         totals.pointer[1] = Double(correct)
