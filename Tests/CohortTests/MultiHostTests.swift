@@ -44,7 +44,10 @@ final class MultiHostTests: XCTestCase {
         try hosts.write(to: hostfile, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", "cohort-h1", launch.appendingPathComponent("hosts").path, hostfile.path, config] + extra
+        // With a host name of its own, as netns-rsh gives each host: OpenMPI keys its session
+        // directories by host name, and hosts that share one (and /tmp) share them.
+        process.arguments = ["netns", "exec", "cohort-h1", "unshare", "--uts", "sh", "-c", "hostname cohort-h1 && exec \"$0\" \"$@\"",
+                             launch.appendingPathComponent("hosts").path, hostfile.path, config] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["COHORT_BIN"] = try cohortBinary().path
         environment["COHORT_MPIRUN_ARGS"] = "--mca plm_rsh_agent \(scripts.appendingPathComponent("netns-rsh").path) "
@@ -54,8 +57,8 @@ final class MultiHostTests: XCTestCase {
         return process
     }
 
-    /// Starts `launch/hosts` and waits until `path` appears. An OpenMPI daemon sometimes fails to
-    /// start across the namespaces on a loaded machine: such a launch is ended and tried once more.
+    /// Starts `launch/hosts` and waits until `path` appears; a launch that has not got there in
+    /// `timeout` (a machine loaded by other work) is ended and tried once more.
     func launchUntil(_ path: String, config: String, directory: URL, timeout: Double = 30) throws -> (Process, Pipe) {
         for attempt in 1...2 {
             let job = try launchOnHosts(config: config, directory: directory)
