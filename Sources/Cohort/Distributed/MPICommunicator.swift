@@ -17,8 +17,8 @@ public final class MPICommunicator: Communicator {
     private let comm: MPI_Comm
     /// Whether MPI lets several threads call it at once (`MPI_THREAD_MULTIPLE`).
     private let threadsAllowed: Bool
-    /// Microseconds to sleep between polls of a collective that is taking a while (0: yield the
-    /// core instead): a communication thread that waits beside computation must leave it the core.
+    /// Microseconds to sleep between polls of a collective that has taken over 0.2 ms (0: yield
+    /// the core instead): a communication thread that waits beside computation must leave it the core.
     private var pollSleep: UInt32 = 0
     /// Workspace of `allreduceSumBFloat16`, grown to the largest buffer it has summed.
     private let compressed = BFloat16Workspace()
@@ -133,7 +133,8 @@ public final class MPICommunicator: Communicator {
             polls += 1
             if polls > 64 {
                 // Yield the core: with more workers than cores, a busy poll would starve the peer it waits for.
-                if pollSleep > 0 { usleep(pollSleep) } else { sched_yield() }
+                // A short collective (a small bucket, the last one after backward) is caught spinning.
+                if pollSleep > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(pollSleep) } else { sched_yield() }
             }
             if polls & 255 == 0 {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
