@@ -23,7 +23,7 @@ final class GradientExchange {
         gradients = model.gradients.pointer
         ranges = buckets.ranges
         thread = CommunicationThread(communicator: communicator, buckets: buckets, gradients: model.gradients.pointer)
-        model.onParametersFinished = { [unowned self] offset in self.parametersFinished(from: offset) }
+        model.onParametersFinished = { [weak self] offset in self?.parametersFinished(from: offset) }
     }
 
     /// The next backward is the step's last: send its buckets as they finish, `adding` (if any)
