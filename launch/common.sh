@@ -6,6 +6,36 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 die() { echo "error: $*" >&2; exit 2; }
 
+# The user's extra mpirun options (COHORT_MPIRUN_ARGS), split on white space as a shell would.
+# shellcheck disable=SC2206
+user_args=(${COHORT_MPIRUN_ARGS:-})
+
+# user_sets OPTION [MCA_NAME]: whether the user's options already give OPTION (e.g. --bind-to), or
+# with MCA_NAME the MCA parameter of that name (--mca, -mca, --gmca, -gmca). mpirun refuses an MCA
+# parameter listed twice, so a default of the scripts is passed only when the user gives none.
+user_sets() {
+    local i
+    for ((i = 0; i < ${#user_args[@]}; i++)); do
+        if [ $# -eq 1 ]; then
+            case ${user_args[i]} in "$1"|"$1"=*) return 0 ;; esac
+        else
+            case ${user_args[i]} in
+                --mca|-mca|--gmca|-gmca) [ "${user_args[i + 1]:-}" = "$2" ] && return 0 ;;
+            esac
+        fi
+    done
+    return 1
+}
+
+# mca_defaults NAME VALUE ...: "--mca NAME VALUE" for each pair the user does not set, in `defaults`.
+defaults=()
+mca_defaults() {
+    while [ $# -ge 2 ]; do
+        user_sets --mca "$1" || defaults+=(--mca "$1" "$2")
+        shift 2
+    done
+}
+
 cohort_bin() {
     local bin=${COHORT_BIN:-$here/.build/release/cohort}
     [ -x "$bin" ] || die "$bin: no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)"

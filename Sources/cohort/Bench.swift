@@ -12,6 +12,7 @@ struct Bench: ParsableCommand {
             Examples:
               cohort bench cnn
               mpirun -np 2 cohort bench resnetish --steps 20 --json
+              mpirun -np 2 cohort bench cnn --compress bf16
               OPENBLAS_NUM_THREADS=1 cohort bench gemm
             """)
 
@@ -24,6 +25,12 @@ struct Bench: ParsableCommand {
     @Option(help: "The global batch, split over the workers.")
     var batch = 64
 
+    @Option(help: "How gradients travel between workers: none (float32) or bf16 (bfloat16, summed in float32).")
+    var compress = "none"
+
+    @Flag(inversion: .prefixedNo, help: "Sum gradients during backward, on a communication thread (--no-overlap: after it).")
+    var overlap = true
+
     @Flag(help: "End with one JSON line.")
     var json = false
 
@@ -33,6 +40,9 @@ struct Bench: ParsableCommand {
         }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be >= 1") }
+        guard GradientCompression(rawValue: compress) != nil else {
+            throw ValidationError("--compress must be none or bf16, got '\(compress)'")
+        }
     }
 
     func run() throws {
@@ -47,7 +57,9 @@ struct Bench: ParsableCommand {
                 throw CohortError("--batch \(batch) cannot be shared by \(communicator.worldSize) workers")
             }
             try communicator.completeSetup()
-            let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch, communicator: communicator)
+            let result = try Benchmark.run(Workload(rawValue: workload)!, steps: steps, batch: batch,
+                                           compression: GradientCompression(rawValue: compress)!, overlap: overlap,
+                                           communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
             printLine(String(format: "%@ world=%d batch=%d images/s=%.1f ms/step=%.1f", result.workload, result.world,
                              result.batch, result.imagesPerSecond, result.millisecondsPerStep))

@@ -59,28 +59,31 @@ final class MPIJob {
 
 /// A config for the distributed tests: conv, batch norm, dropout, shuffle, Nesterov momentum, a
 /// cosine schedule (by default); 12 steps per epoch.
+/// `batchNorm: false` leaves out the two batch norms; `train` and `distributed` are appended to
+/// those sections (`", accumulate: 3"`).
 func distributedConfig(data: IDXPair, run: URL, maxSteps: Int, everySteps: Int = 0, batch: Int = 50, timeout: Int = 60,
-                       schedule: String = "cosine") -> String {
-    """
+                       schedule: String = "cosine", batchNorm: Bool = true, train: String = "", distributed: String = "") -> String {
+    let norm = batchNorm ? "{batchnorm: {}}" : "{dropout: {p: 0.0}}"
+    return """
     seed: 8
     data: {train: {images: \(data.images), labels: \(data.labels)}, shuffle: true}
     model:
       input: [1, 6, 6]
       layers:
         - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
-        - batchnorm: {}
+        - \(norm)
         - relu: {}
         - maxpool2d: {kernel_size: 2}
         - flatten: {}
         - dense: {out_features: 16}
-        - batchnorm: {}
+        - \(norm)
         - relu: {}
         - dropout: {p: 0.4}
         - dense: {out_features: 5}
     optimizer: {name: sgd, lr: 0.05, momentum: 0.9, nesterov: true, schedule: {name: \(schedule)}}
-    train: {batch_size: \(batch), max_steps: \(maxSteps)}
+    train: {batch_size: \(batch), max_steps: \(maxSteps)\(train)}
     checkpoint: {dir: \(run.path), every_steps: \(everySteps), keep: 100}
-    distributed: {timeout_s: \(timeout)}
+    distributed: {timeout_s: \(timeout)\(distributed)}
     """
 }
 

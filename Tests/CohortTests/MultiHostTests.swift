@@ -38,23 +38,27 @@ final class MultiHostTests: XCTestCase {
     }
 
     /// `launch/hosts` run from inside the first host, both hosts in the hostfile.
-    func launchOnHosts(config: String, directory: URL, extra: [String] = []) throws -> Process {
+    func launchOnHosts(config: String, directory: URL, extra: [String] = [], mpirunArgs: String = "",
+                       hosts: String = "cohort-h1 slots=1\ncohort-h2 slots=1\n") throws -> Process {
         let hostfile = directory.appendingPathComponent("hostfile")
-        try "cohort-h1 slots=1\ncohort-h2 slots=1\n".write(to: hostfile, atomically: true, encoding: .utf8)
+        try hosts.write(to: hostfile, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", "cohort-h1", launch.appendingPathComponent("hosts").path, hostfile.path, config] + extra
+        // With a host name of its own, as netns-rsh gives each host: OpenMPI keys its session
+        // directories by host name, and hosts that share one (and /tmp) share them.
+        process.arguments = ["netns", "exec", "cohort-h1", "unshare", "--uts", "sh", "-c", "hostname cohort-h1 && exec \"$0\" \"$@\"",
+                             launch.appendingPathComponent("hosts").path, hostfile.path, config] + extra
         var environment = ProcessInfo.processInfo.environment
         environment["COHORT_BIN"] = try cohortBinary().path
         environment["COHORT_MPIRUN_ARGS"] = "--mca plm_rsh_agent \(scripts.appendingPathComponent("netns-rsh").path) "
-            + "--mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24"
+            + "--mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 " + mpirunArgs
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         return process
     }
 
-    /// Starts `launch/hosts` and waits until `path` appears. An OpenMPI daemon sometimes fails to
-    /// start across the namespaces on a loaded machine: such a launch is ended and tried once more.
+    /// Starts `launch/hosts` and waits until `path` appears; a launch that has not got there in
+    /// `timeout` (a machine loaded by other work) is ended and tried once more.
     func launchUntil(_ path: String, config: String, directory: URL, timeout: Double = 30) throws -> (Process, Pipe) {
         for attempt in 1...2 {
             let job = try launchOnHosts(config: config, directory: directory)
@@ -85,6 +89,26 @@ final class MultiHostTests: XCTestCase {
         let a = try SafeTensors.read(path: local.appendingPathComponent("checkpoints/20/model.safetensors").path).tensors
         let b = try SafeTensors.read(path: remote.appendingPathComponent("checkpoints/20/model.safetensors").path).tensors
         assertSameWeights(a, b, tolerance: 1e-5, "two hosts against one worker")
+    }
+
+    /// A user's `--mca btl` is accepted (mpirun refuses a parameter listed twice), and OpenMPI
+    /// then picks per pair of workers: shared memory within cohort-h1, TCP to cohort-h2.
+    func testAUsersTransportsAreAcceptedAndSharedMemoryIsUsedWithinAHost() throws {
+        let directory = try temporaryDirectory(self)
+        let data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
+        let run = directory.appendingPathComponent("run")
+        try distributedConfig(data: data, run: run, maxSteps: 3).write(toFile: run.path + ".yaml", atomically: true, encoding: .utf8)
+        let job = try launchOnHosts(config: run.path + ".yaml", directory: directory,
+                                    mpirunArgs: "--mca btl self,vader,tcp --mca btl_base_verbose 1",
+                                    hosts: "cohort-h1 slots=2\ncohort-h2 slots=1\n")
+        let err = Pipe()
+        job.standardError = err
+        try job.run()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        job.waitUntilExit()
+        XCTAssertEqual(job.terminationStatus, 0, errText)
+        XCTAssertEqual(errText.components(separatedBy: "Using vader btl for send to").count - 1, 2, errText)
+        XCTAssertEqual(errText.components(separatedBy: "Using tcp btl for send to").count - 1, 4, errText)
     }
 
     /// Cutting one host's link ends the job with an error in well under 90 s; `--resume auto` on one host finishes the run.

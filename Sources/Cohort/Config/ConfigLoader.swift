@@ -84,6 +84,14 @@ public enum ConfigLoader {
         if var checkpoint = try top.table("checkpoint") { config.checkpoint = try readCheckpoint(&checkpoint) }
         if var distributed = try top.table("distributed") {
             config.distributed.timeoutSeconds = try distributed.double("timeout_s", { $0 > 0 }, expected: "> 0") ?? 60
+            if let name = try distributed.string("compress") {
+                guard let compress = GradientCompression(rawValue: name) else {
+                    throw distributed.fail("compress", "unknown compression '\(name)' (expected none or bf16)")
+                }
+                config.distributed.compress = compress
+            }
+            config.distributed.overlap = try distributed.bool("overlap") ?? true
+            config.distributed.bucketMB = try distributed.double("bucket_mb", { $0 > 0 && $0 <= 4096 }, expected: "in (0, 4096]") ?? 1
             try distributed.finish()
         }
         try top.finish()
@@ -443,6 +451,10 @@ public enum ConfigLoader {
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
         train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
         train.histogramsEverySteps = try table.int("histograms_every_steps", range: 1...Int.max)
+        train.accumulate = try table.int("accumulate", range: 1...Int.max) ?? 1
+        if case .samples(let size) = train.batchSize, train.accumulate > size {
+            throw table.fail("accumulate", "\(train.accumulate) micro-batches cannot split train.batch_size \(size) (at most one per sample)")
+        }
         try table.finish()
         return train
     }

@@ -158,6 +158,9 @@ public struct TrainConfig: Sendable {
     /// Write histograms of each layer's weights, gradients and outputs at the first step and every
     /// this many steps (TensorBoard, and their means and deviations in metrics.jsonl); nil: never.
     public var histogramsEverySteps: Int?
+    /// Micro-batches per step (`train.accumulate`): the global batch in this many successive parts,
+    /// their gradients summed before the one allreduce and update.
+    public var accumulate = 1
 }
 
 public struct CheckpointConfig: Sendable {
@@ -169,6 +172,22 @@ public struct CheckpointConfig: Sendable {
 
 public struct DistributedConfig: Sendable {
     public var timeoutSeconds = 60.0
+    public var compress = GradientCompression.none
+    /// Sum gradients during backward, bucket by bucket, on a communication thread (`GradientExchange`).
+    public var overlap = true
+    /// The size of a gradient bucket in MiB of float32 (`GradientBuckets`, PyTorch DDP's `bucket_cap_mb`).
+    public var bucketMB = 1.0
+
+    /// `bucketMB` in values (at least one).
+    public var bucketCount: Int { max(1, Int(bucketMB * 1_048_576 / 4)) }
+}
+
+/// How gradients travel between the workers (`distributed.compress`).
+public enum GradientCompression: String, CaseIterable, Sendable {
+    /// float32, summed by MPI.
+    case none
+    /// bfloat16, summed in float32 (`Communicator.allreduceSumBFloat16`): half the bytes.
+    case bf16
 }
 
 extension TrainingConfig {

@@ -37,16 +37,28 @@ public struct BatchPlan: Sendable {
         return start..<(start + base + (rank < extra ? 1 : 0))
     }
 
-    /// The sample indices of this worker at global step `step`, and the position of the first of them
-    /// in the global sequence of samples (`step * B + offset`), which keys dropout.
-    public mutating func samples(step: Int, rank: Int, worldSize: Int) -> (indices: ArraySlice<Int>, firstGlobalIndex: Int) {
+    /// The range of a global batch that worker `rank` takes in micro-batch `microBatch` of
+    /// `microBatches` (`train.accumulate`): the batch is cut into contiguous micro-batches first,
+    /// then each micro-batch over the workers, so that a micro-batch's samples (its batch-norm
+    /// statistics) do not depend on the number of workers.
+    public static func slice(batch: Int, rank: Int, worldSize: Int, microBatch: Int, of microBatches: Int) -> Range<Int> {
+        let micro = slice(batch: batch, rank: microBatch, worldSize: microBatches)
+        let part = slice(batch: micro.count, rank: rank, worldSize: worldSize)
+        return (micro.lowerBound + part.lowerBound)..<(micro.lowerBound + part.upperBound)
+    }
+
+    /// The sample indices of this worker at global step `step` (in micro-batch `microBatch` of
+    /// `microBatches`), and the position of the first of them in the global sequence of samples
+    /// (`step * B + offset`), which keys dropout.
+    public mutating func samples(step: Int, rank: Int, worldSize: Int, microBatch: Int = 0,
+                                 of microBatches: Int = 1) -> (indices: ArraySlice<Int>, firstGlobalIndex: Int) {
         let epoch = self.epoch(ofStep: step)
         if epoch != cachedEpoch {
             order = shuffle ? BatchPlan.permutation(count: sampleCount, seed: seed, epoch: epoch) : Array(0..<sampleCount)
             cachedEpoch = epoch
         }
         let start = (step % stepsPerEpoch) * batchSize
-        let mine = BatchPlan.slice(batch: batchSize, rank: rank, worldSize: worldSize)
+        let mine = BatchPlan.slice(batch: batchSize, rank: rank, worldSize: worldSize, microBatch: microBatch, of: microBatches)
         return (order[(start + mine.lowerBound)..<(start + mine.upperBound)], step * batchSize + mine.lowerBound)
     }
 }

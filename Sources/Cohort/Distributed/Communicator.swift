@@ -9,11 +9,19 @@ public protocol Communicator: AnyObject {
     /// Replaces each element by its sum over all workers.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Replaces each element by its sum over all workers, sending bfloat16 (`distributed.compress:
+    /// bf16`): every worker's values rounded to bfloat16, summed in float32 in rank order, the sum
+    /// rounded to bfloat16. Every worker gets the same values; they depend on the number of workers.
+    func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Copies rank `root`'s bytes to every worker.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws
     /// Every worker's `values` (the same count on each), in rank order.
     func allgather(_ values: [UInt64]) throws -> [[UInt64]]
     func barrier() throws
+    /// A communicator over the same workers whose collectives never match this one's, for a
+    /// second thread to use alongside (the gradient buckets of `GradientExchange`); nil in a world
+    /// of one or where MPI cannot run two threads. Collective: every worker calls it, in the same order.
+    func duplicate() throws -> Communicator?
     /// The collective that ends set-up: every worker says whether its set-up (config, data, model,
     /// checkpoint) failed, and learns which workers' did. Errors before it are met by every worker
     /// alike (the same config and data), so they can be reported once, by the lowest failing rank,
@@ -44,9 +52,11 @@ public final class SoloCommunicator: Communicator {
     public var step = 0
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ values: [UInt64]) -> [[UInt64]] { [values] }
     public func barrier() {}
+    public func duplicate() -> Communicator? { nil }
     public func agreeOnSetup(failed: Bool) -> [Int] { failed ? [0] : [] }
 }
 

@@ -15,17 +15,45 @@ public final class MPICommunicator: Communicator {
     /// Seconds a collective may take before the job is ended (`distributed.timeout_s`).
     public var timeoutSeconds: Double = 60
     private let comm: MPI_Comm
+    /// Whether MPI lets several threads call it at once (`MPI_THREAD_MULTIPLE`).
+    private let threadsAllowed: Bool
+    /// Microseconds to sleep between polls of a collective that has taken over 0.2 ms (0: yield
+    /// the core instead): a communication thread that waits beside computation must leave it the core.
+    private var pollSleep: UInt32 = 0
+    /// Workspace of `allreduceSumBFloat16`, grown to the largest buffer it has summed.
+    private let compressed = BFloat16Workspace()
 
     /// Starts MPI. Call once per process, before any other MPI call.
     public init() {
         var provided: Int32 = 0
-        MPI_Init_thread(nil, nil, cohort_mpi_thread_single(), &provided)
+        MPI_Init_thread(nil, nil, cohort_mpi_thread_multiple(), &provided)
         comm = cohort_mpi_comm_world()
+        threadsAllowed = provided >= cohort_mpi_thread_multiple()
         var r: Int32 = 0, n: Int32 = 0
         MPI_Comm_rank(comm, &r)
         MPI_Comm_size(comm, &n)
         rank = Int(r)
         worldSize = Int(n)
+    }
+
+    private init(duplicating parent: MPICommunicator, comm: MPI_Comm) {
+        self.comm = comm
+        rank = parent.rank
+        worldSize = parent.worldSize
+        threadsAllowed = parent.threadsAllowed
+        timeoutSeconds = parent.timeoutSeconds
+        setupAgreed = parent.setupAgreed
+        pollSleep = 20
+    }
+
+    /// A duplicate of this communicator (`MPI_Comm_dup`) for a communication thread, which waits
+    /// for its collectives sleeping between polls rather than spinning.
+    public func duplicate() throws -> Communicator? {
+        guard worldSize > 1, threadsAllowed else { return nil }
+        var copy: MPI_Comm?
+        try check(MPI_Comm_dup(comm, &copy), "duplicate")
+        guard let copy else { return nil }
+        return MPICommunicator(duplicating: self, comm: copy)
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
@@ -40,6 +68,24 @@ public final class MPICommunicator: Communicator {
         var request: MPI_Request? = cohort_mpi_request_null()
         try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_double(), cohort_mpi_sum(), comm, &request), "allreduce")
         try wait(&request, "allreduce")
+    }
+
+    public func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        if worldSize == 1 { return }
+        let chunk = (count + worldSize - 1) / worldSize
+        compressed.reserve(chunk: chunk, parts: worldSize)
+        let send = compressed.send.pointer, receive = compressed.receive.pointer
+        encodeBFloat16(buffer, send, count: count)
+        (send + count).update(repeating: 0, count: chunk * worldSize - count)
+        // Each worker sums one chunk of every worker's values, then every worker gathers all sums.
+        var request: MPI_Request? = cohort_mpi_request_null()
+        try check(MPI_Ialltoall(send, Int32(chunk), cohort_mpi_uint16(), receive, Int32(chunk), cohort_mpi_uint16(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
+        sumBFloat16Parts(receive, parts: worldSize, stride: chunk, compressed.sum.pointer, count: chunk,
+                         workspace: compressed.workspace.pointer)
+        try check(MPI_Iallgather(compressed.sum.pointer, Int32(chunk), cohort_mpi_uint16(), send, Int32(chunk), cohort_mpi_uint16(), comm, &request), "allreduce")
+        try wait(&request, "allreduce")
+        decodeBFloat16(send, buffer, count: count)
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws {
@@ -87,7 +133,8 @@ public final class MPICommunicator: Communicator {
             polls += 1
             if polls > 64 {
                 // Yield the core: with more workers than cores, a busy poll would starve the peer it waits for.
-                sched_yield()
+                // A short collective (a small bucket, the last one after backward) is caught spinning.
+                if pollSleep > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(pollSleep) } else { sched_yield() }
             }
             if polls & 255 == 0 {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

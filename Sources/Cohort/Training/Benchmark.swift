@@ -12,12 +12,15 @@ public enum Benchmark {
 
     /// `steps` timed steps after 5 warm-up steps, global batch `batch` split over the workers,
     /// SGD lr 0.01 momentum 0.9.
-    public static func run(_ workload: Workload, steps: Int, batch: Int, communicator: Communicator) throws -> Result {
+    public static func run(_ workload: Workload, steps: Int, batch: Int, compression: GradientCompression = .none,
+                           overlap: Bool = true, communicator: Communicator) throws -> Result {
         let model = try Model<Float>(try workload.model)
         model.initialize(seed: 0)
         let optimizer = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
         let mine = BatchPlan.slice(batch: batch, rank: communicator.rank, worldSize: communicator.worldSize)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
+        stepper.compression = compression
+        if overlap { try stepper.overlapCommunication() }
         let random = CounterRandom(7, UInt64(communicator.rank))
         for i in 0..<(mine.count * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
         for i in 0..<mine.count { stepper.labels.pointer[i] = Int32(random.below(model.classes, UInt64(1 << 40 + i))) }

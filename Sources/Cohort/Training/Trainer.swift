@@ -59,7 +59,14 @@ public final class Trainer {
         guard batchSize >= world else {
             throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) samples cannot be shared by \(world) workers (at least one each)")
         }
-        try checkBatchNormStatistics(model, batchSize: batchSize, world: world)
+        let microBatches = config.train.accumulate
+        // The smallest micro-batch (they differ by at most one sample) must give every worker a sample.
+        let smallestMicroBatch = BatchPlan.slice(batch: batchSize, rank: microBatches - 1, worldSize: microBatches).count
+        guard smallestMicroBatch >= world else {
+            throw CohortError("\(config.sourcePath): train.accumulate: \(microBatches) micro-batches of train.batch_size \(batchSize) leave a worker of \(world) without samples (each step needs batch_size >= accumulate x workers = \(microBatches * world))")
+        }
+        try checkBatchNormStatistics(model, batchSize: smallestMicroBatch, world: world,
+                                     key: microBatches == 1 ? "train.batch_size: \(batchSize)" : "train.accumulate: \(microBatches) micro-batches of \(smallestMicroBatch)")
         var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
@@ -77,11 +84,11 @@ public final class Trainer {
             startStep = progress.step
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
         }
-        let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world).count
+        let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
         let memory = Double(ProcessInfo.processInfo.physicalMemory) * 0.8
         guard activationBytes < memory else {
-            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker need about %.1f GiB of activations, more than this machine has; lower the batch size or use more workers",
+            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker and micro-batch need about %.1f GiB of activations, more than this machine has; lower the batch size, use more workers or raise train.accumulate",
                                      config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
         }
         // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
@@ -97,8 +104,10 @@ public final class Trainer {
         try communicator.completeSetup()
         try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
-                                   seed: config.seed, maxLocalBatch: maxLocal)
+                                   seed: config.seed, maxLocalBatch: maxLocal, microBatches: microBatches)
         stepper.clipGradNorm = config.train.clipGradNorm
+        stepper.compression = config.distributed.compress
+        if config.distributed.overlap { try stepper.overlapCommunication(bucketCount: config.distributed.bucketCount) }
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,
                                         totalSteps: totalSteps, stepsPerEpoch: plan.stepsPerEpoch, batchSize: batchSize)
@@ -112,11 +121,16 @@ public final class Trainer {
         var lastCheckpoint: String?
         for step in startStep..<totalSteps {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
-            let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world)
-            train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
+            var lastMicroBatch = 0
             let lr = schedule.rate(at: step)
-            let (loss, accuracy, stopRequested) = try stepper.run(step: step, localBatch: indices.count, globalBatch: batchSize,
-                                                                  firstSampleIndex: first, lr: lr, requestStop: StopSignal.received != 0)
+            let (loss, accuracy, stopRequested) = try stepper.run(step: step, globalBatch: batchSize, lr: lr,
+                                                                  requestStop: StopSignal.received != 0) { micro in
+                let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world,
+                                                    microBatch: micro, of: microBatches)
+                train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
+                lastMicroBatch = indices.count
+                return (indices.count, first)
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - stepStarted) / 1e9
             lastLoss = loss
             windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1; windowSeconds += seconds
@@ -125,7 +139,7 @@ public final class Trainer {
             let epoch = plan.epoch(ofStep: step) + 1
             reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
             if let every = config.train.histogramsEverySteps, let recorder, done % every == 0 || done == 1 {
-                try recorder.record(histograms: ModelHistograms.measure(model, batch: indices.count), step: done,
+                try recorder.record(histograms: ModelHistograms.measure(model, batch: lastMicroBatch), step: done,
                                     epoch: plan.epoch(ofStep: step) + 1)
             }
             let endOfEpoch = done % plan.stepsPerEpoch == 0
@@ -190,12 +204,13 @@ public final class Trainer {
     /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
     /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
     /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
-    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int) throws {
+    /// `batchSize`: the samples of the smallest micro-batch; `key` names the setting that gives it.
+    private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int, key: String) throws {
         for placed in model.placedLayers {
             guard let norm = placed.layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
             let samples = norm.synchronized ? batchSize : BatchPlan.slice(batch: batchSize, rank: world - 1, worldSize: world).count
             guard samples < 2 else { continue }
-            throw CohortError("\(config.sourcePath): train.batch_size: \(batchSize) leaves \(placed.place) (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
+            throw CohortError("\(config.sourcePath): \(key) leaves \(placed.place) (batchnorm) one value per feature to normalise\(norm.synchronized ? "" : " on a worker") (as PyTorch, it needs at least 2); use a larger batch or remove that batchnorm")
         }
     }
 

@@ -1,0 +1,68 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// The gradient allreduce overlapped with backward (`distributed.overlap`, on by default): buckets
+/// of whole layers from the end of the gradient buffer, summed by a communication thread.
+final class OverlapTests: XCTestCase {
+    var data: IDXPair!
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = try temporaryDirectory(self)
+        data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
+    }
+
+    func testBucketsAreWholeLayersFromTheEnd() {
+        let buckets = GradientBuckets(layerSizes: [10, 0, 300, 5, 2000, 7], targetCount: 1000)
+        XCTAssertEqual(buckets.ranges, [315..<2322, 0..<315])
+        XCTAssertEqual(GradientBuckets(layerSizes: [4, 4, 4], targetCount: 1).ranges, [8..<12, 4..<8, 0..<4])
+        XCTAssertEqual(GradientBuckets(layerSizes: [0, 0], targetCount: 1).ranges, [])
+    }
+
+    /// The test model (757 parameters) in buckets of at least 52 values: the last dense layer, the
+    /// batch norm and dense layer before it, the convolution and its batch norm.
+    func testTheTestModelIsCutIntoSeveralBuckets() throws {
+        let config = try ConfigLoader.parse(distributedConfig(data: data, run: directory, maxSteps: 1, distributed: ", bucket_mb: 0.0002"), file: "c.yaml")
+        let model = try Model<Float>(config.model)
+        XCTAssertEqual(GradientBuckets(model: model, targetCount: config.distributed.bucketCount).ranges.count, 3)
+    }
+
+    func train(_ name: String, workers: Int, maxSteps: Int = 20, overlap: Bool, train extra: String = "",
+               resume: Bool = false) throws -> URL {
+        let run = directory.appendingPathComponent(name)
+        let path = directory.appendingPathComponent("\(name).yaml").path
+        try distributedConfig(data: data, run: run, maxSteps: maxSteps, schedule: "constant", train: extra,
+                              distributed: ", overlap: \(overlap), bucket_mb: 0.0002")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let job = try MPIJob(workers: workers, arguments: ["train", path] + (resume ? ["--resume", "auto"] : []), configPath: path).wait()
+        XCTAssertEqual(job.status, 0, job.error)
+        return run.appendingPathComponent("checkpoints/\(maxSteps)/model.safetensors")
+    }
+
+    /// Each element is the same sum of two workers' values whatever the message it travels in.
+    func testOverlapTrainsBitwiseTheWeightsOfOneAllreduceOnTwoWorkers() throws {
+        let after = try train("after", workers: 2, overlap: false)
+        let during = try train("during", workers: 2, overlap: true)
+        XCTAssertEqual(try Data(contentsOf: after), try Data(contentsOf: during))
+    }
+
+    func testOverlapWithAccumulationTrainsBitwiseTheWeightsOfOneAllreduceOnTwoWorkers() throws {
+        let after = try train("after", workers: 2, overlap: false, train: ", accumulate: 3")
+        let during = try train("during", workers: 2, overlap: true, train: ", accumulate: 3")
+        XCTAssertEqual(try Data(contentsOf: after), try Data(contentsOf: during))
+    }
+
+    func testOverlapOnThreeWorkersTrainsTheWeightsOfOne() throws {
+        let one = try SafeTensors.read(path: try train("one", workers: 1, overlap: true).path).tensors
+        let three = try SafeTensors.read(path: try train("three", workers: 3, overlap: true).path).tensors
+        assertSameWeights(one, three, tolerance: 1e-5, "3 workers with overlap against 1")
+    }
+
+    /// The same buckets every step: a resumed run finishes bitwise.
+    func testResumeWithOverlapIsBitwiseIdentical() throws {
+        let straight = try train("straight", workers: 2, overlap: true)
+        _ = try train("resumed", workers: 2, maxSteps: 9, overlap: true)
+        XCTAssertEqual(try Data(contentsOf: straight), try Data(contentsOf: try train("resumed", workers: 2, overlap: true, resume: true)))
+    }
+}
