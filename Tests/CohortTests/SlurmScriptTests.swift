@@ -15,8 +15,14 @@ final class SlurmScriptTests: XCTestCase {
         try FileManager.default.createDirectory(at: log, withIntermediateDirectories: true)
         // A launcher that ends with FAKE_STATUS, or with FAKE_WAIT waits for SIGTERM and then exits 75
         // (what the workers do when asked to stop).
+        // `srun --mpi=list` answers as Slurm 22.05's does, with FAKE_MPI_PLUGINS.
         let launcher = """
             #!/usr/bin/env bash
+            if [ "$1" = --mpi=list ]; then
+                echo "MPI plugin types are..."
+                printf '\\t%s\\n' ${FAKE_MPI_PLUGINS:-pmix none cray_shasta pmi2}
+                exit 0
+            fi
             printf '%s\\n' "$@" > "$FAKE_LOG/$(basename "$0").args"
             if [ -n "${FAKE_WAIT:-}" ]; then
                 trap 'echo TERM >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' TERM
@@ -41,7 +47,8 @@ final class SlurmScriptTests: XCTestCase {
     func environment(_ extra: [String: String]) -> [String: String] {
         ["PATH": directory.appendingPathComponent("bin").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
          "SLURM_JOB_ID": "42", "COHORT_BIN": "/bin/true", "FAKE_LOG": log.path, "COHORT_SLURM_RESUBMITS": "",
-         "COHORT_SLURM_SCRIPT": "", "COHORT_LAUNCHER": "", "COHORT_SBATCH_ARGS": ""].merging(extra) { $1 }
+         "COHORT_SLURM_SCRIPT": "", "COHORT_LAUNCHER": "", "COHORT_SBATCH_ARGS": "", "COHORT_SRUN_ARGS": "",
+         "SLURM_MPI_TYPE": ""].merging(extra) { $1 }
     }
 
     func slurm(_ arguments: [String], _ extra: [String: String] = [:]) throws -> ProcessResult {
@@ -69,7 +76,7 @@ final class SlurmScriptTests: XCTestCase {
     func testAnInterruptedRunResubmitsItselfToResume() throws {
         let result = try slurm(["c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"], ["FAKE_STATUS": "75"])
         XCTAssertEqual(result.status, 0, result.err)
-        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"])
+        XCTAssertEqual(recorded("srun.args"), ["--mpi=pmix", "/bin/true", "train", "c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"])
         XCTAssertEqual(recorded("sbatch.args"), [script.path, "c.yaml", "--set", "train.epochs=3", "--resume", "auto"])
         XCTAssertEqual(recorded("sbatch.env"), ["1 \(script.path)"])
         XCTAssertTrue(result.err.contains("resubmitted to resume: Submitted batch job 43"), result.err)
@@ -78,8 +85,24 @@ final class SlurmScriptTests: XCTestCase {
     func testAFinishedRunIsNotResubmitted() throws {
         let result = try slurm(["c.yaml"], ["FAKE_STATUS": "0"])
         XCTAssertEqual(result.status, 0, result.err)
-        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml"])
+        XCTAssertEqual(recorded("srun.args"), ["--mpi=pmix", "/bin/true", "train", "c.yaml"])
         XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    /// A site's MpiDefault (often none) cannot start OpenMPI's workers: srun gets the PMIx plugin
+    /// where it has one, else PMI-2, else the site's default.
+    func testSrunGetsThePMIPluginItHas() throws {
+        for (plugins, expected) in [("pmix none pmi2", ["--mpi=pmix"]), ("none cray_shasta pmi2", ["--mpi=pmi2"]), ("none", [])] {
+            _ = try slurm(["c.yaml"], ["FAKE_MPI_PLUGINS": plugins])
+            XCTAssertEqual(recorded("srun.args"), expected + ["/bin/true", "train", "c.yaml"], plugins)
+        }
+    }
+
+    func testAUsersMPIPluginWins() throws {
+        _ = try slurm(["c.yaml"], ["COHORT_SRUN_ARGS": "--exclusive --mpi=pmi2"])
+        XCTAssertEqual(recorded("srun.args"), ["--exclusive", "--mpi=pmi2", "/bin/true", "train", "c.yaml"])
+        _ = try slurm(["c.yaml"], ["SLURM_MPI_TYPE": "pmi2"])
+        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml"])
     }
 
     func testAFailedRunIsNotResubmitted() throws {
