@@ -37,7 +37,12 @@ final class SlurmScriptTests: XCTestCase {
             echo "$COHORT_SLURM_RESUBMITS $COHORT_SLURM_SCRIPT" > "$FAKE_LOG/sbatch.env"
             echo "Submitted batch job 43"
             """
-        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch)] {
+        let scontrol = """
+            #!/usr/bin/env bash
+            echo "JobId=$3 JobName=cohort"
+            echo "   JobState=${FAKE_JOB_STATE:-RUNNING} Reason=None Dependency=(null)"
+            """
+        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch), ("scontrol", scontrol)] {
             let url = bin.appendingPathComponent(name)
             try text.write(to: url, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
@@ -109,6 +114,15 @@ final class SlurmScriptTests: XCTestCase {
         let result = try slurm(["c.yaml"], ["FAKE_STATUS": "1"])
         XCTAssertEqual(result.status, 1)
         XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    /// `scancel JOBID` (also with --signal=KILL) sends SIGTERM before SIGKILL: the workers checkpoint,
+    /// but a cancelled job stays stopped.
+    func testACancelledJobIsNotResubmitted() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "CANCELLED"])
+        XCTAssertEqual(result.status, 75)
+        XCTAssertNil(recorded("sbatch.args"))
+        XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
     }
 
     func testResubmissionsStopAtTheLimit() throws {
