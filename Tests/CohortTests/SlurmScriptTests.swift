@@ -26,6 +26,7 @@ final class SlurmScriptTests: XCTestCase {
             printf '%s\\n' "$@" > "$FAKE_LOG/$(basename "$0").args"
             if [ -n "${FAKE_WAIT:-}" ]; then
                 trap 'echo TERM >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' TERM
+                echo $$ > "$FAKE_LOG/$(basename "$0").pid"
                 touch "$FAKE_LOG/started"
                 while :; do sleep 0.05; done
             fi
@@ -37,12 +38,20 @@ final class SlurmScriptTests: XCTestCase {
             echo "$COHORT_SLURM_RESUBMITS $COHORT_SLURM_SCRIPT" > "$FAKE_LOG/sbatch.env"
             echo "Submitted batch job 43"
             """
-        let scontrol = """
+        // `squeue --json` as Slurm 22.05 prints it, a job started at 1000 s with a limit of 60 min.
+        let squeue = """
             #!/usr/bin/env bash
-            echo "JobId=$3 JobName=cohort"
-            echo "   JobState=${FAKE_JOB_STATE:-RUNNING} Reason=None Dependency=(null)"
+            printf '{\\n  "jobs": [\\n    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": "%s",\\n' \\
+                "${FAKE_END_TIME:-4600}" "${FAKE_JOB_STATE:-RUNNING}"
+            printf '      "preempt_time": %s,\\n      "start_time": 1000,\\n      "time_limit": 60\\n    }\\n  ]\\n}\\n' "${FAKE_PREEMPT_TIME:-0}"
             """
-        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch), ("scontrol", scontrol)] {
+        // Slurm signals the job's steps: here, the fake srun.
+        let scancel = """
+            #!/usr/bin/env bash
+            printf '%s\\n' "$@" > "$FAKE_LOG/scancel.args"
+            kill -TERM "$(cat "$FAKE_LOG/srun.pid")"
+            """
+        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch), ("squeue", squeue), ("scancel", scancel)] {
             let url = bin.appendingPathComponent(name)
             try text.write(to: url, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
@@ -119,10 +128,23 @@ final class SlurmScriptTests: XCTestCase {
     /// `scancel JOBID` (also with --signal=KILL) sends SIGTERM before SIGKILL: the workers checkpoint,
     /// but a cancelled job stays stopped.
     func testACancelledJobIsNotResubmitted() throws {
-        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "CANCELLED"])
-        XCTAssertEqual(result.status, 75)
-        XCTAssertNil(recorded("sbatch.args"))
-        XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
+        for (state, end) in [("CANCELLED", "1010"), ("COMPLETING", "1010")] {
+            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": state, "FAKE_END_TIME": end])
+            XCTAssertEqual(result.status, 75)
+            XCTAssertNil(recorded("sbatch.args"), state)
+            XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
+        }
+    }
+
+    /// Ending at the time limit, or pre-empted, is not a cancellation.
+    func testAJobEndingAtItsTimeLimitOrPreemptedIsResubmitted() throws {
+        for (end, preempted) in [("4600", "0"), ("1010", "1005")] {
+            try? FileManager.default.removeItem(at: log.appendingPathComponent("sbatch.args"))
+            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "COMPLETING", "FAKE_END_TIME": end,
+                                                "FAKE_PREEMPT_TIME": preempted])
+            XCTAssertEqual(result.status, 0, result.err)
+            XCTAssertNotNil(recorded("sbatch.args"), "\(end) \(preempted)")
+        }
     }
 
     func testResubmissionsStopAtTheLimit() throws {
@@ -138,14 +160,17 @@ final class SlurmScriptTests: XCTestCase {
         XCTAssertEqual(recorded("sbatch.args"), ["-N", "2", "--time=2:00:00", script.path, "c.yaml", "--resume", "auto"])
     }
 
-    /// Slurm's warning (SIGUSR1 to the batch shell) reaches the launcher as one SIGTERM; the workers
-    /// checkpoint and exit 75, and the job resubmits itself.
+    /// Slurm's warning (SIGUSR1 to the batch shell) reaches the workers as one SIGTERM, through
+    /// scancel (srun would kill them on a SIGTERM of its own); they checkpoint and exit 75, and the
+    /// job resubmits itself.
     func testTheWarningSignalIsForwardedAndTheRunResubmitted() throws {
         try checkSignalForwarding(launcher: "srun")
+        XCTAssertEqual(recorded("scancel.args"), ["--signal=TERM", "42"])
     }
 
     func testMpirunLauncherForwardsTheSignalToo() throws {
         try checkSignalForwarding(launcher: "mpirun")
+        XCTAssertNil(recorded("scancel.args"), "mpirun passes SIGTERM on itself")
         let arguments = try XCTUnwrap(recorded("mpirun.args"))
         XCTAssertEqual(Array(arguments.suffix(3)), ["/bin/true", "train", "c.yaml"])
     }
