@@ -89,11 +89,13 @@ final class SlurmClusterTests: XCTestCase {
         }.sorted { $0.id < $1.id }
     }
 
-    /// Waits until no job is pending or running but held ones: the run and its resubmissions are over.
+    /// Waits until every job has ended or is held: the run and its resubmissions are over.
     func waitForTheQueue(timeout: Double = 240) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if try jobs().allSatisfy({ !["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"].contains($0.state) || $0.reason == "JobHeldUser" }) {
+            // Transient states (RUNNING, COMPLETING, SIGNALING, ...) are not in this list.
+            let ended = ["COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"]
+            if try jobs().allSatisfy({ ended.contains($0.state) || ($0.state == "PENDING" && $0.reason == "JobHeldUser") }) {
                 return
             }
             usleep(300_000)
