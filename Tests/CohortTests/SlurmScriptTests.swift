@@ -15,11 +15,18 @@ final class SlurmScriptTests: XCTestCase {
         try FileManager.default.createDirectory(at: log, withIntermediateDirectories: true)
         // A launcher that ends with FAKE_STATUS, or with FAKE_WAIT waits for SIGTERM and then exits 75
         // (what the workers do when asked to stop).
+        // `srun --mpi=list` answers as Slurm 22.05's does, with FAKE_MPI_PLUGINS.
         let launcher = """
             #!/usr/bin/env bash
+            if [ "$1" = --mpi=list ]; then
+                echo "MPI plugin types are..."
+                printf '\\t%s\\n' ${FAKE_MPI_PLUGINS:-pmix none cray_shasta pmi2}
+                exit 0
+            fi
             printf '%s\\n' "$@" > "$FAKE_LOG/$(basename "$0").args"
             if [ -n "${FAKE_WAIT:-}" ]; then
                 trap 'echo TERM >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' TERM
+                echo $$ > "$FAKE_LOG/$(basename "$0").pid"
                 touch "$FAKE_LOG/started"
                 while :; do sleep 0.05; done
             fi
@@ -31,7 +38,20 @@ final class SlurmScriptTests: XCTestCase {
             echo "$COHORT_SLURM_RESUBMITS $COHORT_SLURM_SCRIPT" > "$FAKE_LOG/sbatch.env"
             echo "Submitted batch job 43"
             """
-        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch)] {
+        // `squeue --json` as Slurm 22.05 prints it, a job started at 1000 s with a limit of 60 min.
+        let squeue = """
+            #!/usr/bin/env bash
+            printf '{\\n  "jobs": [\\n    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": "%s",\\n' \\
+                "${FAKE_END_TIME:-4600}" "${FAKE_JOB_STATE:-RUNNING}"
+            printf '      "preempt_time": %s,\\n      "start_time": 1000,\\n      "time_limit": 60\\n    }\\n  ]\\n}\\n' "${FAKE_PREEMPT_TIME:-0}"
+            """
+        // Slurm signals the job's steps: here, the fake srun.
+        let scancel = """
+            #!/usr/bin/env bash
+            printf '%s\\n' "$@" > "$FAKE_LOG/scancel.args"
+            kill -TERM "$(cat "$FAKE_LOG/srun.pid")"
+            """
+        for (name, text) in [("srun", launcher), ("mpirun", launcher), ("sbatch", sbatch), ("squeue", squeue), ("scancel", scancel)] {
             let url = bin.appendingPathComponent(name)
             try text.write(to: url, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
@@ -41,7 +61,8 @@ final class SlurmScriptTests: XCTestCase {
     func environment(_ extra: [String: String]) -> [String: String] {
         ["PATH": directory.appendingPathComponent("bin").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
          "SLURM_JOB_ID": "42", "COHORT_BIN": "/bin/true", "FAKE_LOG": log.path, "COHORT_SLURM_RESUBMITS": "",
-         "COHORT_SLURM_SCRIPT": "", "COHORT_LAUNCHER": "", "COHORT_SBATCH_ARGS": ""].merging(extra) { $1 }
+         "COHORT_SLURM_SCRIPT": "", "COHORT_LAUNCHER": "", "COHORT_SBATCH_ARGS": "", "COHORT_SRUN_ARGS": "",
+         "SLURM_MPI_TYPE": ""].merging(extra) { $1 }
     }
 
     func slurm(_ arguments: [String], _ extra: [String: String] = [:]) throws -> ProcessResult {
@@ -69,7 +90,7 @@ final class SlurmScriptTests: XCTestCase {
     func testAnInterruptedRunResubmitsItselfToResume() throws {
         let result = try slurm(["c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"], ["FAKE_STATUS": "75"])
         XCTAssertEqual(result.status, 0, result.err)
-        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"])
+        XCTAssertEqual(recorded("srun.args"), ["--mpi=pmix", "/bin/true", "train", "c.yaml", "--resume", "runs/x/checkpoints/5", "--set", "train.epochs=3"])
         XCTAssertEqual(recorded("sbatch.args"), [script.path, "c.yaml", "--set", "train.epochs=3", "--resume", "auto"])
         XCTAssertEqual(recorded("sbatch.env"), ["1 \(script.path)"])
         XCTAssertTrue(result.err.contains("resubmitted to resume: Submitted batch job 43"), result.err)
@@ -78,14 +99,52 @@ final class SlurmScriptTests: XCTestCase {
     func testAFinishedRunIsNotResubmitted() throws {
         let result = try slurm(["c.yaml"], ["FAKE_STATUS": "0"])
         XCTAssertEqual(result.status, 0, result.err)
-        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml"])
+        XCTAssertEqual(recorded("srun.args"), ["--mpi=pmix", "/bin/true", "train", "c.yaml"])
         XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    /// A site's MpiDefault (often none) cannot start OpenMPI's workers: srun gets the PMIx plugin
+    /// where it has one, else PMI-2, else the site's default.
+    func testSrunGetsThePMIPluginItHas() throws {
+        for (plugins, expected) in [("pmix none pmi2", ["--mpi=pmix"]), ("none cray_shasta pmi2", ["--mpi=pmi2"]), ("none", [])] {
+            _ = try slurm(["c.yaml"], ["FAKE_MPI_PLUGINS": plugins])
+            XCTAssertEqual(recorded("srun.args"), expected + ["/bin/true", "train", "c.yaml"], plugins)
+        }
+    }
+
+    func testAUsersMPIPluginWins() throws {
+        _ = try slurm(["c.yaml"], ["COHORT_SRUN_ARGS": "--exclusive --mpi=pmi2"])
+        XCTAssertEqual(recorded("srun.args"), ["--exclusive", "--mpi=pmi2", "/bin/true", "train", "c.yaml"])
+        _ = try slurm(["c.yaml"], ["SLURM_MPI_TYPE": "pmi2"])
+        XCTAssertEqual(recorded("srun.args"), ["/bin/true", "train", "c.yaml"])
     }
 
     func testAFailedRunIsNotResubmitted() throws {
         let result = try slurm(["c.yaml"], ["FAKE_STATUS": "1"])
         XCTAssertEqual(result.status, 1)
         XCTAssertNil(recorded("sbatch.args"))
+    }
+
+    /// `scancel JOBID` (also with --signal=KILL) sends SIGTERM before SIGKILL: the workers checkpoint,
+    /// but a cancelled job stays stopped.
+    func testACancelledJobIsNotResubmitted() throws {
+        for (state, end) in [("CANCELLED", "1010"), ("COMPLETING", "1010")] {
+            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": state, "FAKE_END_TIME": end])
+            XCTAssertEqual(result.status, 75)
+            XCTAssertNil(recorded("sbatch.args"), state)
+            XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
+        }
+    }
+
+    /// Ending at the time limit, or pre-empted, is not a cancellation.
+    func testAJobEndingAtItsTimeLimitOrPreemptedIsResubmitted() throws {
+        for (end, preempted) in [("4600", "0"), ("1010", "1005")] {
+            try? FileManager.default.removeItem(at: log.appendingPathComponent("sbatch.args"))
+            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "COMPLETING", "FAKE_END_TIME": end,
+                                                "FAKE_PREEMPT_TIME": preempted])
+            XCTAssertEqual(result.status, 0, result.err)
+            XCTAssertNotNil(recorded("sbatch.args"), "\(end) \(preempted)")
+        }
     }
 
     func testResubmissionsStopAtTheLimit() throws {
@@ -101,14 +160,17 @@ final class SlurmScriptTests: XCTestCase {
         XCTAssertEqual(recorded("sbatch.args"), ["-N", "2", "--time=2:00:00", script.path, "c.yaml", "--resume", "auto"])
     }
 
-    /// Slurm's warning (SIGUSR1 to the batch shell) reaches the launcher as one SIGTERM; the workers
-    /// checkpoint and exit 75, and the job resubmits itself.
+    /// Slurm's warning (SIGUSR1 to the batch shell) reaches the workers as one SIGTERM, through
+    /// scancel (srun would kill them on a SIGTERM of its own); they checkpoint and exit 75, and the
+    /// job resubmits itself.
     func testTheWarningSignalIsForwardedAndTheRunResubmitted() throws {
         try checkSignalForwarding(launcher: "srun")
+        XCTAssertEqual(recorded("scancel.args"), ["--signal=TERM", "42"])
     }
 
     func testMpirunLauncherForwardsTheSignalToo() throws {
         try checkSignalForwarding(launcher: "mpirun")
+        XCTAssertNil(recorded("scancel.args"), "mpirun passes SIGTERM on itself")
         let arguments = try XCTUnwrap(recorded("mpirun.args"))
         XCTAssertEqual(Array(arguments.suffix(3)), ["/bin/true", "train", "c.yaml"])
     }
