@@ -7,26 +7,7 @@ import XCTest
 /// and batch flavour, every weight and running statistic agrees within 1e-4 of the tensor's
 /// largest magnitude.
 final class PyTorchEquivalenceTests: XCTestCase {
-    func trainFixture(_ name: String) throws {
-        let directory = try temporaryDirectory(self)
-        var config = try ConfigLoader.load(path: fixtureDirectory.appendingPathComponent("\(name).yaml").path)
-        config.checkpoint.dir = directory.path
-        let summary = try Trainer(config: config, communicator: SoloCommunicator(), log: { _ in }).run(resume: .fresh)
-        XCTAssertEqual(summary.steps, 12)
-        let written = try SafeTensors.read(path: directory.appendingPathComponent("checkpoints/12/model.safetensors").path).tensors
-        let expected = try SafeTensors.read(path: fixtureDirectory.appendingPathComponent("\(name)-expected.safetensors").path).tensors
-        XCTAssertEqual(Set(written.keys), Set(expected.keys), "\(name): state-dict names differ from PyTorch's")
-        for (key, reference) in expected {
-            let ours = try XCTUnwrap(written[key], "\(name): \(key) missing")
-            XCTAssertEqual(ours.shape, reference.shape, "\(name): \(key) shape")
-            if key.hasSuffix("num_batches_tracked") {
-                XCTAssertEqual(ours.int64s(), reference.int64s(), "\(name): \(key)")
-                continue
-            }
-            let error = relativeError(ours.doubles(), reference.doubles())
-            XCTAssertLessThan(error, 1e-4, "\(name): \(key) differs from PyTorch by \(error) relative")
-        }
-    }
+    func trainFixture(_ name: String) throws { try checkAgainstPyTorch(fixture: name, in: self) }
 
     func testConvNetWithMomentumAndWeightDecayMatchesPyTorch() throws { try trainFixture("cnn_momentum") }
     func testConvNetWithNesterovMatchesPyTorch() throws { try trainFixture("cnn_nesterov") }
@@ -62,4 +43,26 @@ final class PyTorchEquivalenceTests: XCTestCase {
     func testResidualNetWithAdamMatchesPyTorch() throws { try trainFixture("resnet_adam") }
     /// A block inside a body, a shortcut of one biased 1x1 convolution, adaptive pooling to 3 x 2 of a 5 x 5 map.
     func testNestedResidualNetWithCosineScheduleMatchesPyTorch() throws { try trainFixture("resnet_nested_cosine") }
+}
+
+/// Trains fixture `name` (12 steps) and checks every tensor against PyTorch's within 1e-4 of its scale.
+func checkAgainstPyTorch(fixture name: String, in test: XCTestCase) throws {
+    let directory = try temporaryDirectory(test)
+    var config = try ConfigLoader.load(path: fixtureDirectory.appendingPathComponent("\(name).yaml").path)
+    config.checkpoint.dir = directory.path
+    let summary = try Trainer(config: config, communicator: SoloCommunicator(), log: { _ in }).run(resume: .fresh)
+    XCTAssertEqual(summary.steps, 12)
+    let written = try SafeTensors.read(path: directory.appendingPathComponent("checkpoints/12/model.safetensors").path).tensors
+    let expected = try SafeTensors.read(path: fixtureDirectory.appendingPathComponent("\(name)-expected.safetensors").path).tensors
+    XCTAssertEqual(Set(written.keys), Set(expected.keys), "\(name): state-dict names differ from PyTorch's")
+    for (key, reference) in expected {
+        let ours = try XCTUnwrap(written[key], "\(name): \(key) missing")
+        XCTAssertEqual(ours.shape, reference.shape, "\(name): \(key) shape")
+        if key.hasSuffix("num_batches_tracked") {
+            XCTAssertEqual(ours.int64s(), reference.int64s(), "\(name): \(key)")
+            continue
+        }
+        let error = relativeError(ours.doubles(), reference.doubles())
+        XCTAssertLessThan(error, 1e-4, "\(name): \(key) differs from PyTorch by \(error) relative")
+    }
 }

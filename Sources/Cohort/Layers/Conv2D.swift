@@ -1,11 +1,15 @@
-/// A 2-d convolution (PyTorch's `nn.Conv2d`, square kernel) lowered to GEMM through im2col.
+import Foundation
+
+/// A 2-d convolution (PyTorch's `nn.Conv2d`, square kernel) lowered to GEMM, through im2col or,
+/// for 3x3 kernels of stride 1 between enough channels, Winograd's F(2x2, 3x3) (`Winograd.swift`).
 ///
-/// Weight `[out, in, K, K]`, bias `[out]`. Forward unfolds each image into a column matrix and
-/// multiplies it by the weight viewed as `[out, in*K*K]`. Backward unfolds the image again rather
+/// Weight `[out, in, K, K]`, bias `[out]`. im2col: forward unfolds each image into a column matrix
+/// and multiplies it by the weight viewed as `[out, in*K*K]`. Backward unfolds the image again rather
 /// than keep every image's columns: one image's columns stay in the core's L2 cache between the
 /// unfolding and the product, where a whole batch's (38 MB for a 32x32x32 input of 32 images)
 /// went out to memory and back (`cohort bench resnetish` on one core, batch 32: 116.4 -> 112.8 ms
-/// per step).
+/// per step). Winograd: 16 GEMMs over the transformed tiles of as many images as fit in L2 at once,
+/// the input transformed again in backward for the same reason.
 public final class Conv2D<Element: Scalar>: Layer {
     public let kind = "conv2d"
     public let inputShape: [Int]
@@ -24,8 +28,22 @@ public final class Conv2D<Element: Scalar>: Layer {
     /// Gradient of one image's columns: `[in*K*K, OH*OW]`.
     private var columnGradient = Buffer<Element>(count: 0)
 
+    public let algorithm: ConvolutionAlgorithm
+    /// Set when `algorithm` is `.winograd`.
+    let tiling: WinogradTiling?
+    /// Images whose transformed tiles go through one set of 16 GEMMs.
+    private var imagesPerChunk = 1
+    /// Transformed filters U and their gradient dU: `[16, out, in]` each.
+    private var filters = Buffer<Element>(count: 0)
+    private var filterGradient = Buffer<Element>(count: 0)
+    /// Transformed input tiles V (or their gradient dV): `[16, in, tiles]`.
+    private var inputTiles = Buffer<Element>(count: 0)
+    /// Products M (or their gradient dM): `[16, out, tiles]`.
+    private var productTiles = Buffer<Element>(count: 0)
+    private var transformScratch = Buffer<Element>(count: 0)
+
     public init(input: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool,
-                initializer: LayerInit, index: LayerPlace) throws {
+                initializer: LayerInit, index: LayerPlace, algorithm: ConvolutionAlgorithm? = nil) throws {
         guard input.count == 3 else {
             throw layerError(index, "conv2d", "expects an input [C, H, W], got \(describe(input))")
         }
@@ -40,6 +58,12 @@ public final class Conv2D<Element: Scalar>: Layer {
         outputShape = [outChannels, g.outHeight, g.outWidth]
         hasBias = bias
         self.initializer = initializer
+        let chosen = try algorithm ?? ConvolutionAlgorithm.automatic(for: g, outChannels: outChannels)
+        guard chosen == .im2col || WinogradTiling.applies(to: g) else {
+            throw layerError(index, "conv2d", "Winograd F(2x2, 3x3) needs kernel_size 3 and stride 1, got \(kernel) and \(stride)")
+        }
+        self.algorithm = chosen
+        tiling = chosen == .winograd ? WinogradTiling(g, outChannels: outChannels) : nil
     }
 
     public var parameterShapes: [ParameterShape] {
@@ -61,12 +85,28 @@ public final class Conv2D<Element: Scalar>: Layer {
     }
 
     public func reserve(maxBatch: Int) {
+        if let tiling {
+            let perImage = 16 * (geometry.channels + outChannels) * tiling.tilesPerImage
+            imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
+            let tiles = imagesPerChunk * tiling.tilesPerImage
+            filters = Buffer(count: 16 * outChannels * geometry.channels)
+            filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
+            inputTiles = Buffer(count: 16 * geometry.channels * tiles)
+            productTiles = Buffer(count: 16 * outChannels * tiles)
+            transformScratch = Buffer(count: tiling.scratchCount)
+            return
+        }
         let perImage = geometry.patchSize * geometry.outHeight * geometry.outWidth
         columns = Buffer(count: perImage)
         columnGradient = Buffer(count: perImage)
     }
 
+    /// Elements of V and M one chunk of images may fill: about half a core's L2 in Float (tests set
+    /// it lower, before `reserve`, to run several chunks on small images).
+    var chunkElements = 128 * 1024
+
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        if let tiling { return forwardWinograd(x, y, batch: batch, tiling) }
         let spatial = geometry.outHeight * geometry.outWidth
         let patch = geometry.patchSize
         let cols = columns.pointer
@@ -81,6 +121,7 @@ public final class Conv2D<Element: Scalar>: Layer {
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        if let tiling { return backwardWinograd(x, dy, dx, batch: batch, tiling) }
         let spatial = geometry.outHeight * geometry.outWidth
         let patch = geometry.patchSize
         let cols = columns.pointer
@@ -100,6 +141,89 @@ public final class Conv2D<Element: Scalar>: Layer {
             }
         }
     }
+}
+
+extension Conv2D {
+    func forwardWinograd(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, _ tiling: WinogradTiling) {
+        let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
+        let u = filters.pointer, v = inputTiles.pointer, m = productTiles.pointer
+        winogradTransformFilters(weight, u, outChannels: outChannels, inChannels: inChannels)
+        for first in stride(from: 0, to: batch, by: imagesPerChunk) {
+            let images = min(imagesPerChunk, batch - first)
+            let tiles = images * tiling.tilesPerImage
+            winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
+            for xi in 0..<16 {
+                // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
+                Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
+                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             b: v + xi * inChannels * tiles, ldb: tiles,
+                             beta: 0, c: m + xi * outChannels * tiles, ldc: tiles)
+            }
+            let out = y + first * outChannels * spatial
+            winogradTransformOutput(m, out, images: images, tiling, scratch: transformScratch.pointer)
+            if let bias {
+                for n in 0..<images { addChannelBias(out + n * outChannels * spatial, bias, channels: outChannels, spatial: spatial) }
+            }
+        }
+    }
+
+    func backwardWinograd(_ x: UnsafePointer<Element>, _ dy: UnsafePointer<Element>, _ dx: UnsafeMutablePointer<Element>?,
+                          batch: Int, _ tiling: WinogradTiling) {
+        let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
+        let u = filters.pointer, du = filterGradient.pointer, v = inputTiles.pointer, dm = productTiles.pointer
+        if dx != nil { winogradTransformFilters(weight, u, outChannels: outChannels, inChannels: inChannels) }
+        du.update(repeating: 0, count: 16 * outChannels * inChannels)
+        for first in stride(from: 0, to: batch, by: imagesPerChunk) {
+            let images = min(imagesPerChunk, batch - first)
+            let tiles = images * tiling.tilesPerImage
+            let dOut = dy + first * outChannels * spatial
+            winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
+            winogradOutputGradient(dOut, dm, images: images, tiling, scratch: transformScratch.pointer)
+            for xi in 0..<16 {
+                // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
+                Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
+                             alpha: 1, a: dm + xi * outChannels * tiles, lda: tiles,
+                             b: v + xi * inChannels * tiles, ldb: tiles,
+                             beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
+            }
+            if let biasGradient {
+                for n in 0..<images { accumulateChannelSums(dOut + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
+            }
+            guard let dx else { continue }
+            for xi in 0..<16 {
+                // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
+                Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
+                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             b: dm + xi * outChannels * tiles, ldb: tiles,
+                             beta: 0, c: v + xi * inChannels * tiles, ldc: tiles)
+            }
+            winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: transformScratch.pointer)
+        }
+        winogradFilterGradient(du, weightGradient, outChannels: outChannels, inChannels: inChannels)
+    }
+}
+
+/// How a `Conv2D` computes: im2col + GEMM for every shape, Winograd F(2x2, 3x3) for 3x3 kernels of stride 1.
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    case im2col, winograd
+
+    /// The environment variable that overrides the choice for every layer (`im2col`, `winograd` or
+    /// `auto`), for measuring one against the other; a layer that Winograd cannot compute stays im2col.
+    public static let environmentVariable = "COHORT_CONV_ALGORITHM"
+
+    /// Winograd where it applies and the channels make its GEMMs worth it, unless the environment says otherwise.
+    static func automatic(for g: WindowGeometry, outChannels: Int) throws -> ConvolutionAlgorithm {
+        let fits = WinogradTiling.applies(to: g)
+        switch ProcessInfo.processInfo.environment[environmentVariable] ?? "auto" {
+        case "auto": return fits && min(g.channels, outChannels) >= minimumWinogradChannels ? .winograd : .im2col
+        case "winograd": return fits ? .winograd : .im2col
+        case "im2col": return .im2col
+        case let other: throw CohortError("\(environmentVariable)=\(other): expected im2col, winograd or auto")
+        }
+    }
+
+    /// Below this many input or output channels the tile transforms cost more than the multiplications saved.
+    static var minimumWinogradChannels: Int { 16 }
 }
 
 /// y[c, s] += bias[c]. y: `[C, S]`.

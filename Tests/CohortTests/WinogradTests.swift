@@ -1,0 +1,133 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// Winograd F(2x2, 3x3) convolutions against central differences.
+extension GradientCheckTests {
+    func winogradConv(_ type: Double.Type, input: [Int], out: Int, padding: Int, bias: Bool,
+                      _ algorithm: ConvolutionAlgorithm) throws -> Conv2D<Double> {
+        try Conv2D<Double>(input: input, outChannels: out, kernel: 3, stride: 1, padding: padding, bias: bias,
+                           initializer: LayerInit(), index: 0, algorithm: algorithm)
+    }
+
+    func testWinogradConv2DWithPartialTilesAtTheBorders() throws {
+        // 5x5 with padding 1: 3x3 tiles of which the last row and column cover one output only.
+        let conv = try winogradConv(Double.self, input: [2, 5, 5], out: 3, padding: 1, bias: true, .winograd)
+        XCTAssertEqual(conv.algorithm, .winograd)
+        try checkGradients(conv, batch: 2)
+    }
+
+    func testWinogradConv2DWithoutPaddingOnOddWidth() throws {
+        try checkGradients(try winogradConv(Double.self, input: [3, 6, 7], out: 2, padding: 0, bias: false, .winograd), batch: 2)
+    }
+
+    func testWinogradConv2DWithPaddingTwoAcrossSeveralChunks() throws {
+        let conv = try winogradConv(Double.self, input: [2, 4, 6], out: 3, padding: 2, bias: true, .winograd)
+        conv.chunkElements = 1  // one image per chunk: three chunks
+        try checkGradients(conv, batch: 3)
+    }
+}
+
+/// Winograd F(2x2, 3x3) convolutions: outputs and gradients against im2col on the same weights, and
+/// PyTorch's fixtures trained through it.
+final class WinogradTests: XCTestCase {
+    func makeConv<T: Scalar>(_ type: T.Type, input: [Int], out: Int, padding: Int, bias: Bool,
+                             _ algorithm: ConvolutionAlgorithm) throws -> Conv2D<T> {
+        try Conv2D<T>(input: input, outChannels: out, kernel: 3, stride: 1, padding: padding, bias: bias,
+                      initializer: LayerInit(), index: 0, algorithm: algorithm)
+    }
+
+    /// Runs the same layer both ways on the same weights and data; returns the largest relative error of y, dx, dW, db.
+    func compareWithIm2col<T: Scalar>(_ type: T.Type, input: [Int], out: Int, padding: Int, batch: Int,
+                                       chunkElements: Int? = nil) throws -> Double {
+        let winograd = try makeConv(T.self, input: input, out: out, padding: padding, bias: true, .winograd)
+        let reference = try makeConv(T.self, input: input, out: out, padding: padding, bias: true, .im2col)
+        if let chunkElements { winograd.chunkElements = chunkElements }
+        let count = winograd.parameterShapes.reduce(0) { $0 + $1.count }
+        let parameters = Buffer<T>(count: count)
+        let random = CounterRandom(11, 3)
+        for i in 0..<count { parameters.pointer[i] = T(random.normal(UInt64(i))) }
+        let x = Buffer<T>(count: batch * winograd.inputSize), dy = Buffer<T>(count: batch * winograd.outputSize)
+        for i in 0..<x.count { x.pointer[i] = T(random.normal(UInt64(100_000 + i))) }
+        for i in 0..<dy.count { dy.pointer[i] = T(random.normal(UInt64(900_000 + i))) }
+        let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: batch,
+                                  communicator: SoloCommunicator())
+        var results: [[[Double]]] = []
+        for conv in [winograd, reference] {
+            let gradients = Buffer<T>(count: count)
+            conv.bind(parameters: parameters.pointer, gradients: gradients.pointer)
+            conv.reserve(maxBatch: batch)
+            let y = Buffer<T>(count: dy.count), dx = Buffer<T>(count: x.count)
+            dx.pointer.update(repeating: T(7), count: x.count)  // overwritten, not accumulated into
+            try conv.forward(x.pointer, y.pointer, batch: batch, context: context)
+            try conv.backward(x.pointer, y.pointer, dy.pointer, dx.pointer, batch: batch, context: context)
+            results.append([y, dx, gradients].map { buffer in buffer.buffer.map { Double($0) } })
+        }
+        return zip(results[0], results[1]).map { relativeError($0, $1) }.max()!
+    }
+
+    func testMatchesIm2colInDouble() throws {
+        XCTAssertLessThan(try compareWithIm2col(Double.self, input: [5, 9, 11], out: 4, padding: 1, batch: 3), 1e-13)
+        XCTAssertLessThan(try compareWithIm2col(Double.self, input: [3, 8, 8], out: 5, padding: 0, batch: 2, chunkElements: 1), 1e-13)
+    }
+
+    /// Float32 rounding of the transforms: within 1e-5 of im2col on a layer of ResNet-20's size.
+    func testMatchesIm2colInFloatOnAResNetLayer() throws {
+        XCTAssertLessThan(try compareWithIm2col(Float.self, input: [32, 16, 16], out: 32, padding: 1, batch: 4), 1e-5)
+        XCTAssertLessThan(try compareWithIm2col(Float.self, input: [16, 15, 15], out: 24, padding: 1, batch: 5, chunkElements: 40_000), 1e-5)
+    }
+
+    func testAutomaticChoiceKeepsFewChannelsAndOtherKernelsOnIm2col() throws {
+        func algorithm(_ input: [Int], out: Int, kernel: Int = 3, stride: Int = 1) throws -> ConvolutionAlgorithm {
+            try Conv2D<Float>(input: input, outChannels: out, kernel: kernel, stride: stride, padding: 1, bias: false,
+                              initializer: LayerInit(), index: 0).algorithm
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, nil) {
+            XCTAssertEqual(try algorithm([16, 32, 32], out: 16), .winograd)
+            XCTAssertEqual(try algorithm([3, 32, 32], out: 16), .im2col)
+            XCTAssertEqual(try algorithm([16, 32, 32], out: 32, stride: 2), .im2col)
+            XCTAssertEqual(try algorithm([16, 32, 32], out: 32, kernel: 5), .im2col)
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "im2col") {
+            XCTAssertEqual(try algorithm([16, 32, 32], out: 16), .im2col)
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "winograd") {
+            XCTAssertEqual(try algorithm([3, 32, 32], out: 4), .winograd)
+            XCTAssertEqual(try algorithm([3, 32, 32], out: 4, stride: 2), .im2col)
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "fast") {
+            XCTAssertThrowsError(try algorithm([16, 32, 32], out: 16)) { error in
+                XCTAssertEqual("\(error)", "COHORT_CONV_ALGORITHM=fast: expected im2col, winograd or auto")
+            }
+        }
+    }
+
+    func testExplicitWinogradOnAStridedConvolutionIsAnError() {
+        XCTAssertThrowsError(try Conv2D<Float>(input: [4, 8, 8], outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: false,
+                                               initializer: LayerInit(), index: 2, algorithm: .winograd))
+    }
+
+    /// PyTorch's fixtures with every 3x3 stride-1 convolution through Winograd.
+    func trainFixtureThroughWinograd(_ name: String) throws {
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "winograd") {
+            try checkAgainstPyTorch(fixture: name, in: self)
+        }
+    }
+
+    func testConvNetWithMomentumMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("cnn_momentum") }
+    func testConvNetWithAdamMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("cnn_adam") }
+    func testStochasticConvNetMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("cnn_stochastic") }
+    func testResidualNetworkMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("resnet_nesterov") }
+    func testNestedResidualNetworkMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("resnet_nested_cosine") }
+}
+
+/// Runs `body` with `name` set to `value` (or unset), then restores it.
+func withEnvironment(_ name: String, _ value: String?, _ body: () throws -> Void) throws {
+    let saved = ProcessInfo.processInfo.environment[name]
+    func set(_ value: String?) {
+        if let value { setenv(name, value, 1) } else { unsetenv(name) }
+    }
+    set(value)
+    defer { set(saved) }
+    try body()
+}
