@@ -69,6 +69,9 @@ final class WinogradTests: XCTestCase {
     func testMatchesIm2colInDouble() throws {
         XCTAssertLessThan(try compareWithIm2col(Double.self, input: [5, 9, 11], out: 4, padding: 1, batch: 3), 1e-13)
         XCTAssertLessThan(try compareWithIm2col(Double.self, input: [3, 8, 8], out: 5, padding: 0, batch: 2, chunkElements: 1), 1e-13)
+        // Rows of 11 and of 16 tiles: a whole vector of 8 and a part of one, and two whole ones.
+        XCTAssertLessThan(try compareWithIm2col(Double.self, input: [2, 6, 21], out: 3, padding: 1, batch: 2), 1e-13)
+        XCTAssertLessThan(try compareWithIm2col(Double.self, input: [4, 32, 32], out: 2, padding: 1, batch: 2, chunkElements: 1), 1e-13)
     }
 
     /// Float32 rounding of the transforms: within 1e-5 of im2col on a layer of ResNet-20's size.

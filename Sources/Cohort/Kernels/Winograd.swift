@@ -16,8 +16,10 @@
 /// Layouts: transformed tensors are `[16, C, T]` (ξ-major, then channel, then tile), a tile index
 /// being `(n * tilesHigh + ty) * tilesWide + tx` over the images of one call. Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
-/// The transforms work on one row of tiles at a time with vectors over tx (even and odd input columns
-/// apart), so that they vectorise; `WinogradTiling.scratchCount` elements of scratch serve them all.
+/// The transforms work on one image plane at a time, a row of tiles at a time in vectors of 8 tiles
+/// (even and odd columns apart through SIMD16's halves), into a scratch copy of the plane's 16
+/// transformed planes `[16, tilesPerImage + 8]` whose slack takes the last vector's overhang;
+/// `WinogradTiling.scratchCount` elements of scratch serve every transform.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: WindowGeometry
     public let outChannels: Int
@@ -37,10 +39,46 @@ public struct WinogradTiling: Equatable, Sendable {
     }
 
     public var tilesPerImage: Int { tilesHigh * tilesWide }
-    /// Columns of the padded input band a row of tiles reads: `2 * tilesWide + 2`.
-    var bandWidth: Int { 2 * tilesWide + 2 }
-    /// Elements of scratch every transform of this tiling needs.
-    public var scratchCount: Int { 16 * (tilesWide + 1) + 4 * bandWidth }
+    /// Tiles of a row rounded up to whole vectors of 8.
+    var lanes: Int { (tilesWide + 7) / 8 * 8 }
+    /// Stride of each of the 16 transformed planes in scratch.
+    var planeStride: Int { tilesPerImage + 8 }
+    /// Stride of a row of the band of 4 input rows (padded image columns -p ..< 2 * lanes + 16 - p).
+    var bandStride: Int { 2 * lanes + 16 }
+    /// Elements of scratch every transform of this tiling needs: the 16 planes, the band, 4 rows of tiles.
+    public var scratchCount: Int { 16 * planeStride + 4 * bandStride + 4 * (lanes + 16) }
+}
+
+@inline(__always)
+private func load8<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self)
+}
+
+@inline(__always)
+private func load16<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD16<T> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self)
+}
+
+@inline(__always)
+private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<V.Scalar>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
+
+/// a[0], b[0], a[1], b[1], ...
+@inline(__always)
+private func interleave<T: Scalar>(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD16<T> {
+    var r = SIMD16<T>()
+    r.evenHalf = a
+    r.oddHalf = b
+    return r
+}
+
+/// Copies plane `[16, tilesPerImage]` runs between scratch (`planeStride` apart) and a transformed
+/// tensor (`xiStride` apart).
+@inline(__always)
+private func copyPlanes<T>(from source: UnsafePointer<T>, sourceStride: Int, to target: UnsafeMutablePointer<T>,
+                           targetStride: Int, count: Int) {
+    for xi in 0..<16 { (target + xi * targetStride).update(from: source + xi * sourceStride, count: count) }
 }
 
 /// U[ξ] = G g G^T for every filter. w: `[O, I, 3, 3]`; u: `[16, O, I]`.
@@ -100,51 +138,50 @@ public func winogradFilterGradient<T: Scalar>(_ du: UnsafePointer<T>, _ dw: Unsa
 public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: UnsafeMutablePointer<T>, images: Int,
                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let tw = tiling.tilesWide, width = tiling.bandWidth
-    let tiles = images * tiling.tilesPerImage
-    let xiStride = g.channels * tiles
-    // band[r]: input row 2ty - p + r over columns -p ..< -p + width, zero outside the image.
-    let band = scratch
-    band.update(repeating: 0, count: 4 * width)
-    let columnRange = (g.padding, min(width, g.padding + g.width))
+    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride, bs = tiling.bandStride
+    let tiles = images * tpi
+    let planes = scratch, band = scratch + 16 * ps
+    // band[r][j]: padded image row 2ty - p + r, column j - p; zero outside the image.
+    band.update(repeating: 0, count: 4 * bs)
     for n in 0..<images {
         for c in 0..<g.channels {
-            let plane = x + (n * g.channels + c) * g.height * g.width
+            let image = x + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
                 for r in 0..<4 {
                     let iy = 2 * ty - g.padding + r
-                    let row = band + r * width
+                    let row = band + r * bs + g.padding
                     if iy >= 0 && iy < g.height {
-                        (row + columnRange.0).update(from: plane + iy * g.width, count: columnRange.1 - columnRange.0)
+                        row.update(from: image + iy * g.width, count: g.width)
                     } else {
-                        (row + columnRange.0).update(repeating: 0, count: columnRange.1 - columnRange.0)
+                        row.update(repeating: 0, count: g.width)
                     }
                 }
-                // Columns first (B^T over the band's 4 rows), in place.
-                let d0 = band, d1 = band + width, d2 = band + 2 * width, d3 = band + 3 * width
-                for j in 0..<width {
-                    let a0 = d0[j] - d2[j], a1 = d1[j] + d2[j], a2 = d2[j] - d1[j], a3 = d1[j] - d3[j]
-                    d0[j] = a0; d1[j] = a1; d2[j] = a2; d3[j] = a3
+                // B^T over the band's rows, in place (the zero borders stay zero).
+                let d0 = band, d1 = band + bs, d2 = band + 2 * bs, d3 = band + 3 * bs
+                for j in stride(from: 0, to: bs, by: 8) {
+                    let a = load8(d0 + j), b = load8(d1 + j), c = load8(d2 + j), d = load8(d3 + j)
+                    store(a - c, d0 + j); store(b + c, d1 + j); store(c - b, d2 + j); store(b - d, d3 + j)
                 }
-                let out = v + c * tiles + (n * tiling.tilesHigh + ty) * tw
+                // B over each row's columns: tile tx reads columns 2tx ..< 2tx + 4.
                 for a in 0..<4 {
-                    let row = band + a * width
-                    let v0 = out + (4 * a) * xiStride, v1 = out + (4 * a + 1) * xiStride
-                    let v2 = out + (4 * a + 2) * xiStride, v3 = out + (4 * a + 3) * xiStride
-                    for tx in 0..<tw {
-                        let e0 = row[2 * tx], o0 = row[2 * tx + 1], e1 = row[2 * tx + 2], o1 = row[2 * tx + 3]
-                        v0[tx] = e0 - e1
-                        v1[tx] = o0 + e1
-                        v2[tx] = e1 - o0
-                        v3[tx] = o0 - o1
+                    let row = band + a * bs
+                    let out = planes + 4 * a * ps + ty * tw
+                    for tx in stride(from: 0, to: tw, by: 8) {
+                        let first = load16(row + 2 * tx), second = load16(row + 2 * tx + 2)
+                        let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
+                        store(e0 - e1, out + tx)
+                        store(o0 + e1, out + ps + tx)
+                        store(e1 - o0, out + 2 * ps + tx)
+                        store(o0 - o1, out + 3 * ps + tx)
                     }
                 }
             }
+            copyPlanes(from: planes, sourceStride: ps, to: v + c * tiles + n * tpi, targetStride: g.channels * tiles, count: tpi)
         }
     }
 }
 
-/// dx = B dV B^T scattered back onto the images: the adjoint of `winogradTransformInput`.
+/// dx = B dV B^T summed back onto the images: the adjoint of `winogradTransformInput`.
 /// dv: `[16, C, images * tilesPerImage]`; dx: `[images, C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -152,63 +189,50 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
 public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let tw = tiling.tilesWide, width = tiling.bandWidth
-    let tiles = images * tiling.tilesPerImage
-    let xiStride = g.channels * tiles
-    // w[a][s]: the row pass's result per tile, `[4, 4, tw + 1]` with a zero entry at tw.
-    let w = scratch
-    let lane = tw + 1
-    let band = scratch + 16 * lane
+    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride, bs = tiling.bandStride
+    let tiles = images * tpi
+    let planes = scratch, band = scratch + 16 * ps
+    // rows[s][1 + tx]: column s of tile tx's row pass; rows[s][0] and rows[s][1 + tw] stay zero.
+    let rowStride = tiling.lanes + 16
+    let rows = band + 4 * bs
+    rows.update(repeating: 0, count: 4 * rowStride)
     dx.update(repeating: 0, count: images * g.inputSize)
-    for i in 0..<16 { w[i * lane + tw] = 0 }
+    let wholeVectors = g.width / 8 * 8
     for n in 0..<images {
         for c in 0..<g.channels {
-            let plane = dx + (n * g.channels + c) * g.height * g.width
+            copyPlanes(from: dv + c * tiles + n * tpi, sourceStride: g.channels * tiles, to: planes, targetStride: ps, count: tpi)
+            let image = dx + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
-                let src = dv + c * tiles + (n * tiling.tilesHigh + ty) * tw
-                // Rows of the tile (b over the 4x4 transformed tile): w[a][s] = sum_b dV[a][b] B^T[b][s].
                 for a in 0..<4 {
-                    let s0 = src + (4 * a) * xiStride, s1 = src + (4 * a + 1) * xiStride
-                    let s2 = src + (4 * a + 2) * xiStride, s3 = src + (4 * a + 3) * xiStride
-                    let w0 = w + (4 * a) * lane, w1 = w + (4 * a + 1) * lane
-                    let w2 = w + (4 * a + 2) * lane, w3 = w + (4 * a + 3) * lane
-                    for tx in 0..<tw {
-                        let d0 = s0[tx], d1 = s1[tx], d2 = s2[tx], d3 = s3[tx]
-                        w0[tx] = d0
-                        w1[tx] = d1 - d2 + d3
-                        w2[tx] = d1 + d2 - d0
-                        w3[tx] = -d3
+                    // B^T's columns over tile row a: w[s] = sum over b of dV[a][b] B^T[b][s].
+                    let source = planes + 4 * a * ps + ty * tw
+                    let w0 = rows + 1, w1 = rows + rowStride + 1, w2 = rows + 2 * rowStride + 1, w3 = rows + 3 * rowStride + 1
+                    for tx in stride(from: 0, to: tw, by: 8) {
+                        let d0 = load8(source + tx), d1 = load8(source + ps + tx)
+                        let d2 = load8(source + 2 * ps + tx), d3 = load8(source + 3 * ps + tx)
+                        store(d0, w0 + tx); store(d1 - d2 + d3, w1 + tx); store(d1 + d2 - d0, w2 + tx); store(-d3, w3 + tx)
+                    }
+                    for s in 0..<4 { rows[s * rowStride + 1 + tw] = 0 }
+                    // Column 2k takes s = 0 of tile k and s = 2 of tile k - 1; column 2k + 1, s = 1 and s = 3.
+                    let row = band + a * bs
+                    for k in stride(from: 0, through: tw, by: 8) {
+                        let even = load8(w0 + k) + load8(rows + 2 * rowStride + k)
+                        let odd = load8(w1 + k) + load8(rows + 3 * rowStride + k)
+                        store(interleave(even, odd), row + 2 * k)
                     }
                 }
-                // Interleave onto the band's columns: tile tx adds columns 2tx..2tx+3, so even column
-                // 2k gathers s = 0 of tile k and s = 2 of tile k - 1, odd column 2k + 1 s = 1 and s = 3.
-                for a in 0..<4 {
-                    let row = band + a * width
-                    let w0 = w + (4 * a) * lane, w1 = w + (4 * a + 1) * lane
-                    let w2 = w + (4 * a + 2) * lane, w3 = w + (4 * a + 3) * lane
-                    row[0] = w0[0]
-                    row[1] = w1[0]
-                    for k in 1...tw {
-                        row[2 * k] = w0[k] + w2[k - 1]
-                        row[2 * k + 1] = w1[k] + w3[k - 1]
-                    }
+                // B over the band's rows, then onto the image rows it covers.
+                let b0 = band, b1 = band + bs, b2 = band + 2 * bs, b3 = band + 3 * bs
+                for j in stride(from: 0, to: bs, by: 8) {
+                    let e0 = load8(b0 + j), e1 = load8(b1 + j), e2 = load8(b2 + j), e3 = load8(b3 + j)
+                    store(e1 - e2 + e3, b1 + j); store(e1 + e2 - e0, b2 + j); store(-e3, b3 + j)
                 }
-                // Columns of the tile (a over its rows), added onto the image rows the band covers.
-                let b0 = band, b1 = band + width, b2 = band + 2 * width, b3 = band + 3 * width
-                for j in 0..<width {
-                    let e0 = b0[j], e1 = b1[j], e2 = b2[j], e3 = b3[j]
-                    b0[j] = e0
-                    b1[j] = e1 - e2 + e3
-                    b2[j] = e1 + e2 - e0
-                    b3[j] = -e3
-                }
-                let first = g.padding, count = min(width, g.padding + g.width) - g.padding
                 for r in 0..<4 {
                     let iy = 2 * ty - g.padding + r
                     guard iy >= 0 && iy < g.height else { continue }
-                    let target = plane + iy * g.width
-                    let row = band + r * width + first
-                    for j in 0..<count { target[j] += row[j] }
+                    let target = image + iy * g.width, row = band + r * bs + g.padding
+                    for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j), target + j) }
+                    for j in wholeVectors..<g.width { target[j] += row[j] }
                 }
             }
         }
@@ -223,32 +247,25 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
 public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, images: Int,
                                                _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let o = tiling.outChannels, tw = tiling.tilesWide
-    let tiles = images * tiling.tilesPerImage
-    let xiStride = o * tiles
+    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride
+    let tiles = images * tpi
     let oh = g.outHeight, ow = g.outWidth
-    let top = scratch, bottom = scratch + 2 * tw
+    let planes = scratch, top = scratch + 16 * ps, bottom = top + tiling.bandStride
     for n in 0..<images {
         for c in 0..<o {
+            copyPlanes(from: m + c * tiles + n * tpi, sourceStride: o * tiles, to: planes, targetStride: ps, count: tpi)
             let plane = y + (n * o + c) * oh * ow
             for ty in 0..<tiling.tilesHigh {
-                let src = m + c * tiles + (n * tiling.tilesHigh + ty) * tw
-                for tx in 0..<tw {
-                    var s = (T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0))
-                    // Rows: s[0][b] = m0b + m1b + m2b, s[1][b] = m1b - m2b - m3b.
-                    let m00 = src[tx], m01 = src[xiStride + tx], m02 = src[2 * xiStride + tx], m03 = src[3 * xiStride + tx]
-                    let m10 = src[4 * xiStride + tx], m11 = src[5 * xiStride + tx]
-                    let m12 = src[6 * xiStride + tx], m13 = src[7 * xiStride + tx]
-                    let m20 = src[8 * xiStride + tx], m21 = src[9 * xiStride + tx]
-                    let m22 = src[10 * xiStride + tx], m23 = src[11 * xiStride + tx]
-                    let m30 = src[12 * xiStride + tx], m31 = src[13 * xiStride + tx]
-                    let m32 = src[14 * xiStride + tx], m33 = src[15 * xiStride + tx]
-                    s.0 = m00 + m10 + m20; s.1 = m01 + m11 + m21; s.2 = m02 + m12 + m22; s.3 = m03 + m13 + m23
-                    s.4 = m10 - m20 - m30; s.5 = m11 - m21 - m31; s.6 = m12 - m22 - m32; s.7 = m13 - m23 - m33
-                    top[2 * tx] = s.0 + s.1 + s.2
-                    top[2 * tx + 1] = s.1 - s.2 - s.3
-                    bottom[2 * tx] = s.4 + s.5 + s.6
-                    bottom[2 * tx + 1] = s.5 - s.6 - s.7
+                let src = planes + ty * tw
+                for tx in stride(from: 0, to: tw, by: 8) {
+                    @inline(__always) func m(_ a: Int, _ b: Int) -> SIMD8<T> { load8(src + (4 * a + b) * ps + tx) }
+                    // A^T over rows: s0[b] = m0b + m1b + m2b, s1[b] = m1b - m2b - m3b.
+                    let s00 = m(0, 0) + m(1, 0) + m(2, 0), s01 = m(0, 1) + m(1, 1) + m(2, 1)
+                    let s02 = m(0, 2) + m(1, 2) + m(2, 2), s03 = m(0, 3) + m(1, 3) + m(2, 3)
+                    let s10 = m(1, 0) - m(2, 0) - m(3, 0), s11 = m(1, 1) - m(2, 1) - m(3, 1)
+                    let s12 = m(1, 2) - m(2, 2) - m(3, 2), s13 = m(1, 3) - m(2, 3) - m(3, 3)
+                    store(interleave(s00 + s01 + s02, s01 - s02 - s03), top + 2 * tx)
+                    store(interleave(s10 + s11 + s12, s11 - s12 - s13), bottom + 2 * tx)
                 }
                 let oy = 2 * ty
                 (plane + oy * ow).update(from: top, count: ow)
@@ -266,13 +283,12 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
 public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: UnsafeMutablePointer<T>, images: Int,
                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let o = tiling.outChannels, tw = tiling.tilesWide
-    let tiles = images * tiling.tilesPerImage
-    let xiStride = o * tiles
+    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride
+    let tiles = images * tpi
     let oh = g.outHeight, ow = g.outWidth
     // The two output rows of a row of tiles, zero past the image's last row and column.
-    let top = scratch, bottom = scratch + 2 * tw
-    top.update(repeating: 0, count: 4 * tw)
+    let planes = scratch, top = scratch + 16 * ps, bottom = top + tiling.bandStride
+    top.update(repeating: 0, count: 2 * tiling.bandStride)
     for n in 0..<images {
         for c in 0..<o {
             let plane = dy + (n * o + c) * oh * ow
@@ -284,24 +300,22 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                 } else {
                     bottom.update(repeating: 0, count: ow)
                 }
-                let out = dm + c * tiles + (n * tiling.tilesHigh + ty) * tw
-                for tx in 0..<tw {
-                    let y00 = top[2 * tx], y01 = top[2 * tx + 1], y10 = bottom[2 * tx], y11 = bottom[2 * tx + 1]
+                let out = planes + ty * tw
+                for tx in stride(from: 0, to: tw, by: 8) {
+                    let upper = load16(top + 2 * tx), lower = load16(bottom + 2 * tx)
+                    let y00 = upper.evenHalf, y01 = upper.oddHalf, y10 = lower.evenHalf, y11 = lower.oddHalf
                     // q = A dY: [4, 2]; dM = q A^T: [4, 4].
-                    let q00 = y00, q01 = y01
-                    let q10 = y00 + y10, q11 = y01 + y11
-                    let q20 = y00 - y10, q21 = y01 - y11
-                    let q30 = -y10, q31 = -y11
-                    out[tx] = q00; out[xiStride + tx] = q00 + q01
-                    out[2 * xiStride + tx] = q00 - q01; out[3 * xiStride + tx] = -q01
-                    out[4 * xiStride + tx] = q10; out[5 * xiStride + tx] = q10 + q11
-                    out[6 * xiStride + tx] = q10 - q11; out[7 * xiStride + tx] = -q11
-                    out[8 * xiStride + tx] = q20; out[9 * xiStride + tx] = q20 + q21
-                    out[10 * xiStride + tx] = q20 - q21; out[11 * xiStride + tx] = -q21
-                    out[12 * xiStride + tx] = q30; out[13 * xiStride + tx] = q30 + q31
-                    out[14 * xiStride + tx] = q30 - q31; out[15 * xiStride + tx] = -q31
+                    @inline(__always) func put(_ a: Int, _ q0: SIMD8<T>, _ q1: SIMD8<T>) {
+                        let row = out + 4 * a * ps + tx
+                        store(q0, row); store(q0 + q1, row + ps); store(q0 - q1, row + 2 * ps); store(-q1, row + 3 * ps)
+                    }
+                    put(0, y00, y01)
+                    put(1, y00 + y10, y01 + y11)
+                    put(2, y00 - y10, y01 - y11)
+                    put(3, -y10, -y11)
                 }
             }
+            copyPlanes(from: planes, sourceStride: ps, to: dm + c * tiles + n * tpi, targetStride: o * tiles, count: tpi)
         }
     }
 }
