@@ -14,12 +14,13 @@
 ///           [0  1  0 -1]         [0    0    1 ]
 ///
 /// Layouts: transformed tensors are `[16, C, T]` (ξ-major, then channel, then tile), a tile index
-/// being `(n * tilesHigh + ty) * tilesWide + tx` over the images of one call. Tile (ty, tx) covers
+/// being `(n * tilesHigh + ty) * tilesWide + tx` over the images of one call, with 8 elements of
+/// slack after each ξ (`WinogradTiling.transformedCount`). Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
-/// The transforms work on one image plane at a time, a row of tiles at a time in vectors of 8 tiles
-/// (even and odd columns apart through SIMD16's halves), into a scratch copy of the plane's 16
-/// transformed planes `[16, tilesPerImage + 8]` whose slack takes the last vector's overhang;
-/// `WinogradTiling.scratchCount` elements of scratch serve every transform.
+/// The transforms work a row of tiles at a time in vectors of 8 tiles (even and odd columns apart
+/// through SIMD16's halves). A row's last vector overhangs into tiles written later (channel by
+/// channel, image by image) or into the slack; `WinogradTiling.scratchCount` elements of scratch
+/// serve every transform.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: WindowGeometry
     public let outChannels: Int
@@ -41,12 +42,15 @@ public struct WinogradTiling: Equatable, Sendable {
     public var tilesPerImage: Int { tilesHigh * tilesWide }
     /// Tiles of a row rounded up to whole vectors of 8.
     var lanes: Int { (tilesWide + 7) / 8 * 8 }
-    /// Stride of each of the 16 transformed planes in scratch.
-    var planeStride: Int { tilesPerImage + 8 }
     /// Stride of a row of the band of 4 input rows (padded image columns -p ..< 2 * lanes + 16 - p).
     var bandStride: Int { 2 * lanes + 16 }
-    /// Elements of scratch every transform of this tiling needs: the 16 planes, the band, 4 rows of tiles.
-    public var scratchCount: Int { 16 * planeStride + 4 * bandStride + 4 * (lanes + 16) }
+    /// Elements of scratch every transform of this tiling needs: the band and 4 rows of tiles.
+    public var scratchCount: Int { 4 * bandStride + 4 * (lanes + 16) }
+
+    /// Elements from one ξ to the next of a transformed tensor of `channels` channels over `images` images.
+    public func transformedStride(channels: Int, images: Int) -> Int { channels * images * tilesPerImage + 8 }
+    /// Elements of a transformed tensor of `channels` channels over `images` images.
+    public func transformedCount(channels: Int, images: Int) -> Int { 16 * transformedStride(channels: channels, images: images) }
 }
 
 @inline(__always)
@@ -71,14 +75,6 @@ private func interleave<T: Scalar>(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD16<T> {
     r.evenHalf = a
     r.oddHalf = b
     return r
-}
-
-/// Copies plane `[16, tilesPerImage]` runs between scratch (`planeStride` apart) and a transformed
-/// tensor (`xiStride` apart).
-@inline(__always)
-private func copyPlanes<T>(from source: UnsafePointer<T>, sourceStride: Int, to target: UnsafeMutablePointer<T>,
-                           targetStride: Int, count: Int) {
-    for xi in 0..<16 { (target + xi * targetStride).update(from: source + xi * sourceStride, count: count) }
 }
 
 /// U[ξ] = G g G^T for every filter. w: `[O, I, 3, 3]`; u: `[16, O, I]`.
@@ -131,20 +127,20 @@ public func winogradFilterGradient<T: Scalar>(_ du: UnsafePointer<T>, _ dw: Unsa
 }
 
 /// V[ξ] = B^T d B for every input patch of `images` images.
-/// x: `[images, C, H, W]`; v: `[16, C, images * tilesPerImage]`.
+/// x: `[images, C, H, W]`; v: `[16, C, images * tilesPerImage]` (+ slack).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: UnsafeMutablePointer<T>, images: Int,
                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride, bs = tiling.bandStride
-    let tiles = images * tpi
-    let planes = scratch, band = scratch + 16 * ps
+    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
+    let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
     // band[r][j]: padded image row 2ty - p + r, column j - p; zero outside the image.
+    let band = scratch
     band.update(repeating: 0, count: 4 * bs)
-    for n in 0..<images {
-        for c in 0..<g.channels {
+    for c in 0..<g.channels {
+        for n in 0..<images {
             let image = x + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
                 for r in 0..<4 {
@@ -165,7 +161,7 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
                 // B over each row's columns: tile tx reads columns 2tx ..< 2tx + 4.
                 for a in 0..<4 {
                     let row = band + a * bs
-                    let out = planes + 4 * a * ps + ty * tw
+                    let out = v + 4 * a * ps + c * tiles + n * tpi + ty * tw
                     for tx in stride(from: 0, to: tw, by: 8) {
                         let first = load16(row + 2 * tx), second = load16(row + 2 * tx + 2)
                         let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
@@ -176,36 +172,34 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
                     }
                 }
             }
-            copyPlanes(from: planes, sourceStride: ps, to: v + c * tiles + n * tpi, targetStride: g.channels * tiles, count: tpi)
         }
     }
 }
 
 /// dx = B dV B^T summed back onto the images: the adjoint of `winogradTransformInput`.
-/// dv: `[16, C, images * tilesPerImage]`; dx: `[images, C, H, W]`, overwritten.
+/// dv: `[16, C, images * tilesPerImage]` (+ slack); dx: `[images, C, H, W]`, overwritten.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride, bs = tiling.bandStride
-    let tiles = images * tpi
-    let planes = scratch, band = scratch + 16 * ps
+    let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
+    let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
+    let band = scratch
     // rows[s][1 + tx]: column s of tile tx's row pass; rows[s][0] and rows[s][1 + tw] stay zero.
     let rowStride = tiling.lanes + 16
     let rows = band + 4 * bs
     rows.update(repeating: 0, count: 4 * rowStride)
     dx.update(repeating: 0, count: images * g.inputSize)
     let wholeVectors = g.width / 8 * 8
-    for n in 0..<images {
-        for c in 0..<g.channels {
-            copyPlanes(from: dv + c * tiles + n * tpi, sourceStride: g.channels * tiles, to: planes, targetStride: ps, count: tpi)
+    for c in 0..<g.channels {
+        for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
                 for a in 0..<4 {
                     // B^T's columns over tile row a: w[s] = sum over b of dV[a][b] B^T[b][s].
-                    let source = planes + 4 * a * ps + ty * tw
+                    let source = dv + 4 * a * ps + c * tiles + n * tpi + ty * tw
                     let w0 = rows + 1, w1 = rows + rowStride + 1, w2 = rows + 2 * rowStride + 1, w3 = rows + 3 * rowStride + 1
                     for tx in stride(from: 0, to: tw, by: 8) {
                         let d0 = load8(source + tx), d1 = load8(source + ps + tx)
@@ -240,23 +234,22 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
 }
 
 /// y = A^T M[ξ] A for every tile: the convolution's outputs.
-/// m: `[16, O, images * tilesPerImage]`; y: `[images, O, OH, OW]`.
+/// m: `[16, O, images * tilesPerImage]` (+ slack); y: `[images, O, OH, OW]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, images: Int,
                                                _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride
-    let tiles = images * tpi
+    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
+    let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
     let oh = g.outHeight, ow = g.outWidth
-    let planes = scratch, top = scratch + 16 * ps, bottom = top + tiling.bandStride
-    for n in 0..<images {
-        for c in 0..<o {
-            copyPlanes(from: m + c * tiles + n * tpi, sourceStride: o * tiles, to: planes, targetStride: ps, count: tpi)
+    let top = scratch, bottom = top + tiling.bandStride
+    for c in 0..<o {
+        for n in 0..<images {
             let plane = y + (n * o + c) * oh * ow
             for ty in 0..<tiling.tilesHigh {
-                let src = planes + ty * tw
+                let src = m + c * tiles + n * tpi + ty * tw
                 for tx in stride(from: 0, to: tw, by: 8) {
                     @inline(__always) func m(_ a: Int, _ b: Int) -> SIMD8<T> { load8(src + (4 * a + b) * ps + tx) }
                     // A^T over rows: s0[b] = m0b + m1b + m2b, s1[b] = m1b - m2b - m3b.
@@ -276,21 +269,21 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
 }
 
 /// dM[ξ] = A dY A^T for every tile: the adjoint of `winogradTransformOutput`.
-/// dy: `[images, O, OH, OW]`; dm: `[16, O, images * tilesPerImage]`.
+/// dy: `[images, O, OH, OW]`; dm: `[16, O, images * tilesPerImage]` (+ slack).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: UnsafeMutablePointer<T>, images: Int,
                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
     let g = tiling.geometry
-    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage, ps = tiling.planeStride
-    let tiles = images * tpi
+    let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
+    let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
     let oh = g.outHeight, ow = g.outWidth
     // The two output rows of a row of tiles, zero past the image's last row and column.
-    let planes = scratch, top = scratch + 16 * ps, bottom = top + tiling.bandStride
+    let top = scratch, bottom = top + tiling.bandStride
     top.update(repeating: 0, count: 2 * tiling.bandStride)
-    for n in 0..<images {
-        for c in 0..<o {
+    for c in 0..<o {
+        for n in 0..<images {
             let plane = dy + (n * o + c) * oh * ow
             for ty in 0..<tiling.tilesHigh {
                 let oy = 2 * ty
@@ -300,7 +293,7 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                 } else {
                     bottom.update(repeating: 0, count: ow)
                 }
-                let out = planes + ty * tw
+                let out = dm + c * tiles + n * tpi + ty * tw
                 for tx in stride(from: 0, to: tw, by: 8) {
                     let upper = load16(top + 2 * tx), lower = load16(bottom + 2 * tx)
                     let y00 = upper.evenHalf, y01 = upper.oddHalf, y10 = lower.evenHalf, y11 = lower.oddHalf
@@ -315,7 +308,6 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                     put(3, -y10, -y11)
                 }
             }
-            copyPlanes(from: planes, sourceStride: ps, to: dm + c * tiles + n * tpi, targetStride: o * tiles, count: tpi)
         }
     }
 }

@@ -88,11 +88,10 @@ public final class Conv2D<Element: Scalar>: Layer {
         if let tiling {
             let perImage = 16 * (geometry.channels + outChannels) * tiling.tilesPerImage
             imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
-            let tiles = imagesPerChunk * tiling.tilesPerImage
             filters = Buffer(count: 16 * outChannels * geometry.channels)
             filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
-            inputTiles = Buffer(count: 16 * geometry.channels * tiles)
-            productTiles = Buffer(count: 16 * outChannels * tiles)
+            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk))
+            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk))
             transformScratch = Buffer(count: tiling.scratchCount)
             return
         }
@@ -151,13 +150,15 @@ extension Conv2D {
         for first in stride(from: 0, to: batch, by: imagesPerChunk) {
             let images = min(imagesPerChunk, batch - first)
             let tiles = images * tiling.tilesPerImage
+            let vs = tiling.transformedStride(channels: inChannels, images: images)
+            let ms = tiling.transformedStride(channels: outChannels, images: images)
             winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
             for xi in 0..<16 {
                 // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
                 Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
                              alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: v + xi * inChannels * tiles, ldb: tiles,
-                             beta: 0, c: m + xi * outChannels * tiles, ldc: tiles)
+                             b: v + xi * vs, ldb: tiles,
+                             beta: 0, c: m + xi * ms, ldc: tiles)
             }
             let out = y + first * outChannels * spatial
             winogradTransformOutput(m, out, images: images, tiling, scratch: transformScratch.pointer)
@@ -176,14 +177,16 @@ extension Conv2D {
         for first in stride(from: 0, to: batch, by: imagesPerChunk) {
             let images = min(imagesPerChunk, batch - first)
             let tiles = images * tiling.tilesPerImage
+            let vs = tiling.transformedStride(channels: inChannels, images: images)
+            let ms = tiling.transformedStride(channels: outChannels, images: images)
             let dOut = dy + first * outChannels * spatial
             winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
             winogradOutputGradient(dOut, dm, images: images, tiling, scratch: transformScratch.pointer)
             for xi in 0..<16 {
                 // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
                 Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
-                             alpha: 1, a: dm + xi * outChannels * tiles, lda: tiles,
-                             b: v + xi * inChannels * tiles, ldb: tiles,
+                             alpha: 1, a: dm + xi * ms, lda: tiles,
+                             b: v + xi * vs, ldb: tiles,
                              beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
             }
             if let biasGradient {
@@ -194,8 +197,8 @@ extension Conv2D {
                 // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
                 Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
                              alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: dm + xi * outChannels * tiles, ldb: tiles,
-                             beta: 0, c: v + xi * inChannels * tiles, ldc: tiles)
+                             b: dm + xi * ms, ldb: tiles,
+                             beta: 0, c: v + xi * vs, ldc: tiles)
             }
             winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: transformScratch.pointer)
         }
