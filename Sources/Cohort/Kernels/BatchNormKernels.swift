@@ -40,6 +40,18 @@ public func channelAffine<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, scale: UnsafePointer<T>, shift: UnsafePointer<T>,
     relu: Bool, batch: Int, channels: Int, spatial: Int
 ) {
+    if spatial == 1 {
+        // After a dense layer: run along the channels, which are contiguous.
+        for n in 0..<batch {
+            let row = x + n * channels, out = y + n * channels
+            if relu {
+                for c in 0..<channels { out[c] = max(row[c] * scale[c] + shift[c], 0) }
+            } else {
+                for c in 0..<channels { out[c] = row[c] * scale[c] + shift[c] }
+            }
+        }
+        return
+    }
     for n in 0..<batch {
         for c in 0..<channels {
             let offset = (n * channels + c) * spatial
@@ -85,26 +97,10 @@ public func batchNormGradientSums<T: Scalar>(
     }
     for n in 0..<batch {
         for c in 0..<channels {
+            // Per row in the element type (at most H*W values), across rows in Double.
             let offset = (n * channels + c) * spatial
-            let m = mean[c], r = inverseStd[c]
-            var s: T = 0, sx: T = 0
-            let grad = dy + offset
-            // Two loops rather than the optional inside one: with it the compiler loads y through a
-            // masked load, which stalled this pass on Zen 4.
-            if let out = reluOutput.map({ $0 + offset }) {
-                for i in 0..<spatial {
-                    let open: T = out[i] > 0 ? 1 : 0
-                    let g = grad[i] * open
-                    s += g
-                    sx += g * (x[offset + i] - m) * r
-                }
-            } else {
-                for i in 0..<spatial {
-                    let g = grad[i]
-                    s += g
-                    sx += g * (x[offset + i] - m) * r
-                }
-            }
+            let (s, sx) = gradientSums(dy + offset, x + offset, open: reluOutput.map { $0 + offset }, mean: mean[c],
+                                       inverseStd: inverseStd[c], count: spatial)
             sumDy[c] += Double(s)
             sumDyXhat[c] += Double(sx)
         }
@@ -122,6 +118,25 @@ public func batchNormInputGradient<T: Scalar>(
     meanDy: UnsafePointer<Double>, meanDyXhat: UnsafePointer<Double>,
     batch: Int, channels: Int, spatial: Int
 ) {
+    if spatial == 1 {
+        // After a dense layer: run along the channels, which are contiguous.
+        for n in 0..<batch {
+            let row = x + n * channels, grad = dy + n * channels, out = dx + n * channels
+            if let y = reluOutput.map({ $0 + n * channels }) {
+                for c in 0..<channels {
+                    let xhat = (row[c] - mean[c]) * inverseStd[c]
+                    let open: T = y[c] > 0 ? 1 : 0
+                    out[c] = gamma[c] * inverseStd[c] * (grad[c] * open - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
+                }
+            } else {
+                for c in 0..<channels {
+                    let xhat = (row[c] - mean[c]) * inverseStd[c]
+                    out[c] = gamma[c] * inverseStd[c] * (grad[c] - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
+                }
+            }
+        }
+        return
+    }
     for n in 0..<batch {
         for c in 0..<channels {
             let offset = (n * channels + c) * spatial

@@ -13,7 +13,7 @@ func sum<T: Scalar>(_ x: UnsafePointer<T>, count: Int) -> T {
         d += raw.loadUnaligned(fromByteOffset: (i + 24) * stride, as: SIMD8<T>.self)
         i += 32
     }
-    var total = ((a + b) + (c + d)).sum()
+    var total = horizontalSum((a + b) + (c + d))
     while i < count { total += x[i]; i += 1 }
     return total
 }
@@ -32,7 +32,54 @@ func sumAndSquares<T: Scalar>(_ x: UnsafePointer<T>, count: Int) -> (sum: T, squ
         q0 += u * u; q1 += v * v
         i += 16
     }
-    var s = (s0 + s1).sum(), q = (q0 + q1).sum()
+    var s = horizontalSum(s0 + s1), q = horizontalSum(q0 + q1)
     while i < count { s += x[i]; q += x[i] * x[i]; i += 1 }
     return (s, q)
+}
+
+/// The sums of g and of g * (x - mean) * inverseStd over `count` values, in 16 lanes as
+/// `sumAndSquares` does it; g = dy, or dy where `open` (a ReLU's output) is positive and 0 elsewhere.
+@inline(__always)
+func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, open: UnsafePointer<T>?, mean: T, inverseStd: T,
+                             count: Int) -> (sumDy: T, sumDyXhat: T) {
+    var s0 = SIMD8<T>(), s1 = SIMD8<T>(), q0 = SIMD8<T>(), q1 = SIMD8<T>()
+    var i = 0
+    let m = SIMD8<T>(repeating: mean), r = SIMD8<T>(repeating: inverseStd)
+    @inline(__always) func load(_ p: UnsafePointer<T>, _ i: Int) -> SIMD8<T> {
+        UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<T>.self)
+    }
+    // Two loops rather than the optional inside one, so that neither loads y through a mask.
+    if let open {
+        while i + 16 <= count {
+            let u = T.throughReLU(load(dy, i), output: load(open, i))
+            let v = T.throughReLU(load(dy, i + 8), output: load(open, i + 8))
+            s0 += u; s1 += v
+            q0 += u * ((load(x, i) - m) * r); q1 += v * ((load(x, i + 8) - m) * r)
+            i += 16
+        }
+    } else {
+        while i + 16 <= count {
+            let u = load(dy, i), v = load(dy, i + 8)
+            s0 += u; s1 += v
+            q0 += u * ((load(x, i) - m) * r); q1 += v * ((load(x, i + 8) - m) * r)
+            i += 16
+        }
+    }
+    var s = horizontalSum(s0 + s1), q = horizontalSum(q0 + q1)
+    while i < count {
+        let g = open.map { $0[i] > 0 ? dy[i] : 0 } ?? dy[i]
+        s += g
+        q += g * ((x[i] - mean) * inverseStd)
+        i += 1
+    }
+    return (s, q)
+}
+
+/// The sum of a vector's lanes, halves added pairwise: `SIMD.sum()` compiles to a loop through the
+/// stack, slow in a kernel that reduces many short rows.
+@inline(__always)
+func horizontalSum<T: Scalar>(_ v: SIMD8<T>) -> T {
+    let quarter = v.lowHalf + v.highHalf
+    let pair = quarter.lowHalf + quarter.highHalf
+    return pair[0] + pair[1]
 }

@@ -14,6 +14,11 @@ public protocol Scalar: Real, BinaryFloatingPoint, SIMDScalar, Sendable {
 
     /// e^v as plain arithmetic, so that loops over it vectorise (see `Exponential.swift`).
     static func vectorizableExp(_ v: Self) -> Self
+
+    /// dy where y > 0, else 0, lane by lane: the gradient through a ReLU whose output is y. A
+    /// requirement so that the comparison is the concrete type's (one vector compare): through
+    /// `SIMD where Scalar: Comparable` it is a loop over the lanes.
+    static func throughReLU(_ dy: SIMD8<Self>, output y: SIMD8<Self>) -> SIMD8<Self>
 }
 
 @inline(__always)
@@ -22,6 +27,11 @@ private func cblasTranspose(_ transposed: Bool) -> CBLAS_TRANSPOSE {
 }
 
 extension Float: Scalar {
+    @inline(__always)
+    public static func throughReLU(_ dy: SIMD8<Float>, output y: SIMD8<Float>) -> SIMD8<Float> {
+        dy.replacing(with: 0, where: y .<= 0)
+    }
+
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int,
@@ -35,6 +45,11 @@ extension Float: Scalar {
 }
 
 extension Double: Scalar {
+    @inline(__always)
+    public static func throughReLU(_ dy: SIMD8<Double>, output y: SIMD8<Double>) -> SIMD8<Double> {
+        dy.replacing(with: 0, where: y .<= 0)
+    }
+
     /// The C library's exp: Double runs the gradient checks, where accuracy matters and speed does not.
     @inline(__always)
     public static func vectorizableExp(_ v: Double) -> Double { exp(v) }
