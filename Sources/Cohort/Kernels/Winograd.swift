@@ -88,17 +88,22 @@ public func winogradTransformFilters<T: Scalar>(_ w: UnsafePointer<T>, _ u: Unsa
     for f in 0..<plane {
         let g = w + 9 * f
         // Row a of t = G g ([4, 3]) gives row a of U = t G^T.
-        func store(_ a: Int, _ t0: T, _ t1: T, _ t2: T) {
-            u[(4 * a) * plane + f] = t0
-            u[(4 * a + 1) * plane + f] = half * (t0 + t1 + t2)
-            u[(4 * a + 2) * plane + f] = half * (t0 - t1 + t2)
-            u[(4 * a + 3) * plane + f] = t2
-        }
-        store(0, g[0], g[1], g[2])
-        store(1, half * (g[0] + g[3] + g[6]), half * (g[1] + g[4] + g[7]), half * (g[2] + g[5] + g[8]))
-        store(2, half * (g[0] - g[3] + g[6]), half * (g[1] - g[4] + g[7]), half * (g[2] - g[5] + g[8]))
-        store(3, g[6], g[7], g[8])
+        let out = u + f
+        storeFilterRow(out, plane, g[0], g[1], g[2])
+        storeFilterRow(out + 4 * plane, plane, half * (g[0] + g[3] + g[6]), half * (g[1] + g[4] + g[7]), half * (g[2] + g[5] + g[8]))
+        storeFilterRow(out + 8 * plane, plane, half * (g[0] - g[3] + g[6]), half * (g[1] - g[4] + g[7]), half * (g[2] - g[5] + g[8]))
+        storeFilterRow(out + 12 * plane, plane, g[6], g[7], g[8])
     }
+}
+
+/// Row (t0, t1, t2) G^T of a transformed filter, at out[0], out[plane], out[2 plane], out[3 plane].
+@inline(__always)
+private func storeFilterRow<T: Scalar>(_ out: UnsafeMutablePointer<T>, _ plane: Int, _ t0: T, _ t1: T, _ t2: T) {
+    let half: T = 0.5
+    out[0] = t0
+    out[plane] = half * (t0 + t1 + t2)
+    out[2 * plane] = half * (t0 - t1 + t2)
+    out[3 * plane] = t2
 }
 
 /// dw += G^T dU[ξ] G for every filter: the adjoint of `winogradTransformFilters`.

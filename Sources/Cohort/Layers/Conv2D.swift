@@ -33,7 +33,8 @@ public final class Conv2D<Element: Scalar>: Layer {
     let tiling: WinogradTiling?
     /// Images whose transformed tiles go through one set of 16 GEMMs.
     private var imagesPerChunk = 1
-    /// Transformed filters U and their gradient dU: `[16, out, in]` each.
+    /// Transformed filters U (of the weights of the last forward, which backward uses) and their
+    /// gradient dU: `[16, out, in]` each.
     private var filters = Buffer<Element>(count: 0)
     private var filterGradient = Buffer<Element>(count: 0)
     /// Transformed input tiles V (or their gradient dV): `[16, in, tiles]`.
@@ -172,7 +173,6 @@ extension Conv2D {
                           batch: Int, _ tiling: WinogradTiling) {
         let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
         let u = filters.pointer, du = filterGradient.pointer, v = inputTiles.pointer, dm = productTiles.pointer
-        if dx != nil { winogradTransformFilters(weight, u, outChannels: outChannels, inChannels: inChannels) }
         du.update(repeating: 0, count: 16 * outChannels * inChannels)
         for first in stride(from: 0, to: batch, by: imagesPerChunk) {
             let images = min(imagesPerChunk, batch - first)
