@@ -44,8 +44,9 @@ public struct WinogradTiling: Equatable, Sendable {
     var lanes: Int { (tilesWide + 7) / 8 * 8 }
     /// Stride of a row of the band of 4 input rows (padded image columns -p ..< 2 * lanes + 16 - p).
     var bandStride: Int { 2 * lanes + 16 }
-    /// Elements of scratch every transform of this tiling needs: the band and 4 rows of tiles.
-    public var scratchCount: Int { 4 * bandStride + 4 * (lanes + 16) }
+    /// Elements of scratch every transform of this tiling needs: two bands, and 16 rows of tiles or
+    /// a row of zeros.
+    public var scratchCount: Int { 8 * bandStride + max(16 * (lanes + 16), geometry.width) }
 
     /// Elements from one ξ to the next of a transformed tensor of `channels` channels over `images` images.
     public func transformedStride(channels: Int, images: Int) -> Int { channels * images * tilesPerImage + 8 }
@@ -131,6 +132,29 @@ public func winogradFilterGradient<T: Scalar>(_ du: UnsafePointer<T>, _ dw: Unsa
     }
 }
 
+/// band[r][p + j] = (B^T d)[r] at image column j, d the 4 image rows under row of tiles `ty`
+/// (`zeros` for rows outside the image); the band's padding columns are left as they are.
+/// image: `[H, W]`; band: `[4, bandStride]`.
+@inline(__always)
+private func fillInputBand<T: Scalar>(_ band: UnsafeMutablePointer<T>, image: UnsafePointer<T>, rowOfTiles ty: Int,
+                                      _ tiling: WinogradTiling, zeros: UnsafeMutablePointer<T>) {
+    let g = tiling.geometry, width = g.width, bs = tiling.bandStride, wholeVectors = width / 8 * 8
+    let top = 2 * ty - g.padding
+    let r0 = top >= 0 && top < g.height ? image + top * width : UnsafePointer(zeros)
+    let r1 = top + 1 >= 0 && top + 1 < g.height ? image + (top + 1) * width : UnsafePointer(zeros)
+    let r2 = top + 2 >= 0 && top + 2 < g.height ? image + (top + 2) * width : UnsafePointer(zeros)
+    let r3 = top + 3 >= 0 && top + 3 < g.height ? image + (top + 3) * width : UnsafePointer(zeros)
+    let d0 = band + g.padding, d1 = d0 + bs, d2 = d0 + 2 * bs, d3 = d0 + 3 * bs
+    for j in stride(from: 0, to: wholeVectors, by: 8) {
+        let a = load8(r0 + j), b = load8(r1 + j), c = load8(r2 + j), d = load8(r3 + j)
+        store(a - c, d0 + j); store(b + c, d1 + j); store(c - b, d2 + j); store(b - d, d3 + j)
+    }
+    for j in wholeVectors..<width {
+        let a = r0[j], b = r1[j], c = r2[j], d = r3[j]
+        d0[j] = a - c; d1[j] = b + c; d2[j] = c - b; d3[j] = b - d
+    }
+}
+
 /// V[ξ] = B^T d B for every input patch of `images` images.
 /// x: `[images, C, H, W]`; v: `[16, C, images * tilesPerImage]` (+ slack).
 @_specialize(where T == Float)
@@ -141,27 +165,20 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
-    // band[r][j]: padded image row 2ty - p + r, column j - p; zero outside the image.
-    let band = scratch
-    band.update(repeating: 0, count: 4 * bs)
+    let width = g.width
+    // Two bands, band[r][j] = B^T over padded image rows 2ty - p + r at column j - p (zero outside
+    // the image): one is filled for the next row of tiles while the other is read, so that no load
+    // waits on the stores just made. `zeros` stands for rows outside the image.
+    let bands = (scratch, scratch + 4 * bs), zeros = scratch + 8 * bs
+    scratch.update(repeating: 0, count: 8 * bs + width)
     for c in 0..<g.channels {
         for n in 0..<images {
-            let image = x + (n * g.channels + c) * g.height * g.width
+            let image = x + (n * g.channels + c) * g.height * width
+            fillInputBand(bands.0, image: image, rowOfTiles: 0, tiling, zeros: zeros)
             for ty in 0..<tiling.tilesHigh {
-                for r in 0..<4 {
-                    let iy = 2 * ty - g.padding + r
-                    let row = band + r * bs + g.padding
-                    if iy >= 0 && iy < g.height {
-                        row.update(from: image + iy * g.width, count: g.width)
-                    } else {
-                        row.update(repeating: 0, count: g.width)
-                    }
-                }
-                // B^T over the band's rows, in place (the zero borders stay zero).
-                let d0 = band, d1 = band + bs, d2 = band + 2 * bs, d3 = band + 3 * bs
-                for j in stride(from: 0, to: bs, by: 8) {
-                    let a = load8(d0 + j), b = load8(d1 + j), c = load8(d2 + j), d = load8(d3 + j)
-                    store(a - c, d0 + j); store(b + c, d1 + j); store(c - b, d2 + j); store(b - d, d3 + j)
+                let band = ty % 2 == 0 ? bands.0 : bands.1
+                if ty + 1 < tiling.tilesHigh {
+                    fillInputBand(ty % 2 == 0 ? bands.1 : bands.0, image: image, rowOfTiles: ty + 1, tiling, zeros: zeros)
                 }
                 // B over each row's columns: tile tx reads columns 2tx ..< 2tx + 4.
                 for a in 0..<4 {
@@ -191,50 +208,66 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
-    let band = scratch
-    // rows[s][1 + tx]: column s of tile tx's row pass; rows[s][0] and rows[s][1 + tw] stay zero.
+    // rows[a][s][1 + tx]: column s of tile tx's row pass over tile row a; rows[a][s][0] and
+    // rows[a][s][1 + tw] stay zero. All four tile rows pass before any is combined, and two bands
+    // alternate (one summed onto the image while the next is built), so that no load waits on the
+    // stores just made.
     let rowStride = tiling.lanes + 16
-    let rows = band + 4 * bs
-    rows.update(repeating: 0, count: 4 * rowStride)
+    let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * bs
+    rows.update(repeating: 0, count: 16 * rowStride)
     dx.update(repeating: 0, count: images * g.inputSize)
-    let wholeVectors = g.width / 8 * 8
     for c in 0..<g.channels {
         for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
+                let band = ty % 2 == 0 ? bands.0 : bands.1
                 for a in 0..<4 {
                     // B^T's columns over tile row a: w[s] = sum over b of dV[a][b] B^T[b][s].
                     let source = dv + 4 * a * ps + c * tiles + n * tpi + ty * tw
-                    let w0 = rows + 1, w1 = rows + rowStride + 1, w2 = rows + 2 * rowStride + 1, w3 = rows + 3 * rowStride + 1
+                    let w = rows + 4 * a * rowStride + 1
+                    let w0 = w, w1 = w + rowStride, w2 = w + 2 * rowStride, w3 = w + 3 * rowStride
                     for tx in stride(from: 0, to: tw, by: 8) {
                         let d0 = load8(source + tx), d1 = load8(source + ps + tx)
                         let d2 = load8(source + 2 * ps + tx), d3 = load8(source + 3 * ps + tx)
                         store(d0, w0 + tx); store(d1 - d2 + d3, w1 + tx); store(d1 + d2 - d0, w2 + tx); store(-d3, w3 + tx)
                     }
-                    for s in 0..<4 { rows[s * rowStride + 1 + tw] = 0 }
+                    for s in 0..<4 { w[s * rowStride + tw] = 0 }
+                }
+                for a in 0..<4 {
                     // Column 2k takes s = 0 of tile k and s = 2 of tile k - 1; column 2k + 1, s = 1 and s = 3.
+                    let w = rows + 4 * a * rowStride
                     let row = band + a * bs
                     for k in stride(from: 0, through: tw, by: 8) {
-                        let even = load8(w0 + k) + load8(rows + 2 * rowStride + k)
-                        let odd = load8(w1 + k) + load8(rows + 3 * rowStride + k)
+                        let even = load8(w + 1 + k) + load8(w + 2 * rowStride + k)
+                        let odd = load8(w + rowStride + 1 + k) + load8(w + 3 * rowStride + k)
                         store(interleave(even, odd), row + 2 * k)
                     }
                 }
-                // B over the band's rows, then onto the image rows it covers.
+                // B over the band's rows; the band before is summed onto the image rows it covers.
                 let b0 = band, b1 = band + bs, b2 = band + 2 * bs, b3 = band + 3 * bs
                 for j in stride(from: 0, to: bs, by: 8) {
                     let e0 = load8(b0 + j), e1 = load8(b1 + j), e2 = load8(b2 + j), e3 = load8(b3 + j)
                     store(e1 - e2 + e3, b1 + j); store(e1 + e2 - e0, b2 + j); store(-e3, b3 + j)
                 }
-                for r in 0..<4 {
-                    let iy = 2 * ty - g.padding + r
-                    guard iy >= 0 && iy < g.height else { continue }
-                    let target = image + iy * g.width, row = band + r * bs + g.padding
-                    for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j), target + j) }
-                    for j in wholeVectors..<g.width { target[j] += row[j] }
-                }
+                if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, rowOfTiles: ty - 1, tiling) }
             }
+            addInputBand(tiling.tilesHigh % 2 == 1 ? bands.0 : bands.1, onto: image, rowOfTiles: tiling.tilesHigh - 1, tiling)
         }
+    }
+}
+
+/// Image rows 2ty - p + r += band[r][p ..< p + W], for the rows inside the image: the last step of
+/// `winogradInputGradient`. band: `[4, bandStride]`; image: `[H, W]`.
+@inline(__always)
+private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: UnsafeMutablePointer<T>, rowOfTiles ty: Int,
+                                     _ tiling: WinogradTiling) {
+    let g = tiling.geometry, wholeVectors = g.width / 8 * 8
+    for r in 0..<4 {
+        let iy = 2 * ty - g.padding + r
+        guard iy >= 0 && iy < g.height else { continue }
+        let target = image + iy * g.width, row = band + r * tiling.bandStride + g.padding
+        for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j), target + j) }
+        for j in wholeVectors..<g.width { target[j] += row[j] }
     }
 }
 
