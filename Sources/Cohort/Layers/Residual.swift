@@ -70,6 +70,15 @@ public final class Residual<Element: Scalar>: Layer {
             + outputSize * (appliesReLU ? 2 : 1) + (shortcut == nil ? 0 : outputSize + inputSize)
     }
 
+    /// The pool the branches' output gradients come from (`Sequential.gradientPool`), given by the
+    /// sequence the block is in; nil: each branch its own.
+    var gradientPool: GradientPool<Element>? {
+        didSet {
+            body.gradientPool = gradientPool
+            shortcut?.gradientPool = gradientPool
+        }
+    }
+
     public func reserve(maxBatch: Int) {
         body.reserve(maxBatch: maxBatch)
         bodyOutput = Buffer(count: maxBatch * outputSize)

@@ -1,8 +1,10 @@
 /// Layers run one after another (PyTorch's `nn.Sequential`), itself a layer: a model is one, and so
 /// are the branches of a `Residual`. Child `j` owns the tensors named `"j.<name>"`.
 ///
-/// The sequence allocates the activations between its children (and their gradients) once, in
-/// `reserve(maxBatch:)`; its own input and output are the caller's. Two kinds of child share their
+/// The sequence allocates the activations between its children once, in `reserve(maxBatch:)`; the
+/// gradients of their outputs alternate between the two buffers of a `GradientPool` (or, with
+/// `keepsActivationGradients`, have a buffer each, for the debug probes that read them after
+/// backward). Its own input and output are the caller's. Two kinds of child share their
 /// input's buffers instead of writing their own: a `flatten` (the layout does not change) and a
 /// ReLU right after a batch norm or a residual block, which applies it in its own pass
 /// (`BatchNorm.appliesReLU`, `Residual.appliesReLU`) so the ReLU is not run. Where a sequence ends in such children, the last child that computes anything
@@ -28,6 +30,16 @@ public final class Sequential<Element: Scalar>: Layer {
     private var ownOutputs: [UnsafeMutablePointer<Element>?]
     private var ownOutputGradients: [UnsafeMutablePointer<Element>?]
     private var storage: [Buffer<Element>] = []
+    /// Per child: which of the pool's buffers holds the gradient of its output (nil: its own or none).
+    private var gradientSlots: [Int?]
+    /// Where the children's output gradients live: set by the container of a nested sequence, else
+    /// the sequence's own.
+    var gradientPool: GradientPool<Element>?
+    private let ownPool = GradientPool<Element>()
+    private var pool: GradientPool<Element> { gradientPool ?? ownPool }
+    /// Every child's output gradient in a buffer of its own, still there after backward
+    /// (`Model.activationGradient`); set before `reserve`.
+    var keepsActivationGradients = false
     /// Per child: where its output and the gradient of its output are, for the caller's pointers of
     /// the last `resolve` (they rarely change: the model and a residual hand the same buffers each step).
     private var outputs: [UnsafeMutablePointer<Element>]
@@ -70,6 +82,7 @@ public final class Sequential<Element: Scalar>: Layer {
         parameterCounts = layers.map { $0.parameterShapes.reduce(0) { $0 + $1.count } }
         ownOutputs = Array(repeating: nil, count: layers.count)
         ownOutputGradients = Array(repeating: nil, count: layers.count)
+        gradientSlots = Array(repeating: nil, count: layers.count)
         outputs = []
         outputGradients = Array(repeating: nil, count: layers.count)
     }
@@ -114,14 +127,25 @@ public final class Sequential<Element: Scalar>: Layer {
 
     public func reserve(maxBatch: Int) {
         storage = []
+        var owners = 0
         for (index, layer) in layers.enumerated() {
+            (layer as? Residual<Element>)?.gradientPool = pool.deeper
             layer.reserve(maxBatch: maxBatch)
             guard !shares[index] && index < tailStart else { continue }
             let output = Buffer<Element>(count: maxBatch * layer.outputSize)
-            let gradient = Buffer<Element>(count: maxBatch * layer.outputSize)
-            storage += [output, gradient]
+            storage.append(output)
             ownOutputs[index] = output.pointer
-            ownOutputGradients[index] = gradient.pointer
+            if keepsActivationGradients {
+                let gradient = Buffer<Element>(count: maxBatch * layer.outputSize)
+                storage.append(gradient)
+                ownOutputGradients[index] = gradient.pointer
+                gradientSlots[index] = nil
+            } else {
+                pool.require(maxBatch * layer.outputSize, slot: owners % 2)
+                ownOutputGradients[index] = nil
+                gradientSlots[index] = owners % 2
+            }
+            owners += 1
         }
         resolvedInput = nil
         gradientsResolved = false
@@ -157,7 +181,7 @@ public final class Sequential<Element: Scalar>: Layer {
             } else if shares[index] {
                 outputGradients[index] = index == 0 ? dx : outputGradients[index - 1]
             } else {
-                outputGradients[index] = ownOutputGradients[index]!
+                outputGradients[index] = ownOutputGradients[index] ?? pool.pointer(gradientSlots[index]!)
             }
         }
         resolvedOutputGradient = dy

@@ -139,11 +139,20 @@ public final class Model<Element: Scalar> {
         for (index, layer) in layers.enumerated() { layer.initialize(seed: seed, layerIndex: index) }
     }
 
-    /// Bytes that `reserve(maxBatch:)` would allocate for activations and their gradients (workspace
-    /// such as one image's im2col columns per convolution comes on top).
+    /// At most the bytes that `reserve(maxBatch:)` allocates for activations and their gradients
+    /// (counting a gradient buffer per layer; workspace such as one image's im2col columns per
+    /// convolution comes on top).
     public func activationBytes(maxBatch: Int) -> Double {
         let values = 2 * (inputSize + root.outputSize) + root.activationValuesPerSample
         return Double(values) * Double(maxBatch) * Double(MemoryLayout<Element>.size)
+    }
+
+    /// Whether the gradient of every top-level layer's output stays readable after backward
+    /// (`activationGradient`), for the debug probes; by default those buffers are shared. Set it
+    /// before `reserve`.
+    public var keepsActivationGradients: Bool {
+        get { root.keepsActivationGradients }
+        set { root.keepsActivationGradients = newValue }
     }
 
     /// Allocates activations and workspace for batches of up to `maxBatch` samples.
@@ -167,7 +176,8 @@ public final class Model<Element: Scalar> {
     public func activation(_ index: Int) -> UnsafePointer<Element> {
         root.activation(index, input: inputBuffer.pointer, output: outputBuffer.pointer)
     }
-    /// The loss's gradient with respect to `activation(index)` after the last backward (none for index 0).
+    /// The loss's gradient with respect to `activation(index)` after the last backward (none for index
+    /// 0); the gradients of all layers only with `keepsActivationGradients`, else the last two written.
     public func activationGradient(_ index: Int) -> UnsafePointer<Element> {
         root.activationGradient(index, outputGradient: outputGradientBuffer.pointer, inputGradient: inputGradientBuffer.pointer)!
     }

@@ -1,0 +1,84 @@
+import XCTest
+@testable import Cohort
+
+/// The gradients of the layers' outputs share two buffers per depth of nesting (`GradientPool`):
+/// backward must give what buffers of their own give, and `keepsActivationGradients` must keep
+/// every layer's for the debug probes.
+final class GradientPoolTests: XCTestCase {
+    let layers = """
+            - conv2d: {out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+            - batchnorm: {}
+            - relu: {}
+            - residual:
+                body:
+                  - conv2d: {out_channels: 3, kernel_size: 3, padding: 1, bias: false}
+                  - batchnorm: {}
+                  - relu: {}
+                  - residual:
+                      body:
+                        - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+                        - tanh: {}
+                        - conv2d: {out_channels: 3, kernel_size: 3, padding: 1}
+                  - batchnorm: {}
+            - relu: {}
+            - residual:
+                body:
+                  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1}
+                  - sigmoid: {}
+                  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}
+                shortcut:
+                  - conv2d: {out_channels: 4, kernel_size: 1, stride: 2}
+                  - batchnorm: {}
+            - flatten: {}
+            - dense: {out_features: 5}
+            - tanh: {}
+            - dense: {out_features: 3}
+        """
+
+    /// One training step's forward and backward; returns the model.
+    func step(keepingActivationGradients keeps: Bool) throws -> Model<Double> {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model:
+              input: [2, 6, 6]
+              layers:
+            \(layers)
+            train: {batch_size: 4, max_steps: 1}
+            """, file: "inline.yaml")
+        let model = try Model<Double>(config.model)
+        model.initialize(seed: 5)
+        model.keepsActivationGradients = keeps
+        let labels: [Int32] = [2, 0, 1, 2]
+        model.reserve(maxBatch: labels.count)
+        let random = CounterRandom(13)
+        for i in 0..<(labels.count * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
+        let context = StepContext(isTraining: true, seed: 5, step: 0, firstSampleIndex: 0, globalBatch: labels.count,
+                                  communicator: SoloCommunicator())
+        try model.forward(batch: labels.count, context: context)
+        _ = labels.withUnsafeBufferPointer { l in
+            softmaxCrossEntropy(logits: model.output, labels: l.baseAddress!, dlogits: model.outputGradient,
+                                batch: labels.count, classes: model.classes, gradientScale: 0.25)
+        }
+        try model.backward(batch: labels.count, context: context)
+        return model
+    }
+
+    func testSharedGradientBuffersGiveTheGradientsOfBuffersOfTheirOwn() throws {
+        let shared = try step(keepingActivationGradients: false), own = try step(keepingActivationGradients: true)
+        XCTAssertEqual(Array(shared.gradients.buffer), Array(own.gradients.buffer))
+        XCTAssertTrue(shared.gradients.buffer.contains { $0 != 0 })
+    }
+
+    func testKeptActivationGradientsAreEveryLayersOwn() throws {
+        let model = try step(keepingActivationGradients: true)
+        let pointers = (1..<model.layers.count).map { model.activationGradient($0) }
+        // Flatten and the ReLUs after batch norm share their input's buffers; every other layer has its own.
+        XCTAssertGreaterThanOrEqual(Set(pointers).count, 6)
+        // The output gradient of the first dense layer's tanh is still there after backward: not zero.
+        let tanh = model.layers.count - 2
+        XCTAssertTrue((0..<(4 * model.layers[tanh].outputSize)).contains { model.activationGradient(tanh + 1)[$0] != 0 })
+        let pooled = try step(keepingActivationGradients: false)
+        let pooledPointers = Set((1..<pooled.layers.count).map { pooled.activationGradient($0) })
+        XCTAssertLessThanOrEqual(pooledPointers.count, 4)
+    }
+}
