@@ -67,7 +67,8 @@ func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, open
     }
     var s = horizontalSum(s0 + s1), q = horizontalSum(q0 + q1)
     while i < count {
-        let g = open.map { $0[i] > 0 ? dy[i] : 0 } ?? dy[i]
+        var g = dy[i]
+        if let open, !(open[i] > 0) { g = 0 }
         s += g
         q += g * ((x[i] - mean) * inverseStd)
         i += 1
