@@ -81,4 +81,12 @@ final class GradientPoolTests: XCTestCase {
         let pooledPointers = Set((1..<pooled.layers.count).map { pooled.activationGradient($0) })
         XCTAssertLessThanOrEqual(pooledPointers.count, 4)
     }
+
+    /// Asked for after the buffers are made, the model makes them again at the next reserve.
+    func testKeepingActivationGradientsAfterReserveTakesEffect() throws {
+        let model = try step(keepingActivationGradients: false)
+        model.keepsActivationGradients = true
+        model.reserve(maxBatch: 4)
+        XCTAssertGreaterThanOrEqual(Set((1..<model.layers.count).map { model.activationGradient($0) }).count, 6)
+    }
 }

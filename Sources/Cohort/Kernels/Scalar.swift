@@ -29,7 +29,7 @@ private func cblasTranspose(_ transposed: Bool) -> CBLAS_TRANSPOSE {
 extension Float: Scalar {
     @inline(__always)
     public static func throughReLU(_ dy: SIMD8<Float>, output y: SIMD8<Float>) -> SIMD8<Float> {
-        dy.replacing(with: 0, where: y .<= 0)
+        dy.replacing(with: 0, where: .!(y .> 0))
     }
 
     public static func gemm(
@@ -47,7 +47,7 @@ extension Float: Scalar {
 extension Double: Scalar {
     @inline(__always)
     public static func throughReLU(_ dy: SIMD8<Double>, output y: SIMD8<Double>) -> SIMD8<Double> {
-        dy.replacing(with: 0, where: y .<= 0)
+        dy.replacing(with: 0, where: .!(y .> 0))
     }
 
     /// The C library's exp: Double runs the gradient checks, where accuracy matters and speed does not.

@@ -251,7 +251,8 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
                 }
                 if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, rowOfTiles: ty - 1, tiling) }
             }
-            addInputBand(tiling.tilesHigh % 2 == 1 ? bands.0 : bands.1, onto: image, rowOfTiles: tiling.tilesHigh - 1, tiling)
+            let last = tiling.tilesHigh - 1
+            addInputBand(last % 2 == 0 ? bands.0 : bands.1, onto: image, rowOfTiles: last, tiling)
         }
     }
 }

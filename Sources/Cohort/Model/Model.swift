@@ -148,11 +148,15 @@ public final class Model<Element: Scalar> {
     }
 
     /// Whether the gradient of every top-level layer's output stays readable after backward
-    /// (`activationGradient`), for the debug probes; by default those buffers are shared. Set it
-    /// before `reserve`.
+    /// (`activationGradient`), for the debug probes; by default those buffers are shared. A change
+    /// takes effect at the next `reserve`.
     public var keepsActivationGradients: Bool {
         get { root.keepsActivationGradients }
-        set { root.keepsActivationGradients = newValue }
+        set {
+            guard newValue != root.keepsActivationGradients else { return }
+            root.keepsActivationGradients = newValue
+            maxBatch = 0
+        }
     }
 
     /// Allocates activations and workspace for batches of up to `maxBatch` samples.
