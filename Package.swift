@@ -6,8 +6,10 @@ import PackageDescription
 /// x86-64 target is SSE2 (4 floats); on a machine with AVX2 and FMA (Intel since Haswell, 2013; every
 /// AMD Zen), build for Haswell (8 floats): `cohort bench lstm` on one core ran ~10 % faster (4,830 ->
 /// 5,340 images/s). Floating-point results are the same either way (Swift does not fuse
-/// multiply-adds). A binary built this way needs AVX2 on every machine that runs it;
-/// COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
+/// multiply-adds). With AVX-512 (Intel's servers since Skylake, AMD's Zen 4 and 5), build for
+/// Skylake's server cores and define COHORT_AVX512, which turns on the kernels written in 16-float
+/// vectors (`Kernels/PanelProduct.swift`). A binary built this way needs those instructions on every
+/// machine that runs it; COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
 let vectorFlags: [String] = {
     #if arch(x86_64)
     guard ProcessInfo.processInfo.environment["COHORT_PORTABLE"] == nil,
@@ -15,6 +17,9 @@ let vectorFlags: [String] = {
           let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
     else { return [] }
     let flags = Set(flagLine.split(separator: " "))
+    if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "fma", "bmi2"]) {
+        return ["-target-cpu", "skylake-avx512", "-DCOHORT_AVX512"]
+    }
     return flags.isSuperset(of: ["avx2", "fma", "bmi2"]) ? ["-target-cpu", "haswell"] : []
     #else
     return []

@@ -51,10 +51,11 @@ public final class GRU<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        core.beginForward()
         core.projectInputs(x, into: gates.pointer, batch: batch)
         for t in 0..<core.steps {
             // At t = 0 the product is zero; it is still written, over the last forward's values.
-            core.projectHidden(step: t, hidden.pointer, into: recurrent.pointer, beta: 0, batch: batch)
+            core.projectHidden(step: t, hidden.pointer, into: recurrent.pointer, accumulate: false, batch: batch)
             gruForwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
                            biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
@@ -63,13 +64,14 @@ public final class GRU<Element: Scalar>: Layer {
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        core.beginBackward()
         fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
         for t in (0..<core.steps).reversed() {
             gruBackwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
                             inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
                             hiddenGradient: hiddenGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, recurrentGradients.pointer, into: hiddenGradient.pointer, beta: 1, batch: batch) }
+            if t > 0 { core.backpropagateHidden(step: t, recurrentGradients.pointer, into: hiddenGradient.pointer, accumulate: true, batch: batch) }
         }
         core.accumulateGradients(x: x, inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)

@@ -51,9 +51,10 @@ public final class LSTM<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        core.beginForward()
         core.projectInputs(x, into: gates.pointer, batch: batch)
         for t in 0..<core.steps {
-            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: gates.pointer, beta: 1, batch: batch) }
+            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: gates.pointer, accumulate: true, batch: batch) }
             lstmForwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer, hidden: hidden.pointer,
                             biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
@@ -62,6 +63,7 @@ public final class LSTM<Element: Scalar>: Layer {
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        core.beginBackward()
         fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
         fillZero(cellGradient.pointer, count: batch * core.hiddenSize)
         for t in (0..<core.steps).reversed() {
@@ -69,7 +71,7 @@ public final class LSTM<Element: Scalar>: Layer {
                              gateGradients: gateGradients.pointer, hiddenGradient: hiddenGradient.pointer,
                              cellGradient: cellGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
                              outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, gateGradients.pointer, into: hiddenGradient.pointer, beta: 0, batch: batch) }
+            if t > 0 { core.backpropagateHidden(step: t, gateGradients.pointer, into: hiddenGradient.pointer, accumulate: false, batch: batch) }
         }
         core.accumulateGradients(x: x, inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)

@@ -49,9 +49,10 @@ public final class RNN<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        core.beginForward()
         core.projectInputs(x, into: states.pointer, batch: batch)
         for t in 0..<core.steps {
-            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: states.pointer, beta: 1, batch: batch) }
+            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: states.pointer, accumulate: true, batch: batch) }
             rnnForwardStep(t, states: states.pointer, hidden: hidden.pointer, biasIH: core.biasIH, biasHH: core.biasHH,
                            relu: nonlinearity == .relu, output: core.output(y, step: t), outputStride: core.outputStride,
                            batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
@@ -60,12 +61,13 @@ public final class RNN<Element: Scalar>: Layer {
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        core.beginBackward()
         fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
         for t in (0..<core.steps).reversed() {
             rnnBackwardStep(t, states: states.pointer, stateGradients: stateGradients.pointer, hiddenGradient: hiddenGradient.pointer,
                             relu: nonlinearity == .relu, outputGradient: core.outputGradient(dy, step: t),
                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, stateGradients.pointer, into: hiddenGradient.pointer, beta: 0, batch: batch) }
+            if t > 0 { core.backpropagateHidden(step: t, stateGradients.pointer, into: hiddenGradient.pointer, accumulate: false, batch: batch) }
         }
         core.accumulateGradients(x: x, inputGradients: stateGradients.pointer, recurrentGradients: stateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)

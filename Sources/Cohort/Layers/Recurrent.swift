@@ -8,7 +8,8 @@
 /// state is zero.
 ///
 /// Backpropagation through time uses one GEMM for the input projection of all steps, one per
-/// step for the recurrent product, and one each for dW_ih, dW_hh and dx over all steps: the
+/// step for the recurrent product (W_hh prepared once per pass: `RepeatedOperand`), and one each
+/// for dW_ih, dW_hh and dx over all steps: the
 /// hidden states are kept as `hidden[n, t] = h_{t-1}`, so that row (n, t) of the gate gradients
 /// pairs with row (n, t) of `hidden` as it pairs with row (n, t) of x.
 ///
@@ -36,6 +37,9 @@ struct RecurrentCore<Element: Scalar> {
     private var biasIHGradient: UnsafeMutablePointer<Element>?
     private var biasHHGradient: UnsafeMutablePointer<Element>?
     private var zeroBias: Buffer<Element>?
+    /// W_hh^T `[H, G*H]` for the forward's products, W_hh `[G*H, H]` for the backward's.
+    private let forwardRecurrent: RepeatedOperand<Element>
+    private let backwardRecurrent: RepeatedOperand<Element>
 
     init(kind: String, input: [Int], hiddenSize: Int, gates: Int, bias: Bool, returnSequences: Bool,
          initializer: LayerInit, index: LayerPlace) throws {
@@ -53,6 +57,9 @@ struct RecurrentCore<Element: Scalar> {
         hasBias = bias
         self.returnSequences = returnSequences
         self.initializer = initializer
+        let panels = try RecurrentProductKernel.automatic() == .panels
+        forwardRecurrent = RepeatedOperand(k: hiddenSize, n: gates * hiddenSize, transposed: true, panels: panels)
+        backwardRecurrent = RepeatedOperand(k: gates * hiddenSize, n: hiddenSize, transposed: false, panels: panels)
     }
 
     var outputShape: [Int] { returnSequences ? [steps, hiddenSize] : [hiddenSize] }
@@ -118,24 +125,26 @@ struct RecurrentCore<Element: Scalar> {
                      alpha: 1, a: x, lda: features, b: weightIH, ldb: features, beta: 0, c: gates, ldc: rows)
     }
 
-    /// products[:, t] = hidden[:, t] W_hh^T + beta * products[:, t]: step t's recurrent product.
-    /// hidden: `[N, T, H]`; products: `[N, T, G*H]`.
+    /// Call before a forward pass's `projectHidden`: W_hh as it is for the whole pass.
+    func beginForward() { forwardRecurrent.prepare(weightHH) }
+
+    /// Call before a backward pass's `backpropagateHidden`.
+    func beginBackward() { backwardRecurrent.prepare(weightHH) }
+
+    /// products[:, t] = hidden[:, t] W_hh^T (+ products[:, t] when accumulating): step t's
+    /// recurrent product. hidden: `[N, T, H]`; products: `[N, T, G*H]`.
     func projectHidden(step t: Int, _ hidden: UnsafePointer<Element>, into products: UnsafeMutablePointer<Element>,
-                       beta: Element, batch: Int) {
-        let rows = gates * hiddenSize
-        Element.gemm(transA: false, transB: true, m: batch, n: rows, k: hiddenSize,
-                     alpha: 1, a: hidden + t * hiddenSize, lda: steps * hiddenSize, b: weightHH, ldb: hiddenSize,
-                     beta: beta, c: products + t * rows, ldc: steps * rows)
+                       accumulate: Bool, batch: Int) {
+        forwardRecurrent.multiply(m: batch, hidden + t * hiddenSize, lda: steps * hiddenSize,
+                                  into: products + t * gates * hiddenSize, ldc: steps * gates * hiddenSize, accumulate: accumulate)
     }
 
-    /// hiddenGradient[N, H] = d[:, t] W_hh + beta * hiddenGradient, for d `[N, T, G*H]`, the
-    /// gradient of step t's recurrent product: dL/dh_{t-1} through W_hh.
+    /// hiddenGradient[N, H] = d[:, t] W_hh (+ hiddenGradient when accumulating), for d
+    /// `[N, T, G*H]`, the gradient of step t's recurrent product: dL/dh_{t-1} through W_hh.
     func backpropagateHidden(step t: Int, _ d: UnsafePointer<Element>, into hiddenGradient: UnsafeMutablePointer<Element>,
-                             beta: Element, batch: Int) {
-        let rows = gates * hiddenSize
-        Element.gemm(transA: false, transB: false, m: batch, n: hiddenSize, k: rows,
-                     alpha: 1, a: d + t * rows, lda: steps * rows, b: weightHH, ldb: hiddenSize,
-                     beta: beta, c: hiddenGradient, ldc: hiddenSize)
+                             accumulate: Bool, batch: Int) {
+        backwardRecurrent.multiply(m: batch, d + t * gates * hiddenSize, lda: steps * gates * hiddenSize,
+                                   into: hiddenGradient, ldc: hiddenSize, accumulate: accumulate)
     }
 
     /// Accumulates the gradients of the four tensors over all steps and writes dx (when asked for).
