@@ -16,13 +16,13 @@
 ///     c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
 ///
 /// gates: `[N, T, 4H]`, in: the products `W_ih x_t + W_hh h_{t-1}`, out: i, f, g, o.
-/// cells, cellTanh, hidden: `[N, T, H]`, cellTanh[n, t] = tanh(c_t). biasIH, biasHH: `[4H]`.
+/// cells, cellTanh, hidden: `[N, T, H]`, cellTanh[n, t] = tanh(c_t). bias: `[4H]`, b_ih + b_hh.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func lstmForwardStep<T: Scalar>(
     _ t: Int, gates: UnsafeMutablePointer<T>, cells: UnsafeMutablePointer<T>, cellTanh: UnsafeMutablePointer<T>,
-    hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
+    hidden: UnsafeMutablePointer<T>, bias: UnsafePointer<T>,
     output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
@@ -32,17 +32,22 @@ func lstmForwardStep<T: Scalar>(
         let previousCell = cells + row * h
         let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * h
         let tanhC = cellTanh + row * h
-        // One pass per kind of work, each a plain loop over contiguous values that vectorises.
-        for k in 0..<4 * h { a[k] += biasIH[k] + biasHH[k] }
-        for k in 0..<2 * h { a[k] = sigmoid(a[k]) }
-        for k in 2 * h..<3 * h { a[k] = fastTanh(a[k]) }
-        for k in 3 * h..<4 * h { a[k] = sigmoid(a[k]) }
+        // One pass per activation, each a plain loop over contiguous values that vectorises.
+        for k in 0..<2 * h { a[k] = sigmoid(a[k] + bias[k]) }
+        for k in 2 * h..<3 * h { a[k] = fastTanh(a[k] + bias[k]) }
+        for k in 3 * h..<4 * h { a[k] = sigmoid(a[k] + bias[k]) }
         let i = a, f = a + h, g = a + 2 * h, o = a + 3 * h
-        // tanhC holds c_t until the pass that replaces it by tanh(c_t).
-        for j in 0..<h { tanhC[j] = f[j] * previousCell[j] + i[j] * g[j] }
-        if hasNext { for j in 0..<h { nextCell[j] = tanhC[j] } }
-        for j in 0..<h { tanhC[j] = fastTanh(tanhC[j]) }
-        if hasNext { for j in 0..<h { nextHidden[j] = o[j] * tanhC[j] } }
+        if hasNext {
+            for j in 0..<h {
+                let c = f[j] * previousCell[j] + i[j] * g[j]
+                nextCell[j] = c
+                let tc = fastTanh(c)
+                tanhC[j] = tc
+                nextHidden[j] = o[j] * tc
+            }
+        } else {
+            for j in 0..<h { tanhC[j] = fastTanh(f[j] * previousCell[j] + i[j] * g[j]) }
+        }
         if let output {
             let out = output + n * outputStride
             for j in 0..<h { out[j] = o[j] * tanhC[j] }

@@ -21,6 +21,8 @@ public final class LSTM<Element: Scalar>: Layer {
     private var cells = Buffer<Element>(count: 0)
     private var hidden = Buffer<Element>(count: 0)
     private var cellTanh = Buffer<Element>(count: 0)
+    /// b_ih + b_hh, summed once per forward pass: `[4H]`.
+    private let combinedBias: Buffer<Element>
     /// dL/dh and dL/dc carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
     private var cellGradient = Buffer<Element>(count: 0)
@@ -29,6 +31,7 @@ public final class LSTM<Element: Scalar>: Layer {
         core = try RecurrentCore(kind: "lstm", input: input, hiddenSize: hiddenSize, gates: 4, bias: bias,
                                  returnSequences: returnSequences, initializer: initializer, index: index)
         inputShape = input
+        combinedBias = Buffer(count: 4 * hiddenSize)
     }
 
     public var parameterShapes: [ParameterShape] { core.parameterShapes }
@@ -52,11 +55,12 @@ public final class LSTM<Element: Scalar>: Layer {
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
         core.beginForward()
+        for k in 0..<combinedBias.count { combinedBias.pointer[k] = core.biasIH[k] + core.biasHH[k] }
         core.projectInputs(x, into: gates.pointer, batch: batch)
         for t in 0..<core.steps {
             if t > 0 { core.projectHidden(step: t, hidden.pointer, into: gates.pointer, accumulate: true, batch: batch) }
             lstmForwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer, hidden: hidden.pointer,
-                            biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
+                            bias: combinedBias.pointer, output: core.output(y, step: t),
                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
         }
     }
