@@ -11,6 +11,12 @@ extension GradientCheckTests {
         }
     }
 
+    /// 18 hidden units: the cell steps' 16-wide vectors and their scalar tail in one row.
+    func testLSTMGradientsWithVectorsAndATailOfHiddenUnits() throws {
+        try checkGradients(LSTM<Double>(input: [3, 2], hiddenSize: 18, returnSequences: true, bias: true,
+                                        initializer: LayerInit(), index: 0), batch: 2)
+    }
+
     func testGRUGradientsOverSeveralSteps() throws {
         for (sequences, bias) in [(false, true), (true, true), (false, false), (true, false)] {
             try checkGradients(GRU<Double>(input: [4, 3], hiddenSize: 5, returnSequences: sequences, bias: bias,

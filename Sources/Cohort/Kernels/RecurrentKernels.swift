@@ -77,22 +77,43 @@ func lstmBackwardStep<T: Scalar>(
         let da = gateGradients + row * 4 * h
         let previousCell = cells + row * h, tanhC = cellTanh + row * h
         let dh = hiddenGradient + n * h, dc = cellGradient + n * h
-        // Passes with few streams each, so that every one vectorises.
         if let outputGradient {
             let dy = outputGradient + n * outputStride
             for j in 0..<h { dh[j] += dy[j] }
         }
-        for j in 0..<h {
-            dc[j] += dh[j] * o[j] * (1 - tanhC[j] * tanhC[j])
-            da[3 * h + j] = dh[j] * tanhC[j] * o[j] * (1 - o[j])
+        // In explicit vectors: as plain loops, the compiler's vectorised copy was not the one that
+        // ran (perf annotate showed its scalar fallback taking the samples).
+        var j = 0
+        while j + 16 <= h {
+            let dhv = load16(dh + j), ov = load16(o + j), tc = load16(tanhC + j)
+            let iv = load16(i + j), fv = load16(f + j), gv = load16(g + j)
+            let dcv = load16(dc + j) + dhv * ov * (1 - tc * tc)
+            store16(dhv * tc * ov * (1 - ov), da + 3 * h + j)
+            store16(dcv * gv * iv * (1 - iv), da + j)
+            store16(dcv * load16(previousCell + j) * fv * (1 - fv), da + h + j)
+            store16(dcv * iv * (1 - gv * gv), da + 2 * h + j)
+            store16(dcv * fv, dc + j)
+            j += 16
         }
-        for j in 0..<h {
-            da[j] = dc[j] * g[j] * i[j] * (1 - i[j])
-            da[h + j] = dc[j] * previousCell[j] * f[j] * (1 - f[j])
-            da[2 * h + j] = dc[j] * i[j] * (1 - g[j] * g[j])
-            dc[j] = dc[j] * f[j]
+        for j in j..<h {
+            let dcj = dc[j] + dh[j] * o[j] * (1 - tanhC[j] * tanhC[j])
+            da[3 * h + j] = dh[j] * tanhC[j] * o[j] * (1 - o[j])
+            da[j] = dcj * g[j] * i[j] * (1 - i[j])
+            da[h + j] = dcj * previousCell[j] * f[j] * (1 - f[j])
+            da[2 * h + j] = dcj * i[j] * (1 - g[j] * g[j])
+            dc[j] = dcj * f[j]
         }
     }
+}
+
+@inline(__always)
+private func load16<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD16<T> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self)
+}
+
+@inline(__always)
+private func store16<T: Scalar>(_ v: SIMD16<T>, _ p: UnsafeMutablePointer<T>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<T>.self)
 }
 
 /// One GRU step (Cho et al. 2014; PyTorch's formulation, where the reset gate multiplies the
