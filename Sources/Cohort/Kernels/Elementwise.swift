@@ -3,7 +3,15 @@
 @_specialize(where T == Double)
 @inline(never)
 public func add<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ z: UnsafeMutablePointer<T>, count: Int) {
-    for i in 0..<count { z[i] = x[i] + y[i] }
+    // In place as a loop of its own: the vectorised loop checks at run time that z does not
+    // overlap x or y, and sends z = x to its scalar copy (perf: 97 % of `add`'s samples there).
+    if UnsafePointer(z) == x {
+        for i in 0..<count { z[i] += y[i] }
+    } else if UnsafePointer(z) == y {
+        for i in 0..<count { z[i] = x[i] + z[i] }
+    } else {
+        for i in 0..<count { z[i] = x[i] + y[i] }
+    }
 }
 
 /// z = max(x + y, 0) over `count` values: a sum and the ReLU after it in one pass (z may be x or y).
