@@ -24,6 +24,12 @@ extension GradientCheckTests {
         }
     }
 
+    /// 18 hidden units: the cell steps' 16-wide vectors and their partial last vector in one row.
+    func testGRUGradientsWithVectorsAndATailOfHiddenUnits() throws {
+        try checkGradients(GRU<Double>(input: [3, 2], hiddenSize: 18, returnSequences: true, bias: true,
+                                       initializer: LayerInit(), index: 0), batch: 2)
+    }
+
     func testRNNGradientsOverSeveralSteps() throws {
         for nonlinearity in RNN<Double>.Nonlinearity.allCases {
             for (sequences, bias) in [(false, true), (true, true), (false, false), (true, false)] {

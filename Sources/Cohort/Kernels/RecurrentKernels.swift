@@ -81,39 +81,18 @@ func lstmBackwardStep<T: Scalar>(
             let dy = outputGradient + n * outputStride
             for j in 0..<h { dh[j] += dy[j] }
         }
-        // In explicit vectors: as plain loops, the compiler's vectorised copy was not the one that
-        // ran (perf annotate showed its scalar fallback taking the samples).
-        var j = 0
-        while j + 16 <= h {
-            let dhv = load16(dh + j), ov = load16(o + j), tc = load16(tanhC + j)
-            let iv = load16(i + j), fv = load16(f + j), gv = load16(g + j)
-            let dcv = load16(dc + j) + dhv * ov * (1 - tc * tc)
-            store16(dhv * tc * ov * (1 - ov), da + 3 * h + j)
-            store16(dcv * gv * iv * (1 - iv), da + j)
-            store16(dcv * load16(previousCell + j) * fv * (1 - fv), da + h + j)
-            store16(dcv * iv * (1 - gv * gv), da + 2 * h + j)
-            store16(dcv * fv, dc + j)
-            j += 16
-        }
-        for j in j..<h {
-            let dcj = dc[j] + dh[j] * o[j] * (1 - tanhC[j] * tanhC[j])
-            da[3 * h + j] = dh[j] * tanhC[j] * o[j] * (1 - o[j])
-            da[j] = dcj * g[j] * i[j] * (1 - i[j])
-            da[h + j] = dcj * previousCell[j] * f[j] * (1 - f[j])
-            da[2 * h + j] = dcj * i[j] * (1 - g[j] * g[j])
-            dc[j] = dcj * f[j]
+        // In vectors (`VectorLanes`): as plain loops, the scalar copies ran.
+        VectorLanes.forEach(h) { v in
+            let dhv = v.load(dh), ov = v.load(o), tc = v.load(tanhC)
+            let iv = v.load(i), fv = v.load(f), gv = v.load(g)
+            let dcv = v.load(dc) + dhv * ov * (1 - tc * tc)
+            v.store(dhv * tc * ov * (1 - ov), da + 3 * h)
+            v.store(dcv * gv * iv * (1 - iv), da)
+            v.store(dcv * v.load(previousCell) * fv * (1 - fv), da + h)
+            v.store(dcv * iv * (1 - gv * gv), da + 2 * h)
+            v.store(dcv * fv, dc)
         }
     }
-}
-
-@inline(__always)
-private func load16<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD16<T> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<T>.self)
-}
-
-@inline(__always)
-private func store16<T: Scalar>(_ v: SIMD16<T>, _ p: UnsafeMutablePointer<T>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<T>.self)
 }
 
 /// One GRU step (Cho et al. 2014; PyTorch's formulation, where the reset gate multiplies the
@@ -139,16 +118,22 @@ func gruForwardStep<T: Scalar>(
         let a = gates + row * 3 * h, m = recurrent + row * 3 * h
         let r = a, z = a + h, candidate = a + 2 * h, hn = m + 2 * h
         let previous = hidden + row * h, next = previous + h
-        // One pass per kind of work, each a plain loop over contiguous values that vectorises.
-        for k in 0..<2 * h { a[k] = sigmoid(a[k] + biasIH[k] + m[k] + biasHH[k]) }
-        for j in 0..<h { hn[j] = hn[j] + biasHH[2 * h + j] }
-        for j in 0..<h { candidate[j] = fastTanh(candidate[j] + biasIH[2 * h + j] + r[j] * hn[j]) }
-        if hasNext {
-            for j in 0..<h { next[j] = (1 - z[j]) * candidate[j] + z[j] * previous[j] }
+        let out = output.map { $0 + n * outputStride }
+        // The sums in vectors (`VectorLanes`: as plain loops over one row's gates, their scalar
+        // copies ran); the activations as plain loops in place, which vectorise (one pointer).
+        VectorLanes.forEach(2 * h) { v in v.store(v.load(a) + v.load(biasIH) + v.load(m) + v.load(biasHH), a) }
+        for k in 0..<2 * h { a[k] = sigmoid(a[k]) }
+        VectorLanes.forEach(h) { v in
+            let recurrentN = v.load(hn) + v.load(biasHH + 2 * h)
+            v.store(recurrentN, hn)
+            v.store(v.load(candidate) + v.load(biasIH + 2 * h) + v.load(r) * recurrentN, candidate)
         }
-        if let output {
-            let out = output + n * outputStride
-            for j in 0..<h { out[j] = (1 - z[j]) * candidate[j] + z[j] * previous[j] }
+        for j in 0..<h { candidate[j] = fastTanh(candidate[j]) }
+        VectorLanes.forEach(h) { v in
+            let zv = v.load(z)
+            let state = (1 - zv) * v.load(candidate) + zv * v.load(previous)
+            if hasNext { v.store(state, next) }
+            if let out { v.store(state, out) }
         }
     }
 }
@@ -176,22 +161,20 @@ func gruBackwardStep<T: Scalar>(
         let r = gates + row * 3 * h, z = r + h, c = r + 2 * h, hn = recurrent + row * 3 * h + 2 * h
         let da = inputGradients + row * 3 * h, dm = recurrentGradients + row * 3 * h
         let previous = hidden + row * h, dh = hiddenGradient + n * h
-        // Passes with few streams each, so that every one vectorises.
         if let outputGradient {
             let dy = outputGradient + n * outputStride
             for j in 0..<h { dh[j] += dy[j] }
         }
-        for j in 0..<h {
-            da[2 * h + j] = dh[j] * (1 - z[j]) * (1 - c[j] * c[j])
-            da[h + j] = dh[j] * (previous[j] - c[j]) * z[j] * (1 - z[j])
+        // In vectors (`VectorLanes`): as plain loops over one row's gates, the scalar copies ran.
+        VectorLanes.forEach(h) { v in
+            let dhv = v.load(dh), zv = v.load(z), cv = v.load(c), rv = v.load(r)
+            let dn = dhv * (1 - zv) * (1 - cv * cv)
+            let dz = dhv * (v.load(previous) - cv) * zv * (1 - zv)
+            let dr = dn * v.load(hn) * rv * (1 - rv)
+            v.store(dr, da); v.store(dz, da + h); v.store(dn, da + 2 * h)
+            v.store(dr, dm); v.store(dz, dm + h); v.store(dn * rv, dm + 2 * h)
+            v.store(dhv * zv, dh)
         }
-        for j in 0..<h {
-            let dn = da[2 * h + j]
-            da[j] = dn * hn[j] * r[j] * (1 - r[j])
-            dm[2 * h + j] = dn * r[j]
-            dh[j] = dh[j] * z[j]
-        }
-        for j in 0..<2 * h { dm[j] = da[j] }
     }
 }
 
