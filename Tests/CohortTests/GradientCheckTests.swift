@@ -105,6 +105,9 @@ final class GradientCheckTests: XCTestCase {
 
     func testMaxPoolGradients() throws {
         try checkGradients(Pool2D<Double>(.max, input: [2, 6, 6], kernel: 2, stride: 2, padding: 0, index: 0), batch: 2)
+        // Windows that tile the image, with a last row and column outside every window.
+        try checkGradients(Pool2D<Double>(.max, input: [2, 7, 5], kernel: 2, stride: 2, padding: 0, index: 0), batch: 2)
+        try checkGradients(Pool2D<Double>(.max, input: [1, 7, 8], kernel: 3, stride: 3, padding: 0, index: 0), batch: 2)
         try checkGradients(Pool2D<Double>(.max, input: [2, 5, 5], kernel: 3, stride: 2, padding: 1, index: 0), batch: 2)
     }
 
