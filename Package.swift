@@ -11,8 +11,8 @@ import PackageDescription
 /// keeps it to 8: `-prefer-256-bit`, reached through the Clang importer's target features; one
 /// core of a Xeon family 6 model 207, medians of 5 alternating runs: lstm 6,274 -> 6,961 images/s,
 /// resnet20 326 -> 336, mlp within the noise) and define COHORT_AVX512, which turns on the kernels
-/// written in 16-float vectors (`Kernels/PanelProduct.swift`). A binary built this way needs those instructions on every
-/// machine that runs it; COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
+/// written in 16-float vectors (`Kernels/PanelProduct.swift`). A binary built this way needs those
+/// instructions on every machine that runs it; COHORT_PORTABLE=1 builds for the x86-64 baseline instead.
 let vectorFlags: [String] = {
     #if arch(x86_64)
     guard ProcessInfo.processInfo.environment["COHORT_PORTABLE"] == nil,

@@ -82,7 +82,7 @@ func lstmBackwardStep<T: Scalar>(
             for j in 0..<h { dh[j] += dy[j] }
         }
         // In vectors (`VectorLanes`): as plain loops, the scalar copies ran.
-        VectorLanes.forEach(h) { v in
+        for v in VectorLanes.over(h) {
             let dhv = v.load(dh), ov = v.load(o), tc = v.load(tanhC)
             let iv = v.load(i), fv = v.load(f), gv = v.load(g)
             let dcv = v.load(dc) + dhv * ov * (1 - tc * tc)
@@ -121,15 +121,15 @@ func gruForwardStep<T: Scalar>(
         let out = output.map { $0 + n * outputStride }
         // The sums in vectors (`VectorLanes`: as plain loops over one row's gates, their scalar
         // copies ran); the activations as plain loops in place, which vectorise (one pointer).
-        VectorLanes.forEach(2 * h) { v in v.store(v.load(a) + v.load(biasIH) + v.load(m) + v.load(biasHH), a) }
+        for v in VectorLanes.over(2 * h) { v.store(v.load(a) + v.load(biasIH) + v.load(m) + v.load(biasHH), a) }
         for k in 0..<2 * h { a[k] = sigmoid(a[k]) }
-        VectorLanes.forEach(h) { v in
+        for v in VectorLanes.over(h) {
             let recurrentN = v.load(hn) + v.load(biasHH + 2 * h)
             v.store(recurrentN, hn)
             v.store(v.load(candidate) + v.load(biasIH + 2 * h) + v.load(r) * recurrentN, candidate)
         }
         for j in 0..<h { candidate[j] = fastTanh(candidate[j]) }
-        VectorLanes.forEach(h) { v in
+        for v in VectorLanes.over(h) {
             let zv = v.load(z)
             let state = (1 - zv) * v.load(candidate) + zv * v.load(previous)
             if hasNext { v.store(state, next) }
@@ -166,7 +166,7 @@ func gruBackwardStep<T: Scalar>(
             for j in 0..<h { dh[j] += dy[j] }
         }
         // In vectors (`VectorLanes`): as plain loops over one row's gates, the scalar copies ran.
-        VectorLanes.forEach(h) { v in
+        for v in VectorLanes.over(h) {
             let dhv = v.load(dh), zv = v.load(z), cv = v.load(c), rv = v.load(r)
             let dn = dhv * (1 - zv) * (1 - cv * cv)
             let dz = dhv * (v.load(previous) - cv) * zv * (1 - zv)

@@ -87,32 +87,27 @@ public func winogradTransformFilters<T: Scalar>(_ w: UnsafePointer<T>, _ u: Unsa
     let plane = outChannels * inChannels
     // 16 filters at a time, each value of a filter gathered into a vector, so that every store of
     // U is a vector along the filters (one filter at a time, this ran as scalar code: 2.8 % of a
-    // resnetish step). The last vector may hold fewer filters: its other lanes are not stored.
+    // resnetish step). The last run may hold fewer filters (`VectorLanes`).
     let half = SIMD16<T>(repeating: 0.5)
-    for f in stride(from: 0, to: plane, by: 16) {
-        let count = min(16, plane - f)
+    for lanes in VectorLanes.over(plane) {
         var g = (SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>(), SIMD16<T>())
-        for l in 0..<count {
-            let filter = w + 9 * (f + l)
+        for l in 0..<lanes.width {
+            let filter = w + 9 * (lanes.start + l)
             g.0[l] = filter[0]; g.1[l] = filter[1]; g.2[l] = filter[2]
             g.3[l] = filter[3]; g.4[l] = filter[4]; g.5[l] = filter[5]
             g.6[l] = filter[6]; g.7[l] = filter[7]; g.8[l] = filter[8]
         }
-        @inline(__always) func put(_ v: SIMD16<T>, _ at: UnsafeMutablePointer<T>) {
-            if count == 16 { store(v, at) } else { for l in 0..<count { at[l] = v[l] } }
-        }
-        // Row a of t = G g ([4, 3]) gives row a of U = t G^T: (t0, t1, t2) G^T at out[0 ..< 4 plane].
+        // Row a of t = G g ([4, 3]) gives row a of U = t G^T: (t0, t1, t2) G^T at planes 4a ..< 4a + 4.
         @inline(__always) func row(_ out: UnsafeMutablePointer<T>, _ t0: SIMD16<T>, _ t1: SIMD16<T>, _ t2: SIMD16<T>) {
-            put(t0, out)
-            put(half * (t0 + t1 + t2), out + plane)
-            put(half * (t0 - t1 + t2), out + 2 * plane)
-            put(t2, out + 3 * plane)
+            lanes.store(t0, out)
+            lanes.store(half * (t0 + t1 + t2), out + plane)
+            lanes.store(half * (t0 - t1 + t2), out + 2 * plane)
+            lanes.store(t2, out + 3 * plane)
         }
-        let out = u + f
-        row(out, g.0, g.1, g.2)
-        row(out + 4 * plane, half * (g.0 + g.3 + g.6), half * (g.1 + g.4 + g.7), half * (g.2 + g.5 + g.8))
-        row(out + 8 * plane, half * (g.0 - g.3 + g.6), half * (g.1 - g.4 + g.7), half * (g.2 - g.5 + g.8))
-        row(out + 12 * plane, g.6, g.7, g.8)
+        row(u, g.0, g.1, g.2)
+        row(u + 4 * plane, half * (g.0 + g.3 + g.6), half * (g.1 + g.4 + g.7), half * (g.2 + g.5 + g.8))
+        row(u + 8 * plane, half * (g.0 - g.3 + g.6), half * (g.1 - g.4 + g.7), half * (g.2 - g.5 + g.8))
+        row(u + 12 * plane, g.6, g.7, g.8)
     }
 }
 
