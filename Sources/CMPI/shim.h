@@ -15,6 +15,7 @@ static inline MPI_Op cohort_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op cohort_mpi_min(void) { return MPI_MIN; }
 static inline void *cohort_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *cohort_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Status *cohort_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Request cohort_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline int cohort_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cohort_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }

@@ -62,7 +62,7 @@ final class MPIJob {
 /// `batchNorm: false` leaves out the two batch norms; `train` and `distributed` are appended to
 /// those sections (`", accumulate: 3"`).
 func distributedConfig(data: IDXPair, run: URL, maxSteps: Int, everySteps: Int = 0, batch: Int = 50, timeout: Int = 60,
-                       schedule: String = "cosine", batchNorm: Bool = true, train: String = "", distributed: String = "") -> String {
+                       schedule: String = "cosine", batchNorm: Bool = true, hidden: Int = 16, train: String = "", distributed: String = "") -> String {
     let norm = batchNorm ? "{batchnorm: {}}" : "{dropout: {p: 0.0}}"
     return """
     seed: 8
@@ -75,7 +75,7 @@ func distributedConfig(data: IDXPair, run: URL, maxSteps: Int, everySteps: Int =
         - relu: {}
         - maxpool2d: {kernel_size: 2}
         - flatten: {}
-        - dense: {out_features: 16}
+        - dense: {out_features: \(hidden)}
         - \(norm)
         - relu: {}
         - dropout: {p: 0.4}

@@ -28,12 +28,12 @@ final class OverlapTests: XCTestCase {
         XCTAssertEqual(GradientBuckets(model: model, targetCount: config.distributed.bucketCount).ranges.count, 3)
     }
 
-    func train(_ name: String, workers: Int, maxSteps: Int = 20, overlap: Bool, train extra: String = "",
-               resume: Bool = false) throws -> URL {
+    func train(_ name: String, workers: Int, maxSteps: Int = 20, overlap: Bool, hidden: Int = 16, bucketMB: Double = 0.0002,
+               train extra: String = "", resume: Bool = false) throws -> URL {
         let run = directory.appendingPathComponent(name)
         let path = directory.appendingPathComponent("\(name).yaml").path
-        try distributedConfig(data: data, run: run, maxSteps: maxSteps, schedule: "constant", train: extra,
-                              distributed: ", overlap: \(overlap), bucket_mb: 0.0002")
+        try distributedConfig(data: data, run: run, maxSteps: maxSteps, schedule: "constant", hidden: hidden, train: extra,
+                              distributed: ", overlap: \(overlap), bucket_mb: \(bucketMB)")
             .write(toFile: path, atomically: true, encoding: .utf8)
         let job = try MPIJob(workers: workers, arguments: ["train", path] + (resume ? ["--resume", "auto"] : []), configPath: path).wait()
         XCTAssertEqual(job.status, 0, job.error)
@@ -51,6 +51,24 @@ final class OverlapTests: XCTestCase {
         let after = try train("after", workers: 2, overlap: false, train: ", accumulate: 3")
         let during = try train("during", workers: 2, overlap: true, train: ", accumulate: 3")
         XCTAssertEqual(try Data(contentsOf: after), try Data(contentsOf: during))
+    }
+
+    /// 22,581 parameters: a gradient (or bucket) past `MPICommunicator.ringMinimumCount` is summed
+    /// by the ring, in chunks of 7,527 on 3 workers and 5,645 or 5,646 on 4.
+    func testTheRingAllreduceTrainsTheWeightsOfOneWorker() throws {
+        let one = try SafeTensors.read(path: try train("one", workers: 1, overlap: false, hidden: 512).path).tensors
+        for (workers, overlap) in [(3, false), (4, true)] {
+            let name = "ring\(workers)"
+            let many = try SafeTensors.read(path: try train(name, workers: workers, overlap: overlap, hidden: 512, bucketMB: 1).path).tensors
+            assertSameWeights(one, many, tolerance: 1e-5, "\(workers) workers through the ring against 1")
+        }
+    }
+
+    /// Buckets of the ring and of `MPI_Iallreduce` alike give every element the sum a + b.
+    func testTheRingAllreduceTrainsBitwiseTheWeightsOfSmallBucketsOnTwoWorkers() throws {
+        let ring = try train("ring", workers: 2, overlap: false, hidden: 512, bucketMB: 1)
+        let buckets = try train("buckets", workers: 2, overlap: true, hidden: 512, bucketMB: 0.01)
+        XCTAssertEqual(try Data(contentsOf: ring), try Data(contentsOf: buckets))
     }
 
     func testOverlapOnThreeWorkersTrainsTheWeightsOfOne() throws {

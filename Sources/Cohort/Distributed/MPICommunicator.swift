@@ -22,6 +22,10 @@ public final class MPICommunicator: Communicator {
     private var pollSleep: UInt32 = 0
     /// Workspace of `allreduceSumBFloat16`, grown to the largest buffer it has summed.
     private let compressed = BFloat16Workspace()
+    /// Workspace of `ringAllreduceSum`.
+    let ringWorkspace = RingWorkspace()
+    /// The two requests of `exchange`.
+    private let pairRequests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
 
     /// Starts MPI. Call once per process, before any other MPI call.
     public init() {
@@ -58,6 +62,7 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
+        if count >= Self.ringMinimumCount { return try ringAllreduceSum(buffer, count: count) }
         var request: MPI_Request? = cohort_mpi_request_null()
         try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), comm, &request), "allreduce")
         try wait(&request, "allreduce")
@@ -122,13 +127,27 @@ public final class MPICommunicator: Communicator {
         try wait(&request, "barrier")
     }
 
+    /// Sends `count` floats to worker `to` while receiving `receiveCount` from worker `from`.
+    func exchange(send: UnsafeMutablePointer<Float>, count: Int, to: Int, receive: UnsafeMutablePointer<Float>,
+                  count receiveCount: Int, from: Int, operation: String) throws {
+        pairRequests.initialize(repeating: cohort_mpi_request_null(), count: 2)
+        try check(MPI_Irecv(receive, Int32(receiveCount), cohort_mpi_float(), Int32(from), 0, comm, pairRequests), operation)
+        try check(MPI_Isend(send, Int32(count), cohort_mpi_float(), Int32(to), 0, comm, pairRequests + 1), operation)
+        try wait(pairRequests, count: 2, operation)
+    }
+
     /// Polls `request` until it completes or `timeoutSeconds` pass.
     private func wait(_ request: inout MPI_Request?, _ operation: String) throws {
+        try withUnsafeMutablePointer(to: &request) { try wait($0, count: 1, operation) }
+    }
+
+    /// Polls `requests` until all complete or `timeoutSeconds` pass.
+    private func wait(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int, _ operation: String) throws {
         var done: Int32 = 0
         let start = DispatchTime.now().uptimeNanoseconds
         var polls = 0
         while true {
-            try check(MPI_Test(&request, &done, cohort_mpi_status_ignore()), operation)
+            try check(MPI_Testall(Int32(count), requests, &done, cohort_mpi_statuses_ignore()), operation)
             if done != 0 { return }
             polls += 1
             if polls > 64 {
