@@ -37,6 +37,8 @@ struct RecurrentCore<Element: Scalar> {
     private var biasIHGradient: UnsafeMutablePointer<Element>?
     private var biasHHGradient: UnsafeMutablePointer<Element>?
     private var zeroBias: Buffer<Element>?
+    /// The column sums of the gate gradients `[G*H]`, when both biases take the same ones.
+    private var sharedBiasGradient: Buffer<Element>?
     /// W_hh^T `[H, G*H]` for the forward's products, W_hh `[G*H, H]` for the backward's.
     private let forwardRecurrent: RepeatedOperand<Element>
     private let backwardRecurrent: RepeatedOperand<Element>
@@ -57,6 +59,7 @@ struct RecurrentCore<Element: Scalar> {
         hasBias = bias
         self.returnSequences = returnSequences
         self.initializer = initializer
+        sharedBiasGradient = bias ? Buffer(count: gates * hiddenSize) : nil
         let panels = try RecurrentProductKernel.automatic() == .panels
         forwardRecurrent = RepeatedOperand(k: hiddenSize, n: gates * hiddenSize, transposed: true, panels: panels)
         backwardRecurrent = RepeatedOperand(k: gates * hiddenSize, n: hiddenSize, transposed: false, panels: panels)
@@ -163,8 +166,16 @@ struct RecurrentCore<Element: Scalar> {
                      alpha: 1, a: recurrentGradients, lda: rows, b: hidden, ldb: hiddenSize, beta: 1,
                      c: weightHHGradient, ldc: hiddenSize)
         if let biasIHGradient, let biasHHGradient {
-            accumulateColumnSums(inputGradients, biasIHGradient, rows: samples, columns: rows)
-            accumulateColumnSums(recurrentGradients, biasHHGradient, rows: samples, columns: rows)
+            if inputGradients == recurrentGradients, let shared = sharedBiasGradient?.pointer {
+                // The LSTM and RNN: one pass of column sums for both (bitwise the same as two
+                // passes onto the zeroed gradients: 0 + the first row is exact).
+                fillZero(shared, count: rows)
+                accumulateColumnSums(inputGradients, shared, rows: samples, columns: rows)
+                for k in 0..<rows { biasIHGradient[k] += shared[k]; biasHHGradient[k] += shared[k] }
+            } else {
+                accumulateColumnSums(inputGradients, biasIHGradient, rows: samples, columns: rows)
+                accumulateColumnSums(recurrentGradients, biasHHGradient, rows: samples, columns: rows)
+            }
         }
         if let dx {
             // dx[N*T, F] = dA[N*T, G*H] W_ih[G*H, F]
