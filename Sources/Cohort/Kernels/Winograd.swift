@@ -14,8 +14,8 @@
 ///           [0  1  0 -1]         [0    0    1 ]
 ///
 /// Layouts: transformed tensors are `[16, C, T]` (ξ-major, then channel, then tile), a tile index
-/// being `(n * tilesHigh + ty) * tilesWide + tx` over the images of one call, with 8 elements of
-/// slack after each ξ (`WinogradTiling.transformedCount`). Tile (ty, tx) covers
+/// being `(n * tilesHigh + ty) * tilesWide + tx` over the images of one call, with at least 8
+/// elements of slack after each ξ (`WinogradTiling.transformedStride`). Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
 /// The transforms work a row of tiles at a time in vectors of 8 tiles (even and odd columns apart
 /// through SIMD16's halves). A row's last vector overhangs into tiles written later (channel by
@@ -48,8 +48,11 @@ public struct WinogradTiling: Equatable, Sendable {
     /// a row of zeros.
     public var scratchCount: Int { 8 * bandStride + max(16 * (lanes + 16), geometry.width) }
 
-    /// Elements from one ξ to the next of a transformed tensor of `channels` channels over `images` images.
-    public func transformedStride(channels: Int, images: Int) -> Int { channels * images * tilesPerImage + 8 }
+    /// Elements from one ξ to the next of a transformed tensor of `channels` channels over `images`
+    /// images: the tiles and 8 of slack, rounded up to a cache line, so that every ξ starts on one
+    /// (with `Buffer`'s alignment) and the 16 of a transform's streams fall in different cache sets
+    /// (resnet20 on one core: 368 -> 382 images/s, medians of 6 alternating runs).
+    public func transformedStride(channels: Int, images: Int) -> Int { (channels * images * tilesPerImage + 8 + 15) / 16 * 16 }
     /// Elements of a transformed tensor of `channels` channels over `images` images.
     public func transformedCount(channels: Int, images: Int) -> Int { 16 * transformedStride(channels: channels, images: images) }
 }
