@@ -53,22 +53,23 @@ final class OverlapTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: after), try Data(contentsOf: during))
     }
 
-    /// 22,581 parameters: a gradient (or bucket) past `MPICommunicator.ringMinimumCount` is summed
-    /// by the ring, in chunks of 7,527 on 3 workers and 5,645 or 5,646 on 4.
-    func testTheRingAllreduceTrainsTheWeightsOfOneWorker() throws {
+    /// 22,581 parameters: a gradient (or bucket) past `MPICommunicator.scatteredMinimumCount` is
+    /// summed by a reduce-scatter and an allgather: on 3 workers a ring of parts of 7,527, on 4
+    /// halving and doubling (parts of 5,645 or 5,646), on 6 a ring of parts of 3,763 or 3,764.
+    func testScatteredAllreducesTrainTheWeightsOfOneWorker() throws {
         let one = try SafeTensors.read(path: try train("one", workers: 1, overlap: false, hidden: 512).path).tensors
-        for (workers, overlap) in [(3, false), (4, true)] {
-            let name = "ring\(workers)"
+        for (workers, overlap) in [(3, false), (4, true), (6, false)] {
+            let name = "scattered\(workers)"
             let many = try SafeTensors.read(path: try train(name, workers: workers, overlap: overlap, hidden: 512, bucketMB: 1).path).tensors
-            assertSameWeights(one, many, tolerance: 1e-5, "\(workers) workers through the ring against 1")
+            assertSameWeights(one, many, tolerance: 1e-5, "\(workers) workers through reduce-scatter and allgather against 1")
         }
     }
 
-    /// Buckets of the ring and of `MPI_Iallreduce` alike give every element the sum a + b.
-    func testTheRingAllreduceTrainsBitwiseTheWeightsOfSmallBucketsOnTwoWorkers() throws {
-        let ring = try train("ring", workers: 2, overlap: false, hidden: 512, bucketMB: 1)
+    /// Large buckets (swapped halves) and small ones (`MPI_Iallreduce`) alike give every element the sum a + b.
+    func testScatteredAllreduceTrainsBitwiseTheWeightsOfSmallBucketsOnTwoWorkers() throws {
+        let whole = try train("whole", workers: 2, overlap: false, hidden: 512, bucketMB: 1)
         let buckets = try train("buckets", workers: 2, overlap: true, hidden: 512, bucketMB: 0.01)
-        XCTAssertEqual(try Data(contentsOf: ring), try Data(contentsOf: buckets))
+        XCTAssertEqual(try Data(contentsOf: whole), try Data(contentsOf: buckets))
     }
 
     func testOverlapOnThreeWorkersTrainsTheWeightsOfOne() throws {

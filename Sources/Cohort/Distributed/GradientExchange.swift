@@ -5,7 +5,7 @@
 /// The buckets are the same every step and every bucket's elements are summed by the same
 /// collective as in one allreduce of the whole buffer, so on 2 workers the result is bitwise that
 /// of `TrainingStep` without overlap; on more, the summation order depends on the message's length
-/// (`ringAllreduceSum`'s chunks, or OpenMPI's choice for short ones): differences of float
+/// (`reduceScatterAllgatherSum`'s parts, or OpenMPI's choice for short ones): differences of float
 /// rounding. Batch norm's own collectives stay on the model's communicator, in their order, beside
 /// the thread's.
 final class GradientExchange {

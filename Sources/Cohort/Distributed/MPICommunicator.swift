@@ -22,8 +22,8 @@ public final class MPICommunicator: Communicator {
     private var pollSleep: UInt32 = 0
     /// Workspace of `allreduceSumBFloat16`, grown to the largest buffer it has summed.
     private let compressed = BFloat16Workspace()
-    /// Workspace of `ringAllreduceSum`.
-    let ringWorkspace = RingWorkspace()
+    /// Workspace of `reduceScatterAllgatherSum`.
+    let scatterWorkspace = ScatterWorkspace()
     /// The two requests of `exchange`.
     private let pairRequests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
 
@@ -62,7 +62,7 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
-        if count >= Self.ringMinimumCount { return try ringAllreduceSum(buffer, count: count) }
+        if count >= Self.scatteredMinimumCount { return try reduceScatterAllgatherSum(buffer, count: count) }
         var request: MPI_Request? = cohort_mpi_request_null()
         try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), comm, &request), "allreduce")
         try wait(&request, "allreduce")
