@@ -50,6 +50,8 @@ public final class MPICommunicator: Communicator {
         pollSleep = 20
     }
 
+    deinit { pairRequests.deallocate() }
+
     /// A duplicate of this communicator (`MPI_Comm_dup`) for a communication thread, which waits
     /// for its collectives sleeping between polls rather than spinning.
     public func duplicate() throws -> Communicator? {
