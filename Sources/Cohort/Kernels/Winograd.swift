@@ -222,10 +222,11 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
     let rowStride = tiling.lanes + 16
     let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * bs
     rows.update(repeating: 0, count: 16 * rowStride)
-    dx.update(repeating: 0, count: images * g.inputSize)
+    let uncovered = uncoveredRows(tiling)
     for c in 0..<g.channels {
         for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
+            (image + uncovered.lowerBound * g.width).update(repeating: 0, count: uncovered.count * g.width)
             for ty in 0..<tiling.tilesHigh {
                 let band = ty % 2 == 0 ? bands.0 : bands.1
                 for a in 0..<4 {
@@ -265,7 +266,9 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
 }
 
 /// Image rows 2ty - p + r += band[r][p ..< p + W], for the rows inside the image: the last step of
-/// `winogradInputGradient`. band: `[4, bandStride]`; image: `[H, W]`.
+/// `winogradInputGradient`. Rows r = 2, 3 (and 0, 1 of the first row of tiles) are the first to
+/// reach their image row, which is set to 0 + band (the sum onto zeros, bitwise, -0 included)
+/// rather than zeroed beforehand and read back. band: `[4, bandStride]`; image: `[H, W]`.
 @inline(__always)
 private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: UnsafeMutablePointer<T>, rowOfTiles ty: Int,
                                      _ tiling: WinogradTiling) {
@@ -274,9 +277,21 @@ private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: Unsaf
         let iy = 2 * ty - g.padding + r
         guard iy >= 0 && iy < g.height else { continue }
         let target = image + iy * g.width, row = band + r * tiling.bandStride + g.padding
-        for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j), target + j) }
-        for j in wholeVectors..<g.width { target[j] += row[j] }
+        if r >= 2 || ty == 0 {
+            let zero = SIMD8<T>()
+            for j in stride(from: 0, to: wholeVectors, by: 8) { store(zero + load8(row + j), target + j) }
+            for j in wholeVectors..<g.width { target[j] = 0 + row[j] }
+        } else {
+            for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j), target + j) }
+            for j in wholeVectors..<g.width { target[j] += row[j] }
+        }
     }
+}
+
+/// The image rows no row of tiles reaches (2 * tilesHigh + 1 - p on), which stay zero.
+private func uncoveredRows(_ tiling: WinogradTiling) -> Range<Int> {
+    let g = tiling.geometry
+    return min(g.height, max(0, 2 * tiling.tilesHigh + 2 - g.padding))..<g.height
 }
 
 /// y = A^T M[ξ] A for every tile: the convolution's outputs.
