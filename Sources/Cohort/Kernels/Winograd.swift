@@ -222,11 +222,12 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
     let rowStride = tiling.lanes + 16
     let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * bs
     rows.update(repeating: 0, count: 16 * rowStride)
-    let uncovered = uncoveredRows(tiling)
+    // Every image row lies under a row of tiles, so each is first set by `addInputBand`: the rows
+    // reached, -p ..< 2 * tilesHigh + 2 - p, hold 0 ..< H since 2 * tilesHigh >= OH = H + 2p - 2.
+    assert(2 * tiling.tilesHigh + 2 - g.padding >= g.height)
     for c in 0..<g.channels {
         for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
-            (image + uncovered.lowerBound * g.width).update(repeating: 0, count: uncovered.count * g.width)
             for ty in 0..<tiling.tilesHigh {
                 let band = ty % 2 == 0 ? bands.0 : bands.1
                 for a in 0..<4 {
@@ -286,12 +287,6 @@ private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: Unsaf
             for j in wholeVectors..<g.width { target[j] += row[j] }
         }
     }
-}
-
-/// The image rows no row of tiles reaches (2 * tilesHigh + 1 - p on), which stay zero.
-private func uncoveredRows(_ tiling: WinogradTiling) -> Range<Int> {
-    let g = tiling.geometry
-    return min(g.height, max(0, 2 * tiling.tilesHigh + 2 - g.padding))..<g.height
 }
 
 /// y = A^T M[ξ] A for every tile: the convolution's outputs.
