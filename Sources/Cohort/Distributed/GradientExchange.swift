@@ -2,12 +2,10 @@
 /// reports gradients final (`Model.onParametersFinished`), the buckets they complete go to the
 /// communication thread, while backward goes on with the layers before.
 ///
-/// The buckets are the same every step and every bucket's elements are summed by the same
-/// collective as in one allreduce of the whole buffer, so on 2 workers the result is bitwise that
-/// of `TrainingStep` without overlap; on more, the summation order depends on the message's length
-/// (`reduceScatterAllgatherSum`'s parts, or OpenMPI's choice for short ones): differences of float
-/// rounding. Batch norm's own collectives stay on the model's communicator, in their order, beside
-/// the thread's.
+/// The buckets are the same every step, and `reduceScatterAllgatherSum` sums each element in an
+/// order fixed by the number of workers alone, so the result is bitwise that of `TrainingStep`
+/// without overlap, on any number of workers. Batch norm's own collectives
+/// stay on the model's communicator, in their order, beside the thread's.
 final class GradientExchange {
     private let thread: CommunicationThread
     private let ranges: [Range<Int>]

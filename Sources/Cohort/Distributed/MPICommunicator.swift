@@ -24,8 +24,8 @@ public final class MPICommunicator: Communicator {
     private let compressed = BFloat16Workspace()
     /// Workspace of `reduceScatterAllgatherSum`.
     let scatterWorkspace = ScatterWorkspace()
-    /// The two requests of `exchange`.
-    private let pairRequests = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 2)
+    /// The requests of `exchange` (2) and `exchangeWithAll` (2 per other worker).
+    private let pointRequests: UnsafeMutablePointer<MPI_Request?>
 
     /// Starts MPI. Call once per process, before any other MPI call.
     public init() {
@@ -38,6 +38,7 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(comm, &n)
         rank = Int(r)
         worldSize = Int(n)
+        pointRequests = .allocate(capacity: 2 * max(worldSize, 2))
     }
 
     private init(duplicating parent: MPICommunicator, comm: MPI_Comm) {
@@ -48,9 +49,10 @@ public final class MPICommunicator: Communicator {
         timeoutSeconds = parent.timeoutSeconds
         setupAgreed = parent.setupAgreed
         pollSleep = 20
+        pointRequests = .allocate(capacity: 2 * max(worldSize, 2))
     }
 
-    deinit { pairRequests.deallocate() }
+    deinit { pointRequests.deallocate() }
 
     /// A duplicate of this communicator (`MPI_Comm_dup`) for a communication thread, which waits
     /// for its collectives sleeping between polls rather than spinning.
@@ -64,10 +66,7 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
-        if count >= Self.scatteredMinimumCount { return try reduceScatterAllgatherSum(buffer, count: count) }
-        var request: MPI_Request? = cohort_mpi_request_null()
-        try check(MPI_Iallreduce(cohort_mpi_in_place(), buffer, Int32(count), cohort_mpi_float(), cohort_mpi_sum(), comm, &request), "allreduce")
-        try wait(&request, "allreduce")
+        try reduceScatterAllgatherSum(buffer, count: count)
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
@@ -132,10 +131,24 @@ public final class MPICommunicator: Communicator {
     /// Sends `count` floats to worker `to` while receiving `receiveCount` from worker `from`.
     func exchange(send: UnsafeMutablePointer<Float>, count: Int, to: Int, receive: UnsafeMutablePointer<Float>,
                   count receiveCount: Int, from: Int, operation: String) throws {
-        pairRequests.initialize(repeating: cohort_mpi_request_null(), count: 2)
-        try check(MPI_Irecv(receive, Int32(receiveCount), cohort_mpi_float(), Int32(from), 0, comm, pairRequests), operation)
-        try check(MPI_Isend(send, Int32(count), cohort_mpi_float(), Int32(to), 0, comm, pairRequests + 1), operation)
-        try wait(pairRequests, count: 2, operation)
+        pointRequests.initialize(repeating: cohort_mpi_request_null(), count: 2)
+        try check(MPI_Irecv(receive, Int32(receiveCount), cohort_mpi_float(), Int32(from), 0, comm, pointRequests), operation)
+        try check(MPI_Isend(send, Int32(count), cohort_mpi_float(), Int32(to), 0, comm, pointRequests + 1), operation)
+        try wait(pointRequests, count: 2, operation)
+    }
+
+    /// With every other worker q at once: sends `send` floats and receives `receive`, as
+    /// `messages(q)` gives them.
+    func exchangeWithAll(operation: String, _ messages: (Int) -> (send: UnsafeMutablePointer<Float>, sendCount: Int,
+                                                                  receive: UnsafeMutablePointer<Float>, receiveCount: Int)) throws {
+        let others = worldSize - 1
+        pointRequests.initialize(repeating: cohort_mpi_request_null(), count: 2 * others)
+        for k in 0..<others {
+            let q = (rank + 1 + k) % worldSize, m = messages(q)
+            try check(MPI_Irecv(m.receive, Int32(m.receiveCount), cohort_mpi_float(), Int32(q), 0, comm, pointRequests + 2 * k), operation)
+            try check(MPI_Isend(m.send, Int32(m.sendCount), cohort_mpi_float(), Int32(q), 0, comm, pointRequests + 2 * k + 1), operation)
+        }
+        try wait(pointRequests, count: 2 * others, operation)
     }
 
     /// Polls `request` until it completes or `timeoutSeconds` pass.

@@ -1,6 +1,6 @@
 import CMPI
 
-/// The float allreduce of large buffers (the gradients), as a reduce-scatter (each worker ends up
+/// The float allreduce (the gradients, whole or in buckets), as a reduce-scatter (each worker ends up
 /// holding one part of the buffer summed over all workers) followed by an allgather of the parts,
 /// in point-to-point messages. Every worker sends and receives about twice the buffer's size in
 /// all, whatever the number of workers.
@@ -8,27 +8,26 @@ import CMPI
 /// - Worlds of a power of two: recursive halving, then doubling (Rabenseifner's): at distance
 ///   N/2, N/4, ..., 1 each worker swaps half of its current part with the worker at that distance
 ///   and sums the half it keeps; then the halves travel back at distance 1, 2, ..., N/2.
-///   2 log2(N) messages per worker.
-/// - Other worlds: a ring (as NCCL's): N parts, N - 1 steps each way, each worker sending to its
-///   right neighbour. 2 (N - 1) messages per worker.
+///   2 log2(N) messages per worker. Each element is the same tree of sums, (x_0 + x_N/2) + ...,
+///   whichever worker computes a level (a + b = b + a).
+/// - Other worlds: worker q owns part q of N; every worker sends each owner its values of that
+///   part at once, the owner sums them in rank order, x_0 + x_1 + ... + x_N-1, then sends the sum
+///   to every other worker. 2 (N - 1) messages per worker, all in flight together.
 ///
-/// Every element is summed once, by one worker, in an order fixed by the world size and the
-/// buffer's length; every worker gets the same values. On 2 workers both are one swap of halves and
-/// the sum is a + b, bitwise OpenMPI's. On 2 ranks of one host, 670,000 floats (the mlp workload's
-/// gradient), mean of 200 in a C program: 0.68 ms against 1.15 ms for `MPI_Iallreduce`, whose
-/// in-place form OpenMPI 4.1 (libnbc) always runs as a binomial tree: the whole buffer to one
-/// worker and back, 2 log2(N) times its size through the busiest worker.
+/// So every element's sum depends on the number of workers only, not on the buffer's length or
+/// where the element falls in it: buckets summed during backward give bitwise the weights of one
+/// allreduce after it, on any number of workers (short buffers too go this way, so that a small
+/// bucket is not summed by another tree). On 2 workers the sum is a + b, as OpenMPI's. On 2
+/// ranks of one host, 670,000 floats (the mlp workload's gradient), mean of 200 in a C program:
+/// 0.68 ms against 1.15 ms for `MPI_Iallreduce`, whose in-place form OpenMPI 4.1 (libnbc) always
+/// runs as a binomial tree: the whole buffer to one worker and back, 2 log2(N) times its size
+/// through the busiest worker.
 extension MPICommunicator {
-    /// Buffers at least this long take these schedules; shorter ones (batch norm's sums) are
-    /// latency-bound and take one `MPI_Iallreduce`.
-    static let scatteredMinimumCount = 16_384
-
     func reduceScatterAllgatherSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        let received = scatterWorkspace.reserve((count + 1) / 2)
         if worldSize & (worldSize - 1) == 0 {
-            try halvingDoublingSum(buffer, count: count, received: received)
+            try halvingDoublingSum(buffer, count: count, received: scatterWorkspace.reserve((count + 1) / 2))
         } else {
-            try ringSum(buffer, count: count, received: received)
+            try rankOrderSum(buffer, count: count)
         }
     }
 
@@ -65,25 +64,24 @@ extension MPICommunicator {
         }
     }
 
-    private func ringSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, received: UnsafeMutablePointer<Float>) throws {
+    private func rankOrderSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         let parts = worldSize
-        let right = (rank + 1) % parts, left = (rank + parts - 1) % parts
-        /// Part c (taken modulo the world size) of the buffer.
-        func part(_ c: Int) -> Range<Int> {
-            let c = (c % parts + parts) % parts
-            return c * count / parts ..< (c + 1) * count / parts
+        func part(_ q: Int) -> Range<Int> { q * count / parts ..< (q + 1) * count / parts }
+        let mine = part(rank), slot = (count + parts - 1) / parts
+        // slots[q]: worker q's values of this worker's part.
+        let slots = scatterWorkspace.reserve(parts * slot)
+        (slots + rank * slot).update(from: buffer + mine.lowerBound, count: mine.count)
+        try exchangeWithAll(operation: "allreduce") { q in
+            (send: buffer + part(q).lowerBound, sendCount: part(q).count, receive: slots + q * slot, receiveCount: mine.count)
         }
-        for step in 0..<(parts - 1) {
-            let outgoing = part(rank - step), incoming = part(rank - step - 1)
-            try exchange(send: buffer + outgoing.lowerBound, count: outgoing.count, to: right,
-                         receive: received, count: incoming.count, from: left, operation: "allreduce")
-            let sum = buffer + incoming.lowerBound
-            for i in 0..<incoming.count { sum[i] += received[i] }
+        let sum = buffer + mine.lowerBound
+        sum.update(from: slots, count: mine.count)
+        for q in 1..<parts {
+            let values = slots + q * slot
+            for i in 0..<mine.count { sum[i] += values[i] }
         }
-        for step in 0..<(parts - 1) {
-            let outgoing = part(rank + 1 - step), incoming = part(rank - step)
-            try exchange(send: buffer + outgoing.lowerBound, count: outgoing.count, to: right,
-                         receive: buffer + incoming.lowerBound, count: incoming.count, from: left, operation: "allreduce")
+        try exchangeWithAll(operation: "allreduce") { q in
+            (send: sum, sendCount: mine.count, receive: buffer + part(q).lowerBound, receiveCount: part(q).count)
         }
     }
 }
