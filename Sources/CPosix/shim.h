@@ -9,4 +9,12 @@
 static inline int cohort_rename_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }
+
+/* Tells the core that the thread is spinning on a memory location (x86 `pause`), which spares the
+   memory system and the sibling hyperthread; nothing elsewhere. */
+static inline void cohort_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 #endif

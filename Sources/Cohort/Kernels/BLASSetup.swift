@@ -1,9 +1,13 @@
 import CBLAS
 import Foundation
 
-/// One BLAS thread per worker when several share the machine under mpirun; all cores for a lone process.
+/// One thread per worker when several share the machine under mpirun. A lone process runs a
+/// `ThreadTeam` of as many threads as OpenBLAS would have used (one per core, or
+/// OPENBLAS_NUM_THREADS), OpenBLAS itself on one.
 public func configureBLASThreads(worldSize: Int) {
-    if worldSize > 1 { openblas_set_num_threads(1) }
+    let threads = Int(openblas_get_num_threads())
+    openblas_set_num_threads(1)
+    if worldSize == 1 && threads > 1 && ThreadTeam.current == nil { ThreadTeam.current = ThreadTeam(size: threads) }
 }
 
 /// OpenBLAS kernels that make full use of a CPU with the given features.

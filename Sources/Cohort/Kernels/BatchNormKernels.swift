@@ -1,5 +1,6 @@
 /// The per-channel passes of batch normalization. x, y, dy, dx: `[N, C, S]` (S = H*W, or 1 after a
-/// dense layer); per-channel vectors: `[C]`. Sums are accumulated in Double.
+/// dense layer); per-channel vectors: `[C]`. Sums are accumulated in Double. `only`: the channels
+/// to compute (default all), so that threads can share a pass (`forEachChannelShare`).
 
 /// sums[c] += sum of x[., c, .]; squares[c] += sum of x^2.
 @_specialize(where T == Float)
@@ -7,13 +8,14 @@
 @inline(never)
 public func channelMoments<T: Scalar>(
     _ x: UnsafePointer<T>, sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>,
-    batch: Int, channels: Int, spatial: Int
+    batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
+    let selected = range ?? 0..<channels
     if spatial == 1 {
         // After a dense layer: one value per channel and sample, so run along the channels.
         for n in 0..<batch {
             let row = x + n * channels
-            for c in 0..<channels {
+            for c in selected {
                 let v = Double(row[c])
                 sums[c] += v
                 squares[c] += v * v
@@ -22,7 +24,7 @@ public func channelMoments<T: Scalar>(
         return
     }
     for n in 0..<batch {
-        for c in 0..<channels {
+        for c in selected {
             // Per row in the element type (at most H*W values), across rows in Double.
             let (s, q) = sumAndSquares(x + (n * channels + c) * spatial, count: spatial)
             sums[c] += Double(s)
@@ -38,22 +40,23 @@ public func channelMoments<T: Scalar>(
 @inline(never)
 public func channelAffine<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, scale: UnsafePointer<T>, shift: UnsafePointer<T>,
-    relu: Bool, batch: Int, channels: Int, spatial: Int
+    relu: Bool, batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
+    let selected = range ?? 0..<channels
     if spatial == 1 {
         // After a dense layer: run along the channels, which are contiguous.
         for n in 0..<batch {
             let row = x + n * channels, out = y + n * channels
             if relu {
-                for c in 0..<channels { out[c] = max(row[c] * scale[c] + shift[c], 0) }
+                for c in selected { out[c] = max(row[c] * scale[c] + shift[c], 0) }
             } else {
-                for c in 0..<channels { out[c] = row[c] * scale[c] + shift[c] }
+                for c in selected { out[c] = row[c] * scale[c] + shift[c] }
             }
         }
         return
     }
     for n in 0..<batch {
-        for c in 0..<channels {
+        for c in selected {
             let offset = (n * channels + c) * spatial
             let a = scale[c], b = shift[c]
             if relu {
@@ -82,12 +85,13 @@ func throughReLU<T: Scalar>(_ dy: T, output y: UnsafePointer<T>?, _ i: Int) -> T
 public func batchNormGradientSums<T: Scalar>(
     _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
     sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>,
-    batch: Int, channels: Int, spatial: Int
+    batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
+    let selected = range ?? 0..<channels
     if spatial == 1 {
         for n in 0..<batch {
             let row = x + n * channels, grad = dy + n * channels, out = reluOutput.map { $0 + n * channels }
-            for c in 0..<channels {
+            for c in selected {
                 let g = Double(throughReLU(grad[c], output: out, c))
                 sumDy[c] += g
                 sumDyXhat[c] += g * Double((row[c] - mean[c]) * inverseStd[c])
@@ -96,7 +100,7 @@ public func batchNormGradientSums<T: Scalar>(
         return
     }
     for n in 0..<batch {
-        for c in 0..<channels {
+        for c in selected {
             // Per row in the element type (at most H*W values), across rows in Double.
             let offset = (n * channels + c) * spatial
             let (s, sx) = gradientSums(dy + offset, x + offset, open: reluOutput.map { $0 + offset }, mean: mean[c],
@@ -116,20 +120,21 @@ public func batchNormInputGradient<T: Scalar>(
     _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, _ dx: UnsafeMutablePointer<T>,
     mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>, gamma: UnsafePointer<T>,
     meanDy: UnsafePointer<Double>, meanDyXhat: UnsafePointer<Double>,
-    batch: Int, channels: Int, spatial: Int
+    batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
+    let selected = range ?? 0..<channels
     if spatial == 1 {
         // After a dense layer: run along the channels, which are contiguous.
         for n in 0..<batch {
             let row = x + n * channels, grad = dy + n * channels, out = dx + n * channels
             if let y = reluOutput.map({ $0 + n * channels }) {
-                for c in 0..<channels {
+                for c in selected {
                     let xhat = (row[c] - mean[c]) * inverseStd[c]
                     let open: T = y[c] > 0 ? 1 : 0
                     out[c] = gamma[c] * inverseStd[c] * (grad[c] * open - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
                 }
             } else {
-                for c in 0..<channels {
+                for c in selected {
                     let xhat = (row[c] - mean[c]) * inverseStd[c]
                     out[c] = gamma[c] * inverseStd[c] * (grad[c] - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
                 }
@@ -138,7 +143,7 @@ public func batchNormInputGradient<T: Scalar>(
         return
     }
     for n in 0..<batch {
-        for c in 0..<channels {
+        for c in selected {
             let offset = (n * channels + c) * spatial
             let m = mean[c], r = inverseStd[c]
             let scale = gamma[c] * r, a = T(meanDy[c]), b = T(meanDyXhat[c])

@@ -32,7 +32,41 @@ extension Float: Scalar {
         dy.replacing(with: 0, where: .!(y .> 0))
     }
 
+    /// On a `ThreadTeam`, a product of at least `ThreadTeam.gemmMinimum` multiply-adds is split
+    /// among its threads by columns of c (or by rows when c has fewer columns than rows), each part
+    /// one single-threaded OpenBLAS call.
     public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard let team = ThreadTeam.current, !team.isRunning, m * n * k >= ThreadTeam.gemmMinimum else {
+            return blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+        if n >= m {
+            team.run { member in
+                let columns = team.share(of: n, member: member)
+                guard !columns.isEmpty else { return }
+                blasGemm(transA: transA, transB: transB, m: m, n: columns.count, k: k, alpha: alpha, a: a, lda: lda,
+                         b: b + (transB ? columns.lowerBound * ldb : columns.lowerBound), ldb: ldb,
+                         beta: beta, c: c + columns.lowerBound, ldc: ldc)
+            }
+        } else {
+            team.run { member in
+                let rows = team.share(of: m, member: member, granule: 4)
+                guard !rows.isEmpty else { return }
+                blasGemm(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                         a: a + (transA ? rows.lowerBound : rows.lowerBound * lda), lda: lda,
+                         b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+            }
+        }
+    }
+
+    /// One OpenBLAS call, on as many threads as OpenBLAS is set to.
+    @inline(__always)
+    static func blasGemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,

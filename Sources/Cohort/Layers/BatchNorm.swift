@@ -92,12 +92,14 @@ public final class BatchNorm<Element: Scalar>: Layer {
                 scale[c] = gamma[c] * batchInverseStd.pointer[c]
                 shift[c] = beta[c] - runningMean.pointer[c] * scale[c]
             }
-            channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial)
+            affine(x, y, batch: batch)
             return
         }
         let sum = sums.pointer, squares = sums.pointer + channels
         sums.pointer.update(repeating: 0, count: 2 * channels)
-        channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial)
+        forEachChannelShare(batch: batch) { range in
+            channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial, only: range)
+        }
         let count = try globalCount(batch: batch, context: context)
         let m = Double(count)
         let keep = Element(1 - momentum), take = Element(momentum)
@@ -120,7 +122,21 @@ public final class BatchNorm<Element: Scalar>: Layer {
             for c in 0..<channels { runningMean.pointer[c] *= share; runningVariance.pointer[c] *= share }
         }
         batchesTracked.pointer.pointee += 1
-        channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial)
+        affine(x, y, batch: batch)
+    }
+
+    /// y = x * scale + shift per channel (then ReLU when it is folded in), with `affineScale` and `affineShift`.
+    private func affine(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int) {
+        let scale = affineScale.pointer, shift = affineShift.pointer
+        forEachChannelShare(batch: batch) { range in
+            channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial, only: range)
+        }
+    }
+
+    /// Runs `body` over the channels, shared among a `ThreadTeam`'s threads when the pass is long
+    /// enough (whole cache lines of channels when they are contiguous, after a dense layer).
+    private func forEachChannelShare(batch: Int, _ body: (Range<Int>) -> Void) {
+        forEachShare(of: channels, values: batch * channels * spatial, granule: spatial == 1 ? 16 : 1, body)
     }
 
     /// The number of values per channel the statistics are over, after summing `sums` over the
@@ -138,8 +154,10 @@ public final class BatchNorm<Element: Scalar>: Layer {
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) throws {
         let sumDy = sums.pointer, sumDyXhat = sums.pointer + channels
         sums.pointer.update(repeating: 0, count: 2 * channels)
-        batchNormGradientSums(x, dy, reluOutput: appliesReLU ? y : nil, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
-                              sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
+        forEachChannelShare(batch: batch) { range in
+            batchNormGradientSums(x, dy, reluOutput: appliesReLU ? y : nil, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+                                  sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial, only: range)
+        }
         for c in 0..<channels {
             gammaGradient[c] += Element(sumDyXhat[c])
             betaGradient[c] += Element(sumDy[c])
@@ -152,7 +170,10 @@ public final class BatchNorm<Element: Scalar>: Layer {
             // Running statistics are constants: dx = dy * gamma * invstd.
             sums.pointer.update(repeating: 0, count: 2 * channels)
         }
-        batchNormInputGradient(x, dy, reluOutput: appliesReLU ? y : nil, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer, gamma: gamma,
-                               meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial)
+        forEachChannelShare(batch: batch) { range in
+            batchNormInputGradient(x, dy, reluOutput: appliesReLU ? y : nil, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+                                   gamma: gamma, meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial,
+                                   only: range)
+        }
     }
 }

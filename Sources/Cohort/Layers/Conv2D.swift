@@ -154,12 +154,15 @@ extension Conv2D {
             let vs = tiling.transformedStride(channels: inChannels, images: images)
             let ms = tiling.transformedStride(channels: outChannels, images: images)
             winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
-            for xi in 0..<16 {
-                // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
-                Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
-                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: v + xi * vs, ldb: tiles,
-                             beta: 0, c: m + xi * ms, ldc: tiles)
+            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
+            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
+                for xi in planes {
+                    // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
+                    Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
+                                 alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                                 b: v + xi * vs, ldb: tiles,
+                                 beta: 0, c: m + xi * ms, ldc: tiles)
+                }
             }
             let out = y + first * outChannels * spatial
             winogradTransformOutput(m, out, images: images, tiling, scratch: transformScratch.pointer)
@@ -182,23 +185,29 @@ extension Conv2D {
             let dOut = dy + first * outChannels * spatial
             winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
             winogradOutputGradient(dOut, dm, images: images, tiling, scratch: transformScratch.pointer)
-            for xi in 0..<16 {
-                // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
-                Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
-                             alpha: 1, a: dm + xi * ms, lda: tiles,
-                             b: v + xi * vs, ldb: tiles,
-                             beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
+            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
+            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
+                for xi in planes {
+                    // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
+                    Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
+                                 alpha: 1, a: dm + xi * ms, lda: tiles,
+                                 b: v + xi * vs, ldb: tiles,
+                                 beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
+                }
             }
             if let biasGradient {
                 for n in 0..<images { accumulateChannelSums(dOut + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
             }
             guard let dx else { continue }
-            for xi in 0..<16 {
-                // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
-                Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
-                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: dm + xi * ms, ldb: tiles,
-                             beta: 0, c: v + xi * vs, ldc: tiles)
+            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
+            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
+                for xi in planes {
+                    // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
+                    Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
+                                 alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                                 b: dm + xi * ms, ldb: tiles,
+                                 beta: 0, c: v + xi * vs, ldc: tiles)
+                }
             }
             winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: transformScratch.pointer)
         }

@@ -26,16 +26,23 @@ public final class Dropout<Element: Scalar>: Layer {
             y.update(from: x, count: batch * size)
             return
         }
-        dropoutMask(mask.pointer, batch: batch, size: size, probability: probability, seed: context.seed,
-                    step: context.step, layer: context.layerIndex, firstSampleIndex: context.firstSampleIndex)
-        multiply(x, mask.pointer, y, count: batch * size)
+        forEachShare(of: batch, values: batch * size) { samples in
+            let offset = samples.lowerBound * size
+            dropoutMask(mask.pointer + offset, batch: samples.count, size: size, probability: probability, seed: context.seed,
+                        step: context.step, layer: context.layerIndex, firstSampleIndex: context.firstSampleIndex + samples.lowerBound)
+            multiply(x + offset, mask.pointer + offset, y + offset, count: samples.count * size)
+        }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         guard let dx else { return }
         if probability > 0 {
-            multiply(dy, mask.pointer, dx, count: batch * inputSize)
+            let size = inputSize
+            forEachShare(of: batch, values: batch * size) { samples in
+                let offset = samples.lowerBound * size
+                multiply(dy + offset, mask.pointer + offset, dx + offset, count: samples.count * size)
+            }
         } else {
             dx.update(from: dy, count: batch * inputSize)
         }

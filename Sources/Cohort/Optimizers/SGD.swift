@@ -23,8 +23,17 @@ public final class SGD: Optimizer {
         momentumBuffer = Buffer(count: momentum != 0 ? count : 0)
     }
 
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float) {
-        let buffer = momentumBuffer.pointer
+    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float) {
+        forEachShare(of: count) { range in
+            update(parameters + range.lowerBound, gradients + range.lowerBound,
+                   momentumBuffer.pointer + (momentum != 0 ? range.lowerBound : 0), count: range.count, lr: lr)
+        }
+        steps += 1
+    }
+
+    /// The update of `count` consecutive parameters (`buffer`: their momentum).
+    private func update(_ p: UnsafeMutablePointer<Float>, _ gradients: UnsafePointer<Float>, _ buffer: UnsafeMutablePointer<Float>,
+                        count: Int, lr: Float) {
         let (decay, mu, keep) = (weightDecay, momentum, 1 - dampening)
         // One loop per case, so that each is a straight vectorisable pass with no test inside.
         if momentum == 0 {
@@ -50,7 +59,6 @@ public final class SGD: Optimizer {
                 p[i] -= lr * b
             }
         }
-        steps += 1
     }
 
     public func stateTensors() -> [(name: String, values: UnsafeMutablePointer<Float>)] {

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// Times training steps of a canonical workload on random data, as `cohort bench` reports them.
@@ -40,15 +41,19 @@ public enum Benchmark {
     }
 
     /// Single-precision GEMM throughput: the best of `repeats` products of two `size x size`
-    /// matrices, in GFLOP/s (2 * size^3 operations each), on as many BLAS threads as are set.
+    /// matrices, in GFLOP/s (2 * size^3 operations each), on OpenBLAS's own threads, as many as
+    /// the process has (its `ThreadTeam`'s, else as OpenBLAS is set).
     public static func gemmGigaflops(size: Int, repeats: Int) -> Double {
+        let threads = openblas_get_num_threads()
+        if let team = ThreadTeam.current { openblas_set_num_threads(Int32(team.size)) }
+        defer { openblas_set_num_threads(threads) }
         let a = Buffer<Float>(count: size * size), b = Buffer<Float>(count: size * size), c = Buffer<Float>(count: size * size)
         let random = CounterRandom(3)
         for i in 0..<(size * size) { a.pointer[i] = Float(random.normal(UInt64(i))); b.pointer[i] = Float(random.normal(UInt64(i + size * size))) }
         var best = Double.infinity
         for _ in 0..<(repeats + 1) {
             let start = DispatchTime.now().uptimeNanoseconds
-            Float.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a.pointer, lda: size,
+            Float.blasGemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a.pointer, lda: size,
                        b: b.pointer, ldb: size, beta: 0, c: c.pointer, ldc: size)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }

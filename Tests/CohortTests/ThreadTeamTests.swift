@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+@testable import Cohort
+
+/// The thread team of a lone process: its splits cover every index once, its kernels give the
+/// one-thread results (bitwise where the work per element does not change, within rounding where
+/// OpenBLAS computes a product's parts), and training on it matches training without it.
+final class ThreadTeamTests: XCTestCase {
+    /// Teams of 2 and 3 threads live for the whole process (a helper never ends), so they are made once.
+    static let teams = [ThreadTeam(size: 2), ThreadTeam(size: 3)]
+
+    /// Runs `body` with `team` as the kernels' team, then none again.
+    private func with<R>(_ team: ThreadTeam?, _ body: () throws -> R) rethrows -> R {
+        let previous = ThreadTeam.current
+        ThreadTeam.current = team
+        defer { ThreadTeam.current = previous }
+        return try body()
+    }
+
+    func testSharesCoverEachIndexOnceOnGranuleBoundaries() {
+        for team in Self.teams {
+            for granule in [1, 4, 16] {
+                for count in [0, 1, 5, 16, 17, 100, 1000, 4099] {
+                    var covered = [Int](repeating: 0, count: count)
+                    var next = 0
+                    for member in 0..<team.size {
+                        let range = team.share(of: count, member: member, granule: granule)
+                        XCTAssertEqual(range.lowerBound, next, "team \(team.size), granule \(granule), count \(count)")
+                        XCTAssertTrue(range.isEmpty || range.lowerBound % granule == 0)
+                        for i in range { covered[i] += 1 }
+                        next = range.upperBound
+                    }
+                    XCTAssertEqual(next, count)
+                    XCTAssertTrue(covered.allSatisfy { $0 == 1 })
+                }
+            }
+        }
+    }
+
+    /// Every member runs once per `run`, each on its own thread, many times over (the helpers
+    /// sleep and wake in between); a `run` inside a task runs its members on the calling thread.
+    func testRunGivesEveryMemberItsOwnThreadAndNestsSerially() {
+        for team in Self.teams {
+            for round in 0..<200 {
+                var threads = [pthread_t?](repeating: nil, count: team.size)
+                var nested = [Int](repeating: 0, count: team.size)
+                threads.withUnsafeMutableBufferPointer { threads in
+                    nested.withUnsafeMutableBufferPointer { nested in
+                        team.run { member in
+                            threads[member] = pthread_self()
+                            team.run { _ in nested[member] += 1 }
+                        }
+                    }
+                }
+                let distinct = Set(threads.map { UInt(bitPattern: $0.map { Int(bitPattern: UInt($0)) } ?? -1) })
+                XCTAssertEqual(distinct.count, team.size, "round \(round)")
+                XCTAssertEqual(nested, [Int](repeating: team.size, count: team.size))
+                if round == 100 { usleep(20_000) }  // long enough for the helpers to fall asleep
+            }
+        }
+    }
+
+    /// Products split by columns or by rows, every transposition, against one OpenBLAS call.
+    func testSplitProductsMatchOneCall() {
+        let random = CounterRandom(11)
+        for (m, n, k) in [(64, 512, 784), (512, 70, 64), (300, 33, 40), (17, 1000, 30)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = Buffer<Float>(count: m * k), b = Buffer<Float>(count: k * n)
+                for i in 0..<(m * k) { a.pointer[i] = Float(random.normal(UInt64(i))) }
+                for i in 0..<(k * n) { b.pointer[i] = Float(random.normal(UInt64(1 << 30 + i))) }
+                let expected = Buffer<Float>(count: m * n), c = Buffer<Float>(count: m * n)
+                let (lda, ldb) = (transA ? m : k, transB ? k : n)
+                for i in 0..<(m * n) { expected.pointer[i] = Float(i % 7); c.pointer[i] = Float(i % 7) }
+                Float.blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
+                               b: b.pointer, ldb: ldb, beta: 0.25, c: expected.pointer, ldc: n)
+                for team in Self.teams {
+                    for i in 0..<(m * n) { c.pointer[i] = Float(i % 7) }
+                    with(team) {
+                        Float.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
+                                   b: b.pointer, ldb: ldb, beta: 0.25, c: c.pointer, ldc: n)
+                    }
+                    for i in 0..<(m * n) {
+                        XCTAssertEqual(c.pointer[i], expected.pointer[i], accuracy: 1e-4 * (1 + abs(expected.pointer[i])),
+                                       "\(m)x\(n)x\(k) \(transA) \(transB), team \(team.size), element \(i)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The optimizer's update, the finiteness check and the zeroing give bitwise the one-thread results.
+    func testElementwisePassesAreBitwiseTheSame() {
+        let count = 100_003
+        let random = CounterRandom(5)
+        let gradients = Buffer<Float>(count: count), start = Buffer<Float>(count: count)
+        for i in 0..<count { gradients.pointer[i] = Float(random.normal(UInt64(i))); start.pointer[i] = Float(random.normal(UInt64(count + i))) }
+        func trained(_ team: ThreadTeam?) -> [Float] {
+            let p = Buffer<Float>(count: count)
+            p.pointer.update(from: start.pointer, count: count)
+            let sgd = SGD(momentum: 0.9, dampening: 0.1, nesterov: true, weightDecay: 1e-4, count: count)
+            with(team) { for _ in 0..<3 { sgd.step(parameters: p.pointer, gradients: gradients.pointer, count: count, lr: 0.05) } }
+            return Array(p.buffer)
+        }
+        let alone = trained(nil)
+        for team in Self.teams {
+            XCTAssertEqual(trained(team), alone, "team \(team.size)")
+            with(team) {
+                XCTAssertTrue(allFinite(gradients.pointer, count: count))
+                for bad in [3, count / 2 + 1, count - 1] {
+                    let saved = gradients.pointer[bad]
+                    gradients.pointer[bad] = .nan
+                    XCTAssertFalse(allFinite(gradients.pointer, count: count), "NaN at \(bad), team \(team.size)")
+                    gradients.pointer[bad] = .infinity
+                    XCTAssertFalse(allFinite(gradients.pointer, count: count), "inf at \(bad), team \(team.size)")
+                    gradients.pointer[bad] = saved
+                }
+                let zeroed = Buffer<Float>(count: count, zero: 1)
+                fillWithZeros(zeroed.pointer, count: count)
+                XCTAssertTrue(zeroed.buffer.allSatisfy { $0 == 0 })
+            }
+        }
+    }
+
+    /// A few steps of the mlp and cnn workloads (batch norm, dropout, products, the update) on a
+    /// team against one thread: batch norm and dropout split without changing a value, so only the
+    /// products' rounding may differ.
+    func testTrainingOnATeamMatchesOneThread() throws {
+        for workload in [Workload.mlp, .cnn] {
+            func trained(_ team: ThreadTeam?) throws -> [Float] {
+                try with(team) {
+                    let model = try Model<Float>(try workload.model)
+                    model.initialize(seed: 3)
+                    let sgd = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
+                    let step = TrainingStep(model: model, optimizer: sgd, communicator: SoloCommunicator(), seed: 9, maxLocalBatch: 32)
+                    let random = CounterRandom(4)
+                    for i in 0..<(32 * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+                    for i in 0..<32 { step.labels.pointer[i] = Int32(random.below(10, UInt64(1 << 40 + i))) }
+                    for s in 0..<4 { try step.run(step: s, localBatch: 32, globalBatch: 32, firstSampleIndex: 0, lr: 0.05) }
+                    return Array(model.parameters.buffer)
+                }
+            }
+            let alone = try trained(nil)
+            for team in Self.teams {
+                let shared = try trained(team)
+                let worst = zip(shared, alone).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-4, "\(workload), team \(team.size)")
+            }
+        }
+    }
+}
