@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import XCTest
 @testable import Cohort
@@ -144,6 +145,57 @@ final class ThreadTeamTests: XCTestCase {
                 let shared = try trained(team)
                 let worst = zip(shared, alone).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? 0
                 XCTAssertLessThan(worst, 1e-4, "\(workload), team \(team.size)")
+            }
+        }
+    }
+
+    /// Convolutions (Winograd on maps whose rows of tiles end mid-vector: 14 x 14 and 7 x 7 maps,
+    /// 7 and 4 tiles wide; im2col for a stride-2 one), batch norm, ReLU and a residual block, on
+    /// teams of 2 and 3: bitwise the outputs and gradients of one thread, since every split gives
+    /// each value the same operations. A transform that stored past its row of tiles into the next
+    /// channel, another thread's, failed this.
+    func testConvolutionsAndResidualsAreBitwiseTheSameOnATeam() throws {
+        func conv(_ out: Int, stride: Int = 1) -> LayerSpec {
+            .conv2d(outChannels: out, kernel: 3, stride: stride, padding: 1, bias: false, initializer: LayerInit())
+        }
+        let norm = LayerSpec.batchnorm(momentum: 0.1, epsilon: 1e-5, synchronized: true)
+        var config = ModelConfig()
+        config.input = [16, 14, 14]
+        config.layers = [conv(16), norm, .activation(.relu),
+                         .residual(body: [conv(16), norm, .activation(.relu), conv(16), norm], shortcut: []), .activation(.relu),
+                         conv(32, stride: 2), norm, .activation(.relu), conv(32), .activation(.relu),
+                         .flatten, .dense(outFeatures: 10, bias: true, initializer: LayerInit())]
+        let batch = 6
+        func run(_ team: ThreadTeam?) throws -> (output: [Float], inputGradient: [Float], gradients: [Float]) {
+            try with(team) {
+                let model = try Model<Float>(config)
+                model.initialize(seed: 8)
+                model.reserve(maxBatch: batch)
+                let random = CounterRandom(12)
+                for i in 0..<(batch * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+                let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: batch,
+                                          communicator: SoloCommunicator())
+                try model.forward(batch: batch, context: context)
+                for i in 0..<(batch * model.classes) { model.outputGradient[i] = Float(random.normal(UInt64(1 << 32 + i))) }
+                try model.backward(batch: batch, context: context)
+                return (Array(UnsafeBufferPointer(start: model.output, count: batch * model.classes)),
+                        Array(UnsafeBufferPointer(start: model.activationGradient(1), count: batch * 16 * 14 * 14)),
+                        Array(model.gradients.buffer))
+            }
+        }
+        // One OpenBLAS thread for the team-less run too, so that every product is computed alike.
+        let threads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(threads) }
+        let alone = try run(nil)
+        for team in Self.teams {
+            for attempt in 0..<3 {
+                let shared = try run(team)
+                for (name, a, b) in [("output", shared.output, alone.output), ("input gradient", shared.inputGradient, alone.inputGradient),
+                                     ("parameter gradients", shared.gradients, alone.gradients)] {
+                    let differing = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
+                    XCTAssertNil(differing, "\(name), team \(team.size), attempt \(attempt): first difference at \(differing ?? -1)")
+                }
             }
         }
     }

@@ -49,14 +49,16 @@ public struct WindowGeometry: Equatable, Sendable {
 /// Unfolds one image into columns so that a convolution becomes one GEMM.
 ///
 /// x: `[C, H, W]`; cols: `[C*K*K, OH*OW]`, row `(c*K + ki)*K + kj`, zero where the window leaves the padded image.
+/// `only`: the channels to unfold (default all), so that threads can share an image.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
-    if g.keepsSize { return im2colKeepingSize(x, cols, g) }
+public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry, only range: Range<Int>? = nil) {
+    let channels = range ?? 0..<g.channels
+    if g.keepsSize { return im2colKeepingSize(x, cols, g, channels) }
     let oh = g.outHeight, ow = g.outWidth, k = g.kernel
-    var row = 0
-    for c in 0..<g.channels {
+    var row = channels.lowerBound * k * k
+    for c in channels {
         let plane = x + c * g.height * g.width
         for ki in 0..<k {
             for kj in 0..<k {
@@ -87,16 +89,18 @@ public func im2col<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointe
 /// Folds columns back into an image, summing overlapping windows: the adjoint of `im2col`.
 ///
 /// cols: `[C*K*K, OH*OW]`, used as workspace: its entries that fall in the padding may be zeroed.
-/// dx: `[C, H, W]`, overwritten.
+/// dx: `[C, H, W]`, overwritten. `only`: the channels to fold (default all), as in `im2col`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-public func col2im<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
-    dx.update(repeating: 0, count: g.inputSize)
-    if g.keepsSize { return col2imKeepingSize(cols, dx, g) }
+public func col2im<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry, only range: Range<Int>? = nil) {
+    let channels = range ?? 0..<g.channels
+    let plane = g.height * g.width
+    (dx + channels.lowerBound * plane).update(repeating: 0, count: channels.count * plane)
+    if g.keepsSize { return col2imKeepingSize(cols, dx, g, channels) }
     let oh = g.outHeight, ow = g.outWidth, k = g.kernel
-    var row = 0
-    for c in 0..<g.channels {
+    var row = channels.lowerBound * k * k
+    for c in channels {
         let plane = dx + c * g.height * g.width
         for ki in 0..<k {
             for kj in 0..<k {
@@ -121,10 +125,10 @@ public func col2im<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutab
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-func im2colKeepingSize<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
+func im2colKeepingSize<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePointer<T>, _ g: WindowGeometry, _ channels: Range<Int>) {
     let w = g.width, plane = g.height * g.width, k = g.kernel, p = g.padding
-    var row = 0
-    for c in 0..<g.channels {
+    var row = channels.lowerBound * k * k
+    for c in channels {
         let source = x + c * plane
         for ki in 0..<k {
             let (firstRow, endRow) = g.validOutputRows(ki)
@@ -148,10 +152,10 @@ func im2colKeepingSize<T: Scalar>(_ x: UnsafePointer<T>, _ cols: UnsafeMutablePo
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-func col2imKeepingSize<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry) {
+func col2imKeepingSize<T: Scalar>(_ cols: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ g: WindowGeometry, _ channels: Range<Int>) {
     let w = g.width, plane = g.height * g.width, k = g.kernel, p = g.padding
-    var row = 0
-    for c in 0..<g.channels {
+    var row = channels.lowerBound * k * k
+    for c in channels {
         let target = dx + c * plane
         for ki in 0..<k {
             let (firstRow, endRow) = g.validOutputRows(ki)

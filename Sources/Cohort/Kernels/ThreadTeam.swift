@@ -144,7 +144,11 @@ func allShares(of count: Int, minimum: Int = 1 << 15, _ test: (Range<Int>) -> Bo
     }
 }
 
-/// Sets `count` values to zero, shared among the current team's threads.
+/// Sets `count` values to zero, shared among the current team's threads. Specialised, so that a
+/// generic layer's call is one memset rather than a value-witness call per element.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
 func fillWithZeros<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
     forEachShare(of: count) { range in (values + range.lowerBound).update(repeating: 0, count: range.count) }
 }

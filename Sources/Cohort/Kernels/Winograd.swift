@@ -18,9 +18,9 @@
 /// elements of slack after each ξ (`WinogradTiling.transformedStride`). Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
 /// The transforms work a row of tiles at a time in vectors of 8 tiles (even and odd columns apart
-/// through SIMD16's halves). A row's last vector overhangs into tiles written later (channel by
-/// channel, image by image) or into the slack; `WinogradTiling.scratchCount` elements of scratch
-/// serve every transform.
+/// through SIMD16's halves). A row's last vector may read past its row (into the next row's tiles
+/// or the slack) but stores only its own tiles, so that threads can transform different channels
+/// at once; `WinogradTiling.scratchCount` elements of scratch serve every transform.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: WindowGeometry
     public let outChannels: Int
@@ -70,6 +70,14 @@ private func load16<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD16<T> {
 @inline(__always)
 private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<V.Scalar>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
+
+/// The first `count` lanes of v (all 8 when count >= 8): the last vector of a row of tiles, which
+/// must not spill into the next row's tiles, since those may be another thread's (another channel's).
+@inline(__always)
+private func store<T: Scalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>, lanes count: Int) {
+    if count >= 8 { return store(v, p) }
+    for lane in 0..<count { p[lane] = v[lane] }
 }
 
 /// a[0], b[0], a[1], b[1], ...
@@ -164,11 +172,14 @@ private func fillInputBand<T: Scalar>(_ band: UnsafeMutablePointer<T>, image: Un
 
 /// V[ξ] = B^T d B for every input patch of `images` images.
 /// x: `[images, C, H, W]`; v: `[16, C, images * tilesPerImage]` (+ slack).
+/// `only`: the channels to compute (default all), so that threads can share the pass, each with
+/// its own `scratch`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: UnsafeMutablePointer<T>, images: Int,
-                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
+                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                              only range: Range<Int>? = nil) {
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
@@ -178,7 +189,7 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
     // waits on the stores just made. `zeros` stands for rows outside the image.
     let bands = (scratch, scratch + 4 * bs), zeros = scratch + 8 * bs
     scratch.update(repeating: 0, count: 8 * bs + width)
-    for c in 0..<g.channels {
+    for c in range ?? 0..<g.channels {
         for n in 0..<images {
             let image = x + (n * g.channels + c) * g.height * width
             fillInputBand(bands.0, image: image, rowOfTiles: 0, tiling, zeros: zeros)
@@ -194,10 +205,11 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
                     for tx in stride(from: 0, to: tw, by: 8) {
                         let first = load16(row + 2 * tx), second = load16(row + 2 * tx + 2)
                         let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
-                        store(e0 - e1, out + tx)
-                        store(o0 + e1, out + ps + tx)
-                        store(e1 - o0, out + 2 * ps + tx)
-                        store(o0 - o1, out + 3 * ps + tx)
+                        let lanes = tw - tx
+                        store(e0 - e1, out + tx, lanes: lanes)
+                        store(o0 + e1, out + ps + tx, lanes: lanes)
+                        store(e1 - o0, out + 2 * ps + tx, lanes: lanes)
+                        store(o0 - o1, out + 3 * ps + tx, lanes: lanes)
                     }
                 }
             }
@@ -207,11 +219,14 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
 
 /// dx = B dV B^T summed back onto the images: the adjoint of `winogradTransformInput`.
 /// dv: `[16, C, images * tilesPerImage]` (+ slack); dx: `[images, C, H, W]`, overwritten.
+/// `only`: the channels to compute (default all), so that threads can share the pass, each with
+/// its own `scratch`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
-                                             _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
+                                             _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                             only range: Range<Int>? = nil) {
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
@@ -225,7 +240,7 @@ public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: Unsaf
     // Every image row lies under a row of tiles, so each is first set by `addInputBand`: the rows
     // reached, -p ..< 2 * tilesHigh + 2 - p, hold 0 ..< H since 2 * tilesHigh >= OH = H + 2p - 2.
     assert(2 * tiling.tilesHigh + 2 - g.padding >= g.height)
-    for c in 0..<g.channels {
+    for c in range ?? 0..<g.channels {
         for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
             for ty in 0..<tiling.tilesHigh {
@@ -291,17 +306,20 @@ private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: Unsaf
 
 /// y = A^T M[ξ] A for every tile: the convolution's outputs.
 /// m: `[16, O, images * tilesPerImage]` (+ slack); y: `[images, O, OH, OW]`.
+/// `only`: the channels to compute (default all), so that threads can share the pass, each with
+/// its own `scratch`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, images: Int,
-                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
+                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                               only range: Range<Int>? = nil) {
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
     let oh = g.outHeight, ow = g.outWidth
     let top = scratch, bottom = top + tiling.bandStride
-    for c in 0..<o {
+    for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = y + (n * o + c) * oh * ow
             for ty in 0..<tiling.tilesHigh {
@@ -326,11 +344,14 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
 
 /// dM[ξ] = A dY A^T for every tile: the adjoint of `winogradTransformOutput`.
 /// dy: `[images, O, OH, OW]`; dm: `[16, O, images * tilesPerImage]` (+ slack).
+/// `only`: the channels to compute (default all), so that threads can share the pass, each with
+/// its own `scratch`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: UnsafeMutablePointer<T>, images: Int,
-                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>) {
+                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                              only range: Range<Int>? = nil) {
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
@@ -338,7 +359,7 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
     // The two output rows of a row of tiles, zero past the image's last row and column.
     let top = scratch, bottom = top + tiling.bandStride
     top.update(repeating: 0, count: 2 * tiling.bandStride)
-    for c in 0..<o {
+    for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = dy + (n * o + c) * oh * ow
             for ty in 0..<tiling.tilesHigh {
@@ -354,9 +375,11 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                     let upper = load16(top + 2 * tx), lower = load16(bottom + 2 * tx)
                     let y00 = upper.evenHalf, y01 = upper.oddHalf, y10 = lower.evenHalf, y11 = lower.oddHalf
                     // q = A dY: [4, 2]; dM = q A^T: [4, 4].
+                    let lanes = tw - tx
                     @inline(__always) func put(_ a: Int, _ q0: SIMD8<T>, _ q1: SIMD8<T>) {
                         let row = out + 4 * a * ps + tx
-                        store(q0, row); store(q0 + q1, row + ps); store(q0 - q1, row + 2 * ps); store(-q1, row + 3 * ps)
+                        store(q0, row, lanes: lanes); store(q0 + q1, row + ps, lanes: lanes)
+                        store(q0 - q1, row + 2 * ps, lanes: lanes); store(-q1, row + 3 * ps, lanes: lanes)
                     }
                     put(0, y00, y01)
                     put(1, y00 + y10, y01 + y11)

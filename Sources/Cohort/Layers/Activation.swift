@@ -14,22 +14,26 @@ public final class Activation<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        let count = batch * inputSize
-        switch function {
-        case .relu: reluForward(x, y, count: count)
-        case .sigmoid: sigmoidForward(x, y, count: count)
-        case .tanh: tanhForward(x, y, count: count)
+        forEachShare(of: batch * inputSize, minimum: elementwiseMinimum) { range in
+            let (x, y, count) = (x + range.lowerBound, y + range.lowerBound, range.count)
+            switch function {
+            case .relu: reluForward(x, y, count: count)
+            case .sigmoid: sigmoidForward(x, y, count: count)
+            case .tanh: tanhForward(x, y, count: count)
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         guard let dx else { return }
-        let count = batch * inputSize
-        switch function {
-        case .relu: reluBackward(y, dy, dx, count: count)
-        case .sigmoid: sigmoidBackward(y, dy, dx, count: count)
-        case .tanh: tanhBackward(y, dy, dx, count: count)
+        forEachShare(of: batch * inputSize, minimum: elementwiseMinimum) { range in
+            let (y, dy, dx, count) = (y + range.lowerBound, dy + range.lowerBound, dx + range.lowerBound, range.count)
+            switch function {
+            case .relu: reluBackward(y, dy, dx, count: count)
+            case .sigmoid: sigmoidBackward(y, dy, dx, count: count)
+            case .tanh: tanhBackward(y, dy, dx, count: count)
+            }
         }
     }
 }

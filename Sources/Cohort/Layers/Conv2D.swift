@@ -93,7 +93,8 @@ public final class Conv2D<Element: Scalar>: Layer {
             filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
             inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk))
             productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk))
-            transformScratch = Buffer(count: tiling.scratchCount)
+            // One scratch per thread of the team, each on its own cache lines.
+            transformScratch = Buffer(count: scratchStride(tiling) * (ThreadTeam.current?.size ?? 1))
             return
         }
         let perImage = geometry.patchSize * geometry.outHeight * geometry.outWidth
@@ -111,12 +112,17 @@ public final class Conv2D<Element: Scalar>: Layer {
         let patch = geometry.patchSize
         let cols = columns.pointer
         for n in 0..<batch {
-            im2col(x + n * geometry.inputSize, cols, geometry)
+            unfold(x + n * geometry.inputSize, cols)
             let out = y + n * outChannels * spatial
             Element.gemm(transA: false, transB: false, m: outChannels, n: spatial, k: patch,
                          alpha: 1, a: weight, lda: patch, b: cols, ldb: spatial, beta: 0, c: out, ldc: spatial)
             if let bias { addChannelBias(out, bias, channels: outChannels, spatial: spatial) }
         }
+    }
+
+    /// im2col of one image, its channels shared among a `ThreadTeam`'s threads.
+    private func unfold(_ image: UnsafePointer<Element>, _ cols: UnsafeMutablePointer<Element>) {
+        forEachShare(of: geometry.channels, values: columns.count) { channels in im2col(image, cols, geometry, only: channels) }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
@@ -126,7 +132,7 @@ public final class Conv2D<Element: Scalar>: Layer {
         let patch = geometry.patchSize
         let cols = columns.pointer
         for n in 0..<batch {
-            im2col(x + n * geometry.inputSize, cols, geometry)
+            unfold(x + n * geometry.inputSize, cols)
             let dOut = dy + n * outChannels * spatial
             // dW[out, patch] += dY[out, spatial] * cols[patch, spatial]^T
             Element.gemm(transA: false, transB: true, m: outChannels, n: patch, k: spatial,
@@ -137,7 +143,10 @@ public final class Conv2D<Element: Scalar>: Layer {
                 Element.gemm(transA: true, transB: false, m: patch, n: spatial, k: outChannels,
                              alpha: 1, a: weight, lda: patch, b: dOut, ldb: spatial, beta: 0,
                              c: columnGradient.pointer, ldc: spatial)
-                col2im(columnGradient.pointer, dx + n * geometry.inputSize, geometry)
+                let image = dx + n * geometry.inputSize
+                forEachShare(of: geometry.channels, values: columnGradient.count) { channels in
+                    col2im(columnGradient.pointer, image, geometry, only: channels)
+                }
             }
         }
     }
@@ -153,7 +162,9 @@ extension Conv2D {
             let tiles = images * tiling.tilesPerImage
             let vs = tiling.transformedStride(channels: inChannels, images: images)
             let ms = tiling.transformedStride(channels: outChannels, images: images)
-            winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
+            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+                winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: scratch, only: channels)
+            }
             // One thread per product on a `ThreadTeam`: the planes are shared out whole.
             forEachShare(of: 16, minimum: 1, granule: 1) { planes in
                 for xi in planes {
@@ -165,10 +176,30 @@ extension Conv2D {
                 }
             }
             let out = y + first * outChannels * spatial
-            winogradTransformOutput(m, out, images: images, tiling, scratch: transformScratch.pointer)
+            forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
+                winogradTransformOutput(m, out, images: images, tiling, scratch: scratch, only: channels)
+            }
             if let bias {
                 for n in 0..<images { addChannelBias(out + n * outChannels * spatial, bias, channels: outChannels, spatial: spatial) }
             }
+        }
+    }
+
+    /// A transform's scratch, rounded up to whole cache lines.
+    private func scratchStride(_ tiling: WinogradTiling) -> Int { (tiling.scratchCount + 15) / 16 * 16 }
+
+    /// Runs a Winograd transform over `channels` channels of `images` images, the channels shared
+    /// among a `ThreadTeam`'s threads (each with its scratch) when the pass is long enough.
+    private func forEachChannelShare(of channels: Int, images: Int, _ tiling: WinogradTiling,
+                                     _ body: (Range<Int>, UnsafeMutablePointer<Element>) -> Void) {
+        let stride = scratchStride(tiling)
+        guard let team = ThreadTeam.current, transformScratch.count >= team.size * stride,
+              16 * channels * images * tiling.tilesPerImage >= elementwiseMinimum else {
+            return body(0..<channels, transformScratch.pointer)
+        }
+        team.run { member in
+            let share = team.share(of: channels, member: member, granule: 1)
+            if !share.isEmpty { body(share, transformScratch.pointer + member * stride) }
         }
     }
 
@@ -176,15 +207,19 @@ extension Conv2D {
                           batch: Int, _ tiling: WinogradTiling) {
         let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
         let u = filters.pointer, du = filterGradient.pointer, v = inputTiles.pointer, dm = productTiles.pointer
-        du.update(repeating: 0, count: 16 * outChannels * inChannels)
+        fillWithZeros(du, count: 16 * outChannels * inChannels)
         for first in stride(from: 0, to: batch, by: imagesPerChunk) {
             let images = min(imagesPerChunk, batch - first)
             let tiles = images * tiling.tilesPerImage
             let vs = tiling.transformedStride(channels: inChannels, images: images)
             let ms = tiling.transformedStride(channels: outChannels, images: images)
             let dOut = dy + first * outChannels * spatial
-            winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: transformScratch.pointer)
-            winogradOutputGradient(dOut, dm, images: images, tiling, scratch: transformScratch.pointer)
+            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+                winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: scratch, only: channels)
+            }
+            forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
+                winogradOutputGradient(dOut, dm, images: images, tiling, scratch: scratch, only: channels)
+            }
             // One thread per product on a `ThreadTeam`: the planes are shared out whole.
             forEachShare(of: 16, minimum: 1, granule: 1) { planes in
                 for xi in planes {
@@ -209,7 +244,9 @@ extension Conv2D {
                                  beta: 0, c: v + xi * vs, ldc: tiles)
                 }
             }
-            winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: transformScratch.pointer)
+            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+                winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: scratch, only: channels)
+            }
         }
         winogradFilterGradient(du, weightGradient, outChannels: outChannels, inChannels: inChannels)
     }

@@ -57,27 +57,49 @@ public final class LSTM<Element: Scalar>: Layer {
         core.beginForward()
         for k in 0..<combinedBias.count { combinedBias.pointer[k] = core.biasIH[k] + core.biasHH[k] }
         core.projectInputs(x, into: gates.pointer, batch: batch)
-        for t in 0..<core.steps {
-            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: gates.pointer, accumulate: true, batch: batch) }
-            lstmForwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer, hidden: hidden.pointer,
-                            bias: combinedBias.pointer, output: core.output(y, step: t),
-                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+        let (steps, h) = (core.steps, core.hiddenSize)
+        // Samples never meet between the products over all steps: a team's threads each run
+        // their share of them through every step.
+        forEachSampleShare(batch) { first, count in
+            let gates = self.gates.pointer + first * steps * 4 * h
+            let cells = self.cells.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * h
+            let cellTanh = self.cellTanh.pointer + first * steps * h
+            for t in 0..<steps {
+                if t > 0 { core.projectHidden(step: t, hidden, into: gates, accumulate: true, batch: count) }
+                lstmForwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, hidden: hidden, bias: combinedBias.pointer,
+                                output: core.output(y, step: t).map { $0 + first * core.outputStride },
+                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         core.beginBackward()
-        fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
-        fillZero(cellGradient.pointer, count: batch * core.hiddenSize)
-        for t in (0..<core.steps).reversed() {
-            lstmBackwardStep(t, gates: gates.pointer, cells: cells.pointer, cellTanh: cellTanh.pointer,
-                             gateGradients: gateGradients.pointer, hiddenGradient: hiddenGradient.pointer,
-                             cellGradient: cellGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
-                             outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, gateGradients.pointer, into: hiddenGradient.pointer, accumulate: false, batch: batch) }
+        let (steps, h) = (core.steps, core.hiddenSize)
+        forEachSampleShare(batch) { first, count in
+            let gates = self.gates.pointer + first * steps * 4 * h, gateGradients = self.gateGradients.pointer + first * steps * 4 * h
+            let cells = self.cells.pointer + first * steps * h, cellTanh = self.cellTanh.pointer + first * steps * h
+            let hiddenGradient = self.hiddenGradient.pointer + first * h, cellGradient = self.cellGradient.pointer + first * h
+            fillZero(hiddenGradient, count: count * h)
+            fillZero(cellGradient, count: count * h)
+            for t in (0..<steps).reversed() {
+                lstmBackwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, gateGradients: gateGradients,
+                                 hiddenGradient: hiddenGradient, cellGradient: cellGradient,
+                                 outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
+                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+                if t > 0 { core.backpropagateHidden(step: t, gateGradients, into: hiddenGradient, accumulate: false, batch: count) }
+            }
         }
         core.accumulateGradients(x: x, inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
+    }
+
+    /// Runs `body(first, count)` over the batch's samples, shared among a `ThreadTeam`'s threads
+    /// in whole tiles of the recurrent product's rows.
+    private func forEachSampleShare(_ batch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        forEachShare(of: batch, values: batch * core.steps * 4 * core.hiddenSize, granule: 8) { samples in
+            body(samples.lowerBound, samples.count)
+        }
     }
 }

@@ -106,10 +106,14 @@ public final class Residual<Element: Scalar>: Layer {
             try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
             other = UnsafePointer(shortcutOutput.pointer)
         }
-        if appliesReLU {
-            addReLU(bodyOutput.pointer, other, y, count: count)
-        } else {
-            add(bodyOutput.pointer, other, y, count: count)
+        let sum = UnsafePointer(bodyOutput.pointer)
+        forEachShare(of: count, minimum: elementwiseMinimum) { range in
+            let (sum, other, y) = (sum + range.lowerBound, other + range.lowerBound, y + range.lowerBound)
+            if appliesReLU {
+                addReLU(sum, other, y, count: range.count)
+            } else {
+                add(sum, other, y, count: range.count)
+            }
         }
     }
 
@@ -118,7 +122,11 @@ public final class Residual<Element: Scalar>: Layer {
         let contexts = branchContexts(context)
         var dy = dy
         if appliesReLU {
-            reluBackward(y, dy, maskedGradient.pointer, count: batch * outputSize)
+            let masked = maskedGradient.pointer
+            forEachShare(of: batch * outputSize, minimum: elementwiseMinimum) { range in
+                let start = range.lowerBound
+                reluBackward(y + start, dy + start, masked + start, count: range.count)
+            }
             dy = UnsafePointer(maskedGradient.pointer)
         }
         try body.backward(x, bodyOutput.pointer, dy, dx, batch: batch, context: contexts.body, firstInputGradient: true)
@@ -127,9 +135,17 @@ public final class Residual<Element: Scalar>: Layer {
             let gradient = dx == nil ? nil : shortcutInputGradient.pointer
             try shortcut.backward(x, shortcutOutput.pointer, dy, gradient, batch: batch, context: contexts.shortcut,
                                   firstInputGradient: true)
-            if let dx, let gradient { add(dx, gradient, dx, count: count) }
+            if let dx, let gradient { addInPlace(dx, gradient, count: count) }
         } else if let dx {
-            add(dx, dy, dx, count: count)
+            addInPlace(dx, dy, count: count)
+        }
+    }
+
+    /// dx += gradient over `count` values, shared among a `ThreadTeam`'s threads.
+    private func addInPlace(_ dx: UnsafeMutablePointer<Element>, _ gradient: UnsafePointer<Element>, count: Int) {
+        forEachShare(of: count, minimum: elementwiseMinimum) { range in
+            let start = range.lowerBound
+            add(dx + start, gradient + start, dx + start, count: range.count)
         }
     }
 }
