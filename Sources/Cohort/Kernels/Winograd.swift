@@ -18,9 +18,10 @@
 /// elements of slack after each ξ (`WinogradTiling.transformedStride`). Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
 /// The transforms work a row of tiles at a time in vectors of 8 tiles (even and odd columns apart
-/// through SIMD16's halves). A row's last vector may read past its row (into the next row's tiles
-/// or the slack) but stores only its own tiles, so that threads can transform different channels
-/// at once; `WinogradTiling.scratchCount` elements of scratch serve every transform.
+/// through SIMD16's halves). A row's last vector may overhang into tiles written later (the next
+/// row's, the next image's) or the slack, but never into the next channel's, so that threads can
+/// transform different channels at once; `WinogradTiling.scratchCount` elements of scratch serve
+/// every transform.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: WindowGeometry
     public let outChannels: Int
@@ -77,7 +78,27 @@ private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<V.Scalar>) {
 @inline(__always)
 private func store<T: Scalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>, lanes count: Int) {
     if count >= 8 { return store(v, p) }
+    storePrefix(v, p, count: count)
+}
+
+/// Out of line, so that the lane-by-lane copy does not weigh on the loops around it.
+@inline(never)
+private func storePrefix<T: Scalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>, count: Int) {
     for lane in 0..<count { p[lane] = v[lane] }
+}
+
+/// body(tx, lanes) over a row of `count` tiles in vectors of 8. A last vector that overhangs the
+/// row stores all 8 lanes (into tiles the same thread writes later: the next row of tiles, or the
+/// next image's first) except in the channel's last row (`lastOfChannel`), where the next tiles
+/// are the next channel's, possibly another thread's: there it stores `count - tx` lanes.
+@inline(__always)
+private func forEachVector(of count: Int, lastOfChannel: Bool, _ body: (_ first: Int, _ lanes: Int) -> Void) {
+    var tx = 0
+    while tx + 8 <= count {
+        body(tx, 8)
+        tx += 8
+    }
+    if tx < count { body(tx, lastOfChannel ? count - tx : 8) }
 }
 
 /// a[0], b[0], a[1], b[1], ...
@@ -202,15 +223,15 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
                 for a in 0..<4 {
                     let row = band + a * bs
                     let out = v + 4 * a * ps + c * tiles + n * tpi + ty * tw
-                    for tx in stride(from: 0, to: tw, by: 8) {
+                    @inline(__always) func transform(_ tx: Int, lanes: Int) {
                         let first = load16(row + 2 * tx), second = load16(row + 2 * tx + 2)
                         let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
-                        let lanes = tw - tx
                         store(e0 - e1, out + tx, lanes: lanes)
                         store(o0 + e1, out + ps + tx, lanes: lanes)
                         store(e1 - o0, out + 2 * ps + tx, lanes: lanes)
                         store(o0 - o1, out + 3 * ps + tx, lanes: lanes)
                     }
+                    forEachVector(of: tw, lastOfChannel: n == images - 1 && ty == tiling.tilesHigh - 1, transform)
                 }
             }
         }
@@ -371,11 +392,10 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                     bottom.update(repeating: 0, count: ow)
                 }
                 let out = dm + c * tiles + n * tpi + ty * tw
-                for tx in stride(from: 0, to: tw, by: 8) {
+                @inline(__always) func transform(_ tx: Int, lanes: Int) {
                     let upper = load16(top + 2 * tx), lower = load16(bottom + 2 * tx)
                     let y00 = upper.evenHalf, y01 = upper.oddHalf, y10 = lower.evenHalf, y11 = lower.oddHalf
                     // q = A dY: [4, 2]; dM = q A^T: [4, 4].
-                    let lanes = tw - tx
                     @inline(__always) func put(_ a: Int, _ q0: SIMD8<T>, _ q1: SIMD8<T>) {
                         let row = out + 4 * a * ps + tx
                         store(q0, row, lanes: lanes); store(q0 + q1, row + ps, lanes: lanes)
@@ -386,6 +406,7 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                     put(2, y00 - y10, y01 - y11)
                     put(3, -y10, -y11)
                 }
+                forEachVector(of: tw, lastOfChannel: n == images - 1 && ty == tiling.tilesHigh - 1, transform)
             }
         }
     }
