@@ -53,25 +53,37 @@ public final class GRU<Element: Scalar>: Layer {
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
         core.beginForward()
         core.projectInputs(x, into: gates.pointer, batch: batch)
-        for t in 0..<core.steps {
-            // At t = 0 the product is zero; it is still written, over the last forward's values.
-            core.projectHidden(step: t, hidden.pointer, into: recurrent.pointer, accumulate: false, batch: batch)
-            gruForwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
-                           biasIH: core.biasIH, biasHH: core.biasHH, output: core.output(y, step: t),
-                           outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+        let (steps, h) = (core.steps, core.hiddenSize)
+        core.forEachSampleShare(batch) { first, count in
+            let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
+            let hidden = self.hidden.pointer + first * steps * h
+            for t in 0..<steps {
+                // At t = 0 the product is zero; it is still written, over the last forward's values.
+                core.projectHidden(step: t, hidden, into: recurrent, accumulate: false, batch: count)
+                gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, biasIH: core.biasIH, biasHH: core.biasHH,
+                               output: core.output(y, step: t).map { $0 + first * core.outputStride },
+                               outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         core.beginBackward()
-        fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
-        for t in (0..<core.steps).reversed() {
-            gruBackwardStep(t, gates: gates.pointer, recurrent: recurrent.pointer, hidden: hidden.pointer,
-                            inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
-                            hiddenGradient: hiddenGradient.pointer, outputGradient: core.outputGradient(dy, step: t),
-                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, recurrentGradients.pointer, into: hiddenGradient.pointer, accumulate: true, batch: batch) }
+        let (steps, h) = (core.steps, core.hiddenSize)
+        core.forEachSampleShare(batch) { first, count in
+            let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
+            let inputGradients = self.inputGradients.pointer + first * steps * 3 * h
+            let recurrentGradients = self.recurrentGradients.pointer + first * steps * 3 * h
+            let hidden = self.hidden.pointer + first * steps * h, hiddenGradient = self.hiddenGradient.pointer + first * h
+            fillZero(hiddenGradient, count: count * h)
+            for t in (0..<steps).reversed() {
+                gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, inputGradients: inputGradients,
+                                recurrentGradients: recurrentGradients, hiddenGradient: hiddenGradient,
+                                outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
+                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+                if t > 0 { core.backpropagateHidden(step: t, recurrentGradients, into: hiddenGradient, accumulate: true, batch: count) }
+            }
         }
         core.accumulateGradients(x: x, inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)

@@ -58,9 +58,7 @@ public final class LSTM<Element: Scalar>: Layer {
         for k in 0..<combinedBias.count { combinedBias.pointer[k] = core.biasIH[k] + core.biasHH[k] }
         core.projectInputs(x, into: gates.pointer, batch: batch)
         let (steps, h) = (core.steps, core.hiddenSize)
-        // Samples never meet between the products over all steps: a team's threads each run
-        // their share of them through every step.
-        forEachSampleShare(batch) { first, count in
+        core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 4 * h
             let cells = self.cells.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * h
             let cellTanh = self.cellTanh.pointer + first * steps * h
@@ -77,7 +75,7 @@ public final class LSTM<Element: Scalar>: Layer {
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         core.beginBackward()
         let (steps, h) = (core.steps, core.hiddenSize)
-        forEachSampleShare(batch) { first, count in
+        core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 4 * h, gateGradients = self.gateGradients.pointer + first * steps * 4 * h
             let cells = self.cells.pointer + first * steps * h, cellTanh = self.cellTanh.pointer + first * steps * h
             let hiddenGradient = self.hiddenGradient.pointer + first * h, cellGradient = self.cellGradient.pointer + first * h
@@ -93,13 +91,5 @@ public final class LSTM<Element: Scalar>: Layer {
         }
         core.accumulateGradients(x: x, inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
-    }
-
-    /// Runs `body(first, count)` over the batch's samples, shared among a `ThreadTeam`'s threads
-    /// in whole tiles of the recurrent product's rows.
-    private func forEachSampleShare(_ batch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
-        forEachShare(of: batch, values: batch * core.steps * 4 * core.hiddenSize, granule: 8) { samples in
-            body(samples.lowerBound, samples.count)
-        }
     }
 }

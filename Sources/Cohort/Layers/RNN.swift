@@ -51,23 +51,32 @@ public final class RNN<Element: Scalar>: Layer {
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
         core.beginForward()
         core.projectInputs(x, into: states.pointer, batch: batch)
-        for t in 0..<core.steps {
-            if t > 0 { core.projectHidden(step: t, hidden.pointer, into: states.pointer, accumulate: true, batch: batch) }
-            rnnForwardStep(t, states: states.pointer, hidden: hidden.pointer, biasIH: core.biasIH, biasHH: core.biasHH,
-                           relu: nonlinearity == .relu, output: core.output(y, step: t), outputStride: core.outputStride,
-                           batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
+        let (steps, h) = (core.steps, core.hiddenSize)
+        core.forEachSampleShare(batch) { first, count in
+            let states = self.states.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * h
+            for t in 0..<steps {
+                if t > 0 { core.projectHidden(step: t, hidden, into: states, accumulate: true, batch: count) }
+                rnnForwardStep(t, states: states, hidden: hidden, biasIH: core.biasIH, biasHH: core.biasHH,
+                               relu: nonlinearity == .relu, output: core.output(y, step: t).map { $0 + first * core.outputStride },
+                               outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         core.beginBackward()
-        fillZero(hiddenGradient.pointer, count: batch * core.hiddenSize)
-        for t in (0..<core.steps).reversed() {
-            rnnBackwardStep(t, states: states.pointer, stateGradients: stateGradients.pointer, hiddenGradient: hiddenGradient.pointer,
-                            relu: nonlinearity == .relu, outputGradient: core.outputGradient(dy, step: t),
-                            outputStride: core.outputStride, batch: batch, steps: core.steps, hiddenSize: core.hiddenSize)
-            if t > 0 { core.backpropagateHidden(step: t, stateGradients.pointer, into: hiddenGradient.pointer, accumulate: false, batch: batch) }
+        let (steps, h) = (core.steps, core.hiddenSize)
+        core.forEachSampleShare(batch) { first, count in
+            let states = self.states.pointer + first * steps * h, stateGradients = self.stateGradients.pointer + first * steps * h
+            let hiddenGradient = self.hiddenGradient.pointer + first * h
+            fillZero(hiddenGradient, count: count * h)
+            for t in (0..<steps).reversed() {
+                rnnBackwardStep(t, states: states, stateGradients: stateGradients, hiddenGradient: hiddenGradient,
+                                relu: nonlinearity == .relu, outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
+                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
+                if t > 0 { core.backpropagateHidden(step: t, stateGradients, into: hiddenGradient, accumulate: false, batch: count) }
+            }
         }
         core.accumulateGradients(x: x, inputGradients: stateGradients.pointer, recurrentGradients: stateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)

@@ -121,6 +121,16 @@ struct RecurrentCore<Element: Scalar> {
     /// The distance between the output rows of two samples.
     var outputStride: Int { returnSequences ? steps * hiddenSize : hiddenSize }
 
+    /// Runs `body(first, count)` over the batch's samples, shared among a `ThreadTeam`'s threads in
+    /// whole tiles of the recurrent product's rows. Samples never meet between the products over
+    /// all steps (`projectInputs`, `accumulateGradients`), so each thread can run its share of them
+    /// through every step: one fork-join per pass, and each value computed as on one thread.
+    func forEachSampleShare(_ batch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        forEachShare(of: batch, values: batch * steps * gates * hiddenSize, granule: 8) { samples in
+            body(samples.lowerBound, samples.count)
+        }
+    }
+
     /// gates[N*T, G*H] = x[N*T, F] W_ih^T: the input projection of every step in one product.
     func projectInputs(_ x: UnsafePointer<Element>, into gates: UnsafeMutablePointer<Element>, batch: Int) {
         let rows = self.gates * hiddenSize

@@ -28,10 +28,12 @@ public final class Adagrad: Optimizer {
         steps += 1
         let rate = Float(Double(lr) / (1 + Double(steps - 1) * lrDecay))
         let s = sumOfSquares.pointer
-        for i in 0..<count {
-            let g = gradients[i] + weightDecay * p[i]
-            s[i] += g * g
-            p[i] -= rate * g / (s[i].squareRoot() + epsilon)
+        forEachShare(of: count) { range in
+            for i in range {
+                let g = gradients[i] + weightDecay * p[i]
+                s[i] += g * g
+                p[i] -= rate * g / (s[i].squareRoot() + epsilon)
+            }
         }
     }
 

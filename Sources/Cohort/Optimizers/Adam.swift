@@ -51,17 +51,19 @@ public class Adam: Optimizer {
         let m = firstMoment.pointer, v = secondMoment.pointer, vMax = maxSecondMoment.pointer
         let beta1 = Float(self.beta1), beta2 = Float(self.beta2)
         let keep1 = Float(1 - self.beta1), keep2 = Float(1 - self.beta2)
-        for i in 0..<count {
-            p[i] *= shrink
-            let g = gradients[i] + l2 * p[i]
-            m[i] = beta1 * m[i] + keep1 * g
-            v[i] = beta2 * v[i] + keep2 * g * g
-            var second = v[i]
-            if amsgrad {
-                second = max(vMax[i], second)
-                vMax[i] = second
+        forEachShare(of: count) { range in
+            for i in range {
+                p[i] *= shrink
+                let g = gradients[i] + l2 * p[i]
+                m[i] = beta1 * m[i] + keep1 * g
+                v[i] = beta2 * v[i] + keep2 * g * g
+                var second = v[i]
+                if amsgrad {
+                    second = max(vMax[i], second)
+                    vMax[i] = second
+                }
+                p[i] -= stepSize * m[i] / (second.squareRoot() / correction2 + epsilon)
             }
-            p[i] -= stepSize * m[i] / (second.squareRoot() / correction2 + epsilon)
         }
     }
 

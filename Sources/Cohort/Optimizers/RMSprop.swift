@@ -35,21 +35,23 @@ public final class RMSprop: Optimizer {
     public func step(parameters p: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float) {
         let s = squareAverage.pointer, a = gradientAverage.pointer, b = momentumBuffer.pointer
         let keep = 1 - alpha
-        for i in 0..<count {
-            let g = gradients[i] + weightDecay * p[i]
-            s[i] = alpha * s[i] + keep * g * g
-            var variance = s[i]
-            if centered {
-                a[i] = alpha * a[i] + keep * g
-                // s - a^2 >= 0 in exact arithmetic; float rounding must not make its root NaN.
-                variance = max(variance - a[i] * a[i], 0)
-            }
-            let scaled = g / (variance.squareRoot() + epsilon)
-            if momentum > 0 {
-                b[i] = momentum * b[i] + scaled
-                p[i] -= lr * b[i]
-            } else {
-                p[i] -= lr * scaled
+        forEachShare(of: count) { range in
+            for i in range {
+                let g = gradients[i] + weightDecay * p[i]
+                s[i] = alpha * s[i] + keep * g * g
+                var variance = s[i]
+                if centered {
+                    a[i] = alpha * a[i] + keep * g
+                    // s - a^2 >= 0 in exact arithmetic; float rounding must not make its root NaN.
+                    variance = max(variance - a[i] * a[i], 0)
+                }
+                let scaled = g / (variance.squareRoot() + epsilon)
+                if momentum > 0 {
+                    b[i] = momentum * b[i] + scaled
+                    p[i] -= lr * b[i]
+                } else {
+                    p[i] -= lr * scaled
+                }
             }
         }
         steps += 1
