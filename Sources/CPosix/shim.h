@@ -2,12 +2,21 @@
 #define COHORT_POSIX_SHIM_H
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 
 /* Swaps two paths atomically (Linux renameat2 with RENAME_EXCHANGE), which glibc declares only
    under _GNU_SOURCE. Returns 0 or -1 with errno set. */
 static inline int cohort_rename_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+/* The CPUs this thread may run on (its affinity mask, as taskset or a batch scheduler sets it), or 0
+   where the mask cannot be read. CPU_COUNT is a macro. */
+static inline int cohort_allowed_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return CPU_COUNT(&set);
 }
 
 /* Tells the core that the thread is spinning on a memory location (x86 `pause`), which spares the

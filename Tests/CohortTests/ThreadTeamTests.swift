@@ -18,6 +18,44 @@ final class ThreadTeamTests: XCTestCase {
         return try body()
     }
 
+    /// One forward and backward pass of a fresh model of `config` on random inputs and output
+    /// gradients, on `team`: the outputs, the gradient of activation `activation` (`count` values)
+    /// and the parameter gradients.
+    private func pass(_ config: ModelConfig, batch: Int, team: ThreadTeam?, activation: Int? = nil, count: Int = 0) throws -> [[Float]] {
+        try with(team) {
+            let model = try Model<Float>(config)
+            model.initialize(seed: 8)
+            model.reserve(maxBatch: batch)
+            let random = CounterRandom(12)
+            for i in 0..<(batch * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+            let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: batch,
+                                      communicator: SoloCommunicator())
+            try model.forward(batch: batch, context: context)
+            for i in 0..<(batch * model.classes) { model.outputGradient[i] = Float(random.normal(UInt64(1 << 32 + i))) }
+            try model.backward(batch: batch, context: context)
+            let inner = activation.map { Array(UnsafeBufferPointer(start: model.activationGradient($0), count: count)) } ?? []
+            return [Array(UnsafeBufferPointer(start: model.output, count: batch * model.classes)), inner, Array(model.gradients.buffer)]
+        }
+    }
+
+    /// `pass` on no team (OpenBLAS too on one thread, so that every product is computed alike) and
+    /// on each team: the first value of each result that differs in any bit, by name.
+    private func assertBitwiseTheSameOnTeams(_ name: String, _ run: (ThreadTeam?) throws -> [[Float]]) throws {
+        let threads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(threads) }
+        let alone = try run(nil)
+        for team in Self.teams {
+            for attempt in 0..<3 {
+                let shared = try run(team)
+                for (part, (a, b)) in zip(["output", "activation gradient", "parameter gradients"], zip(shared, alone)) {
+                    let differing = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
+                    XCTAssertNil(differing, "\(name) \(part), team \(team.size), attempt \(attempt): first difference at \(differing ?? -1)")
+                }
+            }
+        }
+    }
+
     func testSharesCoverEachIndexOnceOnGranuleBoundaries() {
         for team in Self.teams {
             for granule in [1, 4, 16] {
@@ -174,38 +212,8 @@ final class ThreadTeamTests: XCTestCase {
                          .residual(body: [conv(16), norm, .activation(.relu), conv(16), norm], shortcut: []), .activation(.relu),
                          conv(32, stride: 2), norm, .activation(.relu), conv(32), .activation(.relu),
                          .flatten, .dense(outFeatures: 10, bias: true, initializer: LayerInit())]
-        let batch = 6
-        func run(_ team: ThreadTeam?) throws -> (output: [Float], inputGradient: [Float], gradients: [Float]) {
-            try with(team) {
-                let model = try Model<Float>(config)
-                model.initialize(seed: 8)
-                model.reserve(maxBatch: batch)
-                let random = CounterRandom(12)
-                for i in 0..<(batch * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
-                let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: batch,
-                                          communicator: SoloCommunicator())
-                try model.forward(batch: batch, context: context)
-                for i in 0..<(batch * model.classes) { model.outputGradient[i] = Float(random.normal(UInt64(1 << 32 + i))) }
-                try model.backward(batch: batch, context: context)
-                return (Array(UnsafeBufferPointer(start: model.output, count: batch * model.classes)),
-                        Array(UnsafeBufferPointer(start: model.activationGradient(1), count: batch * 16 * 14 * 14)),
-                        Array(model.gradients.buffer))
-            }
-        }
-        // One OpenBLAS thread for the team-less run too, so that every product is computed alike.
-        let threads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(threads) }
-        let alone = try run(nil)
-        for team in Self.teams {
-            for attempt in 0..<3 {
-                let shared = try run(team)
-                for (name, a, b) in [("output", shared.output, alone.output), ("input gradient", shared.inputGradient, alone.inputGradient),
-                                     ("parameter gradients", shared.gradients, alone.gradients)] {
-                    let differing = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
-                    XCTAssertNil(differing, "\(name), team \(team.size), attempt \(attempt): first difference at \(differing ?? -1)")
-                }
-            }
+        try assertBitwiseTheSameOnTeams("convolutions") { team in
+            try pass(config, batch: 6, team: team, activation: 1, count: 6 * 16 * 14 * 14)
         }
     }
 
@@ -219,33 +227,11 @@ final class ThreadTeamTests: XCTestCase {
             ("rnn tanh", .rnn(hiddenSize: 48, nonlinearity: .tanh, returnSequences: true, bias: true, initializer: LayerInit())),
             ("rnn relu", .rnn(hiddenSize: 48, nonlinearity: .relu, returnSequences: false, bias: false, initializer: LayerInit())),
         ]
-        let batch = 21
         for (name, spec) in specs {
             var config = ModelConfig()
             config.input = [9, 5]
             config.layers = [spec, .flatten, .dense(outFeatures: 10, bias: true, initializer: LayerInit())]
-            func run(_ team: ThreadTeam?) throws -> [[Float]] {
-                try with(team) {
-                    let model = try Model<Float>(config)
-                    model.initialize(seed: 2)
-                    model.reserve(maxBatch: batch)
-                    let random = CounterRandom(21)
-                    for i in 0..<(batch * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
-                    let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: batch,
-                                              communicator: SoloCommunicator())
-                    try model.forward(batch: batch, context: context)
-                    for i in 0..<(batch * model.classes) { model.outputGradient[i] = Float(random.normal(UInt64(1 << 32 + i))) }
-                    try model.backward(batch: batch, context: context)
-                    return [Array(UnsafeBufferPointer(start: model.output, count: batch * model.classes)), Array(model.gradients.buffer)]
-                }
-            }
-            let threads = openblas_get_num_threads()
-            openblas_set_num_threads(1)
-            defer { openblas_set_num_threads(threads) }
-            let alone = try run(nil)
-            for team in Self.teams {
-                XCTAssertTrue(try run(team) == alone, "\(name), team \(team.size)")
-            }
+            try assertBitwiseTheSameOnTeams(name) { team in try pass(config, batch: 21, team: team) }
         }
     }
 }

@@ -1,11 +1,15 @@
 import CBLAS
+import CPosix
 import Foundation
 
 /// One thread per worker when several share the machine under mpirun. A lone process runs a
-/// `ThreadTeam` of as many threads as OpenBLAS would have used (one per core, or
-/// OPENBLAS_NUM_THREADS), OpenBLAS itself on one.
+/// `ThreadTeam` of as many threads as OpenBLAS would have used (one per core it may run on, or
+/// OPENBLAS_NUM_THREADS), never more than the cores it may run on: the team's threads spin while
+/// they wait for each other, which threads sharing a core would turn into whole time slices lost.
+/// OpenBLAS itself then runs on one.
 public func configureBLASThreads(worldSize: Int) {
-    let threads = Int(openblas_get_num_threads())
+    let allowed = Int(cohort_allowed_cpus())
+    let threads = min(Int(openblas_get_num_threads()), allowed > 0 ? allowed : ProcessInfo.processInfo.activeProcessorCount)
     openblas_set_num_threads(1)
     if worldSize == 1 && threads > 1 && ThreadTeam.current == nil { ThreadTeam.current = ThreadTeam(size: threads) }
 }

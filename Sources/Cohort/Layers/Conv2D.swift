@@ -165,15 +165,12 @@ extension Conv2D {
             forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
                 winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: scratch, only: channels)
             }
-            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
-            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
-                for xi in planes {
-                    // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
-                    Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
-                                 alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                                 b: v + xi * vs, ldb: tiles,
-                                 beta: 0, c: m + xi * ms, ldc: tiles)
-                }
+            forEachPlane { xi in
+                // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
+                Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
+                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             b: v + xi * vs, ldb: tiles,
+                             beta: 0, c: m + xi * ms, ldc: tiles)
             }
             let out = y + first * outChannels * spatial
             forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
@@ -182,6 +179,14 @@ extension Conv2D {
             if let bias {
                 for n in 0..<images { addChannelBias(out + n * outChannels * spatial, bias, channels: outChannels, spatial: spatial) }
             }
+        }
+    }
+
+    /// Runs `body(ξ)` for the 16 planes of a Winograd product, shared out whole among a
+    /// `ThreadTeam`'s threads (each product one OpenBLAS call on one thread).
+    private func forEachPlane(_ body: (Int) -> Void) {
+        forEachShare(of: 16, minimum: 1, granule: 1) { planes in
+            for xi in planes { body(xi) }
         }
     }
 
@@ -220,29 +225,23 @@ extension Conv2D {
             forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
                 winogradOutputGradient(dOut, dm, images: images, tiling, scratch: scratch, only: channels)
             }
-            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
-            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
-                for xi in planes {
-                    // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
-                    Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
-                                 alpha: 1, a: dm + xi * ms, lda: tiles,
-                                 b: v + xi * vs, ldb: tiles,
-                                 beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
-                }
+            forEachPlane { xi in
+                // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
+                Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
+                             alpha: 1, a: dm + xi * ms, lda: tiles,
+                             b: v + xi * vs, ldb: tiles,
+                             beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
             }
             if let biasGradient {
                 for n in 0..<images { accumulateChannelSums(dOut + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
             }
             guard let dx else { continue }
-            // One thread per product on a `ThreadTeam`: the planes are shared out whole.
-            forEachShare(of: 16, minimum: 1, granule: 1) { planes in
-                for xi in planes {
-                    // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
-                    Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
-                                 alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                                 b: dm + xi * ms, ldb: tiles,
-                                 beta: 0, c: v + xi * vs, ldc: tiles)
-                }
+            forEachPlane { xi in
+                // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
+                Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
+                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             b: dm + xi * ms, ldb: tiles,
+                             beta: 0, c: v + xi * vs, ldc: tiles)
             }
             forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
                 winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: scratch, only: channels)
