@@ -127,6 +127,26 @@ final class ThreadTeamTests: XCTestCase {
         }
     }
 
+    /// Double products (the gradient checks') split alike, against one call.
+    func testSplitDoubleProductsMatchOneCall() {
+        let (m, n, k) = (300, 400, 50)
+        let random = CounterRandom(13)
+        let a = Buffer<Double>(count: m * k), b = Buffer<Double>(count: k * n)
+        for i in 0..<(m * k) { a.pointer[i] = random.normal(UInt64(i)) }
+        for i in 0..<(k * n) { b.pointer[i] = random.normal(UInt64(1 << 30 + i)) }
+        let expected = Buffer<Double>(count: m * n), c = Buffer<Double>(count: m * n)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1, a.pointer, blasint(k),
+                    b.pointer, blasint(k), 0, expected.pointer, blasint(n))
+        for team in Self.teams {
+            with(team) {
+                Double.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: a.pointer, lda: k,
+                            b: b.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
+            }
+            let worst = (0..<(m * n)).map { abs(c.pointer[$0] - expected.pointer[$0]) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-12, "team \(team.size)")
+        }
+    }
+
     /// The optimizers' updates, the finiteness check and the zeroing give bitwise the one-thread results.
     func testElementwisePassesAreBitwiseTheSame() {
         let count = 100_003

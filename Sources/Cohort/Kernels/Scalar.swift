@@ -32,35 +32,17 @@ extension Float: Scalar {
         dy.replacing(with: 0, where: .!(y .> 0))
     }
 
-    /// On a `ThreadTeam`, a product of at least `ThreadTeam.gemmMinimum` multiply-adds is split
-    /// among its threads by columns of c (or by rows when c has fewer columns than rows), each part
-    /// one single-threaded OpenBLAS call.
+    /// On a `ThreadTeam`, split among its threads (`splitAmongTeam`).
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        guard let team = ThreadTeam.current, !team.isRunning, m * n * k >= ThreadTeam.gemmMinimum else {
-            return blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        }
-        if n >= m {
-            team.run { member in
-                let columns = team.share(of: n, member: member)
-                guard !columns.isEmpty else { return }
-                blasGemm(transA: transA, transB: transB, m: m, n: columns.count, k: k, alpha: alpha, a: a, lda: lda,
-                         b: b + (transB ? columns.lowerBound * ldb : columns.lowerBound), ldb: ldb,
-                         beta: beta, c: c + columns.lowerBound, ldc: ldc)
-            }
-        } else {
-            team.run { member in
-                let rows = team.share(of: m, member: member, granule: 4)
-                guard !rows.isEmpty else { return }
-                blasGemm(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
-                         a: a + (transA ? rows.lowerBound : rows.lowerBound * lda), lda: lda,
-                         b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
-            }
+        splitAmongTeam(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc) {
+            m, n, a, b, c in
+            blasGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -88,14 +70,46 @@ extension Double: Scalar {
     @inline(__always)
     public static func vectorizableExp(_ v: Double) -> Double { exp(v) }
 
+    /// On a `ThreadTeam`, split among its threads (`splitAmongTeam`).
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Double, a: UnsafePointer<Double>, lda: Int,
         b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        splitAmongTeam(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc) {
+            m, n, a, b, c in
+            cblas_dgemm(CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB),
+                        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                        beta, c, blasint(ldc))
+        }
+    }
+}
+
+/// Runs the product c[m, n] = op(a)[m, k] op(b)[k, n] (+ beta c) through `product`, which computes
+/// a block of rows and columns given where they start: whole on the calling thread, or, on a
+/// `ThreadTeam` and from `ThreadTeam.gemmMinimum` multiply-adds, split among the team's threads by
+/// columns of c (by rows when c has fewer columns than rows), each part one single-threaded call.
+@inline(__always)
+private func splitAmongTeam<T>(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
+    c: UnsafeMutablePointer<T>, ldc: Int,
+    _ product: (_ m: Int, _ n: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>) -> Void
+) {
+    guard let team = ThreadTeam.current, !team.isRunning, m * n * k >= ThreadTeam.gemmMinimum else {
+        return product(m, n, a, b, c)
+    }
+    if n >= m {
+        team.run { member in
+            let columns = team.share(of: n, member: member)
+            guard !columns.isEmpty else { return }
+            product(m, columns.count, a, b + (transB ? columns.lowerBound * ldb : columns.lowerBound), c + columns.lowerBound)
+        }
+    } else {
+        team.run { member in
+            let rows = team.share(of: m, member: member, granule: 4)
+            guard !rows.isEmpty else { return }
+            product(rows.count, n, a + (transA ? rows.lowerBound : rows.lowerBound * lda), b, c + rows.lowerBound * ldc)
+        }
     }
 }
