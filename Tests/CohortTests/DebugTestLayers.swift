@@ -85,3 +85,51 @@ final class NaNFromStep<Element: Scalar>: Layer {
         dx?.update(from: dy, count: batch * inputSize)
     }
 }
+
+/// y = w * x + b element-wise, whose weight gradient is `1 + error` times the true one: a backward
+/// wrong by a small relative amount.
+final class ScaledWeightGradient<Element: Scalar>: Layer {
+    let kind = "scaled_dw"
+    let inputShape: [Int]
+    var outputShape: [Int] { inputShape }
+    let error: Double
+    private var weight: UnsafeMutablePointer<Element>!
+    private var weightGradient: UnsafeMutablePointer<Element>!
+
+    init(input: [Int], error: Double) {
+        inputShape = input
+        self.error = error
+    }
+
+    var parameterShapes: [ParameterShape] { [ParameterShape("weight", [inputSize]), ParameterShape("bias", [inputSize])] }
+
+    func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {
+        weight = parameters
+        weightGradient = gradients
+    }
+
+    func initialize(seed: UInt64, layerIndex: Int) {
+        for i in 0..<inputSize {
+            weight[i] = 1 + Element(i) / 10
+            weight[inputSize + i] = Element(i) / 20
+        }
+    }
+
+    func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
+        for n in 0..<batch {
+            for i in 0..<inputSize { y[n * inputSize + i] = weight[i] * x[n * inputSize + i] + weight[inputSize + i] }
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
+                  _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
+        for n in 0..<batch {
+            for i in 0..<inputSize {
+                let g = dy[n * inputSize + i]
+                weightGradient[i] += g * x[n * inputSize + i] * Element(1 + error)
+                weightGradient[inputSize + i] += g
+                dx?[n * inputSize + i] = weight[i] * g
+            }
+        }
+    }
+}
