@@ -2,6 +2,7 @@
 #define COHORT_POSIX_SHIM_H
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 
@@ -17,6 +18,24 @@ static inline int cohort_allowed_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
     return CPU_COUNT(&set);
+}
+
+/* The index-th CPU (from 0) of this thread's affinity mask, or -1 past the last. */
+static inline int cohort_allowed_cpu(int index) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set) && index-- == 0) return cpu;
+    }
+    return -1;
+}
+
+/* Binds the calling thread to one CPU. Returns 0 or an error number. */
+static inline int cohort_bind_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 /* Tells the core that the thread is spinning on a memory location (x86 `pause`), which spares the

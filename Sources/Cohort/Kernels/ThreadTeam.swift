@@ -34,14 +34,21 @@ public final class ThreadTeam: @unchecked Sendable {
     /// passes of a training step, short enough not to burn a core between steps of a slow loader.
     private let spinLimit = 200_000
 
-    /// Starts `size - 1` helper threads, which live as long as the process.
-    public init(size: Int) {
+    /// Starts `size - 1` helper threads, which live as long as the process. With `bind`, the caller
+    /// and each helper are bound to a CPU of their own, the first `size` of the affinity mask.
+    public init(size: Int, bind: Bool = false) {
         precondition(size >= 1)
         self.size = size
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wakeUp, nil)
+        let cpus = bind ? (0..<size).map { Int32(cohort_allowed_cpu(Int32($0))) } : []
+        if let first = cpus.first, first >= 0 { _ = cohort_bind_thread(first) }
         for member in 1..<max(size, 1) {
-            let thread = Thread { [self] in self.serve(member: member) }
+            let cpu = cpus.isEmpty ? -1 : cpus[member]
+            let thread = Thread { [self] in
+                if cpu >= 0 { _ = cohort_bind_thread(cpu) }
+                self.serve(member: member)
+            }
             thread.name = "cohort-team-\(member)"
             thread.stackSize = 8 << 20
             thread.start()
