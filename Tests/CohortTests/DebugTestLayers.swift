@@ -19,16 +19,21 @@ final class WrongInputGradient<Element: Scalar>: Layer {
     }
 }
 
-/// y = w * x + b element-wise (w, b per feature), whose backward forgets the batch's second half
-/// in the weight's gradient: dx and the bias are right, the weight is not.
+/// y = w * x + b element-wise (w, b per feature), whose backward gets the weight's gradient wrong:
+/// it forgets the batch's second half, or with `scale` it is `scale` times the true one. dx and
+/// the bias are right.
 final class WrongWeightGradient<Element: Scalar>: Layer {
     let kind = "wrong_dw"
     let inputShape: [Int]
     var outputShape: [Int] { inputShape }
+    let scale: Element?
     private var weight: UnsafeMutablePointer<Element>!
     private var weightGradient: UnsafeMutablePointer<Element>!
 
-    init(input: [Int]) { inputShape = input }
+    init(input: [Int], scale: Element? = nil) {
+        inputShape = input
+        self.scale = scale
+    }
 
     var parameterShapes: [ParameterShape] { [ParameterShape("weight", [inputSize]), ParameterShape("bias", [inputSize])] }
 
@@ -55,7 +60,11 @@ final class WrongWeightGradient<Element: Scalar>: Layer {
         for n in 0..<batch {
             for i in 0..<inputSize {
                 let g = dy[n * inputSize + i]
-                if n < batch / 2 { weightGradient[i] += g * x[n * inputSize + i] }
+                if let scale {
+                    weightGradient[i] += g * x[n * inputSize + i] * scale
+                } else if n < batch / 2 {
+                    weightGradient[i] += g * x[n * inputSize + i]
+                }
                 weightGradient[inputSize + i] += g
                 dx?[n * inputSize + i] = weight[i] * g
             }
@@ -83,53 +92,5 @@ final class NaNFromStep<Element: Scalar>: Layer {
     func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                   _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         dx?.update(from: dy, count: batch * inputSize)
-    }
-}
-
-/// y = w * x + b element-wise, whose weight gradient is `1 + error` times the true one: a backward
-/// wrong by a small relative amount.
-final class ScaledWeightGradient<Element: Scalar>: Layer {
-    let kind = "scaled_dw"
-    let inputShape: [Int]
-    var outputShape: [Int] { inputShape }
-    let error: Double
-    private var weight: UnsafeMutablePointer<Element>!
-    private var weightGradient: UnsafeMutablePointer<Element>!
-
-    init(input: [Int], error: Double) {
-        inputShape = input
-        self.error = error
-    }
-
-    var parameterShapes: [ParameterShape] { [ParameterShape("weight", [inputSize]), ParameterShape("bias", [inputSize])] }
-
-    func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {
-        weight = parameters
-        weightGradient = gradients
-    }
-
-    func initialize(seed: UInt64, layerIndex: Int) {
-        for i in 0..<inputSize {
-            weight[i] = 1 + Element(i) / 10
-            weight[inputSize + i] = Element(i) / 20
-        }
-    }
-
-    func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        for n in 0..<batch {
-            for i in 0..<inputSize { y[n * inputSize + i] = weight[i] * x[n * inputSize + i] + weight[inputSize + i] }
-        }
-    }
-
-    func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
-                  _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
-        for n in 0..<batch {
-            for i in 0..<inputSize {
-                let g = dy[n * inputSize + i]
-                weightGradient[i] += g * x[n * inputSize + i] * Element(1 + error)
-                weightGradient[inputSize + i] += g
-                dx?[n * inputSize + i] = weight[i] * g
-            }
-        }
     }
 }

@@ -316,7 +316,7 @@ final class ResidualTests: XCTestCase {
     func testBlocksAreHeldLocallyToTheEndToEndTolerance() throws {
         let input = [4]
         func localRow(_ error: Double, nested: Bool) throws -> GradientCheck.Row {
-            let inner = ScaledWeightGradient<Double>(input: input, error: error)
+            let inner = WrongWeightGradient<Double>(input: input, scale: 1 + error)
             let middle: any Layer<Double> = nested
                 ? try Residual(body: try Sequential<Double>([inner], inputShape: input, place: { _ in 0 }), shortcut: nil, place: 1)
                 : inner

@@ -183,7 +183,7 @@ final class ThreadTeamTests: XCTestCase {
                     gradients.pointer[bad] = saved
                 }
                 let zeroed = Buffer<Float>(count: count, zero: 1)
-                fillWithZeros(zeroed.pointer, count: count)
+                fillZero(zeroed.pointer, count: count)
                 XCTAssertTrue(zeroed.buffer.allSatisfy { $0 == 0 })
             }
         }

@@ -21,3 +21,14 @@ public func add<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ z: Un
 public func addReLU<T: Scalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ z: UnsafeMutablePointer<T>, count: Int) {
     for i in 0..<count { z[i] = max(x[i] + y[i], 0) }
 }
+
+/// values[i] = 0 for i < count, shared among a `ThreadTeam`'s threads when long. Specialised, so
+/// that a generic layer's call is one vectorised loop rather than a value-witness call per element.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func fillZero<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
+    forEachShare(of: count) { range in
+        for i in range { values[i] = 0 }
+    }
+}

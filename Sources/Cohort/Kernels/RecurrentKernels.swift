@@ -232,11 +232,3 @@ func rnnBackwardStep<T: Scalar>(
         }
     }
 }
-
-/// values[i] = 0 for i < count.
-@_specialize(where T == Float)
-@_specialize(where T == Double)
-@inline(never)
-func fillZero<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
-    for i in 0..<count { values[i] = 0 }
-}

@@ -56,7 +56,8 @@ public final class ThreadTeam: @unchecked Sendable {
     }
 
     /// Runs `body(member)` for member 0..<size, member 0 on the calling thread, and returns when
-    /// every one has. Not reentrant: `body` must not call `run`.
+    /// every one has. A `run` inside `body` (a kernel that splits, called from a share of another)
+    /// runs all its members in turn on the thread that called it.
     public func run(_ body: (_ member: Int) -> Void) {
         if size == 1 || isRunning {
             for member in 0..<size { body(member) }
@@ -149,13 +150,4 @@ func allShares(of count: Int, minimum: Int = 1 << 15, _ test: (Range<Int>) -> Bo
         team.run { member in results[member] = test(team.share(of: count, member: member)) }
         return results.allSatisfy { $0 }
     }
-}
-
-/// Sets `count` values to zero, shared among the current team's threads. Specialised, so that a
-/// generic layer's call is one memset rather than a value-witness call per element.
-@_specialize(where T == Float)
-@_specialize(where T == Double)
-@inline(never)
-func fillWithZeros<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
-    forEachShare(of: count) { range in (values + range.lowerBound).update(repeating: 0, count: range.count) }
 }

@@ -212,7 +212,7 @@ extension Conv2D {
                           batch: Int, _ tiling: WinogradTiling) {
         let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
         let u = filters.pointer, du = filterGradient.pointer, v = inputTiles.pointer, dm = productTiles.pointer
-        fillWithZeros(du, count: 16 * outChannels * inChannels)
+        fillZero(du, count: 16 * outChannels * inChannels)
         for first in stride(from: 0, to: batch, by: imagesPerChunk) {
             let images = min(imagesPerChunk, batch - first)
             let tiles = images * tiling.tilesPerImage

@@ -194,7 +194,7 @@ public final class Model<Element: Scalar> {
 
     /// Zeroes the parameter gradients, then backpropagates `outputGradient` through every layer.
     public func backward(batch: Int, context: StepContext) throws {
-        fillWithZeros(gradients.pointer, count: gradients.count)
+        fillZero(gradients.pointer, count: gradients.count)
         try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer.pointer,
                           batch: batch, context: context, firstInputGradient: false, finished: layerFinished)
     }
