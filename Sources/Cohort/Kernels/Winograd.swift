@@ -87,18 +87,21 @@ private func storePrefix<T: Scalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>,
     for lane in 0..<count { p[lane] = v[lane] }
 }
 
-/// body(tx, lanes) over a row of `count` tiles in vectors of 8. A last vector that overhangs the
-/// row stores all 8 lanes (into tiles the same thread writes later: the next row of tiles, or the
-/// next image's first) except in the channel's last row (`lastOfChannel`), where the next tiles
-/// are the next channel's, possibly another thread's: there it stores `count - tx` lanes.
+/// body(tx, lanes) over a row of `count` tiles in vectors of 8, `left` tiles of the channel from
+/// the row's first on. A last vector that overhangs the row stores all 8 lanes while they fall in
+/// tiles of the channel (tiles the same thread writes later: the next rows of tiles, the next
+/// image's), and only those that do near the channel's end, where the next tiles are the next
+/// channel's, possibly another thread's. Rows of fewer than 4 tiles (maps of up to 6 outputs) reach
+/// past the next row: deciding by "the channel's last row" alone, their second-to-last row
+/// overwrote the next channel's first tiles (the team test on 4 x 4 maps).
 @inline(__always)
-private func forEachVector(of count: Int, lastOfChannel: Bool, _ body: (_ first: Int, _ lanes: Int) -> Void) {
+private func forEachVector(of count: Int, tilesLeftInChannel left: Int, _ body: (_ first: Int, _ lanes: Int) -> Void) {
     var tx = 0
     while tx + 8 <= count {
         body(tx, 8)
         tx += 8
     }
-    if tx < count { body(tx, lastOfChannel ? count - tx : 8) }
+    if tx < count { body(tx, min(8, left - tx)) }
 }
 
 /// a[0], b[0], a[1], b[1], ...
@@ -231,7 +234,7 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
                         store(e1 - o0, out + 2 * ps + tx, lanes: lanes)
                         store(o0 - o1, out + 3 * ps + tx, lanes: lanes)
                     }
-                    forEachVector(of: tw, lastOfChannel: n == images - 1 && ty == tiling.tilesHigh - 1, transform)
+                    forEachVector(of: tw, tilesLeftInChannel: tiles - n * tpi - ty * tw, transform)
                 }
             }
         }
@@ -406,7 +409,7 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                     put(2, y00 - y10, y01 - y11)
                     put(3, -y10, -y11)
                 }
-                forEachVector(of: tw, lastOfChannel: n == images - 1 && ty == tiling.tilesHigh - 1, transform)
+                forEachVector(of: tw, tilesLeftInChannel: tiles - n * tpi - ty * tw, transform)
             }
         }
     }
