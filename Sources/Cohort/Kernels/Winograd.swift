@@ -73,8 +73,8 @@ private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<V.Scalar>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
 }
 
-/// The first `count` lanes of v (all 8 when count >= 8): the last vector of a row of tiles, which
-/// must not spill into the next row's tiles, since those may be another thread's (another channel's).
+/// The first `count` lanes of v (all 8 when count >= 8): a row's last vector near the end of a
+/// channel, which must not spill into the next channel's tiles, another thread's (`forEachVector`).
 @inline(__always)
 private func store<T: Scalar>(_ v: SIMD8<T>, _ p: UnsafeMutablePointer<T>, lanes count: Int) {
     if count >= 8 { return store(v, p) }

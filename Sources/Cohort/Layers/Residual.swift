@@ -106,13 +106,13 @@ public final class Residual<Element: Scalar>: Layer {
             try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
             other = UnsafePointer(shortcutOutput.pointer)
         }
-        let sum = UnsafePointer(bodyOutput.pointer)
+        let branch = UnsafePointer(bodyOutput.pointer)
         forEachShare(of: count, minimum: elementwiseMinimum) { range in
-            let (sum, other, y) = (sum + range.lowerBound, other + range.lowerBound, y + range.lowerBound)
+            let (branch, other, y) = (branch + range.lowerBound, other + range.lowerBound, y + range.lowerBound)
             if appliesReLU {
-                addReLU(sum, other, y, count: range.count)
+                addReLU(branch, other, y, count: range.count)
             } else {
-                add(sum, other, y, count: range.count)
+                add(branch, other, y, count: range.count)
             }
         }
     }
