@@ -33,7 +33,9 @@ final class GradientCheckTests: XCTestCase {
             return sum
         }
         _ = try loss()
-        gradients.pointer.update(repeating: 0, count: total)
+        // Backward adds to the gradients (the `Layer` contract): start them away from zero.
+        let start = (0..<total).map { random.normal(UInt64(200_000 + $0)) }
+        for i in 0..<total { gradients.pointer[i] = start[i] }
         try layer.backward(x.pointer, y.pointer, w.pointer, dx.pointer, batch: batch, context: context)
 
         func numeric(_ value: UnsafeMutablePointer<Double>) throws -> Double {
@@ -56,7 +58,7 @@ final class GradientCheckTests: XCTestCase {
         for shape in layer.parameterShapes {
             analytic = []; estimated = []
             for i in offset..<(offset + shape.count) {
-                analytic.append(gradients.pointer[i])
+                analytic.append(gradients.pointer[i] - start[i])
                 estimated.append(try numeric(parameters.pointer + i))
             }
             let error = relativeError(analytic, estimated)

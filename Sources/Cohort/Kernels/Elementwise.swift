@@ -32,3 +32,21 @@ func fillZero<T: Scalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
         for i in range { values[i] = 0 }
     }
 }
+
+/// target[r, j] = source[r, j] (+ target[r, j] when accumulating) for j < columns, over the rows
+/// `rows` of two row-major matrices whose rows lie `sourceStride` and `targetStride` values apart:
+/// a block of columns copied or added from one matrix into another.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func copyColumns<T: Scalar>(_ source: UnsafePointer<T>, sourceStride: Int, into target: UnsafeMutablePointer<T>,
+                            targetStride: Int, columns: Int, rows: Range<Int>, accumulate: Bool) {
+    for r in rows {
+        let from = source + r * sourceStride, to = target + r * targetStride
+        if accumulate {
+            for j in 0..<columns { to[j] += from[j] }
+        } else {
+            for j in 0..<columns { to[j] = from[j] }
+        }
+    }
+}

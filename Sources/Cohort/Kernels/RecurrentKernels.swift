@@ -2,9 +2,10 @@
 /// (`LSTM`, `GRU`, `RNN`) do the matrix products around them.
 ///
 /// Layout, batch first: a buffer `[N, T, K]` holds row (n, t) at `(n * T + t) * K`, and each kernel
-/// handles step `t` of every sample. `hidden` and `cells` `[N, T, H]` hold the state each step
-/// starts from, `hidden[n, t] = h_{t-1}`: slot 0 is the initial zero state (never written), and a
-/// step writes its new state into slot t + 1 (the last step has none). The layer's output row n
+/// handles step `t` of every sample. `hidden` `[N, T, S]` (rows of S >= H values, h_{t-1} first:
+/// `RecurrentCore.hiddenStride`) and `cells` `[N, T, H]` hold the state each step starts from,
+/// `hidden[n, t] = h_{t-1}`: slot 0 is the initial zero state (never written), and a step writes
+/// its new state into slot t + 1 (the last step has none). The layer's output row n
 /// of step t is at `output + n * outputStride`; `output` is nil at steps whose state is not
 /// returned, `outputGradient` likewise. `hiddenGradient` and `cellGradient` `[N, H]` carry dL/dh
 /// and dL/dc from step t + 1 back to step t.
@@ -16,13 +17,13 @@
 ///     c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
 ///
 /// gates: `[N, T, 4H]`, in: the products `W_ih x_t + W_hh h_{t-1}`, out: i, f, g, o.
-/// cells, cellTanh, hidden: `[N, T, H]`, cellTanh[n, t] = tanh(c_t). bias: `[4H]`, b_ih + b_hh.
+/// cells, cellTanh: `[N, T, H]`, cellTanh[n, t] = tanh(c_t); hidden: `[N, T, S]`. bias: `[4H]`, b_ih + b_hh.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func lstmForwardStep<T: Scalar>(
     _ t: Int, gates: UnsafeMutablePointer<T>, cells: UnsafeMutablePointer<T>, cellTanh: UnsafeMutablePointer<T>,
-    hidden: UnsafeMutablePointer<T>, bias: UnsafePointer<T>,
+    hidden: UnsafeMutablePointer<T>, hiddenStride: Int, bias: UnsafePointer<T>,
     output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
@@ -30,7 +31,7 @@ func lstmForwardStep<T: Scalar>(
         let row = n * steps + t
         let a = gates + row * 4 * h
         let previousCell = cells + row * h
-        let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * h
+        let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * hiddenStride
         let tanhC = cellTanh + row * h
         // One pass per activation, each a plain loop over contiguous values that vectorises.
         for k in 0..<2 * h { a[k] = sigmoid(a[k] + bias[k]) }
@@ -102,14 +103,14 @@ func lstmBackwardStep<T: Scalar>(
 ///     n = tanh(a_n + b_in + r (m_n + b_hn)),  h_t = (1 - z) n + z h_{t-1}
 ///
 /// with a = W_ih x_t and m = W_hh h_{t-1}. gates: `[N, T, 3H]`, in: a, out: r, z, n.
-/// recurrent: `[N, T, 3H]`, in: m, out: its n part replaced by m_n + b_hn. hidden: `[N, T, H]`.
+/// recurrent: `[N, T, 3H]`, in: m, out: its n part replaced by m_n + b_hn. hidden: `[N, T, S]`.
 /// biasIH, biasHH: `[3H]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func gruForwardStep<T: Scalar>(
-    _ t: Int, gates: UnsafeMutablePointer<T>, recurrent: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>,
-    biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
+    _ t: Int, gates: UnsafeMutablePointer<T>, recurrent: UnsafeMutablePointer<T>,
+    hidden: UnsafeMutablePointer<T>, hiddenStride: Int, biasIH: UnsafePointer<T>, biasHH: UnsafePointer<T>,
     output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
@@ -117,7 +118,7 @@ func gruForwardStep<T: Scalar>(
         let row = n * steps + t
         let a = gates + row * 3 * h, m = recurrent + row * 3 * h
         let r = a, z = a + h, candidate = a + 2 * h, hn = m + 2 * h
-        let previous = hidden + row * h, next = previous + h
+        let previous = hidden + row * hiddenStride, next = previous + hiddenStride
         let out = output.map { $0 + n * outputStride }
         // The sums in vectors (`VectorLanes`: as plain loops over one row's gates, their scalar
         // copies ran); the activations as plain loops in place, which vectorise (one pointer).
@@ -151,7 +152,7 @@ func gruForwardStep<T: Scalar>(
 @_specialize(where T == Double)
 @inline(never)
 func gruBackwardStep<T: Scalar>(
-    _ t: Int, gates: UnsafePointer<T>, recurrent: UnsafePointer<T>, hidden: UnsafePointer<T>,
+    _ t: Int, gates: UnsafePointer<T>, recurrent: UnsafePointer<T>, hidden: UnsafePointer<T>, hiddenStride: Int,
     inputGradients: UnsafeMutablePointer<T>, recurrentGradients: UnsafeMutablePointer<T>,
     hiddenGradient: UnsafeMutablePointer<T>, outputGradient: UnsafePointer<T>?, outputStride: Int,
     batch: Int, steps: Int, hiddenSize h: Int
@@ -160,7 +161,7 @@ func gruBackwardStep<T: Scalar>(
         let row = n * steps + t
         let r = gates + row * 3 * h, z = r + h, c = r + 2 * h, hn = recurrent + row * 3 * h + 2 * h
         let da = inputGradients + row * 3 * h, dm = recurrentGradients + row * 3 * h
-        let previous = hidden + row * h, dh = hiddenGradient + n * h
+        let previous = hidden + row * hiddenStride, dh = hiddenGradient + n * h
         if let outputGradient {
             let dy = outputGradient + n * outputStride
             for j in 0..<h { dh[j] += dy[j] }
@@ -179,19 +180,19 @@ func gruBackwardStep<T: Scalar>(
 }
 
 /// One step of an Elman (1990) network, as PyTorch's `nn.RNN`: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),
-/// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the products, out: h_t. hidden: `[N, T, H]`.
+/// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the products, out: h_t. hidden: `[N, T, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func rnnForwardStep<T: Scalar>(
-    _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, biasIH: UnsafePointer<T>,
+    _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, hiddenStride: Int, biasIH: UnsafePointer<T>,
     biasHH: UnsafePointer<T>, relu: Bool, output: UnsafeMutablePointer<T>?, outputStride: Int,
     batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
     for n in 0..<batch {
         let row = n * steps + t
-        let a = states + row * h, next = hidden + (row + 1) * h
+        let a = states + row * h, next = hidden + (row + 1) * hiddenStride
         // One pass per kind of work, each a plain loop over contiguous values that vectorises.
         for j in 0..<h { a[j] = a[j] + biasIH[j] + biasHH[j] }
         if relu {

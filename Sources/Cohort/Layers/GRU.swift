@@ -21,7 +21,7 @@ public final class GRU<Element: Scalar>: Layer {
     /// The gradients of the input and recurrent products (they differ in the n part): `[N, T, 3H]`.
     private var inputGradients = Buffer<Element>(count: 0)
     private var recurrentGradients = Buffer<Element>(count: 0)
-    /// h_{t-1} at step t: `[N, T, H]`.
+    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
@@ -46,7 +46,8 @@ public final class GRU<Element: Scalar>: Layer {
         recurrent = Buffer(count: 3 * states)
         inputGradients = Buffer(count: 3 * states)
         recurrentGradients = Buffer(count: 3 * states)
-        hidden = Buffer(count: states)
+        hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
+        core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
         hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
     }
 
@@ -56,11 +57,11 @@ public final class GRU<Element: Scalar>: Layer {
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
-            let hidden = self.hidden.pointer + first * steps * h
+            let hidden = self.hidden.pointer + first * steps * core.hiddenStride
             for t in 0..<steps {
                 // At t = 0 the product is zero; it is still written, over the last forward's values.
                 core.projectHidden(step: t, hidden, into: recurrent, accumulate: false, batch: count)
-                gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, biasIH: core.biasIH, biasHH: core.biasHH,
+                gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride, biasIH: core.biasIH, biasHH: core.biasHH,
                                output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }
@@ -75,10 +76,10 @@ public final class GRU<Element: Scalar>: Layer {
             let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
             let inputGradients = self.inputGradients.pointer + first * steps * 3 * h
             let recurrentGradients = self.recurrentGradients.pointer + first * steps * 3 * h
-            let hidden = self.hidden.pointer + first * steps * h, hiddenGradient = self.hiddenGradient.pointer + first * h
+            let hidden = self.hidden.pointer + first * steps * core.hiddenStride, hiddenGradient = self.hiddenGradient.pointer + first * h
             fillZero(hiddenGradient, count: count * h)
             for t in (0..<steps).reversed() {
-                gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, inputGradients: inputGradients,
+                gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride, inputGradients: inputGradients,
                                 recurrentGradients: recurrentGradients, hiddenGradient: hiddenGradient,
                                 outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)

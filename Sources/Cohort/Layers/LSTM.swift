@@ -17,8 +17,9 @@ public final class LSTM<Element: Scalar>: Layer {
     /// Activated gates i, f, g, o of every step: `[N, T, 4H]`.
     private var gates = Buffer<Element>(count: 0)
     private var gateGradients = Buffer<Element>(count: 0)
-    /// c_{t-1} and h_{t-1} at step t, and tanh(c_t): `[N, T, H]`.
+    /// c_{t-1} at step t, and tanh(c_t): `[N, T, H]`.
     private var cells = Buffer<Element>(count: 0)
+    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     private var cellTanh = Buffer<Element>(count: 0)
     /// b_ih + b_hh, summed once per forward pass: `[4H]`.
@@ -47,7 +48,8 @@ public final class LSTM<Element: Scalar>: Layer {
         gates = Buffer(count: 4 * states)
         gateGradients = Buffer(count: 4 * states)
         cells = Buffer(count: states)
-        hidden = Buffer(count: states)
+        hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
+        core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
         cellTanh = Buffer(count: states)
         hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
         cellGradient = Buffer(count: maxBatch * core.hiddenSize)
@@ -60,11 +62,11 @@ public final class LSTM<Element: Scalar>: Layer {
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 4 * h
-            let cells = self.cells.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * h
+            let cells = self.cells.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * core.hiddenStride
             let cellTanh = self.cellTanh.pointer + first * steps * h
             for t in 0..<steps {
                 if t > 0 { core.projectHidden(step: t, hidden, into: gates, accumulate: true, batch: count) }
-                lstmForwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, hidden: hidden, bias: combinedBias.pointer,
+                lstmForwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, hidden: hidden, hiddenStride: core.hiddenStride, bias: combinedBias.pointer,
                                 output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }

@@ -19,7 +19,7 @@ public final class RNN<Element: Scalar>: Layer {
     /// h_t of every step: `[N, T, H]`.
     private var states = Buffer<Element>(count: 0)
     private var stateGradients = Buffer<Element>(count: 0)
-    /// h_{t-1} at step t: `[N, T, H]`.
+    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
@@ -44,7 +44,8 @@ public final class RNN<Element: Scalar>: Layer {
         let count = maxBatch * core.steps * core.hiddenSize
         states = Buffer(count: count)
         stateGradients = Buffer(count: count)
-        hidden = Buffer(count: count)
+        hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
+        core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
         hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
     }
 
@@ -53,10 +54,10 @@ public final class RNN<Element: Scalar>: Layer {
         core.projectInputs(x, into: states.pointer, batch: batch)
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
-            let states = self.states.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * h
+            let states = self.states.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * core.hiddenStride
             for t in 0..<steps {
                 if t > 0 { core.projectHidden(step: t, hidden, into: states, accumulate: true, batch: count) }
-                rnnForwardStep(t, states: states, hidden: hidden, biasIH: core.biasIH, biasHH: core.biasHH,
+                rnnForwardStep(t, states: states, hidden: hidden, hiddenStride: core.hiddenStride, biasIH: core.biasIH, biasHH: core.biasHH,
                                relu: nonlinearity == .relu, output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }

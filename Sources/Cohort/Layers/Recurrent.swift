@@ -8,10 +8,11 @@
 /// state is zero.
 ///
 /// Backpropagation through time uses one GEMM for the input projection of all steps, one per
-/// step for the recurrent product (W_hh prepared once per pass: `RepeatedOperand`), and one each
-/// for dW_ih, dW_hh and dx over all steps: the
-/// hidden states are kept as `hidden[n, t] = h_{t-1}`, so that row (n, t) of the gate gradients
-/// pairs with row (n, t) of `hidden` as it pairs with row (n, t) of x.
+/// step for the recurrent product (W_hh prepared once per pass: `RepeatedOperand`), one for dx,
+/// and one for the four parameter gradients over all steps (two for the GRU): the hidden states
+/// are kept as `hidden[n, t] = [h_{t-1}, 1, x_t]` (`hiddenStride`), so that row (n, t) of the gate
+/// gradients pairs with row (n, t) of `hidden`, and their product gives dW_hh, the biases'
+/// gradients (the column of ones: column sums) and dW_ih at once, reading the gate gradients once.
 ///
 /// ### See Also
 /// `LSTM`, `GRU`, `RNN`, and their step kernels in `Kernels/RecurrentKernels.swift`.
@@ -37,8 +38,12 @@ struct RecurrentCore<Element: Scalar> {
     private var biasIHGradient: UnsafeMutablePointer<Element>?
     private var biasHHGradient: UnsafeMutablePointer<Element>?
     private var zeroBias: Buffer<Element>?
-    /// The column sums of the gate gradients `[G*H]`, when both biases take the same ones.
-    private var sharedBiasGradient: Buffer<Element>?
+    /// The distance between rows of the layers' `hidden` `[N, T, S]`: h_{t-1} (H values), a 1 and
+    /// x_t (F values), padded to whole cache lines.
+    let hiddenStride: Int
+    /// The gate gradients times `hidden`: `[G*H, S]`, once, or twice for the GRU, whose W_ih and
+    /// W_hh take different gradients (its reset gate scales the recurrent term of the candidate).
+    private let parameterProducts: Buffer<Element>
     /// W_hh^T `[H, G*H]` for the forward's products, W_hh `[G*H, H]` for the backward's.
     private let forwardRecurrent: RepeatedOperand<Element>
     private let backwardRecurrent: RepeatedOperand<Element>
@@ -59,7 +64,8 @@ struct RecurrentCore<Element: Scalar> {
         hasBias = bias
         self.returnSequences = returnSequences
         self.initializer = initializer
-        sharedBiasGradient = bias ? Buffer(count: gates * hiddenSize) : nil
+        hiddenStride = (hiddenSize + 1 + input[1] + 15) / 16 * 16
+        parameterProducts = Buffer(count: (gates == 3 ? 2 : 1) * gates * hiddenSize * hiddenStride)
         let panels = try RecurrentProductKernel.automatic() == .panels
         forwardRecurrent = RepeatedOperand(k: hiddenSize, n: gates * hiddenSize, transposed: true, panels: panels)
         backwardRecurrent = RepeatedOperand(k: gates * hiddenSize, n: hiddenSize, transposed: false, panels: panels)
@@ -138,6 +144,12 @@ struct RecurrentCore<Element: Scalar> {
                      alpha: 1, a: x, lda: features, b: weightIH, ldb: features, beta: 0, c: gates, ldc: rows)
     }
 
+    /// Writes the 1 of every row of a layer's new `hidden` buffer `[maxBatch, T, S]` (the steps
+    /// write only h, `accumulateGradients` only x).
+    func prepareHidden(_ hidden: UnsafeMutablePointer<Element>, maxBatch: Int) {
+        for row in 0..<maxBatch * steps { hidden[row * hiddenStride + hiddenSize] = 1 }
+    }
+
     /// Call before a forward pass's `projectHidden`: W_hh as it is for the whole pass.
     func beginForward() { forwardRecurrent.prepare(weightHH) }
 
@@ -145,10 +157,10 @@ struct RecurrentCore<Element: Scalar> {
     func beginBackward() { backwardRecurrent.prepare(weightHH) }
 
     /// products[:, t] = hidden[:, t] W_hh^T (+ products[:, t] when accumulating): step t's
-    /// recurrent product. hidden: `[N, T, H]`; products: `[N, T, G*H]`.
+    /// recurrent product. hidden: `[N, T, S]`; products: `[N, T, G*H]`.
     func projectHidden(step t: Int, _ hidden: UnsafePointer<Element>, into products: UnsafeMutablePointer<Element>,
                        accumulate: Bool, batch: Int) {
-        forwardRecurrent.multiply(m: batch, hidden + t * hiddenSize, lda: steps * hiddenSize,
+        forwardRecurrent.multiply(m: batch, hidden + t * hiddenStride, lda: steps * hiddenStride,
                                   into: products + t * gates * hiddenSize, ldc: steps * gates * hiddenSize, accumulate: accumulate)
     }
 
@@ -163,28 +175,35 @@ struct RecurrentCore<Element: Scalar> {
     /// Accumulates the gradients of the four tensors over all steps and writes dx (when asked for).
     ///
     /// inputGradients `[N, T, G*H]`: dL/d(W_ih x_t + b_ih); recurrentGradients: dL/d(W_hh h_{t-1} + b_hh)
-    /// (the same buffer for the LSTM and RNN); hidden: `[N, T, H]`, h_{t-1} at step t.
+    /// (the same buffer for the LSTM and RNN); hidden: `[N, T, S]`, h_{t-1} at step t, whose rows
+    /// this completes with 1 and x_t.
     func accumulateGradients(x: UnsafePointer<Element>, inputGradients: UnsafePointer<Element>,
-                             recurrentGradients: UnsafePointer<Element>, hidden: UnsafePointer<Element>,
+                             recurrentGradients: UnsafePointer<Element>, hidden: UnsafeMutablePointer<Element>,
                              dx: UnsafeMutablePointer<Element>?, batch: Int) {
-        let rows = gates * hiddenSize, samples = batch * steps
-        // dW_ih[G*H, F] += dA[N*T, G*H]^T x[N*T, F]
-        Element.gemm(transA: true, transB: false, m: rows, n: features, k: samples,
-                     alpha: 1, a: inputGradients, lda: rows, b: x, ldb: features, beta: 1, c: weightIHGradient, ldc: features)
-        // dW_hh[G*H, H] += dM[N*T, G*H]^T hidden[N*T, H]
-        Element.gemm(transA: true, transB: false, m: rows, n: hiddenSize, k: samples,
-                     alpha: 1, a: recurrentGradients, lda: rows, b: hidden, ldb: hiddenSize, beta: 1,
-                     c: weightHHGradient, ldc: hiddenSize)
-        if let biasIHGradient, let biasHHGradient {
-            if inputGradients == recurrentGradients, let shared = sharedBiasGradient?.pointer {
-                // The LSTM and RNN: one pass of column sums for both (bitwise the same as two
-                // passes onto the zeroed gradients: 0 + the first row is exact).
-                fillZero(shared, count: rows)
-                accumulateColumnSums(inputGradients, shared, rows: samples, columns: rows)
-                for k in 0..<rows { biasIHGradient[k] += shared[k]; biasHHGradient[k] += shared[k] }
-            } else {
-                accumulateColumnSums(inputGradients, biasIHGradient, rows: samples, columns: rows)
-                accumulateColumnSums(recurrentGradients, biasHHGradient, rows: samples, columns: rows)
+        let rows = gates * hiddenSize, samples = batch * steps, h = hiddenSize, stride = hiddenStride
+        forEachShare(of: samples, values: samples * features) { range in
+            copyColumns(x, sourceStride: features, into: hidden + h + 1, targetStride: stride, columns: features,
+                        rows: range, accumulate: false)
+        }
+        // [dW_hh | db | dW_ih] = dM[N*T, G*H]^T [h | 1 | x][N*T, H + 1 + F] (dM = dA: db is both
+        // biases' gradient); for the GRU, [dW_hh | db_hh] = dM^T [h | 1], and [db_ih | dW_ih] =
+        // dA^T [1 | x] into a second block, at the columns where they fall in the first.
+        let hhProducts = parameterProducts.pointer
+        let shared = inputGradients == recurrentGradients
+        Element.gemm(transA: true, transB: false, m: rows, n: shared ? h + 1 + features : h + 1, k: samples,
+                     alpha: 1, a: recurrentGradients, lda: rows, b: hidden, ldb: stride, beta: 0, c: hhProducts, ldc: stride)
+        let ihProducts = shared ? hhProducts : hhProducts + rows * stride
+        if !shared {
+            Element.gemm(transA: true, transB: false, m: rows, n: 1 + features, k: samples,
+                         alpha: 1, a: inputGradients, lda: rows, b: hidden + h, ldb: stride, beta: 0, c: ihProducts + h, ldc: stride)
+        }
+        forEachShare(of: rows, values: rows * (h + 1 + features)) { range in
+            copyColumns(hhProducts, sourceStride: stride, into: weightHHGradient, targetStride: h, columns: h, rows: range, accumulate: true)
+            copyColumns(ihProducts + h + 1, sourceStride: stride, into: weightIHGradient, targetStride: features, columns: features,
+                        rows: range, accumulate: true)
+            if let biasIHGradient, let biasHHGradient {
+                copyColumns(hhProducts + h, sourceStride: stride, into: biasHHGradient, targetStride: 1, columns: 1, rows: range, accumulate: true)
+                copyColumns(ihProducts + h, sourceStride: stride, into: biasIHGradient, targetStride: 1, columns: 1, rows: range, accumulate: true)
             }
         }
         if let dx {
