@@ -16,14 +16,14 @@
 ///     i = σ(a_i), f = σ(a_f), g = tanh(a_g), o = σ(a_o)
 ///     c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
 ///
-/// gates: `[N, T, 4H]`, in: the products `W_ih x_t + W_hh h_{t-1}`, out: i, f, g, o.
-/// cells, cellTanh: `[N, T, H]`, cellTanh[n, t] = tanh(c_t); hidden: `[N, T, S]`. bias: `[4H]`, b_ih + b_hh.
+/// gates: `[N, T, 4H]`, in: a, out: i, f, g, o. cells, cellTanh: `[N, T, H]`, cellTanh[n, t] =
+/// tanh(c_t); hidden: `[N, T, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func lstmForwardStep<T: Scalar>(
     _ t: Int, gates: UnsafeMutablePointer<T>, cells: UnsafeMutablePointer<T>, cellTanh: UnsafeMutablePointer<T>,
-    hidden: UnsafeMutablePointer<T>, hiddenStride: Int, bias: UnsafePointer<T>,
+    hidden: UnsafeMutablePointer<T>, hiddenStride: Int,
     output: UnsafeMutablePointer<T>?, outputStride: Int, batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
@@ -34,9 +34,9 @@ func lstmForwardStep<T: Scalar>(
         let nextCell = previousCell + h, nextHidden = hidden + (row + 1) * hiddenStride
         let tanhC = cellTanh + row * h
         // One pass per activation, each a plain loop over contiguous values that vectorises.
-        for k in 0..<2 * h { a[k] = sigmoid(a[k] + bias[k]) }
-        for k in 2 * h..<3 * h { a[k] = fastTanh(a[k] + bias[k]) }
-        for k in 3 * h..<4 * h { a[k] = sigmoid(a[k] + bias[k]) }
+        for k in 0..<2 * h { a[k] = sigmoid(a[k]) }
+        for k in 2 * h..<3 * h { a[k] = fastTanh(a[k]) }
+        for k in 3 * h..<4 * h { a[k] = sigmoid(a[k]) }
         let i = a, f = a + h, g = a + 2 * h, o = a + 3 * h
         if hasNext {
             for j in 0..<h {
@@ -180,13 +180,14 @@ func gruBackwardStep<T: Scalar>(
 }
 
 /// One step of an Elman (1990) network, as PyTorch's `nn.RNN`: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),
-/// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the products, out: h_t. hidden: `[N, T, S]`.
+/// act = relu when `relu`, else tanh. states: `[N, T, H]`, in: the pre-activations, out: h_t.
+/// hidden: `[N, T, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 func rnnForwardStep<T: Scalar>(
-    _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, hiddenStride: Int, biasIH: UnsafePointer<T>,
-    biasHH: UnsafePointer<T>, relu: Bool, output: UnsafeMutablePointer<T>?, outputStride: Int,
+    _ t: Int, states: UnsafeMutablePointer<T>, hidden: UnsafeMutablePointer<T>, hiddenStride: Int,
+    relu: Bool, output: UnsafeMutablePointer<T>?, outputStride: Int,
     batch: Int, steps: Int, hiddenSize h: Int
 ) {
     let hasNext = t + 1 < steps
@@ -194,7 +195,6 @@ func rnnForwardStep<T: Scalar>(
         let row = n * steps + t
         let a = states + row * h, next = hidden + (row + 1) * hiddenStride
         // One pass per kind of work, each a plain loop over contiguous values that vectorises.
-        for j in 0..<h { a[j] = a[j] + biasIH[j] + biasHH[j] }
         if relu {
             for j in 0..<h { a[j] = max(a[j], 0) }
         } else {

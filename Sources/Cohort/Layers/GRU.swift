@@ -28,7 +28,8 @@ public final class GRU<Element: Scalar>: Layer {
 
     public init(input: [Int], hiddenSize: Int, returnSequences: Bool, bias: Bool, initializer: LayerInit, index: LayerPlace) throws {
         core = try RecurrentCore(kind: "gru", input: input, hiddenSize: hiddenSize, gates: 3, bias: bias,
-                                 returnSequences: returnSequences, initializer: initializer, index: index)
+                                 returnSequences: returnSequences, initializer: initializer, index: index,
+                                 separateRecurrentTerm: true)
         inputShape = input
     }
 
@@ -52,7 +53,7 @@ public final class GRU<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        core.beginForward()
+        core.beginForward(x, hidden: hidden.pointer, batch: batch)
         core.projectInputs(x, into: gates.pointer, batch: batch)
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
@@ -86,7 +87,7 @@ public final class GRU<Element: Scalar>: Layer {
                 if t > 0 { core.backpropagateHidden(step: t, recurrentGradients, into: hiddenGradient, accumulate: true, batch: count) }
             }
         }
-        core.accumulateGradients(x: x, inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
+        core.accumulateGradients(inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }

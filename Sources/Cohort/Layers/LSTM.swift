@@ -22,8 +22,6 @@ public final class LSTM<Element: Scalar>: Layer {
     /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     private var cellTanh = Buffer<Element>(count: 0)
-    /// b_ih + b_hh, summed once per forward pass: `[4H]`.
-    private let combinedBias: Buffer<Element>
     /// dL/dh and dL/dc carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
     private var cellGradient = Buffer<Element>(count: 0)
@@ -32,7 +30,6 @@ public final class LSTM<Element: Scalar>: Layer {
         core = try RecurrentCore(kind: "lstm", input: input, hiddenSize: hiddenSize, gates: 4, bias: bias,
                                  returnSequences: returnSequences, initializer: initializer, index: index)
         inputShape = input
-        combinedBias = Buffer(count: 4 * hiddenSize)
     }
 
     public var parameterShapes: [ParameterShape] { core.parameterShapes }
@@ -56,17 +53,15 @@ public final class LSTM<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        core.beginForward()
-        for k in 0..<combinedBias.count { combinedBias.pointer[k] = core.biasIH[k] + core.biasHH[k] }
-        core.projectInputs(x, into: gates.pointer, batch: batch)
+        core.beginForward(x, hidden: hidden.pointer, batch: batch)
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 4 * h
             let cells = self.cells.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * core.hiddenStride
             let cellTanh = self.cellTanh.pointer + first * steps * h
             for t in 0..<steps {
-                if t > 0 { core.projectHidden(step: t, hidden, into: gates, accumulate: true, batch: count) }
-                lstmForwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, hidden: hidden, hiddenStride: core.hiddenStride, bias: combinedBias.pointer,
+                core.projectHidden(step: t, hidden, into: gates, accumulate: false, batch: count)
+                lstmForwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, hidden: hidden, hiddenStride: core.hiddenStride,
                                 output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }
@@ -91,7 +86,7 @@ public final class LSTM<Element: Scalar>: Layer {
                 if t > 0 { core.backpropagateHidden(step: t, gateGradients, into: hiddenGradient, accumulate: false, batch: count) }
             }
         }
-        core.accumulateGradients(x: x, inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
+        core.accumulateGradients(inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }

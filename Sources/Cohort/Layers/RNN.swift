@@ -50,14 +50,13 @@ public final class RNN<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        core.beginForward()
-        core.projectInputs(x, into: states.pointer, batch: batch)
+        core.beginForward(x, hidden: hidden.pointer, batch: batch)
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
             let states = self.states.pointer + first * steps * h, hidden = self.hidden.pointer + first * steps * core.hiddenStride
             for t in 0..<steps {
-                if t > 0 { core.projectHidden(step: t, hidden, into: states, accumulate: true, batch: count) }
-                rnnForwardStep(t, states: states, hidden: hidden, hiddenStride: core.hiddenStride, biasIH: core.biasIH, biasHH: core.biasHH,
+                core.projectHidden(step: t, hidden, into: states, accumulate: false, batch: count)
+                rnnForwardStep(t, states: states, hidden: hidden, hiddenStride: core.hiddenStride,
                                relu: nonlinearity == .relu, output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }
@@ -79,7 +78,7 @@ public final class RNN<Element: Scalar>: Layer {
                 if t > 0 { core.backpropagateHidden(step: t, stateGradients, into: hiddenGradient, accumulate: false, batch: count) }
             }
         }
-        core.accumulateGradients(x: x, inputGradients: stateGradients.pointer, recurrentGradients: stateGradients.pointer,
+        core.accumulateGradients(inputGradients: stateGradients.pointer, recurrentGradients: stateGradients.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }

@@ -7,12 +7,16 @@
 /// `[G*H, F]`, `weight_hh_l0` `[G*H, H]`, `bias_ih_l0` and `bias_hh_l0` `[G*H]`; the initial
 /// state is zero.
 ///
-/// Backpropagation through time uses one GEMM for the input projection of all steps, one per
-/// step for the recurrent product (W_hh prepared once per pass: `RepeatedOperand`), one for dx,
-/// and one for the four parameter gradients over all steps (two for the GRU): the hidden states
-/// are kept as `hidden[n, t] = [h_{t-1}, 1, x_t]` (`hiddenStride`), so that row (n, t) of the gate
-/// gradients pairs with row (n, t) of `hidden`, and their product gives dW_hh, the biases'
-/// gradients (the column of ones: column sums) and dW_ih at once, reading the gate gradients once.
+/// The hidden states are kept as `hidden[n, t] = [h_{t-1}, 1, x_t]` (`hiddenStride`), so that one
+/// product does the work of three. In the forward, each step's pre-activations are one product of
+/// those rows with [W_hh, b_ih + b_hh, W_ih]^T (prepared once per pass: `RepeatedOperand`): the
+/// recurrent term, the biases and the input projection at once. In the backward, row (n, t) of the
+/// gate gradients pairs with row (n, t) of `hidden`, and one product over all steps gives dW_hh,
+/// the biases' gradients (the column of ones: column sums) and dW_ih, reading the gate gradients
+/// once; then one product per step for dL/dh_{t-1} and one for dx. The GRU, whose reset gate
+/// scales the recurrent term apart from the input's (`separateRecurrentTerm`), projects its inputs
+/// for all steps in one product, multiplies by W_hh alone at each step, and takes two products
+/// for the gradients.
 ///
 /// ### See Also
 /// `LSTM`, `GRU`, `RNN`, and their step kernels in `Kernels/RecurrentKernels.swift`.
@@ -41,15 +45,21 @@ struct RecurrentCore<Element: Scalar> {
     /// The distance between rows of the layers' `hidden` `[N, T, S]`: h_{t-1} (H values), a 1 and
     /// x_t (F values), padded to whole cache lines.
     let hiddenStride: Int
-    /// The gate gradients times `hidden`: `[G*H, S]`, once, or twice for the GRU, whose W_ih and
-    /// W_hh take different gradients (its reset gate scales the recurrent term of the candidate).
+    /// Whether the step products take the recurrent term alone (the GRU) rather than with the
+    /// biases and the input projection; the gradients of W_ih and W_hh then differ.
+    let separateRecurrentTerm: Bool
+    /// The gate gradients times `hidden`: `[G*H, S]`, twice with `separateRecurrentTerm`.
     private let parameterProducts: Buffer<Element>
-    /// W_hh^T `[H, G*H]` for the forward's products, W_hh `[G*H, H]` for the backward's.
+    /// [W_hh, b_ih + b_hh, W_ih] `[G*H, H + 1 + F]`, what the forward's step products multiply by
+    /// (unless `separateRecurrentTerm`).
+    private let stepWeights: Buffer<Element>?
+    /// The forward's step products: [W_hh, b, W_ih]^T `[H + 1 + F, G*H]` (W_hh^T `[H, G*H]` with
+    /// `separateRecurrentTerm`); the backward's: W_hh `[G*H, H]`.
     private let forwardRecurrent: RepeatedOperand<Element>
     private let backwardRecurrent: RepeatedOperand<Element>
 
     init(kind: String, input: [Int], hiddenSize: Int, gates: Int, bias: Bool, returnSequences: Bool,
-         initializer: LayerInit, index: LayerPlace) throws {
+         initializer: LayerInit, index: LayerPlace, separateRecurrentTerm: Bool = false) throws {
         guard input.count == 2 else {
             var message = "expects an input [T, F] (time steps, features), got \(describe(input))"
             if index == 0 && input.count == 3 && input[0] == 1 {
@@ -64,10 +74,13 @@ struct RecurrentCore<Element: Scalar> {
         hasBias = bias
         self.returnSequences = returnSequences
         self.initializer = initializer
-        hiddenStride = (hiddenSize + 1 + input[1] + 15) / 16 * 16
-        parameterProducts = Buffer(count: (gates == 3 ? 2 : 1) * gates * hiddenSize * hiddenStride)
+        self.separateRecurrentTerm = separateRecurrentTerm
+        let rows = gates * hiddenSize, stepInputs = hiddenSize + 1 + features
+        hiddenStride = (stepInputs + 15) / 16 * 16
+        parameterProducts = Buffer(count: (separateRecurrentTerm ? 2 : 1) * rows * hiddenStride)
+        stepWeights = separateRecurrentTerm ? nil : Buffer(count: rows * stepInputs)
         let panels = try RecurrentProductKernel.automatic() == .panels
-        forwardRecurrent = RepeatedOperand(k: hiddenSize, n: gates * hiddenSize, transposed: true, panels: panels)
+        forwardRecurrent = RepeatedOperand(k: separateRecurrentTerm ? hiddenSize : stepInputs, n: rows, transposed: true, panels: panels)
         backwardRecurrent = RepeatedOperand(k: gates * hiddenSize, n: hiddenSize, transposed: false, panels: panels)
     }
 
@@ -128,16 +141,18 @@ struct RecurrentCore<Element: Scalar> {
     var outputStride: Int { returnSequences ? steps * hiddenSize : hiddenSize }
 
     /// Runs `body(first, count)` over the batch's samples, shared among a `ThreadTeam`'s threads in
-    /// whole tiles of the recurrent product's rows. Samples never meet between the products over
-    /// all steps (`projectInputs`, `accumulateGradients`), so each thread can run its share of them
-    /// through every step: one fork-join per pass, and each value computed as on one thread.
+    /// whole tiles of the recurrent product's rows. Samples never meet between the passes over all
+    /// steps (`beginForward`, `projectInputs`, `accumulateGradients`), so each thread can run its
+    /// share of them through every step: one fork-join per pass, and each value computed as on one
+    /// thread.
     func forEachSampleShare(_ batch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
         forEachShare(of: batch, values: batch * steps * gates * hiddenSize, granule: 8) { samples in
             body(samples.lowerBound, samples.count)
         }
     }
 
-    /// gates[N*T, G*H] = x[N*T, F] W_ih^T: the input projection of every step in one product.
+    /// gates[N*T, G*H] = x[N*T, F] W_ih^T: the input projection of every step in one product (for
+    /// `separateRecurrentTerm`; the others' step products include it).
     func projectInputs(_ x: UnsafePointer<Element>, into gates: UnsafeMutablePointer<Element>, batch: Int) {
         let rows = self.gates * hiddenSize
         Element.gemm(transA: false, transB: true, m: batch * steps, n: rows, k: features,
@@ -145,19 +160,35 @@ struct RecurrentCore<Element: Scalar> {
     }
 
     /// Writes the 1 of every row of a layer's new `hidden` buffer `[maxBatch, T, S]` (the steps
-    /// write only h, `accumulateGradients` only x).
+    /// write only h, `beginForward` only x).
     func prepareHidden(_ hidden: UnsafeMutablePointer<Element>, maxBatch: Int) {
         for row in 0..<maxBatch * steps { hidden[row * hiddenStride + hiddenSize] = 1 }
     }
 
-    /// Call before a forward pass's `projectHidden`: W_hh as it is for the whole pass.
-    func beginForward() { forwardRecurrent.prepare(weightHH) }
+    /// Call before a forward pass's `projectHidden`: writes x_t into the rows of `hidden` `[N, T, S]`
+    /// and prepares the weights as they are for the whole pass.
+    func beginForward(_ x: UnsafePointer<Element>, hidden: UnsafeMutablePointer<Element>, batch: Int) {
+        let samples = batch * steps, h = hiddenSize
+        forEachShare(of: samples, values: samples * features) { range in
+            copyColumns(x, sourceStride: features, into: hidden + h + 1, targetStride: hiddenStride, columns: features,
+                        rows: range, accumulate: false)
+        }
+        guard let stepWeights else { return forwardRecurrent.prepare(weightHH) }
+        let rows = gates * h, width = h + 1 + features, weights = stepWeights.pointer
+        copyColumns(weightHH, sourceStride: h, into: weights, targetStride: width, columns: h, rows: 0..<rows, accumulate: false)
+        copyColumns(biasIH, sourceStride: 1, into: weights + h, targetStride: width, columns: 1, rows: 0..<rows, accumulate: false)
+        copyColumns(biasHH, sourceStride: 1, into: weights + h, targetStride: width, columns: 1, rows: 0..<rows, accumulate: true)
+        copyColumns(weightIH, sourceStride: features, into: weights + h + 1, targetStride: width, columns: features,
+                    rows: 0..<rows, accumulate: false)
+        forwardRecurrent.prepare(weights)
+    }
 
     /// Call before a backward pass's `backpropagateHidden`.
     func beginBackward() { backwardRecurrent.prepare(weightHH) }
 
-    /// products[:, t] = hidden[:, t] W_hh^T (+ products[:, t] when accumulating): step t's
-    /// recurrent product. hidden: `[N, T, S]`; products: `[N, T, G*H]`.
+    /// products[:, t] = [h_{t-1}, 1, x_t] [W_hh, b_ih + b_hh, W_ih]^T, or h_{t-1} W_hh^T with
+    /// `separateRecurrentTerm` (+ products[:, t] when accumulating): step t's product.
+    /// hidden: `[N, T, S]`; products: `[N, T, G*H]`.
     func projectHidden(step t: Int, _ hidden: UnsafePointer<Element>, into products: UnsafeMutablePointer<Element>,
                        accumulate: Bool, batch: Int) {
         forwardRecurrent.multiply(m: batch, hidden + t * hiddenStride, lda: steps * hiddenStride,
@@ -175,25 +206,19 @@ struct RecurrentCore<Element: Scalar> {
     /// Accumulates the gradients of the four tensors over all steps and writes dx (when asked for).
     ///
     /// inputGradients `[N, T, G*H]`: dL/d(W_ih x_t + b_ih); recurrentGradients: dL/d(W_hh h_{t-1} + b_hh)
-    /// (the same buffer for the LSTM and RNN); hidden: `[N, T, S]`, h_{t-1} at step t, whose rows
-    /// this completes with 1 and x_t.
-    func accumulateGradients(x: UnsafePointer<Element>, inputGradients: UnsafePointer<Element>,
-                             recurrentGradients: UnsafePointer<Element>, hidden: UnsafeMutablePointer<Element>,
+    /// (the same buffer unless `separateRecurrentTerm`); hidden: `[N, T, S]`, [h_{t-1}, 1, x_t] at step t.
+    func accumulateGradients(inputGradients: UnsafePointer<Element>,
+                             recurrentGradients: UnsafePointer<Element>, hidden: UnsafePointer<Element>,
                              dx: UnsafeMutablePointer<Element>?, batch: Int) {
         let rows = gates * hiddenSize, samples = batch * steps, h = hiddenSize, stride = hiddenStride
-        forEachShare(of: samples, values: samples * features) { range in
-            copyColumns(x, sourceStride: features, into: hidden + h + 1, targetStride: stride, columns: features,
-                        rows: range, accumulate: false)
-        }
         // [dW_hh | db | dW_ih] = dM[N*T, G*H]^T [h | 1 | x][N*T, H + 1 + F] (dM = dA: db is both
         // biases' gradient); for the GRU, [dW_hh | db_hh] = dM^T [h | 1], and [db_ih | dW_ih] =
         // dA^T [1 | x] into a second block, at the columns where they fall in the first.
         let hhProducts = parameterProducts.pointer
-        let shared = inputGradients == recurrentGradients
-        Element.gemm(transA: true, transB: false, m: rows, n: shared ? h + 1 + features : h + 1, k: samples,
+        Element.gemm(transA: true, transB: false, m: rows, n: separateRecurrentTerm ? h + 1 : h + 1 + features, k: samples,
                      alpha: 1, a: recurrentGradients, lda: rows, b: hidden, ldb: stride, beta: 0, c: hhProducts, ldc: stride)
-        let ihProducts = shared ? hhProducts : hhProducts + rows * stride
-        if !shared {
+        let ihProducts = separateRecurrentTerm ? hhProducts + rows * stride : hhProducts
+        if separateRecurrentTerm {
             Element.gemm(transA: true, transB: false, m: rows, n: 1 + features, k: samples,
                          alpha: 1, a: inputGradients, lda: rows, b: hidden + h, ldb: stride, beta: 0, c: ihProducts + h, ldc: stride)
         }
