@@ -164,3 +164,45 @@ public func batchNormInputGradient<T: Scalar>(
         }
     }
 }
+
+/// From sums[c] and squares[c], the sums of x and x² over `count` values of channel c: the batch
+/// mean and 1 / sqrt(var + epsilon), the affine that `channelAffine` applies (scale = gamma *
+/// inverseStd, shift = beta - mean * scale), and the running statistics moved by `momentum`
+/// towards the batch's (the variance unbiased). Specialised, so that a generic layer's call is not
+/// a value-witness call per operation.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func batchNormStatistics<T: Scalar>(
+    sums: UnsafePointer<Double>, squares: UnsafePointer<Double>, count: Int, epsilon: Double, momentum: Double,
+    gamma: UnsafePointer<T>, beta: UnsafePointer<T>, mean: UnsafeMutablePointer<T>, inverseStd: UnsafeMutablePointer<T>,
+    scale: UnsafeMutablePointer<T>, shift: UnsafeMutablePointer<T>,
+    runningMean: UnsafeMutablePointer<T>, runningVariance: UnsafeMutablePointer<T>, channels: Int
+) {
+    let m = Double(count)
+    let keep = T(1 - momentum), take = T(momentum)
+    for c in 0..<channels {
+        let batchMean = sums[c] / m
+        let variance = max(squares[c] / m - batchMean * batchMean, 0)
+        mean[c] = T(batchMean)
+        inverseStd[c] = T(1 / (variance + epsilon).squareRoot())
+        scale[c] = gamma[c] * inverseStd[c]
+        shift[c] = beta[c] - mean[c] * scale[c]
+        let unbiased = count > 1 ? variance * m / (m - 1) : variance
+        runningMean[c] = keep * runningMean[c] + take * T(batchMean)
+        runningVariance[c] = keep * runningVariance[c] + take * T(unbiased)
+    }
+}
+
+/// gammaGradient[c] += sumDyXhat[c], betaGradient[c] += sumDy[c]: the sums of
+/// `batchNormGradientSums` added onto the parameter gradients.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func addAffineGradients<T: Scalar>(sumDy: UnsafePointer<Double>, sumDyXhat: UnsafePointer<Double>,
+                                   gammaGradient: UnsafeMutablePointer<T>, betaGradient: UnsafeMutablePointer<T>, channels: Int) {
+    for c in 0..<channels {
+        gammaGradient[c] += T(sumDyXhat[c])
+        betaGradient[c] += T(sumDy[c])
+    }
+}

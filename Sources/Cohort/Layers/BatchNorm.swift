@@ -100,20 +100,10 @@ public final class BatchNorm<Element: Scalar>: Layer {
         forEachChannelShare(batch: batch) { range in
             channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial, only: range)
         }
-        let count = try globalCount(batch: batch, context: context)
-        let m = Double(count)
-        let keep = Element(1 - momentum), take = Element(momentum)
-        for c in 0..<channels {
-            let mean = sum[c] / m
-            let variance = max(squares[c] / m - mean * mean, 0)
-            batchMean.pointer[c] = Element(mean)
-            batchInverseStd.pointer[c] = Element(1 / (variance + epsilon).squareRoot())
-            scale[c] = gamma[c] * batchInverseStd.pointer[c]
-            shift[c] = beta[c] - batchMean.pointer[c] * scale[c]
-            let unbiased = count > 1 ? variance * m / (m - 1) : variance
-            runningMean.pointer[c] = keep * runningMean.pointer[c] + take * Element(mean)
-            runningVariance.pointer[c] = keep * runningVariance.pointer[c] + take * Element(unbiased)
-        }
+        batchNormStatistics(sums: sum, squares: squares, count: try globalCount(batch: batch, context: context), epsilon: epsilon,
+                            momentum: momentum, gamma: gamma, beta: beta, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+                            scale: scale, shift: shift, runningMean: runningMean.pointer, runningVariance: runningVariance.pointer,
+                            channels: channels)
         if !synchronized && context.communicator.worldSize > 1 {
             // Classic local statistics: workers agree on the mean of their running statistics.
             try context.communicator.allreduceSum(runningMean.pointer, count: channels)
@@ -158,10 +148,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
             batchNormGradientSums(x, dy, reluOutput: appliesReLU ? y : nil, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
                                   sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial, only: range)
         }
-        for c in 0..<channels {
-            gammaGradient[c] += Element(sumDyXhat[c])
-            betaGradient[c] += Element(sumDy[c])
-        }
+        addAffineGradients(sumDy: sumDy, sumDyXhat: sumDyXhat, gammaGradient: gammaGradient, betaGradient: betaGradient, channels: channels)
         guard let dx else { return }
         if usedBatchStatistics {
             let count = Double(try globalCount(batch: batch, context: context))
