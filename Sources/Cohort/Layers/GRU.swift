@@ -21,7 +21,7 @@ public final class GRU<Element: Scalar>: Layer {
     /// The gradients of the input and recurrent products (they differ in the n part): `[N, T, 3H]`.
     private var inputGradients = Buffer<Element>(count: 0)
     private var recurrentGradients = Buffer<Element>(count: 0)
-    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
+    /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)
@@ -62,7 +62,8 @@ public final class GRU<Element: Scalar>: Layer {
             for t in 0..<steps {
                 // At t = 0 the product is zero; it is still written, over the last forward's values.
                 core.projectHidden(step: t, hidden, into: recurrent, accumulate: false, batch: count)
-                gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride, biasIH: core.biasIH, biasHH: core.biasHH,
+                gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride,
+                               biasIH: core.biasIH, biasHH: core.biasHH,
                                output: core.output(y, step: t).map { $0 + first * core.outputStride },
                                outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
             }
@@ -80,8 +81,8 @@ public final class GRU<Element: Scalar>: Layer {
             let hidden = self.hidden.pointer + first * steps * core.hiddenStride, hiddenGradient = self.hiddenGradient.pointer + first * h
             fillZero(hiddenGradient, count: count * h)
             for t in (0..<steps).reversed() {
-                gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride, inputGradients: inputGradients,
-                                recurrentGradients: recurrentGradients, hiddenGradient: hiddenGradient,
+                gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride,
+                                inputGradients: inputGradients, recurrentGradients: recurrentGradients, hiddenGradient: hiddenGradient,
                                 outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
                 if t > 0 { core.backpropagateHidden(step: t, recurrentGradients, into: hiddenGradient, accumulate: true, batch: count) }

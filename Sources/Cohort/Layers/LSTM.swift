@@ -19,7 +19,7 @@ public final class LSTM<Element: Scalar>: Layer {
     private var gateGradients = Buffer<Element>(count: 0)
     /// c_{t-1} at step t, and tanh(c_t): `[N, T, H]`.
     private var cells = Buffer<Element>(count: 0)
-    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
+    /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     private var cellTanh = Buffer<Element>(count: 0)
     /// dL/dh and dL/dc carried from one step back to the one before: `[N, H]`.

@@ -19,7 +19,7 @@ public final class RNN<Element: Scalar>: Layer {
     /// h_t of every step: `[N, T, H]`.
     private var states = Buffer<Element>(count: 0)
     private var stateGradients = Buffer<Element>(count: 0)
-    /// h_{t-1} at step t (with x_t beside it for the weight gradients): `[N, T, S]`.
+    /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
     private var hiddenGradient = Buffer<Element>(count: 0)

@@ -227,8 +227,10 @@ struct RecurrentCore<Element: Scalar> {
             copyColumns(ihProducts + h + 1, sourceStride: stride, into: weightIHGradient, targetStride: features, columns: features,
                         rows: range, accumulate: true)
             if let biasIHGradient, let biasHHGradient {
-                copyColumns(hhProducts + h, sourceStride: stride, into: biasHHGradient, targetStride: 1, columns: 1, rows: range, accumulate: true)
-                copyColumns(ihProducts + h, sourceStride: stride, into: biasIHGradient, targetStride: 1, columns: 1, rows: range, accumulate: true)
+                copyColumns(hhProducts + h, sourceStride: stride, into: biasHHGradient, targetStride: 1, columns: 1,
+                            rows: range, accumulate: true)
+                copyColumns(ihProducts + h, sourceStride: stride, into: biasIHGradient, targetStride: 1, columns: 1,
+                            rows: range, accumulate: true)
             }
         }
         if let dx {
