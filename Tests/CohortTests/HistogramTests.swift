@@ -84,6 +84,10 @@ final class HistogramTests: XCTestCase {
         XCTAssertEqual(events[1].1["weights/0.weight"]?.numbers[3], 18)
         XCTAssertEqual(events[1].1["activations/0.conv2d"]?.numbers[3], 10 * 2 * 16, "a batch of 10 maps [2, 4, 4]")
         XCTAssertEqual(events[1].1["activations/1.relu"]?.numbers[1], 0, "the ReLU's smallest output")
+        for step in 0..<2 {
+            XCTAssertGreaterThan(events[step].1["gradients/3.weight"]?.numbers[5] ?? 0, 0,
+                                 "step \(events[step].0): the step's gradients, not zeroed by the optimizer's update")
+        }
 
         let lines = try String(contentsOf: directory.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }

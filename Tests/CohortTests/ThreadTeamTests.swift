@@ -147,19 +147,51 @@ final class ThreadTeamTests: XCTestCase {
         }
     }
 
-    /// The optimizers' updates, the finiteness check and the zeroing give bitwise the one-thread results.
-    func testElementwisePassesAreBitwiseTheSame() {
-        let count = 100_003
-        let random = CounterRandom(5)
-        let gradients = Buffer<Float>(count: count), start = Buffer<Float>(count: count)
-        for i in 0..<count { gradients.pointer[i] = Float(random.normal(UInt64(i))); start.pointer[i] = Float(random.normal(UInt64(count + i))) }
-        let optimizers: [(String, () -> Optimizer)] = [
+    /// Every optimizer, with its options away from the defaults, for `count` parameters.
+    static func optimizers(count: Int) -> [(String, () -> Optimizer)] {
+        [
             ("sgd", { SGD(momentum: 0.9, dampening: 0.1, nesterov: true, weightDecay: 1e-4, count: count) }),
             ("adam", { Adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 1e-4, amsgrad: true, count: count) }),
             ("adamw", { AdamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 1e-2, amsgrad: false, count: count) }),
             ("rmsprop", { RMSprop(alpha: 0.99, epsilon: 1e-8, weightDecay: 1e-4, momentum: 0.9, centered: true, count: count) }),
             ("adagrad", { Adagrad(lrDecay: 0.01, weightDecay: 1e-4, initialAccumulatorValue: 0.1, epsilon: 1e-10, count: count) }),
         ]
+    }
+
+    /// `stepZeroingGradients` (SGD zeroes each chunk after its update, the others after the whole
+    /// update): bitwise the parameters of `step`, and the gradients left zero, alone and on teams.
+    /// 100,003 values: the last chunk of each share is partial.
+    func testStepsThatZeroTheGradientsUpdateAsStep() {
+        let count = 100_003
+        let random = CounterRandom(6)
+        let gradients = (0..<count).map { Float(random.normal(UInt64($0))) }
+        let start = (0..<count).map { Float(random.normal(UInt64(count + $0))) }
+        for (name, make) in Self.optimizers(count: count) {
+            for team in [nil] + Self.teams {
+                let stepped = Buffer<Float>(count: count), zeroing = Buffer<Float>(count: count), g = Buffer<Float>(count: count)
+                stepped.pointer.update(from: start, count: count)
+                zeroing.pointer.update(from: start, count: count)
+                let (plain, fused) = (make(), make())
+                with(team) {
+                    for _ in 0..<3 {
+                        g.pointer.update(from: gradients, count: count)
+                        plain.step(parameters: stepped.pointer, gradients: g.pointer, count: count, lr: 0.05)
+                        fused.stepZeroingGradients(parameters: zeroing.pointer, gradients: g.pointer, count: count, lr: 0.05)
+                        XCTAssertTrue(g.buffer.allSatisfy { $0 == 0 }, "\(name), team \(team?.size ?? 1): gradients left")
+                    }
+                }
+                XCTAssertTrue(zeroing.buffer.elementsEqual(stepped.buffer), "\(name), team \(team?.size ?? 1)")
+            }
+        }
+    }
+
+    /// The optimizers' updates, the finiteness check and the zeroing give bitwise the one-thread results.
+    func testElementwisePassesAreBitwiseTheSame() {
+        let count = 100_003
+        let random = CounterRandom(5)
+        let gradients = Buffer<Float>(count: count), start = Buffer<Float>(count: count)
+        for i in 0..<count { gradients.pointer[i] = Float(random.normal(UInt64(i))); start.pointer[i] = Float(random.normal(UInt64(count + i))) }
+        let optimizers = Self.optimizers(count: count)
         func trained(_ team: ThreadTeam?, _ make: () -> Optimizer) -> [Float] {
             let p = Buffer<Float>(count: count)
             p.pointer.update(from: start.pointer, count: count)
@@ -185,6 +217,39 @@ final class ThreadTeamTests: XCTestCase {
                 let zeroed = Buffer<Float>(count: count, zero: 1)
                 fillZero(zeroed.pointer, count: count)
                 XCTAssertTrue(zeroed.buffer.allSatisfy { $0 == 0 })
+            }
+        }
+    }
+
+    /// Steps that let the optimizer zero the gradients (`keepGradients: false`, as `cohort bench`
+    /// and training between histograms run) train bitwise the weights of steps that keep them: the
+    /// next backward skips its own zeroing exactly when the gradients are zero, also when a step
+    /// that keeps them follows one that zeroed them (a histogram step). mlp and lstm, alone and on
+    /// teams.
+    func testStepsThatLetTheOptimizerZeroTheGradientsTrainTheSameWeights() throws {
+        for workload in [Workload.mlp, .lstm] {
+            func trained(keepGradients: [Bool], _ team: ThreadTeam?) throws -> [Float] {
+                try with(team) {
+                    let model = try Model<Float>(try workload.model)
+                    model.initialize(seed: 3)
+                    let sgd = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
+                    let step = TrainingStep(model: model, optimizer: sgd, communicator: SoloCommunicator(), seed: 9, maxLocalBatch: 16)
+                    let random = CounterRandom(4)
+                    for i in 0..<(16 * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+                    for i in 0..<16 { step.labels.pointer[i] = Int32(random.below(10, UInt64(1 << 40 + i))) }
+                    for (s, keep) in keepGradients.enumerated() {
+                        try step.run(step: s, localBatch: 16, globalBatch: 16, firstSampleIndex: 0, lr: 0.05, keepGradients: keep)
+                        XCTAssertEqual(model.gradientsAreZero, !keep)
+                        XCTAssertEqual(model.gradients.buffer.allSatisfy { $0 == 0 }, !keep, "\(workload) step \(s)")
+                    }
+                    return Array(model.parameters.buffer)
+                }
+            }
+            for team in [nil] + Self.teams {
+                let kept = try trained(keepGradients: [true, true, true, true, true], team)
+                XCTAssertTrue(try trained(keepGradients: [false, false, false, false, false], team) == kept, "\(workload), team \(team?.size ?? 1)")
+                XCTAssertTrue(try trained(keepGradients: [false, true, true, false, true], team) == kept,
+                              "\(workload) mixed, team \(team?.size ?? 1)")
             }
         }
     }

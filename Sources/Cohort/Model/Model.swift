@@ -192,9 +192,15 @@ public final class Model<Element: Scalar> {
         try root.forward(inputBuffer.pointer, outputBuffer.pointer, batch: batch, context: context, from: start)
     }
 
-    /// Zeroes the parameter gradients, then backpropagates `outputGradient` through every layer.
+    /// Whether every parameter gradient is zero already (the optimizer zeroed them in its update),
+    /// so that `backward` need not. Cleared by `backward`; set only by whoever zeroed them.
+    var gradientsAreZero = false
+
+    /// Zeroes the parameter gradients (unless `gradientsAreZero`), then backpropagates
+    /// `outputGradient` through every layer.
     public func backward(batch: Int, context: StepContext) throws {
-        fillZero(gradients.pointer, count: gradients.count)
+        if !gradientsAreZero { fillZero(gradients.pointer, count: gradients.count) }
+        gradientsAreZero = false
         try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer.pointer,
                           batch: batch, context: context, firstInputGradient: false, finished: layerFinished)
     }

@@ -3,10 +3,22 @@
 public protocol Optimizer: AnyObject {
     /// Updates `count` parameters from their gradients with learning rate `lr`.
     func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int, lr: Float)
+    /// As `step`, then sets the gradients to zero, ready for the next backward: in the same pass
+    /// over memory where the optimizer can, chunk by chunk while a chunk's gradients are in cache.
+    func stepZeroingGradients(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int, lr: Float)
     /// The state the next step depends on, for checkpoints: named flat tensors of `count` values.
     func stateTensors() -> [(name: String, values: UnsafeMutablePointer<Float>)]
     /// Steps taken so far (PyTorch's per-parameter `step`, the same for all here).
     var steps: Int64 { get set }
+}
+
+extension Optimizer {
+    /// The update, then a pass of zeroes.
+    public func stepZeroingGradients(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
+                                     count: Int, lr: Float) {
+        step(parameters: parameters, gradients: gradients, count: count, lr: lr)
+        fillZero(gradients, count: count)
+    }
 }
 
 /// Builds the optimizer a config names, for `count` parameters.

@@ -26,12 +26,14 @@ public enum Benchmark {
         for i in 0..<(mine.count * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
         for i in 0..<mine.count { stepper.labels.pointer[i] = Int32(random.below(model.classes, UInt64(1 << 40 + i))) }
         for step in 0..<5 {
-            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01)
+            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01,
+                            keepGradients: false)
         }
         try communicator.barrier()
         let start = DispatchTime.now().uptimeNanoseconds
         for step in 5..<(5 + steps) {
-            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01)
+            try stepper.run(step: step, localBatch: mine.count, globalBatch: batch, firstSampleIndex: mine.lowerBound, lr: 0.01,
+                            keepGradients: false)
         }
         try communicator.barrier()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -123,8 +123,11 @@ public final class Trainer {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
             var lastMicroBatch = 0
             let lr = schedule.rate(at: step)
+            // The optimizer zeroes the gradients as it updates, unless this step's histograms read them.
+            let histogramsAfter = recorder != nil && config.train.histogramsEverySteps.map { (step + 1) % $0 == 0 || step == 0 } == true
             let (loss, accuracy, stopRequested) = try stepper.run(step: step, globalBatch: batchSize, lr: lr,
-                                                                  requestStop: StopSignal.received != 0) { micro in
+                                                                  requestStop: StopSignal.received != 0,
+                                                                  keepGradients: histogramsAfter) { micro in
                 let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world,
                                                     microBatch: micro, of: microBatches)
                 train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))

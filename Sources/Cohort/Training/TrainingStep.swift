@@ -47,9 +47,11 @@ public final class TrainingStep {
     /// Trains on the `localBatch` samples already in `model.input` and `labels` (one micro-batch).
     @discardableResult
     public func run(step: Int, localBatch: Int, globalBatch: Int, firstSampleIndex: Int, lr: Double,
-                    requestStop: Bool = false) throws -> (loss: Double, accuracy: Double, stop: Bool) {
+                    requestStop: Bool = false, keepGradients: Bool = true) throws -> (loss: Double, accuracy: Double, stop: Bool) {
         precondition(microBatches == 1, "a step of several micro-batches loads each one: use run(step:globalBatch:lr:load:)")
-        return try run(step: step, globalBatch: globalBatch, lr: lr, requestStop: requestStop) { _ in (localBatch, firstSampleIndex) }
+        return try run(step: step, globalBatch: globalBatch, lr: lr, requestStop: requestStop, keepGradients: keepGradients) { _ in
+            (localBatch, firstSampleIndex)
+        }
     }
 
     /// Trains on global step `step`: `load(j)` puts this worker's samples of micro-batch `j` into
@@ -58,8 +60,10 @@ public final class TrainingStep {
     /// Returns the mean loss and accuracy over the global batch, and whether any worker asked to
     /// stop (`requestStop`): all workers learn it in the same step. A loss or gradient that is not
     /// finite stops training before the update, so the weights stay those of the last good step.
+    /// Without `keepGradients`, the optimizer zeroes the gradients as it updates (one pass over
+    /// memory fewer): they are not there to read after the step.
     @discardableResult
-    public func run(step: Int, globalBatch: Int, lr: Double, requestStop: Bool = false,
+    public func run(step: Int, globalBatch: Int, lr: Double, requestStop: Bool = false, keepGradients: Bool = true,
                     load: (_ microBatch: Int) throws -> (count: Int, firstSampleIndex: Int)) throws -> (loss: Double, accuracy: Double, stop: Bool) {
         communicator.step = step
         var lossSum = 0.0, correct = 0
@@ -108,8 +112,14 @@ public final class TrainingStep {
             throw CohortError("step \(step): a gradient became NaN or infinite; training stopped before updating the weights (lower optimizer.lr, or find the layer with `cohort check`)")
         }
         if let clipGradNorm { clipGradientNorm(model.gradients.pointer, count: model.gradients.count, maxNorm: clipGradNorm) }
-        optimizer.step(parameters: model.parameters.pointer, gradients: model.gradients.pointer,
-                       count: model.parameters.count, lr: Float(lr))
+        if keepGradients {
+            optimizer.step(parameters: model.parameters.pointer, gradients: model.gradients.pointer,
+                           count: model.parameters.count, lr: Float(lr))
+        } else {
+            optimizer.stepZeroingGradients(parameters: model.parameters.pointer, gradients: model.gradients.pointer,
+                                           count: model.parameters.count, lr: Float(lr))
+            model.gradientsAreZero = true
+        }
         return (loss, totals.pointer[1] / Double(globalBatch), totals.pointer[2] > 0)
     }
 }
