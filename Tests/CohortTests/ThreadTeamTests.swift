@@ -221,6 +221,19 @@ final class ThreadTeamTests: XCTestCase {
         }
     }
 
+    /// A fresh model of `workload` with SGD (momentum 0.9) and a batch of `batch` random samples
+    /// loaded, made on the current team.
+    private func trainingStep(_ workload: Workload, batch: Int) throws -> (Model<Float>, TrainingStep) {
+        let model = try Model<Float>(try workload.model)
+        model.initialize(seed: 3)
+        let sgd = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
+        let step = TrainingStep(model: model, optimizer: sgd, communicator: SoloCommunicator(), seed: 9, maxLocalBatch: batch)
+        let random = CounterRandom(4)
+        for i in 0..<(batch * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
+        for i in 0..<batch { step.labels.pointer[i] = Int32(random.below(10, UInt64(1 << 40 + i))) }
+        return (model, step)
+    }
+
     /// Steps that let the optimizer zero the gradients (`keepGradients: false`, as `cohort bench`
     /// and training between histograms run) train bitwise the weights of steps that keep them: the
     /// next backward skips its own zeroing exactly when the gradients are zero, also when a step
@@ -230,13 +243,7 @@ final class ThreadTeamTests: XCTestCase {
         for workload in [Workload.mlp, .lstm] {
             func trained(keepGradients: [Bool], _ team: ThreadTeam?) throws -> [Float] {
                 try with(team) {
-                    let model = try Model<Float>(try workload.model)
-                    model.initialize(seed: 3)
-                    let sgd = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
-                    let step = TrainingStep(model: model, optimizer: sgd, communicator: SoloCommunicator(), seed: 9, maxLocalBatch: 16)
-                    let random = CounterRandom(4)
-                    for i in 0..<(16 * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
-                    for i in 0..<16 { step.labels.pointer[i] = Int32(random.below(10, UInt64(1 << 40 + i))) }
+                    let (model, step) = try trainingStep(workload, batch: 16)
                     for (s, keep) in keepGradients.enumerated() {
                         try step.run(step: s, localBatch: 16, globalBatch: 16, firstSampleIndex: 0, lr: 0.05, keepGradients: keep)
                         XCTAssertEqual(model.gradientsAreZero, !keep)
@@ -261,13 +268,7 @@ final class ThreadTeamTests: XCTestCase {
         for workload in [Workload.mlp, .cnn] {
             func trained(_ team: ThreadTeam?) throws -> [Float] {
                 try with(team) {
-                    let model = try Model<Float>(try workload.model)
-                    model.initialize(seed: 3)
-                    let sgd = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
-                    let step = TrainingStep(model: model, optimizer: sgd, communicator: SoloCommunicator(), seed: 9, maxLocalBatch: 32)
-                    let random = CounterRandom(4)
-                    for i in 0..<(32 * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }
-                    for i in 0..<32 { step.labels.pointer[i] = Int32(random.below(10, UInt64(1 << 40 + i))) }
+                    let (model, step) = try trainingStep(workload, batch: 32)
                     for s in 0..<4 { try step.run(step: s, localBatch: 32, globalBatch: 32, firstSampleIndex: 0, lr: 0.05) }
                     return Array(model.parameters.buffer)
                 }
