@@ -74,6 +74,19 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThan(try compareWithIm2col(Double.self, input: [4, 32, 32], out: 2, padding: 1, batch: 2, chunkElements: 1), 1e-13)
     }
 
+    /// Rows of 4 tiles, two to a vector (`WinogradTiling.pairsRows`): 8 x 8 and 7 x 7 maps, an odd
+    /// number of rows of tiles (5 x 8: the last paired with itself), several images per chunk and
+    /// one, in Double against im2col and in Float on ResNet-20's last stage.
+    func testRowsOfFourTilesPairedMatchIm2col() throws {
+        for (input, batch, chunk) in [([3, 8, 8], 3, nil), ([2, 7, 7], 2, 1), ([3, 5, 8], 3, nil), ([2, 5, 8], 2, 1)] as [([Int], Int, Int?)] {
+            XCTAssertTrue(WinogradTiling(WindowGeometry(channels: input[0], height: input[1], width: input[2], kernel: 3, stride: 1, padding: 1),
+                                         outChannels: 3).pairsRows)
+            XCTAssertLessThan(try compareWithIm2col(Double.self, input: input, out: 3, padding: 1, batch: batch, chunkElements: chunk),
+                              1e-13, "\(input)")
+        }
+        XCTAssertLessThan(try compareWithIm2col(Float.self, input: [64, 8, 8], out: 64, padding: 1, batch: 4), 1e-5)
+    }
+
     /// Float32 rounding of the transforms: within 1e-5 of im2col on a layer of ResNet-20's size.
     func testMatchesIm2colInFloatOnAResNetLayer() throws {
         XCTAssertLessThan(try compareWithIm2col(Float.self, input: [32, 16, 16], out: 32, padding: 1, batch: 4), 1e-5)

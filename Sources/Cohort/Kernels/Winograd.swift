@@ -18,10 +18,11 @@
 /// elements of slack after each ξ (`WinogradTiling.transformedStride`). Tile (ty, tx) covers
 /// outputs (2ty..2ty+1, 2tx..2tx+1) and reads inputs from row `2ty - padding`, column `2tx - padding`.
 /// The transforms work a row of tiles at a time in vectors of 8 tiles (even and odd columns apart
-/// through SIMD16's halves). A row's last vector may overhang into tiles written later (the next
-/// row's, the next image's) or the slack, but never into the next channel's, so that threads can
-/// transform different channels at once; `WinogradTiling.scratchCount` elements of scratch serve
-/// every transform.
+/// through SIMD16's halves), or two rows when a row holds 4 tiles (maps 7 or 8 wide:
+/// `WinogradTiling.pairsRows`), so that no lane computes a tile that is thrown away. A row's last
+/// vector may overhang into tiles written later (the next row's, the next image's) or the slack,
+/// but never into the next channel's, so that threads can transform different channels at once;
+/// `WinogradTiling.scratchCount` elements of scratch serve every transform.
 public struct WinogradTiling: Equatable, Sendable {
     public let geometry: WindowGeometry
     public let outChannels: Int
@@ -43,11 +44,19 @@ public struct WinogradTiling: Equatable, Sendable {
     public var tilesPerImage: Int { tilesHigh * tilesWide }
     /// Tiles of a row rounded up to whole vectors of 8.
     var lanes: Int { (tilesWide + 7) / 8 * 8 }
+    /// Whether a vector of 8 tiles holds two rows of 4 (one core, batch 32, 64 channels of 8 x 8:
+    /// the input transform 0.32 ms a layer, as much as on 32 channels of 16 x 16, when each vector
+    /// computed a row of 4 and 4 tiles of the next row to be thrown away).
+    var pairsRows: Bool { tilesWide == 4 }
+    /// Rows of tiles in a vector: 2 when `pairsRows`, else 1.
+    var rowsPerVector: Int { pairsRows ? 2 : 1 }
     /// Stride of a row of the band of 4 input rows (padded image columns -p ..< 2 * lanes + 16 - p).
     var bandStride: Int { 2 * lanes + 16 }
-    /// Elements of scratch every transform of this tiling needs: two bands, and 16 rows of tiles or
-    /// a row of zeros.
-    public var scratchCount: Int { 8 * bandStride + max(16 * (lanes + 16), geometry.width) }
+    /// Elements of scratch every transform of this tiling needs: two bands per row of tiles in a
+    /// vector, and 16 rows of tiles per row of tiles in a vector, or a row of zeros.
+    public var scratchCount: Int {
+        rowsPerVector * 8 * bandStride + max(rowsPerVector * 16 * (lanes + 16), geometry.width)
+    }
 
     /// Elements from one ξ to the next of a transformed tensor of `channels` channels over `images`
     /// images: the tiles and 8 of slack, rounded up to a cache line, so that every ξ starts on one
@@ -57,6 +66,12 @@ public struct WinogradTiling: Equatable, Sendable {
     /// Elements of a transformed tensor of `channels` channels over `images` images.
     public func transformedCount(channels: Int, images: Int) -> Int { 16 * transformedStride(channels: channels, images: images) }
 }
+
+/// The rows of tiles in a vector of 8 tiles, as a type, so that a transform is compiled once for
+/// each count with the count a constant, and the one-row loops stay as fast as before pairing.
+protocol RowsOfTiles { static var count: Int { get } }
+enum OneRowOfTiles: RowsOfTiles { static var count: Int { 1 } }
+enum TwoRowsOfTiles: RowsOfTiles { static var count: Int { 2 } }
 
 @inline(__always)
 private func load8<T: Scalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
@@ -204,37 +219,63 @@ private func fillInputBand<T: Scalar>(_ band: UnsafeMutablePointer<T>, image: Un
 public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: UnsafeMutablePointer<T>, images: Int,
                                               _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
                                               only range: Range<Int>? = nil) {
+    if tiling.pairsRows {
+        winogradTransformInput(x, v, images: images, tiling, scratch: scratch, only: range, rowsPerVector: TwoRowsOfTiles.self)
+    } else {
+        winogradTransformInput(x, v, images: images, tiling, scratch: scratch, only: range, rowsPerVector: OneRowOfTiles.self)
+    }
+}
+
+private func winogradTransformInput<T: Scalar, Rows: RowsOfTiles>(_ x: UnsafePointer<T>, _ v: UnsafeMutablePointer<T>, images: Int,
+                                                                   _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                                                   only range: Range<Int>?, rowsPerVector _: Rows.Type) {
+    let pair = Rows.count
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
-    let width = g.width
-    // Two bands, band[r][j] = B^T over padded image rows 2ty - p + r at column j - p (zero outside
-    // the image): one is filled for the next row of tiles while the other is read, so that no load
-    // waits on the stores just made. `zeros` stands for rows outside the image.
-    let bands = (scratch, scratch + 4 * bs), zeros = scratch + 8 * bs
-    scratch.update(repeating: 0, count: 8 * bs + width)
+    let width = g.width, th = tiling.tilesHigh
+    // Two sets of `pair` bands, band[r][j] = B^T over padded image rows 2ty - p + r at column
+    // j - p (zero outside the image): one set is filled for the next rows of tiles while the other
+    // is read, so that no load waits on the stores just made. `zeros` stands for rows outside the
+    // image. An odd last row of tiles, paired, is paired with itself (its copy lands on tiles
+    // written later, or is cut at the channel's end).
+    let sets = (scratch, scratch + 4 * pair * bs), zeros = scratch + 8 * pair * bs
+    scratch.update(repeating: 0, count: 8 * pair * bs + width)
+    @inline(__always) func fill(_ set: UnsafeMutablePointer<T>, rowsFrom ty: Int, of image: UnsafePointer<T>) {
+        for r in 0..<pair { fillInputBand(set + 4 * r * bs, image: image, rowOfTiles: min(ty + r, th - 1), tiling, zeros: zeros) }
+    }
+    /// V of 8 tiles from columns `first` = 0, 1 and `second` = 2, 3 of each (lane pairs of SIMD16).
+    @inline(__always) func transform(_ first: SIMD16<T>, _ second: SIMD16<T>, _ out: UnsafeMutablePointer<T>, lanes: Int) {
+        let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
+        store(e0 - e1, out, lanes: lanes)
+        store(o0 + e1, out + ps, lanes: lanes)
+        store(e1 - o0, out + 2 * ps, lanes: lanes)
+        store(o0 - o1, out + 3 * ps, lanes: lanes)
+    }
     for c in range ?? 0..<g.channels {
         for n in 0..<images {
             let image = x + (n * g.channels + c) * g.height * width
-            fillInputBand(bands.0, image: image, rowOfTiles: 0, tiling, zeros: zeros)
-            for ty in 0..<tiling.tilesHigh {
-                let band = ty % 2 == 0 ? bands.0 : bands.1
-                if ty + 1 < tiling.tilesHigh {
-                    fillInputBand(ty % 2 == 0 ? bands.1 : bands.0, image: image, rowOfTiles: ty + 1, tiling, zeros: zeros)
-                }
+            fill(sets.0, rowsFrom: 0, of: image)
+            for (group, ty) in stride(from: 0, to: th, by: pair).enumerated() {
+                let set = group % 2 == 0 ? sets.0 : sets.1
+                if ty + pair < th { fill(group % 2 == 0 ? sets.1 : sets.0, rowsFrom: ty + pair, of: image) }
                 // B over each row's columns: tile tx reads columns 2tx ..< 2tx + 4.
+                let left = tiles - n * tpi - ty * tw
                 for a in 0..<4 {
-                    let row = band + a * bs
+                    let row = set + a * bs
                     let out = v + 4 * a * ps + c * tiles + n * tpi + ty * tw
-                    @inline(__always) func transform(_ tx: Int, lanes: Int) {
-                        let first = load16(row + 2 * tx), second = load16(row + 2 * tx + 2)
-                        let e0 = first.evenHalf, o0 = first.oddHalf, e1 = second.evenHalf, o1 = second.oddHalf
-                        store(e0 - e1, out + tx, lanes: lanes)
-                        store(o0 + e1, out + ps + tx, lanes: lanes)
-                        store(e1 - o0, out + 2 * ps + tx, lanes: lanes)
-                        store(o0 - o1, out + 3 * ps + tx, lanes: lanes)
+                    if pair == 2 {
+                        // Lanes 0 ..< 4 from row of tiles ty, 4 ..< 8 from ty + 1 (the next band).
+                        let next = row + 4 * bs
+                        transform(SIMD16(lowHalf: load8(row), highHalf: load8(next)),
+                                  SIMD16(lowHalf: load8(row + 2), highHalf: load8(next + 2)), out, lanes: min(8, left))
+                        continue
                     }
-                    forEachVector(of: tw, tilesLeftInChannel: tiles - n * tpi - ty * tw, transform)
+                    // A nested function rather than a closure: the closure was compiled as a call per vector.
+                    @inline(__always) func transformRow(_ tx: Int, lanes: Int) {
+                        transform(load16(row + 2 * tx), load16(row + 2 * tx + 2), out + tx, lanes: lanes)
+                    }
+                    forEachVector(of: tw, tilesLeftInChannel: left, transformRow)
                 }
             }
         }
@@ -251,56 +292,84 @@ public func winogradTransformInput<T: Scalar>(_ x: UnsafePointer<T>, _ v: Unsafe
 public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
                                              _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
                                              only range: Range<Int>? = nil) {
+    if tiling.pairsRows {
+        winogradInputGradient(dv, dx, images: images, tiling, scratch: scratch, only: range, rowsPerVector: TwoRowsOfTiles.self)
+    } else {
+        winogradInputGradient(dv, dx, images: images, tiling, scratch: scratch, only: range, rowsPerVector: OneRowOfTiles.self)
+    }
+}
+
+private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
+                                                                  _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+                                                                  only range: Range<Int>?, rowsPerVector _: Rows.Type) {
+    let pair = Rows.count
     let g = tiling.geometry
     let tw = tiling.tilesWide, tpi = tiling.tilesPerImage, bs = tiling.bandStride
     let tiles = images * tpi, ps = tiling.transformedStride(channels: g.channels, images: images)
-    // rows[a][s][1 + tx]: column s of tile tx's row pass over tile row a; rows[a][s][0] and
-    // rows[a][s][1 + tw] stay zero. All four tile rows pass before any is combined, and two bands
-    // alternate (one summed onto the image while the next is built), so that no load waits on the
-    // stores just made.
+    let th = tiling.tilesHigh
+    // rows[r][a][s][1 + tx]: column s of tile tx's row pass over tile row a, for the r-th row of
+    // tiles of a vector; rows[r][a][s][0] and rows[r][a][s][1 + tw] stay zero. All four tile rows
+    // pass before any is combined, and two bands alternate (one summed onto the image while the
+    // next is built), so that no load waits on the stores just made.
     let rowStride = tiling.lanes + 16
-    let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * bs
-    rows.update(repeating: 0, count: 16 * rowStride)
+    let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * pair * bs
+    rows.update(repeating: 0, count: pair * 16 * rowStride)
     // Every image row lies under a row of tiles, so each is first set by `addInputBand`: the rows
     // reached, -p ..< 2 * tilesHigh + 2 - p, hold 0 ..< H since 2 * tilesHigh >= OH = H + 2p - 2.
-    assert(2 * tiling.tilesHigh + 2 - g.padding >= g.height)
+    assert(2 * th + 2 - g.padding >= g.height)
+    /// The row pass of the vectors from row of tiles ty on (`pair` rows of tiles, the second's
+    /// lanes, when paired, from the next row's dV, or the slack past an odd last row, unused).
+    @inline(__always) func passRows(_ source: UnsafePointer<T>, _ ty: Int) {
+        for a in 0..<4 {
+            // B^T's columns over tile row a: w[s] = sum over b of dV[a][b] B^T[b][s].
+            let source = source + 4 * a * ps + ty * tw
+            let w = rows + 4 * a * rowStride + 1
+            let w0 = w, w1 = w + rowStride, w2 = w + 2 * rowStride, w3 = w + 3 * rowStride
+            for tx in stride(from: 0, to: tw, by: 8) {
+                let d0 = load8(source + tx), d1 = load8(source + ps + tx)
+                let d2 = load8(source + 2 * ps + tx), d3 = load8(source + 3 * ps + tx)
+                let s0 = d0, s1 = d1 - d2 + d3, s2 = d1 + d2 - d0, s3 = -d3
+                store(s0, w0 + tx); store(s1, w1 + tx); store(s2, w2 + tx); store(s3, w3 + tx)
+                if pair == 2 {
+                    let next = 16 * rowStride
+                    store(s0.highHalf, w0 + next); store(s1.highHalf, w1 + next)
+                    store(s2.highHalf, w2 + next); store(s3.highHalf, w3 + next)
+                }
+            }
+            for r in 0..<pair {
+                for s in 0..<4 { w[r * 16 * rowStride + s * rowStride + tw] = 0 }
+            }
+        }
+    }
     for c in range ?? 0..<g.channels {
         for n in 0..<images {
             let image = dx + (n * g.channels + c) * g.height * g.width
-            for ty in 0..<tiling.tilesHigh {
-                let band = ty % 2 == 0 ? bands.0 : bands.1
-                for a in 0..<4 {
-                    // B^T's columns over tile row a: w[s] = sum over b of dV[a][b] B^T[b][s].
-                    let source = dv + 4 * a * ps + c * tiles + n * tpi + ty * tw
-                    let w = rows + 4 * a * rowStride + 1
-                    let w0 = w, w1 = w + rowStride, w2 = w + 2 * rowStride, w3 = w + 3 * rowStride
-                    for tx in stride(from: 0, to: tw, by: 8) {
-                        let d0 = load8(source + tx), d1 = load8(source + ps + tx)
-                        let d2 = load8(source + 2 * ps + tx), d3 = load8(source + 3 * ps + tx)
-                        store(d0, w0 + tx); store(d1 - d2 + d3, w1 + tx); store(d1 + d2 - d0, w2 + tx); store(-d3, w3 + tx)
+            for ty in stride(from: 0, to: th, by: pair) {
+                passRows(dv + c * tiles + n * tpi, ty)
+                for r in 0..<min(pair, th - ty) {
+                    // Row of tiles ty + r's band from its row pass; the band before summed onto the image.
+                    let ty = ty + r, rows = rows + r * 16 * rowStride
+                    let band = ty % 2 == 0 ? bands.0 : bands.1
+                    for a in 0..<4 {
+                        // Column 2k takes s = 0 of tile k and s = 2 of tile k - 1; column 2k + 1, s = 1 and s = 3.
+                        let w = rows + 4 * a * rowStride
+                        let row = band + a * bs
+                        for k in stride(from: 0, through: tw, by: 8) {
+                            let even = load8(w + 1 + k) + load8(w + 2 * rowStride + k)
+                            let odd = load8(w + rowStride + 1 + k) + load8(w + 3 * rowStride + k)
+                            store(interleave(even, odd), row + 2 * k)
+                        }
                     }
-                    for s in 0..<4 { w[s * rowStride + tw] = 0 }
-                }
-                for a in 0..<4 {
-                    // Column 2k takes s = 0 of tile k and s = 2 of tile k - 1; column 2k + 1, s = 1 and s = 3.
-                    let w = rows + 4 * a * rowStride
-                    let row = band + a * bs
-                    for k in stride(from: 0, through: tw, by: 8) {
-                        let even = load8(w + 1 + k) + load8(w + 2 * rowStride + k)
-                        let odd = load8(w + rowStride + 1 + k) + load8(w + 3 * rowStride + k)
-                        store(interleave(even, odd), row + 2 * k)
+                    // B over the band's rows, up to the last column the image reaches (p + W - 1 <= 2 tw + 1).
+                    let b0 = band, b1 = band + bs, b2 = band + 2 * bs, b3 = band + 3 * bs
+                    for j in stride(from: 0, to: 2 * tw + 2, by: 8) {
+                        let e0 = load8(b0 + j), e1 = load8(b1 + j), e2 = load8(b2 + j), e3 = load8(b3 + j)
+                        store(e1 - e2 + e3, b1 + j); store(e1 + e2 - e0, b2 + j); store(-e3, b3 + j)
                     }
+                    if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, rowOfTiles: ty - 1, tiling) }
                 }
-                // B over the band's rows; the band before is summed onto the image rows it covers.
-                let b0 = band, b1 = band + bs, b2 = band + 2 * bs, b3 = band + 3 * bs
-                for j in stride(from: 0, to: bs, by: 8) {
-                    let e0 = load8(b0 + j), e1 = load8(b1 + j), e2 = load8(b2 + j), e3 = load8(b3 + j)
-                    store(e1 - e2 + e3, b1 + j); store(e1 + e2 - e0, b2 + j); store(-e3, b3 + j)
-                }
-                if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, rowOfTiles: ty - 1, tiling) }
             }
-            let last = tiling.tilesHigh - 1
-            addInputBand(last % 2 == 0 ? bands.0 : bands.1, onto: image, rowOfTiles: last, tiling)
+            addInputBand((th - 1) % 2 == 0 ? bands.0 : bands.1, onto: image, rowOfTiles: th - 1, tiling)
         }
     }
 }
@@ -341,12 +410,13 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
-    let oh = g.outHeight, ow = g.outWidth
+    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector
+    // The even and odd output rows of a vector's rows of tiles: row 2(ty + r) + 1 at bottom + 2 tw r.
     let top = scratch, bottom = top + tiling.bandStride
     for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = y + (n * o + c) * oh * ow
-            for ty in 0..<tiling.tilesHigh {
+            for ty in stride(from: 0, to: tiling.tilesHigh, by: pair) {
                 let src = m + c * tiles + n * tpi + ty * tw
                 for tx in stride(from: 0, to: tw, by: 8) {
                     @inline(__always) func m(_ a: Int, _ b: Int) -> SIMD8<T> { load8(src + (4 * a + b) * ps + tx) }
@@ -358,9 +428,11 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
                     store(interleave(s00 + s01 + s02, s01 - s02 - s03), top + 2 * tx)
                     store(interleave(s10 + s11 + s12, s11 - s12 - s13), bottom + 2 * tx)
                 }
-                let oy = 2 * ty
-                (plane + oy * ow).update(from: top, count: ow)
-                if oy + 1 < oh { (plane + (oy + 1) * ow).update(from: bottom, count: ow) }
+                for r in 0..<pair {
+                    let oy = 2 * (ty + r)
+                    if oy < oh { (plane + oy * ow).update(from: top + 2 * tw * r, count: ow) }
+                    if oy + 1 < oh { (plane + (oy + 1) * ow).update(from: bottom + 2 * tw * r, count: ow) }
+                }
             }
         }
     }
@@ -379,20 +451,25 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
-    let oh = g.outHeight, ow = g.outWidth
-    // The two output rows of a row of tiles, zero past the image's last row and column.
+    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector
+    // The even and odd output rows of a vector's rows of tiles (row 2(ty + r) + 1 at
+    // bottom + 2 tw r), zero past the image's last row and column.
     let top = scratch, bottom = top + tiling.bandStride
     top.update(repeating: 0, count: 2 * tiling.bandStride)
     for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = dy + (n * o + c) * oh * ow
-            for ty in 0..<tiling.tilesHigh {
-                let oy = 2 * ty
-                top.update(from: plane + oy * ow, count: ow)
-                if oy + 1 < oh {
-                    bottom.update(from: plane + (oy + 1) * ow, count: ow)
-                } else {
-                    bottom.update(repeating: 0, count: ow)
+            for ty in stride(from: 0, to: tiling.tilesHigh, by: pair) {
+                @inline(__always) func copy(row oy: Int, to row: UnsafeMutablePointer<T>) {
+                    if oy < oh {
+                        row.update(from: plane + oy * ow, count: ow)
+                    } else {
+                        row.update(repeating: 0, count: ow)
+                    }
+                }
+                for r in 0..<pair {
+                    copy(row: 2 * (ty + r), to: top + 2 * tw * r)
+                    copy(row: 2 * (ty + r) + 1, to: bottom + 2 * tw * r)
                 }
                 let out = dm + c * tiles + n * tpi + ty * tw
                 @inline(__always) func transform(_ tx: Int, lanes: Int) {
