@@ -68,31 +68,37 @@ public func channelAffine<T: Scalar>(
     }
 }
 
+/// The folded affine y = x * scale[c] + shift[c] of a `channelAffine` with relu, whose ReLU the
+/// gradient passes back through: open where x * scale + shift > 0, the ReLU's output positive
+/// (computed as the forward computed it, so the same lanes open; reading x, already read, rather
+/// than y: one stream fewer in each backward pass).
+public typealias ReLUAffine<T: Scalar> = (scale: UnsafePointer<T>, shift: UnsafePointer<T>)
+
 /// The gradient that reaches the normalisation through a ReLU applied in `channelAffine`: dy
-/// where the ReLU's output y is positive, else 0 (as `reluBackward`); dy itself without one.
+/// where the ReLU was open (`ReLUAffine`), else 0 (as `reluBackward`); dy itself without one.
 @inline(__always)
-func throughReLU<T: Scalar>(_ dy: T, output y: UnsafePointer<T>?, _ i: Int) -> T {
-    guard let y else { return dy }
-    let open: T = y[i] > 0 ? 1 : 0
+func throughReLU<T: Scalar>(_ dy: T, input x: T, _ relu: ReLUAffine<T>?, channel c: Int) -> T {
+    guard let relu else { return dy }
+    let open: T = x * relu.scale[c] + relu.shift[c] > 0 ? 1 : 0
     return dy * open
 }
 
 /// sumDy[c] += sum of dy; sumDyXhat[c] += sum of dy * xhat, with xhat = (x - mean[c]) * inverseStd[c].
-/// With `reluOutput` (y of a `channelAffine` with relu), dy is the gradient after the ReLU.
+/// With `relu` (a `channelAffine` with relu), dy is the gradient after the ReLU.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func batchNormGradientSums<T: Scalar>(
-    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
+    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, relu: ReLUAffine<T>?, mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>,
     sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>,
     batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
     let selected = range ?? 0..<channels
     if spatial == 1 {
         for n in 0..<batch {
-            let row = x + n * channels, grad = dy + n * channels, out = reluOutput.map { $0 + n * channels }
+            let row = x + n * channels, grad = dy + n * channels
             for c in selected {
-                let g = Double(throughReLU(grad[c], output: out, c))
+                let g = Double(throughReLU(grad[c], input: row[c], relu, channel: c))
                 sumDy[c] += g
                 sumDyXhat[c] += g * Double((row[c] - mean[c]) * inverseStd[c])
             }
@@ -103,7 +109,7 @@ public func batchNormGradientSums<T: Scalar>(
         for c in selected {
             // Per row in the element type (at most H*W values), across rows in Double.
             let offset = (n * channels + c) * spatial
-            let (s, sx) = gradientSums(dy + offset, x + offset, open: reluOutput.map { $0 + offset }, mean: mean[c],
+            let (s, sx) = gradientSums(dy + offset, x + offset, relu: relu.map { ($0.scale[c], $0.shift[c]) }, mean: mean[c],
                                        inverseStd: inverseStd[c], count: spatial)
             sumDy[c] += Double(s)
             sumDyXhat[c] += Double(sx)
@@ -117,7 +123,7 @@ public func batchNormGradientSums<T: Scalar>(
 @_specialize(where T == Double)
 @inline(never)
 public func batchNormInputGradient<T: Scalar>(
-    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, reluOutput: UnsafePointer<T>?, _ dx: UnsafeMutablePointer<T>,
+    _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, relu: ReLUAffine<T>?, _ dx: UnsafeMutablePointer<T>,
     mean: UnsafePointer<T>, inverseStd: UnsafePointer<T>, gamma: UnsafePointer<T>,
     meanDy: UnsafePointer<Double>, meanDyXhat: UnsafePointer<Double>,
     batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
@@ -127,11 +133,10 @@ public func batchNormInputGradient<T: Scalar>(
         // After a dense layer: run along the channels, which are contiguous.
         for n in 0..<batch {
             let row = x + n * channels, grad = dy + n * channels, out = dx + n * channels
-            if let y = reluOutput.map({ $0 + n * channels }) {
+            if relu != nil {
                 for c in selected {
                     let xhat = (row[c] - mean[c]) * inverseStd[c]
-                    let open: T = y[c] > 0 ? 1 : 0
-                    out[c] = gamma[c] * inverseStd[c] * (grad[c] * open - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
+                    out[c] = gamma[c] * inverseStd[c] * (throughReLU(grad[c], input: row[c], relu, channel: c) - T(meanDy[c]) - xhat * T(meanDyXhat[c]))
                 }
             } else {
                 for c in selected {
@@ -149,10 +154,12 @@ public func batchNormInputGradient<T: Scalar>(
             let scale = gamma[c] * r, a = T(meanDy[c]), b = T(meanDyXhat[c])
             let grad = dy + offset
             // Unswitched as in `batchNormGradientSums`.
-            if let out = reluOutput.map({ $0 + offset }) {
+            if let relu {
+                let reluScale = relu.scale[c], reluShift = relu.shift[c]
                 for i in 0..<spatial {
-                    let xhat = (x[offset + i] - m) * r
-                    let open: T = out[i] > 0 ? 1 : 0
+                    let input = x[offset + i]
+                    let xhat = (input - m) * r
+                    let open: T = input * reluScale + reluShift > 0 ? 1 : 0
                     dx[offset + i] = scale * (grad[i] * open - a - xhat * b)
                 }
             } else {

@@ -38,9 +38,10 @@ func sumAndSquares<T: Scalar>(_ x: UnsafePointer<T>, count: Int) -> (sum: T, squ
 }
 
 /// The sums of g and of g * (x - mean) * inverseStd over `count` values, in 16 lanes as
-/// `sumAndSquares` does it; g = dy, or dy where `open` (a ReLU's output) is positive and 0 elsewhere.
+/// `sumAndSquares` does it; g = dy, or, with `relu`, dy where x * scale + shift (the input of a
+/// ReLU) is positive and 0 elsewhere.
 @inline(__always)
-func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, open: UnsafePointer<T>?, mean: T, inverseStd: T,
+func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, relu: (scale: T, shift: T)?, mean: T, inverseStd: T,
                              count: Int) -> (sumDy: T, sumDyXhat: T) {
     var s0 = SIMD8<T>(), s1 = SIMD8<T>(), q0 = SIMD8<T>(), q1 = SIMD8<T>()
     var i = 0
@@ -48,13 +49,15 @@ func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, open
     @inline(__always) func load(_ p: UnsafePointer<T>, _ i: Int) -> SIMD8<T> {
         UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<T>.self)
     }
-    // Two loops rather than the optional inside one, so that neither loads y through a mask.
-    if let open {
+    // Two loops rather than the optional inside one.
+    if let relu {
+        let a = SIMD8<T>(repeating: relu.scale), b = SIMD8<T>(repeating: relu.shift)
         while i + 16 <= count {
-            let u = T.throughReLU(load(dy, i), output: load(open, i))
-            let v = T.throughReLU(load(dy, i + 8), output: load(open, i + 8))
+            let x0 = load(x, i), x1 = load(x, i + 8)
+            let u = T.throughReLU(load(dy, i), output: x0 * a + b)
+            let v = T.throughReLU(load(dy, i + 8), output: x1 * a + b)
             s0 += u; s1 += v
-            q0 += u * ((load(x, i) - m) * r); q1 += v * ((load(x, i + 8) - m) * r)
+            q0 += u * ((x0 - m) * r); q1 += v * ((x1 - m) * r)
             i += 16
         }
     } else {
@@ -68,7 +71,7 @@ func gradientSums<T: Scalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, open
     var s = horizontalSum(s0 + s1), q = horizontalSum(q0 + q1)
     while i < count {
         var g = dy[i]
-        if let open, !(open[i] > 0) { g = 0 }
+        if let relu, !(x[i] * relu.scale + relu.shift > 0) { g = 0 }
         s += g
         q += g * ((x[i] - mean) * inverseStd)
         i += 1

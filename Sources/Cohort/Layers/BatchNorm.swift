@@ -137,6 +137,11 @@ public final class BatchNorm<Element: Scalar>: Layer {
         return context.globalBatch * spatial
     }
 
+    /// With `appliesReLU`, the affine of the last forward, from which backward tells where the ReLU was open.
+    private var reluAffine: ReLUAffine<Element>? {
+        appliesReLU ? (UnsafePointer(affineScale.pointer), UnsafePointer(affineShift.pointer)) : nil
+    }
+
     /// dgamma = sum(dy * xhat), dbeta = sum(dy) (this worker's share; the gradient allreduce adds the rest);
     /// dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the global batch
     /// (after an inference forward, the statistics are constants and dx = gamma * invstd * dy).
@@ -145,7 +150,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
         let sumDy = sums.pointer, sumDyXhat = sums.pointer + channels
         sums.pointer.update(repeating: 0, count: 2 * channels)
         forEachChannelShare(batch: batch) { range in
-            batchNormGradientSums(x, dy, reluOutput: appliesReLU ? y : nil, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+            batchNormGradientSums(x, dy, relu: reluAffine, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
                                   sumDy: sumDy, sumDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial, only: range)
         }
         addAffineGradients(sumDy: sumDy, sumDyXhat: sumDyXhat, gammaGradient: gammaGradient, betaGradient: betaGradient, channels: channels)
@@ -158,7 +163,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
             sums.pointer.update(repeating: 0, count: 2 * channels)
         }
         forEachChannelShare(batch: batch) { range in
-            batchNormInputGradient(x, dy, reluOutput: appliesReLU ? y : nil, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
+            batchNormInputGradient(x, dy, relu: reluAffine, dx, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
                                    gamma: gamma, meanDy: sumDy, meanDyXhat: sumDyXhat, batch: batch, channels: channels, spatial: spatial,
                                    only: range)
         }
