@@ -33,16 +33,32 @@ public func channelMoments<T: Scalar>(
     }
 }
 
-/// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass; with `relu`,
-/// y = max(that, 0), the ReLU after the normalisation in the same pass.
+/// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass; with
+/// `adding`, y = that + adding (a residual block's sum, as `add` would add it); with `relu`,
+/// y = max(that, 0), the ReLU after the normalisation (or the sum) in the same pass.
+/// adding: `[N, C, S]`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
 public func channelAffine<T: Scalar>(
     _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, scale: UnsafePointer<T>, shift: UnsafePointer<T>,
-    relu: Bool, batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
+    adding other: UnsafePointer<T>? = nil, relu: Bool, batch: Int, channels: Int, spatial: Int, only range: Range<Int>? = nil
 ) {
     let selected = range ?? 0..<channels
+    if let other {
+        for n in 0..<batch {
+            for c in selected {
+                let offset = (n * channels + c) * spatial
+                let (a, b, x, y, other) = (scale[c], shift[c], x + offset, y + offset, other + offset)
+                if relu {
+                    for i in 0..<spatial { y[i] = max(x[i] * a + b + other[i], 0) }
+                } else {
+                    for i in 0..<spatial { y[i] = x[i] * a + b + other[i] }
+                }
+            }
+        }
+        return
+    }
     if spatial == 1 {
         // After a dense layer: run along the channels, which are contiguous.
         for n in 0..<batch {

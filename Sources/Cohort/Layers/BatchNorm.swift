@@ -18,6 +18,11 @@ public final class BatchNorm<Element: Scalar>: Layer {
     /// Set by `Model` when a ReLU follows: the normalisation applies it in its own pass and the ReLU
     /// layer is skipped, so y is the ReLU's output and dy the gradient with respect to it.
     public internal(set) var appliesReLU = false
+    /// Set by `Residual` before each forward when this is the last layer of its body: forward
+    /// writes the block's output, y = x * scale + shift + `other` (then the ReLU after the block
+    /// when `relu`), the block's sum in the normalisation's pass. Backward is unchanged: the block
+    /// hands it the gradient with respect to the sum.
+    var blockSum: (other: UnsafePointer<Element>, relu: Bool)?
 
     private var gamma: UnsafeMutablePointer<Element>!
     private var gammaGradient: UnsafeMutablePointer<Element>!
@@ -115,11 +120,13 @@ public final class BatchNorm<Element: Scalar>: Layer {
         affine(x, y, batch: batch)
     }
 
-    /// y = x * scale + shift per channel (then ReLU when it is folded in), with `affineScale` and `affineShift`.
+    /// y = x * scale + shift per channel (plus the block's other branch, then ReLU when they are
+    /// folded in), with `affineScale` and `affineShift`.
     private func affine(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int) {
         let scale = affineScale.pointer, shift = affineShift.pointer
         forEachChannelShare(batch: batch) { range in
-            channelAffine(x, y, scale: scale, shift: shift, relu: appliesReLU, batch: batch, channels: channels, spatial: spatial, only: range)
+            channelAffine(x, y, scale: scale, shift: shift, adding: blockSum?.other, relu: blockSum?.relu ?? appliesReLU,
+                          batch: batch, channels: channels, spatial: spatial, only: range)
         }
     }
 

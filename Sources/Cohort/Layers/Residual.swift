@@ -18,9 +18,13 @@ public final class Residual<Element: Scalar>: Layer {
     /// the ReLU layer is skipped, so y is the ReLU's output and dy the gradient with respect to it.
     public internal(set) var appliesReLU = false
     private let bodyCount: Int
+    /// The body's last layer when it is a batch norm: it adds the other branch (and applies the
+    /// ReLU after the block) in its own pass and writes the block's output, so there is neither a
+    /// pass of sums nor a buffer for the body's output (`BatchNorm.blockSum`).
+    private let finalNorm: BatchNorm<Element>?
     /// With `appliesReLU`: dy through the ReLU, which both branches take: `[N, output]`.
     private var maskedGradient = Buffer<Element>(count: 0)
-    /// The branches' outputs of the last forward: `[N, output]`.
+    /// The branches' outputs of the last forward (the body's only without `finalNorm`): `[N, output]`.
     private var bodyOutput = Buffer<Element>(count: 0)
     private var shortcutOutput = Buffer<Element>(count: 0)
     /// The shortcut's input gradient, before it is added to the body's: `[N, input]`.
@@ -37,6 +41,7 @@ public final class Residual<Element: Scalar>: Layer {
         self.body = body
         self.shortcut = shortcut
         bodyCount = body.parameterShapes.reduce(0) { $0 + $1.count }
+        finalNorm = body.layers.last as? BatchNorm<Element>
     }
 
     public var sublayers: [(name: String, layer: any Layer<Element>)] {
@@ -67,7 +72,7 @@ public final class Residual<Element: Scalar>: Layer {
 
     public var activationValuesPerSample: Int {
         body.activationValuesPerSample + (shortcut?.activationValuesPerSample ?? 0)
-            + outputSize * (appliesReLU ? 2 : 1) + (shortcut == nil ? 0 : outputSize + inputSize)
+            + outputSize * ((appliesReLU ? 1 : 0) + (finalNorm == nil ? 1 : 0)) + (shortcut == nil ? 0 : outputSize + inputSize)
     }
 
     /// The pool the branches' output gradients come from (`Sequential.gradientPool`), given by the
@@ -81,7 +86,7 @@ public final class Residual<Element: Scalar>: Layer {
 
     public func reserve(maxBatch: Int) {
         body.reserve(maxBatch: maxBatch)
-        bodyOutput = Buffer(count: maxBatch * outputSize)
+        bodyOutput = Buffer(count: finalNorm == nil ? maxBatch * outputSize : 0)
         if appliesReLU { maskedGradient = Buffer(count: maxBatch * outputSize) }
         if let shortcut {
             shortcut.reserve(maxBatch: maxBatch)
@@ -100,6 +105,15 @@ public final class Residual<Element: Scalar>: Layer {
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws {
         let contexts = branchContexts(context)
         let count = batch * outputSize
+        if let finalNorm {
+            var other = x
+            if let shortcut {
+                try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
+                other = UnsafePointer(shortcutOutput.pointer)
+            }
+            finalNorm.blockSum = (other, appliesReLU)
+            return try body.forward(x, y, batch: batch, context: contexts.body)
+        }
         try body.forward(x, bodyOutput.pointer, batch: batch, context: contexts.body)
         var other = x
         if let shortcut {
@@ -129,7 +143,9 @@ public final class Residual<Element: Scalar>: Layer {
             }
             dy = UnsafePointer(maskedGradient.pointer)
         }
-        try body.backward(x, bodyOutput.pointer, dy, dx, batch: batch, context: contexts.body, firstInputGradient: true)
+        // With `finalNorm` the body's output is the block's (its last layer's backward does not read it).
+        let bodyY = finalNorm == nil ? bodyOutput.pointer : UnsafeMutablePointer(mutating: y)
+        try body.backward(x, bodyY, dy, dx, batch: batch, context: contexts.body, firstInputGradient: true)
         let count = batch * inputSize
         if let shortcut {
             let gradient = dx == nil ? nil : shortcutInputGradient.pointer
