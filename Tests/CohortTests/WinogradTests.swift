@@ -87,26 +87,6 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThan(try compareWithIm2col(Float.self, input: [64, 8, 8], out: 64, padding: 1, batch: 4), 1e-5)
     }
 
-    /// The input gradient with a residual shortcut's gradient added as each value is finished:
-    /// bitwise the input gradient and then a pass of sums, on maps of one row of tiles, of paired
-    /// rows of 4 and of an odd number of rows, with and without padding.
-    func testInputGradientAddingIsBitwiseTheSumAfter() {
-        for (input, padding) in [([2, 2, 5], 1), ([3, 8, 8], 1), ([2, 5, 8], 1), ([2, 9, 11], 0), ([1, 16, 16], 1)] as [([Int], Int)] {
-            let g = WindowGeometry(channels: input[0], height: input[1], width: input[2], kernel: 3, stride: 1, padding: padding)
-            let tiling = WinogradTiling(g, outChannels: 2), images = 2
-            let dv = Buffer<Float>(count: tiling.transformedCount(channels: g.channels, images: images))
-            let addend = Buffer<Float>(count: images * g.inputSize), scratch = Buffer<Float>(count: tiling.scratchCount)
-            let random = CounterRandom(5, 9)
-            for i in 0..<dv.count { dv.pointer[i] = Float(random.normal(UInt64(i))) }
-            for i in 0..<addend.count { addend.pointer[i] = Float(random.normal(UInt64(1_000_000 + i))) }
-            let fused = Buffer<Float>(count: addend.count), after = Buffer<Float>(count: addend.count)
-            winogradInputGradient(dv.pointer, fused.pointer, adding: addend.pointer, images: images, tiling, scratch: scratch.pointer)
-            winogradInputGradient(dv.pointer, after.pointer, images: images, tiling, scratch: scratch.pointer)
-            add(after.pointer, addend.pointer, after.pointer, count: after.count)
-            XCTAssertEqual(fused.buffer.map(\.bitPattern), after.buffer.map(\.bitPattern), "\(input) padding \(padding)")
-        }
-    }
-
     /// Float32 rounding of the transforms: within 1e-5 of im2col on a layer of ResNet-20's size.
     func testMatchesIm2colInFloatOnAResNetLayer() throws {
         XCTAssertLessThan(try compareWithIm2col(Float.self, input: [32, 16, 16], out: 32, padding: 1, batch: 4), 1e-5)

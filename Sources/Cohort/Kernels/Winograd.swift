@@ -282,29 +282,24 @@ private func winogradTransformInput<T: Scalar, Rows: RowsOfTiles>(_ x: UnsafePoi
     }
 }
 
-/// dx = B dV B^T summed back onto the images: the adjoint of `winogradTransformInput`; with
-/// `adding`, dx = that + adding, each value's sum added as it is finished (bitwise as a pass of
-/// `add` after: a residual block's identity shortcut).
-/// dv: `[16, C, images * tilesPerImage]` (+ slack); dx, adding: `[images, C, H, W]`, dx overwritten.
+/// dx = B dV B^T summed back onto the images: the adjoint of `winogradTransformInput`.
+/// dv: `[16, C, images * tilesPerImage]` (+ slack); dx: `[images, C, H, W]`, overwritten.
 /// `only`: the channels to compute (default all), so that threads can share the pass, each with
 /// its own `scratch`.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
-public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, adding addend: UnsafePointer<T>? = nil,
-                                             images: Int, _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
+public func winogradInputGradient<T: Scalar>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
+                                             _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
                                              only range: Range<Int>? = nil) {
     if tiling.pairsRows {
-        winogradInputGradient(dv, dx, adding: addend, images: images, tiling, scratch: scratch, only: range,
-                              rowsPerVector: TwoRowsOfTiles.self)
+        winogradInputGradient(dv, dx, images: images, tiling, scratch: scratch, only: range, rowsPerVector: TwoRowsOfTiles.self)
     } else {
-        winogradInputGradient(dv, dx, adding: addend, images: images, tiling, scratch: scratch, only: range,
-                              rowsPerVector: OneRowOfTiles.self)
+        winogradInputGradient(dv, dx, images: images, tiling, scratch: scratch, only: range, rowsPerVector: OneRowOfTiles.self)
     }
 }
 
-private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>,
-                                                                  adding addend: UnsafePointer<T>?, images: Int,
+private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, images: Int,
                                                                   _ tiling: WinogradTiling, scratch: UnsafeMutablePointer<T>,
                                                                   only range: Range<Int>?, rowsPerVector _: Rows.Type) {
     let pair = Rows.count
@@ -348,8 +343,7 @@ private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePoi
     }
     for c in range ?? 0..<g.channels {
         for n in 0..<images {
-            let planeOffset = (n * g.channels + c) * g.height * g.width
-            let image = dx + planeOffset, adding = addend.map { $0 + planeOffset }
+            let image = dx + (n * g.channels + c) * g.height * g.width
             for ty in stride(from: 0, to: th, by: pair) {
                 passRows(dv + c * tiles + n * tpi, ty)
                 for r in 0..<min(pair, th - ty) {
@@ -372,10 +366,10 @@ private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePoi
                         let e0 = load8(b0 + j), e1 = load8(b1 + j), e2 = load8(b2 + j), e3 = load8(b3 + j)
                         store(e1 - e2 + e3, b1 + j); store(e1 + e2 - e0, b2 + j); store(-e3, b3 + j)
                     }
-                    if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, adding: adding, rowOfTiles: ty - 1, tiling) }
+                    if ty > 0 { addInputBand(ty % 2 == 0 ? bands.1 : bands.0, onto: image, rowOfTiles: ty - 1, tiling) }
                 }
             }
-            addInputBand((th - 1) % 2 == 0 ? bands.0 : bands.1, onto: image, adding: adding, rowOfTiles: th - 1, tiling)
+            addInputBand((th - 1) % 2 == 0 ? bands.0 : bands.1, onto: image, rowOfTiles: th - 1, tiling)
         }
     }
 }
@@ -383,27 +377,16 @@ private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePoi
 /// Image rows 2ty - p + r += band[r][p ..< p + W], for the rows inside the image: the last step of
 /// `winogradInputGradient`. Rows r = 2, 3 (and 0, 1 of the first row of tiles) are the first to
 /// reach their image row, which is set to 0 + band (the sum onto zeros, bitwise, -0 included)
-/// rather than zeroed beforehand and read back. Rows r = 0, 1 (and 2, 3 of the last row of tiles)
-/// are the last: `adding`'s row is added to their sum. band: `[4, bandStride]`; image, adding: `[H, W]`.
+/// rather than zeroed beforehand and read back. band: `[4, bandStride]`; image: `[H, W]`.
 @inline(__always)
-private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: UnsafeMutablePointer<T>, adding: UnsafePointer<T>?,
-                                     rowOfTiles ty: Int, _ tiling: WinogradTiling) {
+private func addInputBand<T: Scalar>(_ band: UnsafePointer<T>, onto image: UnsafeMutablePointer<T>, rowOfTiles ty: Int,
+                                     _ tiling: WinogradTiling) {
     let g = tiling.geometry, wholeVectors = g.width / 8 * 8
     for r in 0..<4 {
         let iy = 2 * ty - g.padding + r
         guard iy >= 0 && iy < g.height else { continue }
         let target = image + iy * g.width, row = band + r * tiling.bandStride + g.padding
-        let first = r >= 2 || ty == 0, last = r < 2 || ty == tiling.tilesHigh - 1
-        if last, let adding = adding.map({ $0 + iy * g.width }) {
-            if first {
-                let zero = SIMD8<T>()
-                for j in stride(from: 0, to: wholeVectors, by: 8) { store(zero + load8(row + j) + load8(adding + j), target + j) }
-                for j in wholeVectors..<g.width { target[j] = 0 + row[j] + adding[j] }
-            } else {
-                for j in stride(from: 0, to: wholeVectors, by: 8) { store(load8(target + j) + load8(row + j) + load8(adding + j), target + j) }
-                for j in wholeVectors..<g.width { target[j] = target[j] + row[j] + adding[j] }
-            }
-        } else if first {
+        if r >= 2 || ty == 0 {
             let zero = SIMD8<T>()
             for j in stride(from: 0, to: wholeVectors, by: 8) { store(zero + load8(row + j), target + j) }
             for j in wholeVectors..<g.width { target[j] = 0 + row[j] }

@@ -102,13 +102,6 @@ public final class Conv2D<Element: Scalar>: Layer {
         columnGradient = Buffer(count: perImage)
     }
 
-    /// Set by `Residual` around its backward when this layer begins its body and the shortcut is
-    /// the identity (Winograd only: `addsToInputGradient`): backward's dx is the convolution's
-    /// input gradient plus these values, each added as its sum is finished. `[N, C, H, W]`.
-    var inputGradientAddend: UnsafePointer<Element>?
-    /// Whether backward can add `inputGradientAddend` to its input gradient.
-    var addsToInputGradient: Bool { tiling != nil }
-
     /// Elements of V and M one chunk of images may fill: about half a core's L2 in Float (tests set
     /// it lower, before `reserve`, to run several chunks on small images).
     var chunkElements = 128 * 1024
@@ -251,8 +244,7 @@ extension Conv2D {
                              beta: 0, c: v + xi * vs, ldc: tiles)
             }
             forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
-                winogradInputGradient(v, dx + first * geometry.inputSize, adding: inputGradientAddend.map { $0 + first * geometry.inputSize },
-                                      images: images, tiling, scratch: scratch, only: channels)
+                winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: scratch, only: channels)
             }
         }
         winogradFilterGradient(du, weightGradient, outChannels: outChannels, inChannels: inChannels)

@@ -22,10 +22,6 @@ public final class Residual<Element: Scalar>: Layer {
     /// ReLU after the block) in its own pass and writes the block's output, so there is neither a
     /// pass of sums nor a buffer for the body's output (`BatchNorm.blockSum`).
     private let finalNorm: BatchNorm<Element>?
-    /// With the identity shortcut, the body's first layer when it is a convolution that can add
-    /// the shortcut's gradient to its input gradient as it writes it (`Conv2D.inputGradientAddend`):
-    /// no pass of sums in backward.
-    private let leadingConv: Conv2D<Element>?
     /// With `appliesReLU`: dy through the ReLU, which both branches take: `[N, output]`.
     private var maskedGradient = Buffer<Element>(count: 0)
     /// The branches' outputs of the last forward (the body's only without `finalNorm`): `[N, output]`.
@@ -46,7 +42,6 @@ public final class Residual<Element: Scalar>: Layer {
         self.shortcut = shortcut
         bodyCount = body.parameterShapes.reduce(0) { $0 + $1.count }
         finalNorm = body.layers.last as? BatchNorm<Element>
-        leadingConv = shortcut == nil ? (body.layers.first as? Conv2D<Element>).flatMap { $0.addsToInputGradient ? $0 : nil } : nil
     }
 
     public var sublayers: [(name: String, layer: any Layer<Element>)] {
@@ -150,8 +145,6 @@ public final class Residual<Element: Scalar>: Layer {
         }
         // With `finalNorm` the body's output is the block's (its last layer's backward does not read it).
         let bodyY = finalNorm == nil ? bodyOutput.pointer : UnsafeMutablePointer(mutating: y)
-        leadingConv?.inputGradientAddend = dx == nil ? nil : dy
-        defer { leadingConv?.inputGradientAddend = nil }
         try body.backward(x, bodyY, dy, dx, batch: batch, context: contexts.body, firstInputGradient: true)
         let count = batch * inputSize
         if let shortcut {
@@ -159,7 +152,7 @@ public final class Residual<Element: Scalar>: Layer {
             try shortcut.backward(x, shortcutOutput.pointer, dy, gradient, batch: batch, context: contexts.shortcut,
                                   firstInputGradient: true)
             if let dx, let gradient { addInPlace(dx, gradient, count: count) }
-        } else if let dx, leadingConv == nil {
+        } else if let dx {
             addInPlace(dx, dy, count: count)
         }
     }
