@@ -50,6 +50,9 @@ public struct WinogradTiling: Equatable, Sendable {
     var pairsRows: Bool { tilesWide == 4 }
     /// Rows of tiles in a vector: 2 when `pairsRows`, else 1.
     var rowsPerVector: Int { pairsRows ? 2 : 1 }
+    /// Whether the output transforms can read and write the output rows where they are: rows of
+    /// whole vectors of tiles (outputs a multiple of 16 wide) and an even number of them.
+    var outputRowsInPlace: Bool { geometry.outWidth == 2 * lanes && geometry.outHeight % 2 == 0 }
     /// Stride of a row of the band of 4 input rows (padded image columns -p ..< 2 * lanes + 16 - p).
     var bandStride: Int { 2 * lanes + 16 }
     /// Elements of scratch every transform of this tiling needs: two bands per row of tiles in a
@@ -410,13 +413,15 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
-    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector
-    // The even and odd output rows of a vector's rows of tiles: row 2(ty + r) + 1 at bottom + 2 tw r.
-    let top = scratch, bottom = top + tiling.bandStride
+    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector, inPlace = tiling.outputRowsInPlace
+    // The even and odd output rows of a vector's rows of tiles: row 2(ty + r) + 1 at bottom + 2 tw r,
+    // copied to the output after; or the output rows themselves.
+    var top = scratch, bottom = top + tiling.bandStride
     for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = y + (n * o + c) * oh * ow
             for ty in stride(from: 0, to: tiling.tilesHigh, by: pair) {
+                if inPlace { (top, bottom) = (plane + 2 * ty * ow, plane + (2 * ty + 1) * ow) }
                 let src = m + c * tiles + n * tpi + ty * tw
                 for tx in stride(from: 0, to: tw, by: 8) {
                     @inline(__always) func m(_ a: Int, _ b: Int) -> SIMD8<T> { load8(src + (4 * a + b) * ps + tx) }
@@ -428,6 +433,7 @@ public func winogradTransformOutput<T: Scalar>(_ m: UnsafePointer<T>, _ y: Unsaf
                     store(interleave(s00 + s01 + s02, s01 - s02 - s03), top + 2 * tx)
                     store(interleave(s10 + s11 + s12, s11 - s12 - s13), bottom + 2 * tx)
                 }
+                if inPlace { continue }
                 for r in 0..<pair {
                     let oy = 2 * (ty + r)
                     if oy < oh { (plane + oy * ow).update(from: top + 2 * tw * r, count: ow) }
@@ -451,11 +457,12 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
     let g = tiling.geometry
     let o = tiling.outChannels, tw = tiling.tilesWide, tpi = tiling.tilesPerImage
     let tiles = images * tpi, ps = tiling.transformedStride(channels: o, images: images)
-    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector
+    let oh = g.outHeight, ow = g.outWidth, pair = tiling.rowsPerVector, inPlace = tiling.outputRowsInPlace
     // The even and odd output rows of a vector's rows of tiles (row 2(ty + r) + 1 at
-    // bottom + 2 tw r), zero past the image's last row and column.
-    let top = scratch, bottom = top + tiling.bandStride
-    top.update(repeating: 0, count: 2 * tiling.bandStride)
+    // bottom + 2 tw r), zero past the image's last row and column; or the rows themselves.
+    let rows = scratch
+    rows.update(repeating: 0, count: 2 * tiling.bandStride)
+    var top = UnsafePointer(rows), bottom = top + tiling.bandStride
     for c in range ?? 0..<o {
         for n in 0..<images {
             let plane = dy + (n * o + c) * oh * ow
@@ -467,9 +474,13 @@ public func winogradOutputGradient<T: Scalar>(_ dy: UnsafePointer<T>, _ dm: Unsa
                         row.update(repeating: 0, count: ow)
                     }
                 }
-                for r in 0..<pair {
-                    copy(row: 2 * (ty + r), to: top + 2 * tw * r)
-                    copy(row: 2 * (ty + r) + 1, to: bottom + 2 * tw * r)
+                if inPlace {
+                    (top, bottom) = (plane + 2 * ty * ow, plane + (2 * ty + 1) * ow)
+                } else {
+                    for r in 0..<pair {
+                        copy(row: 2 * (ty + r), to: rows + 2 * tw * r)
+                        copy(row: 2 * (ty + r) + 1, to: rows + tiling.bandStride + 2 * tw * r)
+                    }
                 }
                 let out = dm + c * tiles + n * tpi + ty * tw
                 @inline(__always) func transform(_ tx: Int, lanes: Int) {
