@@ -315,7 +315,7 @@ private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePoi
     // pass before any is combined, and two bands alternate (one summed onto the image while the
     // next is built), so that no load waits on the stores just made.
     let rowStride = tiling.lanes + 16
-    let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * pair * bs
+    let bands = (scratch, scratch + 4 * bs), rows = scratch + 8 * bs
     rows.update(repeating: 0, count: pair * 16 * rowStride)
     // Every image row lies under a row of tiles, so each is first set by `addInputBand`: the rows
     // reached, -p ..< 2 * tilesHigh + 2 - p, hold 0 ..< H since 2 * tilesHigh >= OH = H + 2p - 2.
@@ -334,7 +334,8 @@ private func winogradInputGradient<T: Scalar, Rows: RowsOfTiles>(_ dv: UnsafePoi
                 let s0 = d0, s1 = d1 - d2 + d3, s2 = d1 + d2 - d0, s3 = -d3
                 store(s0, w0 + tx); store(s1, w1 + tx); store(s2, w2 + tx); store(s3, w3 + tx)
                 if pair == 2 {
-                    let next = 16 * rowStride
+                    // Lanes 4 ..< 8: the next row of tiles' (tx is 0: a row holds 4 tiles).
+                    let next = 16 * rowStride + tx
                     store(s0.highHalf, w0 + next); store(s1.highHalf, w1 + next)
                     store(s2.highHalf, w2 + next); store(s3.highHalf, w3 + next)
                 }

@@ -106,20 +106,11 @@ public final class Residual<Element: Scalar>: Layer {
         let contexts = branchContexts(context)
         let count = batch * outputSize
         if let finalNorm {
-            var other = x
-            if let shortcut {
-                try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
-                other = UnsafePointer(shortcutOutput.pointer)
-            }
-            finalNorm.blockSum = (other, appliesReLU)
+            finalNorm.blockSum = (try shortcutForward(x, batch: batch, context: contexts.shortcut), appliesReLU)
             return try body.forward(x, y, batch: batch, context: contexts.body)
         }
         try body.forward(x, bodyOutput.pointer, batch: batch, context: contexts.body)
-        var other = x
-        if let shortcut {
-            try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: contexts.shortcut)
-            other = UnsafePointer(shortcutOutput.pointer)
-        }
+        let other = try shortcutForward(x, batch: batch, context: contexts.shortcut)
         let branch = UnsafePointer(bodyOutput.pointer)
         forEachShare(of: count, minimum: elementwiseMinimum) { range in
             let (branch, other, y) = (branch + range.lowerBound, other + range.lowerBound, y + range.lowerBound)
@@ -129,6 +120,13 @@ public final class Residual<Element: Scalar>: Layer {
                 add(branch, other, y, count: range.count)
             }
         }
+    }
+
+    /// The other branch's output: the shortcut's, or x itself for the identity.
+    private func shortcutForward(_ x: UnsafePointer<Element>, batch: Int, context: StepContext) throws -> UnsafePointer<Element> {
+        guard let shortcut else { return x }
+        try shortcut.forward(x, shortcutOutput.pointer, batch: batch, context: context)
+        return UnsafePointer(shortcutOutput.pointer)
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
