@@ -123,11 +123,14 @@ public final class Trainer {
             let stepStarted = DispatchTime.now().uptimeNanoseconds
             var lastMicroBatch = 0
             let lr = schedule.rate(at: step)
-            // The optimizer zeroes the gradients as it updates, unless this step's histograms read them.
-            let histogramsAfter = recorder != nil && config.train.histogramsEverySteps.map { (step + 1) % $0 == 0 || step == 0 } == true
+            let done = step + 1
+            // Where this step's histograms go (they read the gradients, which the optimizer
+            // otherwise zeroes as it updates).
+            let histogramStep = config.train.histogramsEverySteps.map { done % $0 == 0 || done == 1 } ?? false
+            let histograms = histogramStep ? recorder : nil
             let (loss, accuracy, stopRequested) = try stepper.run(step: step, globalBatch: batchSize, lr: lr,
                                                                   requestStop: StopSignal.received != 0,
-                                                                  keepGradients: histogramsAfter) { micro in
+                                                                  keepGradients: histograms != nil) { micro in
                 let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world,
                                                     microBatch: micro, of: microBatches)
                 train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
@@ -138,10 +141,9 @@ public final class Trainer {
             lastLoss = loss
             windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1; windowSeconds += seconds
             trainingSeconds += seconds
-            let done = step + 1
             let epoch = plan.epoch(ofStep: step) + 1
             reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
-            if let every = config.train.histogramsEverySteps, let recorder, done % every == 0 || done == 1 {
+            if let recorder = histograms {
                 try recorder.record(histograms: ModelHistograms.measure(model, batch: lastMicroBatch), step: done,
                                     epoch: plan.epoch(ofStep: step) + 1)
             }
