@@ -127,9 +127,10 @@ public func maxPoolBackward<T: Scalar>(
     batch: Int, _ g: WindowGeometry
 ) {
     let outPlane = g.outHeight * g.outWidth, planeSize = g.height * g.width
-    dx.update(repeating: 0, count: batch * g.channels * planeSize)
     for plane in 0..<(batch * g.channels) {
+        // Zeroed plane by plane, so that the scatter finds it in cache.
         let d = dx + plane * planeSize
+        d.update(repeating: 0, count: planeSize)
         for o in 0..<outPlane {
             d[Int(argmax[plane * outPlane + o])] += dy[plane * outPlane + o]
         }
