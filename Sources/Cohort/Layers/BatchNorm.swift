@@ -23,6 +23,9 @@ public final class BatchNorm<Element: Scalar>: Layer {
     /// when `relu`), the block's sum in the normalisation's pass. Backward is unchanged: the block
     /// hands it the gradient with respect to the sum.
     var blockSum: (other: UnsafePointer<Element>, relu: Bool)?
+    /// Whether the sums of the next training forward's input and of its squares are already in
+    /// `sums`, added by the convolution that wrote it (`takeInputMoments`).
+    private var inputMomentsTaken = false
 
     private var gamma: UnsafeMutablePointer<Element>!
     private var gammaGradient: UnsafeMutablePointer<Element>!
@@ -101,9 +104,13 @@ public final class BatchNorm<Element: Scalar>: Layer {
             return
         }
         let sum = sums.pointer, squares = sums.pointer + channels
-        sums.pointer.update(repeating: 0, count: 2 * channels)
-        forEachChannelShare(batch: batch) { range in
-            channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial, only: range)
+        if inputMomentsTaken {
+            inputMomentsTaken = false
+        } else {
+            sums.pointer.update(repeating: 0, count: 2 * channels)
+            forEachChannelShare(batch: batch) { range in
+                channelMoments(x, sums: sum, squares: squares, batch: batch, channels: channels, spatial: spatial, only: range)
+            }
         }
         batchNormStatistics(sums: sum, squares: squares, count: try globalCount(batch: batch, context: context), epsilon: epsilon,
                             momentum: momentum, gamma: gamma, beta: beta, mean: batchMean.pointer, inverseStd: batchInverseStd.pointer,
@@ -118,6 +125,16 @@ public final class BatchNorm<Element: Scalar>: Layer {
         }
         batchesTracked.pointer.pointee += 1
         affine(x, y, batch: batch)
+    }
+
+    /// For the layer that writes this one's input in the next training forward: where to add the
+    /// sums of each channel's values and squares (`channelMoments` of its output, image by image in
+    /// order, so bitwise the sums this layer's own pass would take), zeroed; forward then skips
+    /// that pass.
+    func takeInputMoments() -> (sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
+        sums.pointer.update(repeating: 0, count: 2 * channels)
+        inputMomentsTaken = true
+        return (sums.pointer, sums.pointer + channels)
     }
 
     /// y = x * scale + shift per channel (plus the block's other branch, then ReLU when they are

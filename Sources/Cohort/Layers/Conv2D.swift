@@ -42,6 +42,10 @@ public final class Conv2D<Element: Scalar>: Layer {
     /// Products M (or their gradient dM): `[16, out, tiles]`.
     private var productTiles = Buffer<Element>(count: 0)
     private var transformScratch = Buffer<Element>(count: 0)
+    /// Where forward sums each output channel's values and squares, image by image as it writes
+    /// them (`channelMoments`, while they are still in cache), for the batch norm after it
+    /// (`BatchNorm.takeInputMoments`); nil: not summed. Set by `Sequential` around a training forward.
+    var outputMoments: (sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>)?
 
     public init(input: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool,
                 initializer: LayerInit, index: LayerPlace, algorithm: ConvolutionAlgorithm? = nil) throws {
@@ -117,6 +121,16 @@ public final class Conv2D<Element: Scalar>: Layer {
             Element.gemm(transA: false, transB: false, m: outChannels, n: spatial, k: patch,
                          alpha: 1, a: weight, lda: patch, b: cols, ldb: spatial, beta: 0, c: out, ldc: spatial)
             if let bias { addChannelBias(out, bias, channels: outChannels, spatial: spatial) }
+            sumMoments(out, images: 1)
+        }
+    }
+
+    /// `outputMoments` of `images` images of output just written, from their first.
+    private func sumMoments(_ out: UnsafePointer<Element>, images: Int) {
+        guard let (sums, squares) = outputMoments else { return }
+        let spatial = geometry.outHeight * geometry.outWidth
+        forEachShare(of: outChannels, values: images * outChannels * spatial, granule: 1) { channels in
+            channelMoments(out, sums: sums, squares: squares, batch: images, channels: outChannels, spatial: spatial, only: channels)
         }
     }
 
@@ -179,6 +193,7 @@ extension Conv2D {
             if let bias {
                 for n in 0..<images { addChannelBias(out + n * outChannels * spatial, bias, channels: outChannels, spatial: spatial) }
             }
+            sumMoments(out, images: images)
         }
     }
 

@@ -8,7 +8,8 @@
 /// input's buffers instead of writing their own: a `flatten` (the layout does not change) and a
 /// ReLU right after a batch norm or a residual block, which applies it in its own pass
 /// (`BatchNorm.appliesReLU`, `Residual.appliesReLU`) so the ReLU is not run. Where a sequence ends in such children, the last child that computes anything
-/// writes the caller's output directly.
+/// writes the caller's output directly. A convolution followed by a batch norm sums its output's
+/// moments for it in training, as it writes each chunk of images (`Conv2D.outputMoments`).
 ///
 /// ### See Also
 /// `Residual`, `Model`.
@@ -23,6 +24,8 @@ public final class Sequential<Element: Scalar>: Layer {
     /// Children that share their input's buffers; `absorbed` ones are not run at all.
     private let shares: [Bool]
     private let absorbed: [Bool]
+    /// Per convolution followed by a batch norm: the two.
+    private let momentsLinks: [(conv: Conv2D<Element>, norm: BatchNorm<Element>)?]
     /// Children from this one on write (or share) the caller's output.
     private let tailStart: Int
     private let parameterCounts: [Int]
@@ -75,6 +78,11 @@ public final class Sequential<Element: Scalar>: Layer {
             absorbed[index + 1] = true
         }
         self.absorbed = absorbed
+        momentsLinks = layers.indices.map { index in
+            guard let conv = layers[index] as? Conv2D<Element>, index + 1 < layers.count,
+                  let norm = layers[index + 1] as? BatchNorm<Element> else { return nil }
+            return (conv, norm)
+        }
         shares = layers.indices.map { absorbed[$0] || layers[$0] is Flatten<Element> }
         var tail = max(layers.count - 1, 0)
         while tail > 0 && shares[tail] { tail -= 1 }
@@ -215,7 +223,10 @@ public final class Sequential<Element: Scalar>: Layer {
         for index in start..<layers.count where !absorbed[index] {
             childContext.layerIndex = childKey(index, of: context.layerIndex)
             let input = index == 0 ? x : UnsafePointer(outputs[index - 1])
+            let link = context.isTraining ? momentsLinks[index] : nil
+            link?.conv.outputMoments = link?.norm.takeInputMoments()
             try layers[index].forward(input, outputs[index], batch: batch, context: childContext)
+            link?.conv.outputMoments = nil
         }
     }
 
