@@ -264,25 +264,34 @@ final class MaxPoolTieTests: XCTestCase {
         XCTAssertEqual(argmax, [1, 2, 13, 6])
     }
 
-    /// Rows of 20 outputs (two whole vectors of 8 and a tail of 4) of values from {0, 1, 2}, so that
+    /// Rows of 20 outputs of values from {0, 1, 2}, so that
     /// most windows hold ties, against a scan of each window in row-major order (the first of the
     /// largest wins).
     func testVectorsOfWindowsChooseAsTheRowMajorScan() {
-        let g = WindowGeometry(channels: 3, height: 6, width: 40, kernel: 2, stride: 2, padding: 0)
-        let x: [Float] = (0..<(2 * g.inputSize)).map { i in Float((i * 7 + i / 13) % 3) }
-        let outputs = 2 * g.channels * g.outHeight * g.outWidth
+        assertMatchesRowMajorScan(WindowGeometry(channels: 3, height: 6, width: 40, kernel: 2, stride: 2, padding: 0), batch: 2)
+    }
+
+    /// An odd width and height (15 x 9: 7 x 4 windows, the last column and row in none), so that
+    /// rows of windows do not start where rows of the image do.
+    func testOddSizesChooseAsTheRowMajorScan() {
+        assertMatchesRowMajorScan(WindowGeometry(channels: 2, height: 9, width: 15, kernel: 2, stride: 2, padding: 0), batch: 3)
+    }
+
+    private func assertMatchesRowMajorScan(_ g: WindowGeometry, batch: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let x: [Float] = (0..<(batch * g.inputSize)).map { i in Float((i * 7 + i / 13) % 3) }
+        let outputs = batch * g.channels * g.outHeight * g.outWidth
         var y = [Float](repeating: .nan, count: outputs)
         var argmax = [Int32](repeating: -1, count: outputs)
-        maxPoolForward(x, &y, &argmax, batch: 2, g)
-        for plane in 0..<(2 * g.channels) { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
+        maxPoolForward(x, &y, &argmax, batch: batch, g)
+        for plane in 0..<(batch * g.channels) { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
             var best = -Float.infinity, at = -1
             for ki in 0..<2 { for kj in 0..<2 {
                 let index = (2 * oy + ki) * g.width + 2 * ox + kj
                 if at < 0 || x[plane * g.width * g.height + index] > best { best = x[plane * g.width * g.height + index]; at = index }
             } }
             let o = (plane * g.outHeight + oy) * g.outWidth + ox
-            XCTAssertEqual(argmax[o], Int32(at), "plane \(plane) (\(oy), \(ox))")
-            XCTAssertEqual(y[o], best, "plane \(plane) (\(oy), \(ox))")
+            XCTAssertEqual(argmax[o], Int32(at), "plane \(plane) (\(oy), \(ox))", file: file, line: line)
+            XCTAssertEqual(y[o], best, "plane \(plane) (\(oy), \(ox))", file: file, line: line)
         } } }
     }
 }
