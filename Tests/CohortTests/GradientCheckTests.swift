@@ -271,27 +271,33 @@ final class MaxPoolTieTests: XCTestCase {
         assertMatchesRowMajorScan(WindowGeometry(channels: 3, height: 6, width: 40, kernel: 2, stride: 2, padding: 0), batch: 2)
     }
 
-    /// An odd width and height (15 x 9: 7 x 4 windows, the last column and row in none), so that
-    /// rows of windows do not start where rows of the image do.
+    /// An odd width and height (41 x 27: 20 x 13 windows, the last column and row in none), so that
+    /// rows of windows do not start where rows of the image do, and planes of more windows than
+    /// one pass takes at once (runs of 6 rows of 20 in Float, 3 in Double).
     func testOddSizesChooseAsTheRowMajorScan() {
-        assertMatchesRowMajorScan(WindowGeometry(channels: 2, height: 9, width: 15, kernel: 2, stride: 2, padding: 0), batch: 3)
+        assertMatchesRowMajorScan(WindowGeometry(channels: 2, height: 27, width: 41, kernel: 2, stride: 2, padding: 0), batch: 3)
     }
 
     private func assertMatchesRowMajorScan(_ g: WindowGeometry, batch: Int, file: StaticString = #filePath, line: UInt = #line) {
-        let x: [Float] = (0..<(batch * g.inputSize)).map { i in Float((i * 7 + i / 13) % 3) }
+        assertMatchesRowMajorScan(Float.self, g, batch: batch, file: file, line: line)
+        assertMatchesRowMajorScan(Double.self, g, batch: batch, file: file, line: line)
+    }
+
+    private func assertMatchesRowMajorScan<T: Scalar>(_ type: T.Type, _ g: WindowGeometry, batch: Int, file: StaticString, line: UInt) {
+        let x: [T] = (0..<(batch * g.inputSize)).map { i in T((i * 7 + i / 13) % 3) }
         let outputs = batch * g.channels * g.outHeight * g.outWidth
-        var y = [Float](repeating: .nan, count: outputs)
+        var y = [T](repeating: .nan, count: outputs)
         var argmax = [Int32](repeating: -1, count: outputs)
         maxPoolForward(x, &y, &argmax, batch: batch, g)
         for plane in 0..<(batch * g.channels) { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
-            var best = -Float.infinity, at = -1
+            var best = -T.infinity, at = -1
             for ki in 0..<2 { for kj in 0..<2 {
                 let index = (2 * oy + ki) * g.width + 2 * ox + kj
                 if at < 0 || x[plane * g.width * g.height + index] > best { best = x[plane * g.width * g.height + index]; at = index }
             } }
             let o = (plane * g.outHeight + oy) * g.outWidth + ox
-            XCTAssertEqual(argmax[o], Int32(at), "plane \(plane) (\(oy), \(ox))", file: file, line: line)
-            XCTAssertEqual(y[o], best, "plane \(plane) (\(oy), \(ox))", file: file, line: line)
+            XCTAssertEqual(argmax[o], Int32(at), "\(T.self) plane \(plane) (\(oy), \(ox))", file: file, line: line)
+            XCTAssertEqual(y[o], best, "\(T.self) plane \(plane) (\(oy), \(ox))", file: file, line: line)
         } } }
     }
 }

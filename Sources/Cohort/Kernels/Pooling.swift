@@ -75,14 +75,16 @@ private func maxPoolForwardUnpadded<T: Scalar>(
     }
 }
 
-/// The commonest pooling, 2x2 windows with stride 2, in two vectorisable passes per plane: the
-/// element-wise maximum of each pair of input rows, with the offset of the value that won, into a
-/// scratch plane of OH rows of 2 OW values (contiguous, a last odd column left out); then the
-/// maximum of each pair of neighbours, over that whole plane in one loop. Pairs never straddle two
-/// rows, and a plane's outputs are one run: the rows of 14 and 7 outputs of the cnn workload, taken
-/// one by one, spent much of their time in the scalar tails of vector loops (pooling's forward:
-/// 7.9 % of one-core cnn profiles on a Zen 4, 2.4-3.0 % in one run per plane). No branches: the
-/// data's random order would mispredict them.
+/// The commonest pooling, 2x2 windows with stride 2, in two vectorisable passes over a run of
+/// output rows: the element-wise maximum of each pair of input rows, with the offset of the value
+/// that won, into scratch rows of 2 OW values (contiguous, a last odd column left out); then the
+/// maximum of each pair of neighbours, over the whole run in one loop. Pairs never straddle two
+/// rows, and the run's outputs are contiguous: the rows of 14 and 7 outputs of the cnn workload,
+/// taken one by one, spent much of their time in the scalar tails of vector loops (pooling's
+/// forward: 7.9 % of one-core cnn profiles on a Zen 4, 2.4-3.0 % in runs of up to 128 outputs).
+/// A run's scratch stays within the 1 KB that `withUnsafeTemporaryAllocation` always takes from
+/// the stack (above it, the standard library asks the thread for its stack's bounds on each call).
+/// No branches: the data's random order would mispredict them.
 /// Ties go to the first position in row-major order, as PyTorch's scan does.
 @inline(__always)
 private func maxPool2x2<T: Scalar>(
@@ -90,23 +92,27 @@ private func maxPool2x2<T: Scalar>(
     planes: Int, _ g: WindowGeometry
 ) {
     let oh = g.outHeight, ow = g.outWidth, w = g.width, planeSize = g.height * g.width
-    let columns = 2 * ow, pairs = oh * ow
-    withUnsafeTemporaryAllocation(of: T.self, capacity: 2 * pairs) { rowMaxima in
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * pairs) { rowOffsets in
+    let columns = 2 * ow, rowsPerRun = max(1, 512 / MemoryLayout<T>.stride / ow)
+    withUnsafeTemporaryAllocation(of: T.self, capacity: rowsPerRun * columns) { rowMaxima in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: rowsPerRun * columns) { rowOffsets in
             let maxima = rowMaxima.baseAddress!, offsets = rowOffsets.baseAddress!
             for plane in 0..<planes {
-                let src = x + plane * planeSize
-                for oy in 0..<oh {
-                    let top = src + 2 * oy * w, bottom = top + w
-                    let best = maxima + oy * columns, at = offsets + oy * columns
-                    let first = Int32(2 * oy * w)
-                    for i in 0..<columns {
-                        let below = bottom[i] > top[i]
-                        best[i] = below ? bottom[i] : top[i]
-                        at[i] = first + Int32(i) + (below ? Int32(w) : 0)
+                let src = x + plane * planeSize, out = plane * oh * ow
+                for firstRow in stride(from: 0, to: oh, by: rowsPerRun) {
+                    let rows = min(rowsPerRun, oh - firstRow)
+                    for r in 0..<rows {
+                        let oy = firstRow + r
+                        let top = src + 2 * oy * w, bottom = top + w
+                        let best = maxima + r * columns, at = offsets + r * columns
+                        let first = Int32(2 * oy * w)
+                        for i in 0..<columns {
+                            let below = bottom[i] > top[i]
+                            best[i] = below ? bottom[i] : top[i]
+                            at[i] = first + Int32(i) + (below ? Int32(w) : 0)
+                        }
                     }
+                    maxOfPairs(maxima, offsets, y + out + firstRow * ow, argmax + out + firstRow * ow, count: rows * ow)
                 }
-                maxOfPairs(maxima, offsets, y + plane * pairs, argmax + plane * pairs, count: pairs)
             }
         }
     }
