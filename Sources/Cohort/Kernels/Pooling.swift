@@ -81,7 +81,7 @@ private func maxPoolForwardUnpadded<T: Scalar>(
 /// maximum of each pair of neighbours, over the whole run in one loop. Pairs never straddle two
 /// rows, and the run's outputs are contiguous: the rows of 14 and 7 outputs of the cnn workload,
 /// taken one by one, spent much of their time in the scalar tails of vector loops (pooling's
-/// forward: 7.9 % of one-core cnn profiles on a Zen 4, 2.4-3.0 % in runs of up to 128 outputs).
+/// forward: 7.4-7.9 % of one-core cnn profiles on a Zen 4, 2.8-3.1 % in runs of up to 128 outputs).
 /// A run's scratch stays within the 1 KB that `withUnsafeTemporaryAllocation` always takes from
 /// the stack (above it, the standard library asks the thread for its stack's bounds on each call).
 /// No branches: the data's random order would mispredict them.
