@@ -63,7 +63,8 @@ func lstmForwardStep<T: Scalar>(
 ///     dc_carry = dc f
 ///
 /// gates: `[N, T, 4H]` activations i, f, g, o; gateGradients: `[N, T, 4H]`, row (n, t) written
-/// with da. hiddenGradient is left holding dh; the caller then sets it to da_t W_hh for step t - 1.
+/// with da (it may be gates: each value is read before its place is written). hiddenGradient is
+/// left holding dh; the caller then sets it to da_t W_hh for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
@@ -147,7 +148,8 @@ func gruForwardStep<T: Scalar>(
 ///
 /// inputGradients `[N, T, 3H]`, row (n, t) written with (da_r, da_z, da_n): the gradient of
 /// W_ih x_t + b_ih; recurrentGradients likewise with (da_r, da_z, dm_n): that of W_hh h + b_hh.
-/// The caller then adds recurrentGradients_t W_hh to hiddenGradient for step t - 1.
+/// They may be gates and recurrent: each value is read before its place is written. The caller
+/// then adds recurrentGradients_t W_hh to hiddenGradient for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)
@@ -209,8 +211,9 @@ func rnnForwardStep<T: Scalar>(
 }
 
 /// Backward of `rnnForwardStep` at step t: da = (hiddenGradient + dy_t) act'(h_t), with
-/// tanh' = 1 - h² and relu' = [h > 0], from states `[N, T, H]` (h_t) into stateGradients `[N, T, H]`.
-/// hiddenGradient is left holding dh; the caller then sets it to da_t W_hh for step t - 1.
+/// tanh' = 1 - h² and relu' = [h > 0], from states `[N, T, H]` (h_t) into stateGradients `[N, T, H]`
+/// (which may be states). hiddenGradient is left holding dh; the caller then sets it to da_t W_hh
+/// for step t - 1.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(never)

@@ -14,13 +14,13 @@ public final class GRU<Element: Scalar>: Layer {
     public var outputShape: [Int] { core.outputShape }
     private var core: RecurrentCore<Element>
 
-    /// W_ih x_t of every step, then the activated r, z, n: `[N, T, 3H]`.
+    /// W_ih x_t of every step, then the activated r, z, n: `[N, T, 3H]`. The backward replaces each
+    /// row with the gradient of the input product, once its step has read it.
     private var gates = Buffer<Element>(count: 0)
     /// W_hh h_{t-1} of every step, its n part then replaced by W_hn h_{t-1} + b_hn: `[N, T, 3H]`.
+    /// The backward replaces each row with the gradient of the recurrent product (it differs from
+    /// the input's in the n part).
     private var recurrent = Buffer<Element>(count: 0)
-    /// The gradients of the input and recurrent products (they differ in the n part): `[N, T, 3H]`.
-    private var inputGradients = Buffer<Element>(count: 0)
-    private var recurrentGradients = Buffer<Element>(count: 0)
     /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
@@ -45,8 +45,6 @@ public final class GRU<Element: Scalar>: Layer {
         let states = maxBatch * core.steps * core.hiddenSize
         gates = Buffer(count: 3 * states)
         recurrent = Buffer(count: 3 * states)
-        inputGradients = Buffer(count: 3 * states)
-        recurrentGradients = Buffer(count: 3 * states)
         hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
         core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
         hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
@@ -76,19 +74,17 @@ public final class GRU<Element: Scalar>: Layer {
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
             let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
-            let inputGradients = self.inputGradients.pointer + first * steps * 3 * h
-            let recurrentGradients = self.recurrentGradients.pointer + first * steps * 3 * h
             let hidden = self.hidden.pointer + first * steps * core.hiddenStride, hiddenGradient = self.hiddenGradient.pointer + first * h
             fillZero(hiddenGradient, count: count * h)
             for t in (0..<steps).reversed() {
                 gruBackwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride,
-                                inputGradients: inputGradients, recurrentGradients: recurrentGradients, hiddenGradient: hiddenGradient,
+                                inputGradients: gates, recurrentGradients: recurrent, hiddenGradient: hiddenGradient,
                                 outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
-                if t > 0 { core.backpropagateHidden(step: t, recurrentGradients, into: hiddenGradient, accumulate: true, batch: count) }
+                if t > 0 { core.backpropagateHidden(step: t, recurrent, into: hiddenGradient, accumulate: true, batch: count) }
             }
         }
-        core.accumulateGradients(inputGradients: inputGradients.pointer, recurrentGradients: recurrentGradients.pointer,
+        core.accumulateGradients(inputGradients: gates.pointer, recurrentGradients: recurrent.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }

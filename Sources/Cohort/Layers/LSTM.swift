@@ -14,9 +14,9 @@ public final class LSTM<Element: Scalar>: Layer {
     public var outputShape: [Int] { core.outputShape }
     private var core: RecurrentCore<Element>
 
-    /// Activated gates i, f, g, o of every step: `[N, T, 4H]`.
+    /// Activated gates i, f, g, o of every step: `[N, T, 4H]`; the backward replaces each row with
+    /// its gradients (da), once its step has read it, so that it reads and writes the same lines.
     private var gates = Buffer<Element>(count: 0)
-    private var gateGradients = Buffer<Element>(count: 0)
     /// c_{t-1} at step t, and tanh(c_t): `[N, T, H]`.
     private var cells = Buffer<Element>(count: 0)
     /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
@@ -43,7 +43,6 @@ public final class LSTM<Element: Scalar>: Layer {
     public func reserve(maxBatch: Int) {
         let states = maxBatch * core.steps * core.hiddenSize
         gates = Buffer(count: 4 * states)
-        gateGradients = Buffer(count: 4 * states)
         cells = Buffer(count: states)
         hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
         core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
@@ -73,20 +72,20 @@ public final class LSTM<Element: Scalar>: Layer {
         core.beginBackward()
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
-            let gates = self.gates.pointer + first * steps * 4 * h, gateGradients = self.gateGradients.pointer + first * steps * 4 * h
+            let gates = self.gates.pointer + first * steps * 4 * h
             let cells = self.cells.pointer + first * steps * h, cellTanh = self.cellTanh.pointer + first * steps * h
             let hiddenGradient = self.hiddenGradient.pointer + first * h, cellGradient = self.cellGradient.pointer + first * h
             fillZero(hiddenGradient, count: count * h)
             fillZero(cellGradient, count: count * h)
             for t in (0..<steps).reversed() {
-                lstmBackwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, gateGradients: gateGradients,
+                lstmBackwardStep(t, gates: gates, cells: cells, cellTanh: cellTanh, gateGradients: gates,
                                  hiddenGradient: hiddenGradient, cellGradient: cellGradient,
                                  outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
                                  outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
-                if t > 0 { core.backpropagateHidden(step: t, gateGradients, into: hiddenGradient, accumulate: false, batch: count) }
+                if t > 0 { core.backpropagateHidden(step: t, gates, into: hiddenGradient, accumulate: false, batch: count) }
             }
         }
-        core.accumulateGradients(inputGradients: gateGradients.pointer, recurrentGradients: gateGradients.pointer,
+        core.accumulateGradients(inputGradients: gates.pointer, recurrentGradients: gates.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }

@@ -16,9 +16,9 @@ public final class RNN<Element: Scalar>: Layer {
     public let nonlinearity: Nonlinearity
     private var core: RecurrentCore<Element>
 
-    /// h_t of every step: `[N, T, H]`.
+    /// h_t of every step: `[N, T, H]`; the backward replaces each row with its gradient, once its
+    /// step has read it.
     private var states = Buffer<Element>(count: 0)
-    private var stateGradients = Buffer<Element>(count: 0)
     /// Rows [h_{t-1}, 1, x_t] of every step (`RecurrentCore.hiddenStride`): `[N, T, S]`.
     private var hidden = Buffer<Element>(count: 0)
     /// dL/dh carried from one step back to the one before: `[N, H]`.
@@ -43,7 +43,6 @@ public final class RNN<Element: Scalar>: Layer {
     public func reserve(maxBatch: Int) {
         let count = maxBatch * core.steps * core.hiddenSize
         states = Buffer(count: count)
-        stateGradients = Buffer(count: count)
         hidden = Buffer(count: maxBatch * core.steps * core.hiddenStride)
         core.prepareHidden(hidden.pointer, maxBatch: maxBatch)
         hiddenGradient = Buffer(count: maxBatch * core.hiddenSize)
@@ -68,17 +67,17 @@ public final class RNN<Element: Scalar>: Layer {
         core.beginBackward()
         let (steps, h) = (core.steps, core.hiddenSize)
         core.forEachSampleShare(batch) { first, count in
-            let states = self.states.pointer + first * steps * h, stateGradients = self.stateGradients.pointer + first * steps * h
+            let states = self.states.pointer + first * steps * h
             let hiddenGradient = self.hiddenGradient.pointer + first * h
             fillZero(hiddenGradient, count: count * h)
             for t in (0..<steps).reversed() {
-                rnnBackwardStep(t, states: states, stateGradients: stateGradients, hiddenGradient: hiddenGradient,
+                rnnBackwardStep(t, states: states, stateGradients: states, hiddenGradient: hiddenGradient,
                                 relu: nonlinearity == .relu, outputGradient: core.outputGradient(dy, step: t).map { $0 + first * core.outputStride },
                                 outputStride: core.outputStride, batch: count, steps: steps, hiddenSize: h)
-                if t > 0 { core.backpropagateHidden(step: t, stateGradients, into: hiddenGradient, accumulate: false, batch: count) }
+                if t > 0 { core.backpropagateHidden(step: t, states, into: hiddenGradient, accumulate: false, batch: count) }
             }
         }
-        core.accumulateGradients(inputGradients: stateGradients.pointer, recurrentGradients: stateGradients.pointer,
+        core.accumulateGradients(inputGradients: states.pointer, recurrentGradients: states.pointer,
                                  hidden: hidden.pointer, dx: dx, batch: batch)
     }
 }
