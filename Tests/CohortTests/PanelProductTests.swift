@@ -71,6 +71,33 @@ final class PanelProductTests: XCTestCase {
         }
     }
 
+    /// `streamedProduct` (the Winograd planes' product) against Double, with a and with a^T, on
+    /// partial tiles of rows and columns; b padded by a panel's width, which it may read.
+    func testStreamedProductMatchesDoublePrecision() {
+        for (m, n, k) in [(1, 1, 1), (11, 45, 19), (16, 64, 7), (20, 96, 12), (64, 256, 64), (5, 33, 3)] {
+            for transposedA in [false, true] {
+                let a = randomFloats(m * k, seed: 11), b = randomFloats(k * n + panelWidth, seed: 12)
+                var c = [Float](repeating: .nan, count: m * n)
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        c.withUnsafeMutableBufferPointer {
+                            streamedProduct(m: m, n: n, k: k, a: a.baseAddress!, lda: transposedA ? m : k, transposedA: transposedA,
+                                            b: b.baseAddress!, ldb: n, c: $0.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+                let expected = (0..<(m * n)).map { index in
+                    let (i, j) = (index / n, index % n)
+                    return (0..<k).reduce(0.0) { sum, kk in
+                        sum + Double(transposedA ? a[kk * m + i] : a[i * k + kk]) * Double(b[kk * n + j])
+                    }
+                }
+                let error = zip(c, expected).map { abs(Double($0) - $1) }.max()!
+                XCTAssertLessThan(error, 1e-5 * Double(k).squareRoot() * 4, "m \(m) n \(n) k \(k) transposedA \(transposedA)")
+            }
+        }
+    }
+
     func testUnknownRecurrentProductKernelIsAnError() throws {
         try withEnvironment(RecurrentProductKernel.environmentVariable, "fast") {
             XCTAssertThrowsError(try LSTM<Float>(input: [3, 2], hiddenSize: 4, returnSequences: false, bias: true,

@@ -135,6 +135,32 @@ final class WinogradTests: XCTestCase {
     func testStochasticConvNetMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("cnn_stochastic") }
     func testResidualNetworkMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("resnet_nesterov") }
     func testNestedResidualNetworkMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("resnet_nested_cosine") }
+
+    /// The products through `streamedProduct` (`COHORT_WINOGRAD_PRODUCT=streamed`, which a debug
+    /// build takes only when told): planes of 64 and 128 tiles (whole panels, streamed; 20 and 12
+    /// output channels: partial tiles of rows) and of 7 x 7 tiles an image (BLAS), against im2col.
+    func testStreamedProductsMatchIm2col() throws {
+        try withEnvironment(WinogradProductKernel.environmentVariable, "streamed") {
+            XCTAssertLessThan(try compareWithIm2col(Float.self, input: [12, 16, 16], out: 20, padding: 1, batch: 3), 1e-5)
+            XCTAssertLessThan(try compareWithIm2col(Float.self, input: [20, 8, 8], out: 12, padding: 1, batch: 8), 1e-5)
+            XCTAssertLessThan(try compareWithIm2col(Float.self, input: [8, 14, 14], out: 16, padding: 1, batch: 2), 1e-5)
+        }
+    }
+
+    /// resnet_nesterov's 8 x 8 and 4 x 4 maps, 16 images a chunk: 256 and 64 tiles a plane, streamed.
+    func testResidualNetworkMatchesPyTorchThroughStreamedProducts() throws {
+        try withEnvironment(WinogradProductKernel.environmentVariable, "streamed") {
+            try trainFixtureThroughWinograd("resnet_nesterov")
+        }
+    }
+
+    func testUnknownWinogradProductKernelIsAnError() throws {
+        try withEnvironment(WinogradProductKernel.environmentVariable, "fast") {
+            XCTAssertThrowsError(try makeConv(Float.self, input: [4, 8, 8], out: 4, padding: 1, bias: false, .winograd)) { error in
+                XCTAssertEqual("\(error)", "COHORT_WINOGRAD_PRODUCT=fast: expected streamed, blas or auto")
+            }
+        }
+    }
 }
 
 /// Runs `body` with `name` set to `value` (or unset), then restores it.

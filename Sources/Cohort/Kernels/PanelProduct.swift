@@ -9,9 +9,13 @@
 /// element therefore does not depend on how many rows the product has or where its row falls, so
 /// a sample's result is the same whatever the batch is split into (the world-size invariance).
 ///
+/// The same tiles serve `streamedProduct`, for products whose left operand is small (a Winograd
+/// plane's channels) and whose right one is wide and read once (its tiles): there, b is read where
+/// it lies instead of being packed.
+///
 /// The tiles are SIMD16 vectors: one AVX-512 register each on builds for AVX-512, but four SSE or
-/// two AVX2 registers elsewhere, where they run slower than BLAS; `RepeatedOperand` uses them only
-/// on AVX-512 builds (`COHORT_AVX512`, set by Package.swift).
+/// two AVX2 registers elsewhere, where they run slower than BLAS; the layers use them by default
+/// only on AVX-512 builds (`COHORT_AVX512`, set by Package.swift; `ownProductsByDefault`).
 
 /// The columns of one packed panel, two SIMD16 vectors.
 let panelWidth = 32
@@ -56,37 +60,66 @@ func panelProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, pac
         let first = p * panelWidth, width = min(panelWidth, n - first)
         var row = 0
         while row < m {
-            let rows = min(8, m - row)
-            panelTile(rows: rows, width: width, k: k, a: a + row * lda, lda: lda, panel: packed + p * k * panelWidth,
-                      c: c + row * ldc + first, ldc: ldc, accumulate: accumulate)
+            productTile(rows: min(8, m - row), width: width, k: k, a: a + row * lda, rowStride: lda, stepStride: 1,
+                        b: packed + p * k * panelWidth, bStride: panelWidth, c: c + row * ldc + first, ldc: ldc,
+                        accumulate: accumulate)
             row += 8
         }
     }
 }
 
-/// One tile of `panelProduct`: `rows` <= 8 rows of a (row stride lda) times one panel (k rows of
-/// 32), into `rows` rows and `width` <= 32 columns of c. Missing rows repeat row 0 and are not stored.
+/// c[m, n] = op(a)[m, k] b[k, n], with op(a) = a `[M, K]` or, `transposedA`, a^T for a `[K, M]`;
+/// row-major, row strides lda, ldb, ldc. For a small a (M and K of a few dozen: channels) and a wide
+/// b (N: pixels or tiles), where BLAS's copy of b into panels costs as much as the products: b's
+/// rows are read where they are, 32 columns at a time, while those k x 32 values stay in L1 for
+/// every row of a.
+///
+/// Reads b's rows in whole panels of 32 values: up to 31 past column n, which must be readable
+/// (and are never stored). Each element is one chain of fused multiply-adds over k in order.
+@inline(never)
+func streamedProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, transposedA: Bool,
+                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let panels = (n + panelWidth - 1) / panelWidth
+    for p in 0..<panels {
+        let first = p * panelWidth, width = min(panelWidth, n - first)
+        var row = 0
+        while row < m {
+            productTile(rows: min(8, m - row), width: width, k: k, a: transposedA ? a + row : a + row * lda,
+                        rowStride: transposedA ? 1 : lda, stepStride: transposedA ? lda : 1,
+                        b: b + first, bStride: ldb, c: c + row * ldc + first, ldc: ldc, accumulate: false)
+            row += 8
+        }
+    }
+}
+
+/// One tile of a product: `rows` <= 8 rows of the left operand times 32 columns of b, into `rows`
+/// rows and `width` <= 32 columns of c. Element kk of row r of the left operand is at
+/// a[r * rowStride + kk * stepStride]; row kk of b at b + kk * bStride (a packed panel, or a
+/// matrix's rows). Missing rows repeat row 0 and are not stored.
 @inline(__always)
-private func panelTile(rows: Int, width: Int, k: Int, a: UnsafePointer<Float>, lda: Int, panel: UnsafePointer<Float>,
-                       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+private func productTile(rows: Int, width: Int, k: Int, a: UnsafePointer<Float>, rowStride: Int, stepStride: Int,
+                         b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
     typealias V = SIMD16<Float>
-    let a0 = a, a1 = rows > 1 ? a + lda : a, a2 = rows > 2 ? a + 2 * lda : a, a3 = rows > 3 ? a + 3 * lda : a
-    let a4 = rows > 4 ? a + 4 * lda : a, a5 = rows > 5 ? a + 5 * lda : a, a6 = rows > 6 ? a + 6 * lda : a
-    let a7 = rows > 7 ? a + 7 * lda : a
+    let a0 = a, a1 = rows > 1 ? a + rowStride : a, a2 = rows > 2 ? a + 2 * rowStride : a
+    let a3 = rows > 3 ? a + 3 * rowStride : a, a4 = rows > 4 ? a + 4 * rowStride : a
+    let a5 = rows > 5 ? a + 5 * rowStride : a, a6 = rows > 6 ? a + 6 * rowStride : a
+    let a7 = rows > 7 ? a + 7 * rowStride : a
     var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
     var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
-    var b = UnsafeRawPointer(panel)
-    for kk in 0..<k {
-        let b0 = b.loadUnaligned(as: V.self), b1 = b.loadUnaligned(fromByteOffset: 64, as: V.self)
-        b += 4 * panelWidth
-        var x = V(repeating: a0[kk]); c00.addProduct(x, b0); c01.addProduct(x, b1)
-        x = V(repeating: a1[kk]); c10.addProduct(x, b0); c11.addProduct(x, b1)
-        x = V(repeating: a2[kk]); c20.addProduct(x, b0); c21.addProduct(x, b1)
-        x = V(repeating: a3[kk]); c30.addProduct(x, b0); c31.addProduct(x, b1)
-        x = V(repeating: a4[kk]); c40.addProduct(x, b0); c41.addProduct(x, b1)
-        x = V(repeating: a5[kk]); c50.addProduct(x, b0); c51.addProduct(x, b1)
-        x = V(repeating: a6[kk]); c60.addProduct(x, b0); c61.addProduct(x, b1)
-        x = V(repeating: a7[kk]); c70.addProduct(x, b0); c71.addProduct(x, b1)
+    var bRow = UnsafeRawPointer(b)
+    var step = 0
+    for _ in 0..<k {
+        let b0 = bRow.loadUnaligned(as: V.self), b1 = bRow.loadUnaligned(fromByteOffset: 64, as: V.self)
+        bRow += 4 * bStride
+        var x = V(repeating: a0[step]); c00.addProduct(x, b0); c01.addProduct(x, b1)
+        x = V(repeating: a1[step]); c10.addProduct(x, b0); c11.addProduct(x, b1)
+        x = V(repeating: a2[step]); c20.addProduct(x, b0); c21.addProduct(x, b1)
+        x = V(repeating: a3[step]); c30.addProduct(x, b0); c31.addProduct(x, b1)
+        x = V(repeating: a4[step]); c40.addProduct(x, b0); c41.addProduct(x, b1)
+        x = V(repeating: a5[step]); c50.addProduct(x, b0); c51.addProduct(x, b1)
+        x = V(repeating: a6[step]); c60.addProduct(x, b0); c61.addProduct(x, b1)
+        x = V(repeating: a7[step]); c70.addProduct(x, b0); c71.addProduct(x, b1)
+        step += stepStride
     }
     storeTileRow(c00, c01, c, width: width, accumulate: accumulate)
     if rows > 1 { storeTileRow(c10, c11, c + ldc, width: width, accumulate: accumulate) }

@@ -31,6 +31,8 @@ public final class Conv2D<Element: Scalar>: Layer {
     public let algorithm: ConvolutionAlgorithm
     /// Set when `algorithm` is `.winograd`.
     let tiling: WinogradTiling?
+    /// Whether the Winograd products may run `streamedProduct` (`WinogradProductKernel`).
+    private let streamedProducts: Bool
     /// Images whose transformed tiles go through one set of 16 GEMMs.
     private var imagesPerChunk = 1
     /// Transformed filters U (of the weights of the last forward, which backward uses) and their
@@ -69,6 +71,7 @@ public final class Conv2D<Element: Scalar>: Layer {
         }
         self.algorithm = chosen
         tiling = chosen == .winograd ? WinogradTiling(g, outChannels: outChannels) : nil
+        streamedProducts = try chosen == .winograd && Element.self == Float.self && WinogradProductKernel.automatic() == .streamed
     }
 
     public var parameterShapes: [ParameterShape] {
@@ -95,8 +98,9 @@ public final class Conv2D<Element: Scalar>: Layer {
             imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
             filters = Buffer(count: 16 * outChannels * geometry.channels)
             filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
-            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk))
-            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk))
+            // A panel's width past the last plane, which `streamedProduct` may read.
+            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk) + panelWidth)
+            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk) + panelWidth)
             // One scratch per thread of the team, each on its own cache lines.
             transformScratch = Buffer(count: scratchStride(tiling) * (ThreadTeam.current?.size ?? 1))
             return
@@ -181,10 +185,8 @@ extension Conv2D {
             }
             forEachPlane { xi in
                 // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
-                Element.gemm(transA: false, transB: false, m: outChannels, n: tiles, k: inChannels,
-                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: v + xi * vs, ldb: tiles,
-                             beta: 0, c: m + xi * ms, ldc: tiles)
+                smallProduct(m: outChannels, n: tiles, k: inChannels, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             transposedA: false, b: v + xi * vs, ldb: tiles, c: m + xi * ms, ldc: tiles)
             }
             let out = y + first * outChannels * spatial
             forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
@@ -195,6 +197,25 @@ extension Conv2D {
             }
             sumMoments(out, images: images)
         }
+    }
+
+    /// c[m, n] = op(a)[m, k] b[k, n] (op(a) = a^T when `transposedA`), for one plane of tiles
+    /// (n = tiles): `streamedProduct` when the layer runs it and the tiles fill whole panels of 32,
+    /// else BLAS. Partial panels waste their missing columns' arithmetic: cnn's 7 x 7 tiles an image
+    /// (n = 49, two panels) ran slower than BLAS (`benchmarks/pair`, 0.94).
+    private func smallProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Element>, lda: Int, transposedA: Bool,
+                              b: UnsafePointer<Element>, ldb: Int, c: UnsafeMutablePointer<Element>, ldc: Int) {
+        if streamedProducts && n % panelWidth == 0 {
+            return a.withMemoryRebound(to: Float.self, capacity: (transposedA ? k : m) * lda) { a in
+                b.withMemoryRebound(to: Float.self, capacity: k * ldb) { b in
+                    c.withMemoryRebound(to: Float.self, capacity: m * ldc) { c in
+                        streamedProduct(m: m, n: n, k: k, a: a, lda: lda, transposedA: transposedA, b: b, ldb: ldb, c: c, ldc: ldc)
+                    }
+                }
+            }
+        }
+        Element.gemm(transA: transposedA, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                     beta: 0, c: c, ldc: ldc)
     }
 
     /// Runs `body(ξ)` for the 16 planes of a Winograd product, shared out whole among a
@@ -253,10 +274,8 @@ extension Conv2D {
             guard let dx else { continue }
             forEachPlane { xi in
                 // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
-                Element.gemm(transA: true, transB: false, m: inChannels, n: tiles, k: outChannels,
-                             alpha: 1, a: u + xi * outChannels * inChannels, lda: inChannels,
-                             b: dm + xi * ms, ldb: tiles,
-                             beta: 0, c: v + xi * vs, ldc: tiles)
+                smallProduct(m: inChannels, n: tiles, k: outChannels, a: u + xi * outChannels * inChannels, lda: inChannels,
+                             transposedA: true, b: dm + xi * ms, ldb: tiles, c: v + xi * vs, ldc: tiles)
             }
             forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
                 winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: scratch, only: channels)
