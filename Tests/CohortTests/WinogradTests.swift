@@ -137,8 +137,8 @@ final class WinogradTests: XCTestCase {
     func testNestedResidualNetworkMatchesPyTorchThroughWinograd() throws { try trainFixtureThroughWinograd("resnet_nested_cosine") }
 
     /// The products through `streamedProduct` (`COHORT_WINOGRAD_PRODUCT=streamed`, which a debug
-    /// build takes only when told): planes of 64 and 128 tiles (whole panels, streamed; 20 and 12
-    /// output channels: partial tiles of rows) and of 7 x 7 tiles an image (BLAS), against im2col.
+    /// build takes only when told): planes of 3 x 64 and 8 x 16 tiles (whole panels, streamed; 20 and
+    /// 12 output channels: partial tiles of rows) and of 2 x 49 (BLAS), against im2col.
     func testStreamedProductsMatchIm2col() throws {
         try withEnvironment(WinogradProductKernel.environmentVariable, "streamed") {
             XCTAssertLessThan(try compareWithIm2col(Float.self, input: [12, 16, 16], out: 20, padding: 1, batch: 3), 1e-5)

@@ -98,9 +98,8 @@ public final class Conv2D<Element: Scalar>: Layer {
             imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
             filters = Buffer(count: 16 * outChannels * geometry.channels)
             filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
-            // A panel's width past the last plane, which `streamedProduct` may read.
-            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk) + panelWidth)
-            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk) + panelWidth)
+            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk))
+            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk))
             // One scratch per thread of the team, each on its own cache lines.
             transformScratch = Buffer(count: scratchStride(tiling) * (ThreadTeam.current?.size ?? 1))
             return
@@ -202,7 +201,8 @@ extension Conv2D {
     /// c[m, n] = op(a)[m, k] b[k, n] (op(a) = a^T when `transposedA`), for one plane of tiles
     /// (n = tiles): `streamedProduct` when the layer runs it and the tiles fill whole panels of 32,
     /// else BLAS. Partial panels waste their missing columns' arithmetic: cnn's 7 x 7 tiles an image
-    /// (n = 49, two panels) ran slower than BLAS (`benchmarks/pair`, 0.94).
+    /// (n = 49, two panels) ran slower than BLAS (`benchmarks/pair`, 0.94). Whole panels also mean
+    /// the kernel reads nothing past a plane's last tile.
     private func smallProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Element>, lda: Int, transposedA: Bool,
                               b: UnsafePointer<Element>, ldb: Int, c: UnsafeMutablePointer<Element>, ldc: Int) {
         if streamedProducts && n % panelWidth == 0 {
