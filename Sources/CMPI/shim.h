@@ -17,6 +17,9 @@ static inline void *cohort_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Status *cohort_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Status *cohort_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 static inline MPI_Request cohort_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline MPI_Info cohort_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline MPI_Win cohort_mpi_win_null(void) { return MPI_WIN_NULL; }
+static inline int cohort_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline int cohort_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cohort_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 #endif

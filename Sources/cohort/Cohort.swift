@@ -40,6 +40,7 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     let communicator = MPICommunicator()
     configureBLASThreads(worldSize: communicator.worldSize)
     do {
+        try communicator.checkEnvironment()
         let status = try body(communicator)
         communicator.finalize()
         exit(status)

@@ -44,6 +44,32 @@ final class DataParallelTests: XCTestCase {
         assertSameWeights(results[0], results[2], tolerance: 1e-5, "3 workers against 1")
     }
 
+    /// Workers of one node sum the gradients through shared memory; with `COHORT_NODE_SUM=mpi`,
+    /// through messages (`reduceScatterAllgatherSum`). Both sum each element in the same order, so
+    /// the weights are bitwise the same: 2 workers (a + b), 3 (rank order), 4 (a tree of pairs).
+    func testSharedMemoryAndMessagesSumToTheSameWeights() throws {
+        for workers in 2...4 {
+            var checkpoints: [Data] = []
+            for sum in ["shared", "mpi"] {
+                let c = try config("\(sum)\(workers)", maxSteps: 12)
+                let job = try MPIJob(workers: workers, arguments: ["train", c.path], configPath: c.path,
+                                     environment: ["COHORT_NODE_SUM": sum]).wait()
+                XCTAssertEqual(job.status, 0, job.error)
+                checkpoints.append(try Data(contentsOf: c.run.appendingPathComponent("checkpoints/12/model.safetensors")))
+            }
+            XCTAssertEqual(checkpoints[0], checkpoints[1], "\(workers) workers: shared memory and messages differ")
+        }
+    }
+
+    /// `COHORT_NODE_SUM` takes shared or mpi; anything else ends the job before training, said once.
+    func testAnUnknownNodeSumIsOneError() throws {
+        let c = try config("bogus", maxSteps: 2)
+        let job = try MPIJob(workers: 2, arguments: ["train", c.path], configPath: c.path, environment: ["COHORT_NODE_SUM": "fast"]).wait()
+        XCTAssertNotEqual(job.status, 0)
+        XCTAssertEqual(job.error, "error: COHORT_NODE_SUM: unknown value 'fast' (expected shared or mpi)\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: c.run.appendingPathComponent("checkpoints").path))
+    }
+
     /// 2 workers for 9 steps, then 3 workers extending the run to 20: the same weights as 1 worker
     /// straight through (a constant rate, so that the run's length does not change the schedule).
     func testResumeOnAnotherNumberOfWorkers() throws {

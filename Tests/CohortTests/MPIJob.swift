@@ -13,13 +13,15 @@ final class MPIJob {
         ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Starts `cohort <arguments>` on `workers` ranks; `configPath` must appear in the arguments.
-    init(workers: Int, arguments: [String], configPath: String) throws {
+    /// Starts `cohort <arguments>` on `workers` ranks, with `environment` added to theirs;
+    /// `configPath` must appear in the arguments.
+    init(workers: Int, arguments: [String], configPath: String, environment: [String: String] = [:]) throws {
         let mpirun = try XCTUnwrap(MPIJob.mpirun, "mpirun is not installed (apt-get install openmpi-bin)")
         self.configPath = configPath
         process.executableURL = URL(fileURLWithPath: mpirun)
         process.arguments = ["-np", "\(workers)", "--oversubscribe", "--allow-run-as-root", "--quiet", "--stdin", "none",
-                             "-x", "OPENBLAS_NUM_THREADS=1", try cohortBinary().path] + arguments
+                             "-x", "OPENBLAS_NUM_THREADS=1"] + environment.sorted { $0.key < $1.key }.flatMap { ["-x", "\($0.key)=\($0.value)"] }
+            + [try cohortBinary().path] + arguments
         process.standardOutput = outputPipe
         process.standardError = errorPipe
         try process.run()

@@ -26,6 +26,11 @@ public final class MPICommunicator: Communicator {
     let scatterWorkspace = ScatterWorkspace()
     /// The requests of `exchange` (2) and `exchangeWithAll` (2 per other worker).
     private let pointRequests: UnsafeMutablePointer<MPI_Request?>
+    /// The float allreduce through shared memory, when every worker runs on this node (and
+    /// `COHORT_NODE_SUM` is not `mpi`); nil: `reduceScatterAllgatherSum`'s messages.
+    private var sharedSum: SharedMemorySum?
+    /// An unknown `COHORT_NODE_SUM`, reported by `checkEnvironment`.
+    private var environmentError: CohortError?
 
     /// Starts MPI. Call once per process, before any other MPI call.
     public init() {
@@ -39,6 +44,31 @@ public final class MPICommunicator: Communicator {
         rank = Int(r)
         worldSize = Int(n)
         pointRequests = .allocate(capacity: 2 * max(worldSize, 2))
+        let nodeSum = ProcessInfo.processInfo.environment["COHORT_NODE_SUM"] ?? "shared"
+        if !["shared", "mpi"].contains(nodeSum) {
+            environmentError = CohortError("COHORT_NODE_SUM: unknown value '\(nodeSum)' (expected shared or mpi)")
+        }
+        if worldSize > 1 && nodeSum == "shared" && Self.sharesOneNode(comm) {
+            sharedSum = SharedMemorySum(comm: comm, rank: rank, worldSize: worldSize,
+                                        barrier: { [unowned self] in try self.barrier() },
+                                        allAgree: { [unowned self] in try self.allgather([$0 ? 1 : 0]).allSatisfy { $0[0] == 1 } })
+        }
+    }
+
+    /// Throws if the environment asks for something this communicator does not know.
+    public func checkEnvironment() throws {
+        if let environmentError { throw environmentError }
+    }
+
+    /// Whether every worker of `comm` runs on this node (can map the same memory). Collective.
+    private static func sharesOneNode(_ comm: MPI_Comm) -> Bool {
+        var node: MPI_Comm?
+        guard MPI_Comm_split_type(comm, cohort_mpi_comm_type_shared(), 0, cohort_mpi_info_null(), &node) == 0 else { return false }
+        var size: Int32 = 0, worldSize: Int32 = 0
+        MPI_Comm_size(node, &size)
+        MPI_Comm_size(comm, &worldSize)
+        MPI_Comm_free(&node)
+        return size == worldSize
     }
 
     private init(duplicating parent: MPICommunicator, comm: MPI_Comm) {
@@ -55,9 +85,11 @@ public final class MPICommunicator: Communicator {
     deinit { pointRequests.deallocate() }
 
     /// A duplicate of this communicator (`MPI_Comm_dup`) for a communication thread, which waits
-    /// for its collectives sleeping between polls rather than spinning.
+    /// for its collectives sleeping between polls rather than spinning. Nil when the gradients
+    /// are summed through shared memory: that is memory traffic on the workers' own cores, which a
+    /// thread beside backward would only take from it.
     public func duplicate() throws -> Communicator? {
-        guard worldSize > 1, threadsAllowed else { return nil }
+        guard worldSize > 1, threadsAllowed, sharedSum == nil else { return nil }
         var copy: MPI_Comm?
         try check(MPI_Comm_dup(comm, &copy), "duplicate")
         guard let copy else { return nil }
@@ -66,6 +98,10 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
+        if let sharedSum {
+            if try sharedSum.sum(buffer, count: count, step: step, timeoutSeconds: timeoutSeconds) { return }
+            self.sharedSum = nil
+        }
         try reduceScatterAllgatherSum(buffer, count: count)
     }
 
@@ -187,6 +223,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func finalize() {
+        sharedSum?.free()
         MPI_Finalize()
     }
 
