@@ -1,3 +1,5 @@
+import CPosix
+
 /// The element-wise passes of one time step of the recurrent cells, over a batch; the layers
 /// (`LSTM`, `GRU`, `RNN`) do the matrix products around them.
 ///
@@ -78,6 +80,12 @@ func lstmBackwardStep<T: Scalar>(
         let i = gates + row * 4 * h, f = i + h, g = i + 2 * h, o = i + 3 * h
         let da = gateGradients + row * 4 * h
         let previousCell = cells + row * h, tanhC = cellTanh + row * h
+        if n + 1 < batch {
+            // The next sample's rows lie T rows further on, where the hardware prefetcher does not look.
+            prefetch(i + steps * 4 * h, count: 4 * h)
+            prefetch(previousCell + steps * h, count: h)
+            prefetch(tanhC + steps * h, count: h)
+        }
         let dh = hiddenGradient + n * h, dc = cellGradient + n * h
         if let outputGradient {
             let dy = outputGradient + n * outputStride
@@ -95,6 +103,13 @@ func lstmBackwardStep<T: Scalar>(
             v.store(dcv * fv, dc)
         }
     }
+}
+
+/// Asks for the cache lines of `p[0 ..< count]`.
+@inline(__always)
+func prefetch<T>(_ p: UnsafePointer<T>, count: Int) {
+    let bytes = count * MemoryLayout<T>.stride
+    for offset in stride(from: 0, to: bytes, by: 64) { cohort_prefetch(UnsafeRawPointer(p) + offset) }
 }
 
 /// One GRU step (Cho et al. 2014; PyTorch's formulation, where the reset gate multiplies the
