@@ -80,8 +80,8 @@ func lstmBackwardStep<T: Scalar>(
         let i = gates + row * 4 * h, f = i + h, g = i + 2 * h, o = i + 3 * h
         let da = gateGradients + row * 4 * h
         let previousCell = cells + row * h, tanhC = cellTanh + row * h
+        // The next sample's rows lie T rows further on, where the hardware prefetcher does not look.
         if n + 1 < batch {
-            // The next sample's rows lie T rows further on, where the hardware prefetcher does not look.
             prefetch(i + steps * 4 * h, count: 4 * h)
             prefetch(previousCell + steps * h, count: h)
             prefetch(tanhC + steps * h, count: h)
@@ -179,6 +179,11 @@ func gruBackwardStep<T: Scalar>(
         let r = gates + row * 3 * h, z = r + h, c = r + 2 * h, hn = recurrent + row * 3 * h + 2 * h
         let da = inputGradients + row * 3 * h, dm = recurrentGradients + row * 3 * h
         let previous = hidden + row * hiddenStride, dh = hiddenGradient + n * h
+        if n + 1 < batch {
+            prefetch(r + steps * 3 * h, count: 3 * h)
+            prefetch(hn + steps * 3 * h, count: h)
+            prefetch(previous + steps * hiddenStride, count: h)
+        }
         if let outputGradient {
             let dy = outputGradient + n * outputStride
             for j in 0..<h { dh[j] += dy[j] }
@@ -239,6 +244,7 @@ func rnnBackwardStep<T: Scalar>(
     for n in 0..<batch {
         let row = n * steps + t
         let state = states + row * h, da = stateGradients + row * h, dh = hiddenGradient + n * h
+        if n + 1 < batch { prefetch(state + steps * h, count: h) }
         // Passes with few streams each, so that every one vectorises.
         if let outputGradient {
             let dy = outputGradient + n * outputStride
