@@ -3,7 +3,9 @@ import XCTest
 @testable import Cohort
 
 /// The gradient allreduce overlapped with backward (`distributed.overlap`, on by default): buckets
-/// of whole layers from the end of the gradient buffer, summed by a communication thread.
+/// of whole layers from the end of the gradient buffer, summed by a communication thread. Between
+/// hosts, where messages carry the sums: the workers here run with `COHORT_NODE_SUM=mpi`, since on
+/// one host the float sum otherwise goes through shared memory after backward (`DataParallelTests`).
 final class OverlapTests: XCTestCase {
     var data: IDXPair!
     var directory: URL!
@@ -35,7 +37,8 @@ final class OverlapTests: XCTestCase {
         try distributedConfig(data: data, run: run, maxSteps: maxSteps, schedule: "constant", hidden: hidden, train: extra,
                               distributed: ", overlap: \(overlap), bucket_mb: \(bucketMB)")
             .write(toFile: path, atomically: true, encoding: .utf8)
-        let job = try MPIJob(workers: workers, arguments: ["train", path] + (resume ? ["--resume", "auto"] : []), configPath: path).wait()
+        let job = try MPIJob(workers: workers, arguments: ["train", path] + (resume ? ["--resume", "auto"] : []), configPath: path,
+                             environment: ["COHORT_NODE_SUM": "mpi"]).wait()
         XCTAssertEqual(job.status, 0, job.error)
         return run.appendingPathComponent("checkpoints/\(maxSteps)/model.safetensors")
     }
@@ -45,6 +48,38 @@ final class OverlapTests: XCTestCase {
         let after = try train("after", workers: 2, overlap: false)
         let during = try train("during", workers: 2, overlap: true)
         XCTAssertEqual(try Data(contentsOf: after), try Data(contentsOf: during))
+    }
+
+    /// On one host the communication thread is not started for float32 gradients, which shared
+    /// memory sums after backward; it is for bfloat16 ones, which travel as messages.
+    func testNoCommunicationThreadBesideASharedMemorySum() throws {
+        final class OneHost: Communicator {
+            var rank: Int { 0 }
+            var worldSize: Int { 2 }
+            var step = 0
+            var sumsInSharedMemory: Bool { true }
+            var duplicates = 0
+            func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+            func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+            func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+            func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
+            func allgather(_ values: [UInt64]) -> [[UInt64]] { [values, values] }
+            func barrier() {}
+            func duplicate() -> Communicator? { duplicates += 1; return nil }
+            func agreeOnSetup(failed: Bool) -> [Int] { [] }
+        }
+        let config = try ConfigLoader.parse(distributedConfig(data: data, run: directory, maxSteps: 1), file: "c.yaml")
+        let communicator = OneHost()
+        for (compression, expected) in [(GradientCompression.none, 0), (.bf16, 1)] {
+            let model = try Model<Float>(config.model)
+            let stepper = TrainingStep(model: model, optimizer: SGD(momentum: 0, dampening: 0, nesterov: false, weightDecay: 0,
+                                                                    count: model.parameters.count),
+                                       communicator: communicator, seed: 0, maxLocalBatch: 4)
+            stepper.compression = compression
+            communicator.duplicates = 0
+            try stepper.overlapCommunication()
+            XCTAssertEqual(communicator.duplicates, expected, "\(compression)")
+        }
     }
 
     func testOverlapWithAccumulationTrainsBitwiseTheWeightsOfOneAllreduceOnTwoWorkers() throws {

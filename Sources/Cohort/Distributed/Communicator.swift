@@ -6,6 +6,9 @@ public protocol Communicator: AnyObject {
     var worldSize: Int { get }
     /// The training step in progress, for messages about a collective that failed.
     var step: Int { get set }
+    /// Whether `allreduceSum` of floats goes through memory that every worker maps (all of them on
+    /// one host) rather than messages.
+    var sumsInSharedMemory: Bool { get }
     /// Replaces each element by its sum over all workers.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
@@ -50,6 +53,7 @@ public final class SoloCommunicator: Communicator {
     public var rank: Int { 0 }
     public var worldSize: Int { 1 }
     public var step = 0
+    public var sumsInSharedMemory: Bool { false }
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     public func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}

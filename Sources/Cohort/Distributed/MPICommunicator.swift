@@ -85,16 +85,16 @@ public final class MPICommunicator: Communicator {
     deinit { pointRequests.deallocate() }
 
     /// A duplicate of this communicator (`MPI_Comm_dup`) for a communication thread, which waits
-    /// for its collectives sleeping between polls rather than spinning. Nil when the gradients
-    /// are summed through shared memory: that is memory traffic on the workers' own cores, which a
-    /// thread beside backward would only take from it.
+    /// for its collectives sleeping between polls rather than spinning.
     public func duplicate() throws -> Communicator? {
-        guard worldSize > 1, threadsAllowed, sharedSum == nil else { return nil }
+        guard worldSize > 1, threadsAllowed else { return nil }
         var copy: MPI_Comm?
         try check(MPI_Comm_dup(comm, &copy), "duplicate")
         guard let copy else { return nil }
         return MPICommunicator(duplicating: self, comm: copy)
     }
+
+    public var sumsInSharedMemory: Bool { sharedSum != nil }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }

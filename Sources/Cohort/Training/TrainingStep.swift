@@ -37,10 +37,13 @@ public final class TrainingStep {
     }
 
     /// Sums the gradients over the workers during backward, bucket by bucket, on a communication
-    /// thread (`GradientExchange`), where MPI allows it (a world of one has nothing to send).
-    /// Collective: every worker calls it, at set-up.
+    /// thread (`GradientExchange`), where MPI allows it (a world of one has nothing to send) and
+    /// the sum is messages: not when float32 gradients are summed through shared memory (workers of
+    /// one host), which is memory traffic on the worker's own core that a thread beside backward
+    /// would only take from it. Collective: every worker calls it, at set-up, after `compression` is set.
     public func overlapCommunication(bucketCount: Int = GradientBuckets.defaultTargetCount) throws {
-        guard exchange == nil, let channel = try communicator.duplicate() else { return }
+        guard exchange == nil, compression != .none || !communicator.sumsInSharedMemory,
+              let channel = try communicator.duplicate() else { return }
         exchange = GradientExchange(model: model, communicator: channel, buckets: GradientBuckets(model: model, targetCount: bucketCount))
     }
 
