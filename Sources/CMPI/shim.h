@@ -20,6 +20,8 @@ static inline MPI_Request cohort_mpi_request_null(void) { return MPI_REQUEST_NUL
 static inline MPI_Info cohort_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline MPI_Win cohort_mpi_win_null(void) { return MPI_WIN_NULL; }
 static inline int cohort_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Errhandler cohort_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Errhandler cohort_mpi_errors_are_fatal(void) { return MPI_ERRORS_ARE_FATAL; }
 static inline int cohort_mpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cohort_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 #endif

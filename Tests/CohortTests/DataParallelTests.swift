@@ -61,6 +61,19 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// Where MPI cannot make a shared-memory window (its `osc sm` component left out), the workers
+    /// agree to sum through messages instead: the same weights, no error.
+    func testWithoutSharedMemoryWindowsTheSumFallsBackToMessages() throws {
+        var checkpoints: [Data] = []
+        for (name, environment) in [("window", [String: String]()), ("nowindow", ["OMPI_MCA_osc": "^sm"])] {
+            let c = try config(name, maxSteps: 6)
+            let job = try MPIJob(workers: 2, arguments: ["train", c.path], configPath: c.path, environment: environment).wait()
+            XCTAssertEqual(job.status, 0, job.error)
+            checkpoints.append(try Data(contentsOf: c.run.appendingPathComponent("checkpoints/6/model.safetensors")))
+        }
+        XCTAssertEqual(checkpoints[0], checkpoints[1])
+    }
+
     /// `COHORT_NODE_SUM` takes shared or mpi; anything else ends the job before training, said once.
     func testAnUnknownNodeSumIsOneError() throws {
         let c = try config("bogus", maxSteps: 2)

@@ -63,7 +63,10 @@ public final class MPICommunicator: Communicator {
     /// Whether every worker of `comm` runs on this node (can map the same memory). Collective.
     private static func sharesOneNode(_ comm: MPI_Comm) -> Bool {
         var node: MPI_Comm?
-        guard MPI_Comm_split_type(comm, cohort_mpi_comm_type_shared(), 0, cohort_mpi_info_null(), &node) == 0 else { return false }
+        MPI_Comm_set_errhandler(comm, cohort_mpi_errors_return())
+        let status = MPI_Comm_split_type(comm, cohort_mpi_comm_type_shared(), 0, cohort_mpi_info_null(), &node)
+        MPI_Comm_set_errhandler(comm, cohort_mpi_errors_are_fatal())
+        guard status == 0 else { return false }
         var size: Int32 = 0, worldSize: Int32 = 0
         MPI_Comm_size(node, &size)
         MPI_Comm_size(comm, &worldSize)

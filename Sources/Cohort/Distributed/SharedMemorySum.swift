@@ -155,9 +155,10 @@ final class SharedMemorySum {
     }
 
     /// A window of `count` floats a worker (and a cache line for its counter), or false if every
-    /// worker's share would not fit in what /dev/shm (OpenMPI's backing directory for it) has free:
-    /// its pages are taken as they are first written, and a full /dev/shm (a container's is often
-    /// 64 MB) would kill the job with SIGBUS then. Collective.
+    /// worker's share would not fit in what /dev/shm (OpenMPI's backing directory for it) has free
+    /// (its pages are taken as they are first written, and a full /dev/shm, as a container's 64 MB
+    /// often is, would kill the job with SIGBUS then), or if MPI cannot make the window (no `osc sm`
+    /// component). Collective.
     private func reserve(_ count: Int) throws -> Bool {
         free()
         let floats = (count + 15) / 16 * 16, bytes = Self.lineBytes + 4 * floats
@@ -165,8 +166,13 @@ final class SharedMemorySum {
         let fits = statvfs("/dev/shm", &space) == 0 && Int(space.f_bavail) * Int(space.f_frsize) >= 2 * worldSize * bytes
         guard try allAgree(fits) else { return false }
         var base: UnsafeMutableRawPointer?
+        MPI_Comm_set_errhandler(comm, cohort_mpi_errors_return())
         let status = MPI_Win_allocate_shared(MPI_Aint(bytes), 1, cohort_mpi_info_null(), comm, &base, &window)
-        guard status == 0 else { throw CohortError("shared memory for the gradient sum: MPI_Win_allocate_shared failed (MPI error \(status))") }
+        MPI_Comm_set_errhandler(comm, cohort_mpi_errors_are_fatal())
+        guard try allAgree(status == 0) else {
+            window = cohort_mpi_win_null()
+            return false
+        }
         for q in 0..<worldSize {
             var size: MPI_Aint = 0, unit: Int32 = 0
             var segment: UnsafeMutableRawPointer?
