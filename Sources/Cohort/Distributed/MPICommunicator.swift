@@ -198,24 +198,9 @@ public final class MPICommunicator: Communicator {
     /// Polls `requests` until all complete or `timeoutSeconds` pass.
     private func wait(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int, _ operation: String) throws {
         var done: Int32 = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var polls = 0
-        while true {
+        try pollCollective(operation, step: step, rank: rank, timeoutSeconds: timeoutSeconds, sleepMicroseconds: pollSleep) {
             try check(MPI_Testall(Int32(count), requests, &done, cohort_mpi_statuses_ignore()), operation)
-            if done != 0 { return }
-            polls += 1
-            if polls > 64 {
-                // Yield the core: with more workers than cores, a busy poll would starve the peer it waits for.
-                // A short collective (a small bucket, the last one after backward) is caught spinning.
-                if pollSleep > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(pollSleep) } else { sched_yield() }
-            }
-            if polls & 255 == 0 {
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                if elapsed > timeoutSeconds {
-                    throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s",
-                                             operation, step, rank, elapsed))
-                }
-            }
+            return done != 0
         }
     }
 
@@ -232,5 +217,28 @@ public final class MPICommunicator: Communicator {
 
     private func check(_ status: Int32, _ operation: String) throws {
         if status != 0 { throw CohortError("collective \(operation) at step \(step) failed on rank \(rank) (MPI error \(status))") }
+    }
+}
+
+/// Calls `done` until it returns true: spinning 64 times, then yielding the core between calls
+/// (with more workers than cores, a busy poll would starve the worker it waits for), or, with
+/// `sleepMicroseconds`, sleeping once 0.2 ms have passed; a short wait (a small bucket, the last
+/// one after backward) is caught spinning. Throws the collective's timeout error, naming
+/// `operation`, `step` and `rank`, after `timeoutSeconds`.
+func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: Double, sleepMicroseconds: UInt32 = 0,
+                    until done: () throws -> Bool) throws {
+    let start = DispatchTime.now().uptimeNanoseconds
+    var polls = 0
+    while try !done() {
+        polls += 1
+        if polls > 64 {
+            if sleepMicroseconds > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(sleepMicroseconds) } else { sched_yield() }
+        }
+        if polls & 255 == 0 {
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if elapsed > timeoutSeconds {
+                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s", operation, step, rank, elapsed))
+            }
+        }
     }
 }

@@ -136,21 +136,8 @@ final class SharedMemorySum {
     private func arrive(step: Int, timeoutSeconds: Double) throws {
         phase += 1
         counters[rank].pointee.store(phase, ordering: .releasing)
-        let start = DispatchTime.now().uptimeNanoseconds
-        for q in 0..<worldSize where q != rank {
-            var polls = 0
-            while counters[q].pointee.load(ordering: .acquiring) < phase {
-                polls += 1
-                // With more workers than cores, a busy poll would starve the worker it waits for.
-                if polls > 64 { sched_yield() }
-                if polls & 255 == 0 {
-                    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                    if elapsed > timeoutSeconds {
-                        throw CohortError(String(format: "collective allreduce at step %d timed out on rank %d after %.0f s",
-                                                 step, rank, elapsed))
-                    }
-                }
-            }
+        try pollCollective("allreduce", step: step, rank: rank, timeoutSeconds: timeoutSeconds) {
+            (0..<worldSize).allSatisfy { counters[$0].pointee.load(ordering: .acquiring) >= phase }
         }
     }
 
