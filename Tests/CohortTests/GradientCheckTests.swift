@@ -184,20 +184,8 @@ final class GradientCheckTests: XCTestCase {
     /// Every parameter gradient of the model of `layers` (YAML list items), through the mean
     /// softmax cross-entropy of a batch of random inputs with `labels`.
     func checkModelGradients(input: [Int], layers: String, labels: [Int32], file: StaticString = #filePath, line: UInt = #line) throws {
-        let config = try ConfigLoader.parse("""
-            data: {train: {images: a, labels: b}}
-            model:
-              input: \(input)
-              layers:
-            \(layers)
-            train: {batch_size: 4, max_steps: 1}
-            """, file: "inline.yaml")
-        let model = try Model<Double>(config.model)
-        model.initialize(seed: 3)
         let batch = labels.count
-        model.reserve(maxBatch: batch)
-        let random = CounterRandom(11)
-        for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
+        let model = try modelOnRandomInput(input: input, layers: layers, batch: batch, seed: 3, inputSeed: 11)
         let context = StepContext(isTraining: true, seed: 3, step: 0, firstSampleIndex: 0, globalBatch: batch, communicator: SoloCommunicator())
         func loss(withGradient: Bool) throws -> Double {
             try model.forward(batch: batch, context: context)

@@ -37,29 +37,10 @@ final class GradientPoolTests: XCTestCase {
 
     /// One training step's forward and backward; returns the model.
     func step(keepingActivationGradients keeps: Bool) throws -> Model<Double> {
-        let config = try ConfigLoader.parse("""
-            data: {train: {images: a, labels: b}}
-            model:
-              input: [2, 6, 6]
-              layers:
-            \(layers)
-            train: {batch_size: 4, max_steps: 1}
-            """, file: "inline.yaml")
-        let model = try Model<Double>(config.model)
-        model.initialize(seed: 5)
-        model.keepsActivationGradients = keeps
         let labels: [Int32] = [2, 0, 1, 2]
-        model.reserve(maxBatch: labels.count)
-        let random = CounterRandom(13)
-        for i in 0..<(labels.count * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
-        let context = StepContext(isTraining: true, seed: 5, step: 0, firstSampleIndex: 0, globalBatch: labels.count,
-                                  communicator: SoloCommunicator())
-        try model.forward(batch: labels.count, context: context)
-        _ = labels.withUnsafeBufferPointer { l in
-            softmaxCrossEntropy(logits: model.output, labels: l.baseAddress!, dlogits: model.outputGradient,
-                                batch: labels.count, classes: model.classes, gradientScale: 0.25)
-        }
-        try model.backward(batch: labels.count, context: context)
+        let model = try modelOnRandomInput(input: [2, 6, 6], layers: layers, batch: labels.count, seed: 5, inputSeed: 13,
+                                           keepsActivationGradients: keeps)
+        try forwardAndBackward(model, labels: labels)
         return model
     }
 

@@ -126,15 +126,7 @@ extension GradientCheckTests {
 
 final class ResidualTests: XCTestCase {
     func model(_ layers: String, input: [Int] = [2, 6, 6]) throws -> Model<Double> {
-        let config = try ConfigLoader.parse("""
-            data: {train: {images: a, labels: b}}
-            model:
-              input: \(input)
-              layers:
-            \(layers)
-            train: {batch_size: 4, max_steps: 1}
-            """, file: "c.yaml")
-        return try Model<Double>(config.model)
+        try inlineModel(input: input, layers: layers, file: "c.yaml")
     }
 
     func error(_ layers: String, input: [Int] = [2, 6, 6]) -> String {

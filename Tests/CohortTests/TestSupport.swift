@@ -56,3 +56,43 @@ func cohortBinary() throws -> URL {
         .map { $0.appendingPathComponent("cohort") }
     return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "cohort binary not built")
 }
+
+/// One training forward and backward of `model` on one worker: its input already filled for
+/// `labels.count` samples, the loss's gradient scaled by 1 / batch.
+func forwardAndBackward(_ model: Model<Double>, labels: [Int32], seed: UInt64 = 5) throws {
+    let context = StepContext(isTraining: true, seed: seed, step: 0, firstSampleIndex: 0, globalBatch: labels.count,
+                              communicator: SoloCommunicator())
+    try model.forward(batch: labels.count, context: context)
+    _ = labels.withUnsafeBufferPointer { l in
+        softmaxCrossEntropy(logits: model.output, labels: l.baseAddress!, dlogits: model.outputGradient,
+                            batch: labels.count, classes: model.classes, gradientScale: 1 / Double(labels.count))
+    }
+    try model.backward(batch: labels.count, context: context)
+}
+
+/// The Double model of `input` and `layers` (a YAML list, indented as under `model:`), from a
+/// config named `file`.
+func inlineModel(input: [Int], layers: String, file: String = "inline.yaml") throws -> Model<Double> {
+    let config = try ConfigLoader.parse("""
+        data: {train: {images: a, labels: b}}
+        model:
+          input: \(input)
+          layers:
+        \(layers)
+        train: {batch_size: 4, max_steps: 1}
+        """, file: file)
+    return try Model<Double>(config.model)
+}
+
+/// `inlineModel(input:layers:)`, initialised with `seed`, reserved for `batch` samples and its
+/// input filled with normal draws of `inputSeed`.
+func modelOnRandomInput(input: [Int], layers: String, batch: Int, seed: UInt64, inputSeed: UInt64,
+                        keepsActivationGradients: Bool = false) throws -> Model<Double> {
+    let model = try inlineModel(input: input, layers: layers)
+    model.initialize(seed: seed)
+    model.keepsActivationGradients = keepsActivationGradients
+    model.reserve(maxBatch: batch)
+    let random = CounterRandom(inputSeed)
+    for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
+    return model
+}
