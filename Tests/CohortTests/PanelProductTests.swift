@@ -22,14 +22,36 @@ final class PanelProductTests: XCTestCase {
     }
 
     func product(_ a: [Float], _ w: [Float], _ c: [Float], m: Int, n: Int, k: Int, transposed: Bool, accumulate: Bool,
-                 panels: Bool) -> [Float] {
+                 panels: Bool, fromRow k0: Int = 0) -> [Float] {
         let operand = RepeatedOperand<Float>(k: k, n: n, transposed: transposed, panels: panels)
         var c = c
         w.withUnsafeBufferPointer { operand.prepare($0.baseAddress!) }
         a.withUnsafeBufferPointer { a in
-            c.withUnsafeMutableBufferPointer { operand.multiply(m: m, a.baseAddress!, lda: k, into: $0.baseAddress!, ldc: n, accumulate: accumulate) }
+            c.withUnsafeMutableBufferPointer {
+                operand.multiply(m: m, a.baseAddress!, lda: k, into: $0.baseAddress!, ldc: n, accumulate: accumulate, fromRow: k0)
+            }
         }
         return c
+    }
+
+    /// Leaving out the rows of W that meet zeros of a (h_{-1} at a recurrent layer's first step)
+    /// changes no bit of the panels' product; through BLAS it is the product in Double.
+    func testAProductFromARowLeavesOutOnlyZeros() {
+        let (m, n, k, k0) = (11, 70, 40, 24)
+        var a = randomFloats(m * k, seed: 10)
+        for i in 0..<m { for kk in 0..<k0 { a[i * k + kk] = 0 } }
+        let w = randomFloats(k * n, seed: 11), c = randomFloats(m * n, seed: 12)
+        for transposed in [false, true] {
+            for accumulate in [false, true] {
+                let label = "transposed \(transposed) accumulate \(accumulate)"
+                let whole = product(a, w, c, m: m, n: n, k: k, transposed: transposed, accumulate: accumulate, panels: true)
+                let skipping = product(a, w, c, m: m, n: n, k: k, transposed: transposed, accumulate: accumulate, panels: true, fromRow: k0)
+                XCTAssertEqual(skipping, whole, label)
+                let blas = product(a, w, c, m: m, n: n, k: k, transposed: transposed, accumulate: accumulate, panels: false, fromRow: k0)
+                let expected = reference(a, w, c, m: m, n: n, k: k, transposed: transposed, accumulate: accumulate)
+                XCTAssertLessThan(zip(blas, expected).map { abs(Double($0) - $1) }.max()!, 1e-4, label)
+            }
+        }
     }
 
     /// Shapes with partial tiles of rows (m % 8) and columns (n % 32), and whole ones.

@@ -50,18 +50,20 @@ func packPanels(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, k: Int, n
     }
 }
 
-/// c[m, n] = a[m, k] B + (accumulate ? c[m, n] : 0), B `[K, N]` packed by `packPanels`.
-/// a: row stride lda; c: row stride ldc.
+/// c[m, n] = a[m, k0 ..< k] B[k0 ..< k, n] + (accumulate ? c[m, n] : 0), B `[K, N]` packed by
+/// `packPanels`: the terms of the first `k0` rows left out (where a's columns are known to be zero,
+/// which leaves every element bitwise as the whole product gives it: each chain of fused
+/// multiply-adds starts at +0 and stays there over them). a: row stride lda; c: row stride ldc.
 @inline(never)
 func panelProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<Float>,
-                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, fromRow k0: Int = 0) {
     let panels = (n + panelWidth - 1) / panelWidth
     for p in 0..<panels {
         let first = p * panelWidth, width = min(panelWidth, n - first)
         var row = 0
         while row < m {
-            productTile(rows: min(8, m - row), width: width, k: k, a: a + row * lda, rowStride: lda, stepStride: 1,
-                        b: packed + p * k * panelWidth, bStride: panelWidth, c: c + row * ldc + first, ldc: ldc,
+            productTile(rows: min(8, m - row), width: width, k: k - k0, a: a + row * lda + k0, rowStride: lda, stepStride: 1,
+                        b: packed + (p * k + k0) * panelWidth, bStride: panelWidth, c: c + row * ldc + first, ldc: ldc,
                         accumulate: accumulate)
             row += 8
         }

@@ -29,19 +29,22 @@ final class RepeatedOperand<Element: Scalar> {
         }
     }
 
-    /// c[m, n] = a[m, k] op(W) + (accumulate ? c : 0); a and c with row strides lda and ldc.
+    /// c[m, n] = a[m, k] op(W) + (accumulate ? c : 0); a and c with row strides lda and ldc. With
+    /// `k0`, a's first k0 columns are zero and their terms are left out (`panelProduct`).
     func multiply(m: Int, _ a: UnsafePointer<Element>, lda: Int, into c: UnsafeMutablePointer<Element>, ldc: Int,
-                  accumulate: Bool) {
+                  accumulate: Bool, fromRow k0: Int = 0) {
         guard let weights else { preconditionFailure("RepeatedOperand.multiply before prepare") }
+        precondition(k0 < k, "RepeatedOperand.multiply: nothing left of k = \(k) from row \(k0)")
         if let packed {
             a.withMemoryRebound(to: Float.self, capacity: (m - 1) * lda + k) { a in
                 c.withMemoryRebound(to: Float.self, capacity: (m - 1) * ldc + n) { c in
-                    panelProduct(m: m, n: n, k: k, a: a, lda: lda, packed: packed.pointer, c: c, ldc: ldc, accumulate: accumulate)
+                    panelProduct(m: m, n: n, k: k, a: a, lda: lda, packed: packed.pointer, c: c, ldc: ldc, accumulate: accumulate,
+                                 fromRow: k0)
                 }
             }
         } else {
-            Element.gemm(transA: false, transB: transposed, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
-                         b: weights, ldb: transposed ? k : n, beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+            Element.gemm(transA: false, transB: transposed, m: m, n: n, k: k - k0, alpha: 1, a: a + k0, lda: lda,
+                         b: weights + (transposed ? k0 : k0 * n), ldb: transposed ? k : n, beta: accumulate ? 1 : 0, c: c, ldc: ldc)
         }
     }
 }

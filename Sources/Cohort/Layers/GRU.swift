@@ -58,7 +58,6 @@ public final class GRU<Element: Scalar>: Layer {
             let gates = self.gates.pointer + first * steps * 3 * h, recurrent = self.recurrent.pointer + first * steps * 3 * h
             let hidden = self.hidden.pointer + first * steps * core.hiddenStride
             for t in 0..<steps {
-                // At t = 0 the product is zero; it is still written, over the last forward's values.
                 core.projectHidden(step: t, hidden, into: recurrent, accumulate: false, batch: count)
                 gruForwardStep(t, gates: gates, recurrent: recurrent, hidden: hidden, hiddenStride: core.hiddenStride,
                                biasIH: core.biasIH, biasHH: core.biasHH,

@@ -189,10 +189,18 @@ struct RecurrentCore<Element: Scalar> {
     /// products[:, t] = [h_{t-1}, 1, x_t] [W_hh, b_ih + b_hh, W_ih]^T, or h_{t-1} W_hh^T with
     /// `separateRecurrentTerm` (+ products[:, t] when accumulating): step t's product.
     /// hidden: `[N, T, S]`; products: `[N, T, G*H]`.
+    ///
+    /// h_{-1} is zero: at t = 0 its terms are left out (of every element a chain of fused
+    /// multiply-adds that they leave at +0, so bitwise the same), and the GRU's product is zero.
     func projectHidden(step t: Int, _ hidden: UnsafePointer<Element>, into products: UnsafeMutablePointer<Element>,
                        accumulate: Bool, batch: Int) {
-        forwardRecurrent.multiply(m: batch, hidden + t * hiddenStride, lda: steps * hiddenStride,
-                                  into: products + t * gates * hiddenSize, ldc: steps * gates * hiddenSize, accumulate: accumulate)
+        let rows = gates * hiddenSize, ldc = steps * rows, out = products + t * rows
+        if t == 0 && separateRecurrentTerm {
+            if !accumulate { for n in 0..<batch { (out + n * ldc).update(repeating: 0, count: rows) } }
+            return
+        }
+        forwardRecurrent.multiply(m: batch, hidden + t * hiddenStride, lda: steps * hiddenStride, into: out, ldc: ldc,
+                                  accumulate: accumulate, fromRow: t == 0 ? hiddenSize : 0)
     }
 
     /// hiddenGradient[N, H] = d[:, t] W_hh (+ hiddenGradient when accumulating), for d
