@@ -1,12 +1,65 @@
 import XCTest
 @testable import Cohort
 
-/// Backward computes no gradient of the model's input, which nothing reads: the first layer with
-/// parameters (a dense layer after a flatten in every MLP config) is not asked for one, and the
-/// layers before it are skipped, with the parameter gradients unchanged.
+/// Backward computes no gradient of the model's input, which nothing reads: the model allocates no
+/// buffer for it, the first layer with parameters (a dense layer after a flatten in every MLP
+/// config) is not asked for one, and the layers before it are skipped, with the parameter
+/// gradients unchanged. The debug probes, which keep every gradient, still get all of them.
 final class InputGradientTests: XCTestCase {
-    /// One forward and backward of [flatten, dropout, dense, tanh, dense] on 4 samples, the model's
-    /// input gradient buffer first filled with NaN.
+    /// An identity layer that counts its backward passes and remembers whether the last was asked for dx.
+    final class BackwardSpy: Layer {
+        let kind = "spy"
+        let inputShape: [Int]
+        var outputShape: [Int] { inputShape }
+        let parameterShapes: [ParameterShape]
+        var backwardCalls = 0
+        var askedForInputGradient = false
+
+        init(size: Int, parameters: Int) {
+            inputShape = [size]
+            parameterShapes = parameters > 0 ? [ParameterShape("weight", [parameters])] : []
+        }
+
+        func forward(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, batch: Int, context: StepContext) {
+            y.update(from: x, count: batch * inputSize)
+        }
+
+        func backward(_ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>, _ dy: UnsafePointer<Double>,
+                      _ dx: UnsafeMutablePointer<Double>?, batch: Int, context: StepContext) {
+            backwardCalls += 1
+            askedForInputGradient = dx != nil
+            dx?.update(from: dy, count: batch * inputSize)
+        }
+    }
+
+    /// [spy without parameters, spy with parameters, dense] after one forward and backward on 4 samples.
+    func spiedStep(keepingActivationGradients keeps: Bool) throws -> (before: BackwardSpy, first: BackwardSpy) {
+        let before = BackwardSpy(size: 6, parameters: 0), first = BackwardSpy(size: 6, parameters: 2)
+        let dense = try Dense<Double>(input: [6], outFeatures: 3, bias: true, initializer: LayerInit(), index: 2)
+        let model = try Model<Double>(layers: [before, first, dense], inputShape: [6])
+        model.initialize(seed: 3)
+        model.keepsActivationGradients = keeps
+        model.reserve(maxBatch: 4)
+        for i in 0..<(4 * model.inputSize) { model.input[i] = Double(i % 7) - 3 }
+        try forwardAndBackward(model, labels: [2, 0, 1, 2])
+        return (before, first)
+    }
+
+    func testTheLayersBeforeTheFirstWithParametersAreSkipped() throws {
+        let (before, first) = try spiedStep(keepingActivationGradients: false)
+        XCTAssertEqual(before.backwardCalls, 0)
+        XCTAssertEqual(first.backwardCalls, 1)
+        XCTAssertFalse(first.askedForInputGradient, "the first layer with parameters was asked for its input gradient")
+    }
+
+    func testTheDebugProbesGetEveryGradientButTheInputs() throws {
+        let (before, first) = try spiedStep(keepingActivationGradients: true)
+        XCTAssertEqual(before.backwardCalls, 1)
+        XCTAssertFalse(before.askedForInputGradient)
+        XCTAssertTrue(first.askedForInputGradient)
+    }
+
+    /// One forward and backward of [flatten, dropout, dense, tanh, dense] on 4 samples.
     func step(keepingActivationGradients keeps: Bool) throws -> Model<Double> {
         let labels: [Int32] = [2, 0, 1, 2]
         let model = try modelOnRandomInput(input: [2, 3], layers: """
@@ -16,22 +69,21 @@ final class InputGradientTests: XCTestCase {
                 - tanh: {}
                 - dense: {out_features: 3}
             """, batch: labels.count, seed: 3, inputSeed: 17, keepsActivationGradients: keeps)
-        let inputGradient = UnsafeMutablePointer(mutating: model.activationGradient(1))
-        inputGradient.update(repeating: .nan, count: labels.count * model.inputSize)
         try forwardAndBackward(model, labels: labels)
         return model
     }
 
-    func testNoGradientOfTheInputIsComputed() throws {
-        let model = try step(keepingActivationGradients: false)
-        let written = (0..<(4 * model.inputSize)).filter { !model.activationGradient(1)[$0].isNaN }
-        XCTAssertEqual(written, [], "the gradient of the input was written")
+    /// The flatten at the front shares the model's input and its gradient: in training there is none.
+    func testTrainingAllocatesNoInputGradient() throws {
+        XCTAssertNil(try step(keepingActivationGradients: false).activationGradient(1))
+        let probed = try step(keepingActivationGradients: true)
+        let inputGradient = try XCTUnwrap(probed.activationGradient(1))
+        XCTAssertTrue((0..<(4 * probed.inputSize)).allSatisfy { inputGradient[$0].isFinite })
+        XCTAssertTrue((0..<(4 * probed.inputSize)).contains { inputGradient[$0] != 0 })
     }
 
     func testTheParameterGradientsAreThoseOfAFullBackward() throws {
         let skipping = try step(keepingActivationGradients: false), full = try step(keepingActivationGradients: true)
-        // The debug probes keep every gradient, the input's too: the full backward.
-        XCTAssertFalse(full.activationGradient(1)[0].isNaN)
         XCTAssertEqual(Array(skipping.gradients.buffer), Array(full.gradients.buffer))
         XCTAssertTrue(skipping.gradients.buffer.contains { $0 != 0 })
     }

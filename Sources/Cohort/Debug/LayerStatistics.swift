@@ -38,8 +38,10 @@ public struct LayerStatistics: Sendable {
     public var loss: Double
     public var rows: [Row]
 
-    /// Measures the last forward and backward of `model` on `batch` samples.
+    /// Measures the last forward and backward of `model` on `batch` samples; the model keeps every
+    /// activation gradient (`keepsActivationGradients`).
     public init(model: Model<Float>, batch: Int, step: Int, loss: Double) {
+        precondition(model.keepsActivationGradients, "LayerStatistics reads every layer's output gradient")
         self.step = step
         self.batch = batch
         self.loss = loss
@@ -47,7 +49,7 @@ public struct LayerStatistics: Sendable {
         for (index, layer) in model.layers.enumerated() {
             let count = batch * layer.outputSize
             let output = LayerStatistics.moments(model.activation(index + 1), count: count)
-            let gradient = LayerStatistics.moments(model.activationGradient(index + 1), count: count)
+            let gradient = LayerStatistics.moments(model.activationGradient(index + 1)!, count: count)
             var dead: Double?
             if let activation = layer as? Activation<Float>, activation.function == .relu {
                 dead = LayerStatistics.deadFraction(model.activation(index + 1), batch: batch, size: layer.outputSize)

@@ -55,7 +55,6 @@ public enum ModelCheck {
 
         let plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
-        model.keepsActivationGradients = true
         let stepper = TrainingStep(model: model, optimizer: makeOptimizer(config.optimizer, count: model.parameters.count),
                                    communicator: SoloCommunicator(), seed: config.seed, maxLocalBatch: batchSize)
         stepper.clipGradNorm = config.train.clipGradNorm

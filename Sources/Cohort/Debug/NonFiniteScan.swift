@@ -35,8 +35,10 @@ public enum NonFiniteScan {
     }
 
     /// The first non-finite value of the last step of `model` on `batch` samples, or nil.
-    /// `updated`: the optimizer has applied the step, so the parameters are checked too.
+    /// `updated`: the optimizer has applied the step, so the parameters are checked too. The model
+    /// keeps every activation gradient (`keepsActivationGradients`).
     public static func scan(model: Model<Float>, batch: Int, step: Int, loss: Double, updated: Bool) -> Finding? {
+        precondition(model.keepsActivationGradients, "NonFiniteScan reads every layer's input gradient")
         for (index, layer) in model.layers.enumerated() {
             if let finding = check(model.activation(index + 1), count: batch * layer.outputSize, step: step, phase: .forward,
                                    layer: index, kind: layer.kind, tensor: "output") {
@@ -56,8 +58,8 @@ public enum NonFiniteScan {
                     return finding
                 }
             }
-            guard index > 0 else { continue }
-            if let finding = check(model.activationGradient(index), count: batch * layer.inputSize, step: step, phase: .backward,
+            guard index > 0, let inputGradient = model.activationGradient(index) else { continue }
+            if let finding = check(inputGradient, count: batch * layer.inputSize, step: step, phase: .backward,
                                    layer: index, kind: layer.kind, tensor: "input gradient") {
                 return finding
             }

@@ -15,6 +15,9 @@ public enum TrainingProbe {
         var plan = plan
         var result = Result(statistics: [], nonFinite: nil)
         let model = stepper.model
+        // The statistics and the scan read every layer's output gradient after backward.
+        model.keepsActivationGradients = true
+        model.reserve(maxBatch: plan.batchSize)
         for step in 0..<steps {
             let (indices, first) = plan.samples(step: step, rank: 0, worldSize: 1)
             data.gather(indices, into: model.input, labels: stepper.labels.pointer)

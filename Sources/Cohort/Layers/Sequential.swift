@@ -240,11 +240,11 @@ public final class Sequential<Element: Scalar>: Layer {
     }
 
     /// Backpropagates `dy` through the children. Without `firstInputGradient` no gradient of the
-    /// input is computed even though `dx` is given (the model's input needs none, but a flatten at
-    /// the front still hands the next layer that buffer): the children before the first with
-    /// parameters are skipped, and that one is asked for none, unless the debug probes keep every
-    /// gradient (mlp, whose first dense layer follows a flatten: 1.17x on one core, `benchmarks/pair
-    /// -r 6 -s 300 -b 64`; checkpoints byte-identical).
+    /// input is computed (the model's, which nothing reads): the children before the first with
+    /// parameters are skipped, and that one is asked for none (mlp, whose first dense layer follows
+    /// a flatten: 1.17x on one core, `benchmarks/pair -r 6 -s 300 -b 64`; checkpoints
+    /// byte-identical), unless the debug probes keep every gradient: then only child 0 computes
+    /// none, and a flatten at the front hands the next layer `dx` for its input gradient.
     ///
     /// `finished(i)`, when given, is called once child `i`'s backward is done (every child, in reverse order).
     func backward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, _ dy: UnsafePointer<Element>,
