@@ -28,7 +28,7 @@ struct Bench: ParsableCommand {
     @Option(help: "How gradients travel between workers: none (float32) or bf16 (bfloat16, summed in float32).")
     var compress = "none"
 
-    @Flag(inversion: .prefixedNo, help: "Sum gradients during backward, on a communication thread (--no-overlap: after it).")
+    @Flag(inversion: .prefixedNo, help: "Sum gradients during backward, on a communication thread, where they travel as messages (--no-overlap: after it). Workers on one host sum float32 gradients through shared memory after backward either way.")
     var overlap = true
 
     @Flag(help: "End with one JSON line.")
