@@ -23,7 +23,28 @@ struct CohortCommand: ParsableCommand {
 
     static func main() {
         BLASKernels.selectFastKernels()
-        main(nil)
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot(nil)
+        } catch {
+            exitRefusingArguments(error)
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// Help and `--version` as ArgumentParser prints them; a refused command line as every other
+    /// error, one line on standard error (`error: ...`, with where to find the usage), exit status 64.
+    private static func exitRefusingArguments(_ error: Error) -> Never {
+        guard exitCode(for: error) != .success else { exit(withError: error) }
+        let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        // ArgumentParser's last line names the command's help: "  See 'cohort train --help' for more information."
+        let help = fullMessage(for: error).components(separatedBy: "See '").dropFirst().last?.prefix { $0 != "'" }
+        FileHandle.standardError.write(Data("error: \(message)\(help.map { " (see '\($0)')" } ?? "")\n".utf8))
+        Foundation.exit(exitCode(for: error).rawValue)
     }
 }
 

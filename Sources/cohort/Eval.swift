@@ -39,9 +39,14 @@ struct Eval: ParsableCommand {
                              directory.path, result.loss, result.accuracy, result.samples))
             for line in ConfusionTable.lines(result.confusion) { printLine(line) }
             if json {
-                printLine(String(format: "{\"loss\": %.6f, \"accuracy\": %.6f, \"samples\": %d}", result.loss, result.accuracy, result.samples))
+                printLine("{\"loss\": \(jsonNumber(result.loss)), \"accuracy\": \(jsonNumber(result.accuracy)), \"samples\": \(result.samples)}")
             }
             return 0
         }
     }
+}
+
+/// `value` with 6 decimals, or null: JSON has no NaN or infinity.
+private func jsonNumber(_ value: Double) -> String {
+    value.isFinite ? String(format: "%.6f", value) : "null"
 }

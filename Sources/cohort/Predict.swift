@@ -42,6 +42,10 @@ struct Predict: ParsableCommand {
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
+            var isDirectory: ObjCBool = false
+            if let output, FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw CohortError("\(output): --output: is a directory, expected the name of the CSV file to write")
+            }
             var csv = "index,label," + (0..<model.classes).map { "p\($0)" }.joined(separator: ",") + "\n"
             try Predictor.predict(model: model, images: file, transform: transform) { index, label, probabilities in
                 csv += "\(index),\(label)," + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"

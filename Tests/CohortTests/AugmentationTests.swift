@@ -32,7 +32,7 @@ final class AugmentationTests: XCTestCase {
     func testNormalizationMatchesPyTorchWithin1e4() throws {
         let data = try fixtureImages(transform(inputShape: [3, 5, 7]))
         let input = Buffer<Float>(count: 4 * 105), labels = Buffer<Int32>(count: 4)
-        data.gather([0, 1, 2, 3], into: input.pointer, labels: labels.pointer)
+        try data.gather([0, 1, 2, 3], into: input.pointer, labels: labels.pointer)
         let expected = try doubles("normalize-expected.npy")
         XCTAssertEqual(expected.count, 4 * 105)
         let worst = zip(input.buffer, expected).map { abs(Double($0) - $1) }.max()!
@@ -48,7 +48,7 @@ final class AugmentationTests: XCTestCase {
         let input = Buffer<Float>(count: 4 * 105), labels = Buffer<Int32>(count: 4)
         var flips = 0
         for epoch in 0..<4 {
-            data.gather([0, 1, 2, 3], into: input.pointer, labels: labels.pointer, epoch: epoch)
+            try data.gather([0, 1, 2, 3], into: input.pointer, labels: labels.pointer, epoch: epoch)
             for n in 0..<4 {
                 let (top, left, flip) = transform.augmentation!.draw(epoch: epoch, index: n)
                 flips += flip ? 1 : 0
@@ -93,7 +93,7 @@ final class AugmentationTests: XCTestCase {
                 let source = try SampleSource(images: StoredArray.open(path: url.path), inputShape: shape)
                 let indices = [7, 0, 3, 8, 1]
                 let input = Buffer<Float>(count: indices.count * size)
-                t.gather(source, indices[...], into: input.pointer, epoch: 3)
+                try t.gather(source, indices[...], into: input.pointer, epoch: 3)
                 let stored = name == "u8" ? bytes.map(Float.init) : floats
                 for (row, index) in indices.enumerated() {
                     let expected = reference(Array(stored[(index * size)..<((index + 1) * size)]), channels: shape[0], height: shape[1], width: shape[2],
@@ -125,8 +125,8 @@ final class AugmentationTests: XCTestCase {
         // A sample gathered alone or in any batch position is the same.
         let data = try fixtureImages(transform(padding: 2, flip: 0.5, inputShape: [3, 5, 7]))
         let batch = Buffer<Float>(count: 3 * 105), alone = Buffer<Float>(count: 105), labels = Buffer<Int32>(count: 3)
-        data.gather([2, 0, 3], into: batch.pointer, labels: labels.pointer, epoch: 1)
-        data.gather([3], into: alone.pointer, labels: labels.pointer, epoch: 1)
+        try data.gather([2, 0, 3], into: batch.pointer, labels: labels.pointer, epoch: 1)
+        try data.gather([3], into: alone.pointer, labels: labels.pointer, epoch: 1)
         XCTAssertEqual(Array(batch.buffer[210...]), Array(alone.buffer))
     }
 
@@ -135,10 +135,10 @@ final class AugmentationTests: XCTestCase {
         let augmented = try fixtureImages(transform(padding: 2, flip: 1, inputShape: [3, 5, 7]))
         let plain = try fixtureImages(transform(inputShape: [3, 5, 7]))
         let a = Buffer<Float>(count: 4 * 105), b = Buffer<Float>(count: 4 * 105), labels = Buffer<Int32>(count: 4)
-        augmented.gather([0, 1, 2, 3], into: a.pointer, labels: labels.pointer)
-        plain.gather([0, 1, 2, 3], into: b.pointer, labels: labels.pointer)
+        try augmented.gather([0, 1, 2, 3], into: a.pointer, labels: labels.pointer)
+        try plain.gather([0, 1, 2, 3], into: b.pointer, labels: labels.pointer)
         XCTAssertEqual(Array(a.buffer), Array(b.buffer))
-        augmented.gather([0, 1, 2, 3], into: a.pointer, labels: labels.pointer, epoch: 0)
+        try augmented.gather([0, 1, 2, 3], into: a.pointer, labels: labels.pointer, epoch: 0)
         XCTAssertNotEqual(Array(a.buffer), Array(b.buffer))
     }
 

@@ -203,6 +203,25 @@ final class CheckpointTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("cannot create the checkpoint directory"), "\(error)")
         }
     }
+
+    /// The temporary directory of a checkpoint whose writer was killed is removed when the next run
+    /// starts; one of a process still running is left alone.
+    func testPrepareRemovesTheTemporariesOfKilledWriters() throws {
+        let store = CheckpointStore(runDirectory: try temporaryDirectory(self).path, keep: 2)
+        try store.prepare()
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let killed = ".tmp-7-\(finished.processIdentifier)", running = ".tmp-8-1"
+        for name in [killed, running] {
+            try FileManager.default.createDirectory(at: store.root.appendingPathComponent(name), withIntermediateDirectories: false)
+        }
+        try store.prepare()
+        let left = try FileManager.default.contentsOfDirectory(atPath: store.root.path)
+        XCTAssertFalse(left.contains(killed))
+        XCTAssertTrue(left.contains(running))
+    }
 }
 
 /// What a kill at any moment of a checkpoint write leaves behind, and a full disk.

@@ -103,7 +103,7 @@ final class DataFormatTests: XCTestCase {
         XCTAssertEqual(data.count, 5)
         XCTAssertEqual(data.labels, (labels[2...] + labels[..<2]).map(Int32.init), "the fine labels, in file order")
         let input = Buffer<Float>(count: 3072), label = Buffer<Int32>(count: 1)
-        data.gather([3], into: input.pointer, labels: label.pointer)
+        try data.gather([3], into: input.pointer, labels: label.pointer)
         XCTAssertEqual(Array(input.buffer), pixels[..<3072].map(Float.init), "sample 3 is the first record of the second file")
     }
 

@@ -103,7 +103,7 @@ final class DebugModeTests: XCTestCase {
         var plan = BatchPlan(sampleCount: 64, batchSize: 16, shuffle: true, seed: config.seed)
         let data = try Dataset(config.data.train!, scale: config.data.scale, inputShape: [1, 4, 4], classes: 4, role: "train")
         let (indices, first) = plan.samples(step: 0, rank: 0, worldSize: 1)
-        data.gather(indices, into: trained.input, labels: stepper.labels.pointer)
+        try data.gather(indices, into: trained.input, labels: stepper.labels.pointer)
         let loss = try stepper.run(step: 0, localBatch: 16, globalBatch: 16, firstSampleIndex: first, lr: 0.1).loss
         XCTAssertEqual(report.probe.statistics.first?.loss ?? .nan, loss, accuracy: 1e-12)
     }

@@ -98,7 +98,7 @@ final class InspectTests: XCTestCase {
         XCTAssertEqual(stage.layer, 0)
         XCTAssertEqual(stage.through, 1, "the maps are read after the ReLU")
         let scores = try Inspector.scanTestSet(context, stage: stage).scores
-        _ = context.load(0..<test.count)
+        _ = try context.load(0..<test.count)
         try context.forward(batch: test.count)
         let maps = model.activation(2)
         for n in 0..<test.count {
@@ -122,7 +122,7 @@ final class InspectTests: XCTestCase {
             model.initialize(seed: 2)
             let data = try Dataset(config.data.test!, scale: config.data.scale, inputShape: model.inputShape, classes: 3, role: "data.test")
             let context = InspectionContext(model: model, test: data, output: directory)
-            _ = context.load(0..<3)
+            _ = try context.load(0..<3)
             try context.forward(batch: 3)
             let (probe, gradients) = try XCTUnwrap(HiddenStateView.sequenceProbe(model, layer: 0))
             XCTAssertEqual(probe.outputShape, [5, 6])

@@ -95,6 +95,9 @@ final class UserErrorTests: XCTestCase {
             return try SafeTensors.encode(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }
         let fromInit = ["model:\n": "model:\n  init: {from: w.safetensors}\n"]
+        var pixels = (0..<(64 * 36)).map { Float($0 % 7) / 7 }
+        pixels[5 * 36 + 17] = .nan
+        let nanImages = npyFile(rawBytes(pixels), descr: "<f4", shape: [64, 1, 6, 6])
         var gzip = Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
         gzip.append(Data(repeating: 0xA5, count: 40))
 
@@ -131,7 +134,19 @@ final class UserErrorTests: XCTestCase {
             Case(name: "loss becomes NaN", files: yaml(config(["lr: 0.05": "lr: 1.0e+30", "max_steps: 20": "max_steps: 40", "every_steps: 10": "every_steps: 1", "dir: run": "dir: diverged"],
                                                           layers: "    - flatten: {}\n    - dense: {out_features: 8}\n    - dense: {out_features: 4}")),
                  arguments: ["train", "c.yaml"], expected: ["step ", "became NaN", "before updating the weights"]),
-            Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run: cannot create the run directory, checkpoint.dir (Not a directory)"]),
+            Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run: cannot create the checkpoint directory, checkpoint.dir (Not a directory)"]),
+            Case(name: "resume past the run's end", files: yaml(config(["max_steps: 20": "max_steps: 10"])), arguments: ["train", "c.yaml", "--resume", "auto"],
+                 expected: ["c.yaml: train.max_steps: the run has 10 steps, but ", "run/checkpoints/20 is at step 20"]),
+            Case(name: "NaN in training images", files: ["nan.npy": nanImages, "c.yaml": Data(config(["train-images.idx": "nan.npy", "dir: run": "dir: nanrun"]).utf8)],
+                 arguments: ["train", "c.yaml"], expected: ["nan.npy: sample 5 holds a NaN or an infinity"]),
+            Case(name: "NaN in images to predict", files: ["nan.npy": nanImages], arguments: ["predict", "good.yaml", "nan.npy"], expected: ["nan.npy: sample 5 holds a NaN or an infinity"]),
+            Case(name: "init.from NaN", files: ["w.safetensors": try weights { $0["5.bias"] = .init(floats: [0, .nan, 0, 0], shape: [4]) }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"],
+                 expected: ["w.safetensors: tensor '5.bias' holds a NaN or an infinity at element 1"]),
+            Case(name: "channels last", files: ["nhwc.npy": npyFile(Data(count: 64 * 48), descr: "|u1", shape: [64, 4, 4, 3]),
+                                                "c.yaml": Data(config(["train-images.idx": "nhwc.npy", "input: [1, 6, 6]": "input: [3, 4, 4]"]).utf8)],
+                 arguments: ["train", "c.yaml"], expected: ["nhwc.npy: images are [4, 4, 3], channels last, but model.input [3, 4, 4]"]),
+            Case(name: "predictions into a directory", arguments: ["predict", "good.yaml", "test-images.idx", "--output", "run"], expected: ["run: --output: is a directory"]),
+            Case(name: "argument without a value", arguments: ["train", "good.yaml", "--set", "seed"], expected: ["--set seed: expected key.path=value (see 'cohort train --help')"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
         ]

@@ -19,6 +19,22 @@ public struct CheckpointStore {
 
     public static let manifestName = "manifest.json"
 
+    /// Makes the checkpoint directory and checks that checkpoints can be written there, so that a
+    /// run that could not save its work stops before it starts; removes the temporary directories
+    /// of checkpoints whose writer was killed (`.tmp-<step>-<pid>` of a process no longer running).
+    public func prepare() throws {
+        let fm = FileManager.default
+        try createDirectories(root, named: "checkpoint directory")
+        guard access(root.path, W_OK | X_OK) == 0 else {
+            throw CohortError("\(root.path): cannot write checkpoints there, checkpoint.dir (\(String(cString: strerror(errno))))")
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] where name.hasPrefix(".tmp-") {
+            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid != getpid(),
+                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            try? fm.removeItem(at: root.appendingPathComponent(name))
+        }
+    }
+
     /// Writes the files of the checkpoint of `step` and makes it the latest. With
     /// `replacingEarlierRun` (a fresh run's first checkpoint), the checkpoints of the run that used
     /// this directory before are removed, once the new one is complete.
@@ -133,6 +149,19 @@ func crc32Of(_ data: Data) -> Int {
 }
 
 /// The cause of a file-system error in a few words (`Not a directory`), for one-line messages.
+/// `mkdir -p`, with an error that says why (Foundation's does not, on Linux): the `what` of checkpoint.dir.
+func createDirectories(_ url: URL, named what: String) throws {
+    var missing: [URL] = []
+    var current = url
+    while !FileManager.default.fileExists(atPath: current.path) {
+        missing.append(current)
+        current.deleteLastPathComponent()
+    }
+    for directory in missing.reversed() where mkdir(directory.path, 0o755) != 0 && errno != EEXIST {
+        throw CohortError("\(directory.path): cannot create the \(what), checkpoint.dir (\(String(cString: strerror(errno))))")
+    }
+}
+
 func reason(_ error: Error) -> String {
     if let error = error as? CohortError { return error.message }
     let ns = error as NSError

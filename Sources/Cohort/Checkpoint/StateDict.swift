@@ -32,8 +32,11 @@ extension Model {
                 guard given.dtype.isFloatingPoint else {
                     throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected a floating-point one (F32, F64, F16 or BF16)")
                 }
-                let values = raw.assumingMemoryBound(to: Element.self)
-                for (i, v) in given.doubles().enumerated() { values[i] = Element(v) }
+                let values = given.doubles().map { Element($0) }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw CohortError("\(source): tensor '\(tensor.name)' holds a NaN or an infinity at element \(bad)")
+                }
+                raw.assumingMemoryBound(to: Element.self).update(from: values, count: values.count)
             case .int64(let pointer):
                 guard given.dtype == .i64 || given.dtype == .f32 else {
                     throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected I64 (or F32)")

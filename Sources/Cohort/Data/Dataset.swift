@@ -57,9 +57,10 @@ public struct Dataset: Sendable {
 
     /// Writes samples `indices` into `input` (`[N, sampleSize]`, transformed) and their labels into
     /// `labels`. With `epoch` (training batches), the samples are augmented as drawn for that epoch.
+    /// Throws where a stored float is a NaN or an infinity.
     public func gather<T: Scalar>(_ indices: ArraySlice<Int>, into input: UnsafeMutablePointer<T>,
-                                  labels out: UnsafeMutablePointer<Int32>, epoch: Int? = nil) {
-        transform.gather(images, indices, into: input, epoch: epoch)
+                                  labels out: UnsafeMutablePointer<Int32>, epoch: Int? = nil) throws {
+        try transform.gather(images, indices, into: input, epoch: epoch)
         for (row, index) in indices.enumerated() { out[row] = labels[index] }
     }
 }

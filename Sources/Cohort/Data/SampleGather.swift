@@ -8,9 +8,10 @@ extension InputTransform {
     /// Writes samples `indices` of `source` into `input` (`[N, C, H, W]` row-major, N =
     /// indices.count), in one pass: each value is read at its cropped and flipped position (or is
     /// the padding's 0), scaled, normalised and written. Augmented when `epoch` is given and the
-    /// transform has an augmentation (training batches); otherwise every sample as stored.
+    /// transform has an augmentation (training batches); otherwise every sample as stored. Throws,
+    /// naming the file and the sample, where a stored float is a NaN or an infinity.
     public func gather<T: Scalar>(_ source: SampleSource, _ indices: ArraySlice<Int>, into input: UnsafeMutablePointer<T>,
-                                  epoch: Int?) {
+                                  epoch: Int?) throws {
         let start = source.bytes.base + source.offset
         switch source.element {
         case .uint8: gather(start.assumingMemoryBound(to: UInt8.self), scale: scale, indices, into: input, epoch: epoch)
@@ -19,6 +20,24 @@ extension InputTransform {
         default: preconditionFailure("SampleSource holds only uint8, float32 or float64")
         }
         source.bytes.didRead(samples: indices.count, of: source.sampleSize * source.element.size)
+        guard source.element != .uint8 else { return }
+        let size = source.sampleSize
+        if let row = firstNonFiniteRow(input, rows: indices.count, size: size) {
+            throw CohortError("\(source.path): sample \(indices[indices.startIndex + row]) holds a NaN or an infinity")
+        }
+    }
+
+    /// The first of `rows` rows of `size` values holding a NaN or an infinity: one pass of x * 0
+    /// (NaN exactly where x is not finite, and never overflowing) over all, then row by row if needed.
+    /// (Normalisation and padding keep finite values finite, so the stored value is at fault.)
+    private func firstNonFiniteRow<T: Scalar>(_ values: UnsafePointer<T>, rows: Int, size: Int) -> Int? {
+        func finite(_ p: UnsafePointer<T>, _ count: Int) -> Bool {
+            var probe = T(0)
+            for i in 0..<count { probe += p[i] * 0 }
+            return probe == 0
+        }
+        guard !finite(values, rows * size) else { return nil }
+        return (0..<rows).first { !finite(values + $0 * size, size) }
     }
 
     private func gather<Value: StoredValue, T: Scalar>(_ source: UnsafePointer<Value>, scale: Float, _ indices: ArraySlice<Int>,

@@ -45,7 +45,7 @@ public enum ModelCheck {
         var firstSamples = BatchPlan(sampleCount: train.count, batchSize: samples, shuffle: config.data.shuffle, seed: config.seed)
         let (indices, _) = firstSamples.samples(step: 0, rank: 0, worldSize: 1)
         let labels = Buffer<Int32>(count: samples)
-        train.gather(indices, into: exact.input, labels: labels.pointer)
+        try train.gather(indices, into: exact.input, labels: labels.pointer)
         let context = StepContext(isTraining: true, seed: config.seed, step: 0, firstSampleIndex: 0, globalBatch: samples,
                                   communicator: SoloCommunicator())
         var gradientOptions = options.gradient

@@ -20,7 +20,7 @@ public enum TrainingProbe {
         model.reserve(maxBatch: plan.batchSize)
         for step in 0..<steps {
             let (indices, first) = plan.samples(step: step, rank: 0, worldSize: 1)
-            data.gather(indices, into: model.input, labels: stepper.labels.pointer)
+            try data.gather(indices, into: model.input, labels: stepper.labels.pointer)
             var loss: Double
             var updated = true
             do {

@@ -33,7 +33,7 @@ enum FavouriteSamples {
             }
             for index in ranked.prefix(top) {
                 if cache[index] == nil {
-                    _ = context.load([index])
+                    _ = try context.load([index])
                     cache[index] = context.inputPicture(context.input(row: 0)).rgb
                 }
                 var tile = cache[index]!

@@ -20,7 +20,7 @@ enum FeatureMapView {
             return section
         }
         let count = min(samples, test.count, context.chunk)
-        let labels = context.load(0..<count)
+        let labels = try context.load(0..<count)
         try context.forward(batch: count)
         let inputFactor = InspectionContext.factor(for: context.model.inputShape.last ?? 1, target: 84)
         for n in 0..<count {

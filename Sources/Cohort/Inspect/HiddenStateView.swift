@@ -22,7 +22,7 @@ enum HiddenStateView {
             return section
         }
         let count = min(samples, test.count, context.chunk)
-        let labels = context.load(0..<count)
+        let labels = try context.load(0..<count)
         try context.forward(batch: count)
         for index in recurrent {
             guard let (probe, probeGradients) = try sequenceProbe(model, layer: index) else {

@@ -30,11 +30,11 @@ final class InspectionContext {
     }
 
     /// Puts test samples `indices` (at most `chunk`) into the model's input; returns their labels.
-    func load<Indices: Collection<Int>>(_ indices: Indices) -> [Int] {
+    func load<Indices: Collection<Int>>(_ indices: Indices) throws -> [Int] {
         guard let test else { return [] }
         precondition(indices.count <= chunk)
         var labels = [Int32](repeating: 0, count: indices.count)
-        labels.withUnsafeMutableBufferPointer { test.gather(Array(indices)[...], into: model.input, labels: $0.baseAddress!) }
+        try labels.withUnsafeMutableBufferPointer { try test.gather(Array(indices)[...], into: model.input, labels: $0.baseAddress!) }
         return labels.map(Int.init)
     }
 

@@ -83,7 +83,7 @@ public enum Inspector {
         var start = 0
         while start < test.count {
             let end = min(start + context.chunk, test.count)
-            let labels = context.load(start..<end)
+            let labels = try context.load(start..<end)
             try context.forward(batch: end - start)
             for n in 0..<(end - start) {
                 let logits = model.output + n * classes

@@ -22,7 +22,7 @@ enum MisclassifiedView {
         if wrong.count > limit { section.notes.append("The first \(limit) of \(wrong.count) are shown.") }
         let factor = InspectionContext.factor(for: context.model.inputShape.last ?? 1, target: 56)
         for outcome in wrong.prefix(limit) {
-            _ = context.load([outcome.index])
+            _ = try context.load([outcome.index])
             let caption = String(format: "#%d: true %d, predicted %d (p %.2f)", outcome.index, outcome.label,
                                  outcome.predicted, outcome.probability)
             section.figures.append(try context.figure(context.inputPicture(context.input(row: 0)).upscaled(by: factor),

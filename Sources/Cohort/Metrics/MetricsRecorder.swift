@@ -29,7 +29,7 @@ public final class MetricsRecorder {
     public init(runDirectory: String, resumedStep: Int?, holdUntilCheckpoint: Bool = false) throws {
         directory = URL(fileURLWithPath: runDirectory)
         self.resumedStep = resumedStep
-        try MetricsRecorder.createDirectories(directory)
+        try createDirectories(directory, named: "run directory")
         if !(holdUntilCheckpoint && resumedStep == nil) { try open() }
     }
 
@@ -91,18 +91,5 @@ public final class MetricsRecorder {
         pendingHistograms = []
         self.tensorBoard = tensorBoard
         self.log = log
-    }
-
-    /// `mkdir -p`, with an error that says why (Foundation's does not, on Linux).
-    private static func createDirectories(_ url: URL) throws {
-        var missing: [URL] = []
-        var current = url
-        while !FileManager.default.fileExists(atPath: current.path) {
-            missing.append(current)
-            current.deleteLastPathComponent()
-        }
-        for directory in missing.reversed() where mkdir(directory.path, 0o755) != 0 && errno != EEXIST {
-            throw CohortError("\(directory.path): cannot create the run directory, checkpoint.dir (\(String(cString: strerror(errno))))")
-        }
     }
 }

@@ -22,7 +22,7 @@ public enum Evaluator {
         var start = 0
         while start < indices.count {
             let end = min(start + size, indices.count)
-            data.gather(indices[start..<end], into: model.input, labels: labels.pointer)
+            try data.gather(indices[start..<end], into: model.input, labels: labels.pointer)
             let context = StepContext(isTraining: false, seed: 0, step: 0, firstSampleIndex: 0,
                                       globalBatch: data.count, communicator: communicator)
             try model.forward(batch: end - start, context: context)

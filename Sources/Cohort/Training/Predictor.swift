@@ -17,7 +17,7 @@ public enum Predictor {
         var start = 0
         while start < count {
             let batch = min(chunk, count - start)
-            transform.gather(images, indices[start..<(start + batch)], into: model.input, epoch: nil)
+            try transform.gather(images, indices[start..<(start + batch)], into: model.input, epoch: nil)
             try model.forward(batch: batch, context: context)
             for n in 0..<batch {
                 let probabilities = softmax(model.output + n * classes, count: classes)

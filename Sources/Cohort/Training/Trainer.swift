@@ -82,6 +82,10 @@ public final class Trainer {
             replacingEarlierRun = false
             let progress = try TrainingCheckpoint.restore(from: directory, model: model, optimizer: optimizer)
             startStep = progress.step
+            guard startStep <= totalSteps else {
+                let key = config.train.maxSteps != nil ? "train.max_steps" : "train.epochs"
+                throw CohortError("\(config.sourcePath): \(key): the run has \(totalSteps) steps, but \(directory.path) is at step \(startStep): a resumed run can only go on (--resume DIR resumes an earlier checkpoint)")
+            }
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
@@ -97,6 +101,7 @@ public final class Trainer {
             throw CohortError(String(format: "%@: data: each worker holds %.1f GiB of data (gzip files and CIFAR batches are read whole) besides %.1f GiB of activations, more than this machine has; decompress gzip files (gunzip -k) so that they are memory-mapped",
                                      config.sourcePath, dataBytes / 1_073_741_824, activationBytes / 1_073_741_824))
         }
+        if communicator.isCoordinator { try store.prepare() }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
             ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep,
@@ -133,7 +138,7 @@ public final class Trainer {
                                                                   keepGradients: histograms != nil) { micro in
                 let (indices, first) = plan.samples(step: step, rank: communicator.rank, worldSize: world,
                                                     microBatch: micro, of: microBatches)
-                train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
+                try train.gather(indices, into: model.input, labels: stepper.labels.pointer, epoch: plan.epoch(ofStep: step))
                 lastMicroBatch = indices.count
                 return (indices.count, first)
             }
