@@ -127,8 +127,8 @@ public enum ConfigLoader {
                 try files.finish()
                 return .cifar(format, paths.map { resolve($0, base: base) })
             }
-            guard let images = try files.string("images") else { throw files.missing("images", "the IDX or .npy file of images (or cifar10: [FILE, ...])") }
-            guard let labels = try files.string("labels") else { throw files.missing("labels", "the IDX or .npy file of labels") }
+            guard let images = try files.path("images") else { throw files.missing("images", "the IDX or .npy file of images (or cifar10: [FILE, ...])") }
+            guard let labels = try files.path("labels") else { throw files.missing("labels", "the IDX or .npy file of labels") }
             try files.finish()
             return .arrays(IDXPair(images: resolve(images, base: base), labels: resolve(labels, base: base)))
         }
@@ -165,12 +165,12 @@ public enum ConfigLoader {
     /// `key: [FILE, ...]` (or one FILE): a non-empty list of paths.
     private static func fileList(_ table: inout YAMLTable, _ key: String) throws -> [String] {
         guard let node = table.node(key) else { throw table.missing(key, "a list of batch files") }
-        if case .scalar(let scalar) = node { return [scalar.string] }
+        if case .scalar(let scalar) = node, !scalar.string.isEmpty { return [scalar.string] }
         guard case .sequence(let sequence) = node, !sequence.isEmpty else {
             throw table.fail(key, "expected a non-empty list of batch files, got \(YAMLTable.describe(node))", node.mark)
         }
         return try sequence.map { element in
-            guard case .scalar(let scalar) = element else {
+            guard case .scalar(let scalar) = element, !scalar.string.isEmpty else {
                 throw table.fail(key, "expected a list of file names, got \(YAMLTable.describe(element)) in it", element.mark)
             }
             return scalar.string
@@ -197,7 +197,7 @@ public enum ConfigLoader {
             try readLayer(node, file: table.file, path: "model.layers[\(index)]")
         }
         if var initTable = try table.table("init") {
-            if let from = try initTable.string("from") { model.initFrom = resolve(from, base: base) }
+            if let from = try initTable.path("from") { model.initFrom = resolve(from, base: base) }
             try initTable.finish()
         }
         try table.finish()
@@ -461,7 +461,7 @@ public enum ConfigLoader {
 
     private static func readCheckpoint(_ table: inout YAMLTable) throws -> CheckpointConfig {
         var checkpoint = CheckpointConfig()
-        if let dir = try table.string("dir") {
+        if let dir = try table.path("dir") {
             guard !dir.isEmpty else { throw table.fail("dir", "must not be empty") }
             checkpoint.dir = dir
         }

@@ -85,6 +85,13 @@ struct YAMLTable {
         return scalar.string
     }
 
+    /// A file or directory name: a string, not empty.
+    mutating func path(_ key: String) throws -> String? {
+        guard let path = try string(key) else { return nil }
+        guard !path.isEmpty else { throw fail(key, "expected a path, got an empty string", node(key)?.mark) }
+        return path
+    }
+
     mutating func intList(_ key: String) throws -> [Int]? {
         guard let node = node(key) else { return nil }
         guard case .sequence(let sequence) = node else {
