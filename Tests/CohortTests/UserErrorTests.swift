@@ -152,9 +152,11 @@ final class UserErrorTests: XCTestCase {
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
         ]
+        var errors: [String: String] = [:]
         for item in cases {
             for (name, data) in item.files { try data.write(to: directory.appendingPathComponent(name)) }
             let result = try run(item.arguments, workers: item.workers)
+            errors[item.name] = result.error
             XCTAssertFalse(result.signaled, "\(item.name): ended by a signal")
             XCTAssertTrue((1...127).contains(result.status), "\(item.name): exit status \(result.status)")
             XCTAssertEqual(result.error.split(separator: "\n").count, 1, "\(item.name): not one line: \(result.error)")
@@ -168,6 +170,9 @@ final class UserErrorTests: XCTestCase {
         // The diverged run stopped at the step it diverged; its last checkpoint holds finite weights.
         let diverged = try XCTUnwrap(try CheckpointStore(runDirectory: directory.appendingPathComponent("diverged").path, keep: 3).latestDirectory())
         XCTAssertLessThan(Int(diverged.lastPathComponent) ?? 40, 40)
+        // Steps are counted from 1, as the progress lines count them: the one after the last checkpoint.
+        XCTAssertTrue(errors["loss becomes NaN", default: ""].hasPrefix("error: step \((Int(diverged.lastPathComponent) ?? 0) + 1): "),
+                      errors["loss becomes NaN", default: ""])
         let last = try SafeTensors.read(path: diverged.appendingPathComponent("model.safetensors").path).tensors
         XCTAssertTrue(last.values.allSatisfy { $0.doubles().allSatisfy(\.isFinite) }, "the last checkpoint holds NaN or infinite weights")
 
