@@ -133,6 +133,20 @@ final class ConfigOverrideTests: XCTestCase {
         XCTAssertEqual(saved.model.layers[3], .dropout(p: 0.1))
     }
 
+    /// A run resumed with another batch size (or other data) says that it no longer draws the samples
+    /// the interrupted run would have; one resumed as it was says nothing.
+    func testResumingWithAnotherBatchSizeSaysSo() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 8)
+        XCTAssertEqual(try runCohort(["train", "c.yaml"], in: directory).status, 0)
+        let same = try runCohort(["train", "c.yaml", "--set", "train.max_steps=12", "--resume", "auto"], in: directory)
+        XCTAssertEqual(same.status, 0, same.err)
+        XCTAssertFalse(same.out.contains("note:"), same.out)
+        let changed = try runCohort(["train", "c.yaml", "--set", "train.max_steps=14", "--set", "train.batch_size=32", "--resume", "auto"], in: directory)
+        XCTAssertEqual(changed.status, 0, changed.err)
+        XCTAssertTrue(changed.out.contains("note: the checkpoint's run had train.batch_size 16 and was at step 1 of epoch 4; with this config's batch size and data, step 13 is step 1 of epoch 7"), changed.out)
+    }
+
     func testTrainRefusesABadSetLikeABadFile() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory)

@@ -87,6 +87,10 @@ public final class Trainer {
                 throw CohortError("\(config.sourcePath): \(key): the run has \(totalSteps) steps, but \(directory.path) is at step \(startStep): a resumed run can only go on (--resume DIR resumes an earlier checkpoint)")
             }
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
+            if progress.batchSize != batchSize || progress.epoch != plan.epoch(ofStep: startStep)
+                || progress.stepInEpoch != startStep % plan.stepsPerEpoch {
+                log("note: the checkpoint's run had train.batch_size \(progress.batchSize) and was at step \(progress.stepInEpoch + 1) of epoch \(progress.epoch + 1); with this config's batch size and data, step \(startStep + 1) is step \(startStep % plan.stepsPerEpoch + 1) of epoch \(plan.epoch(ofStep: startStep) + 1), so the samples from here on are not those the interrupted run would have drawn")
+            }
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
