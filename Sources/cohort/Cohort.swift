@@ -56,7 +56,8 @@ let interruptedExitStatus: Int32 = 75
 /// An error is printed as one line, `error: ...`, and the job exits with status 1. An error during
 /// set-up (before the workers' `agreeOnSetup`) is usually met by every worker alike: the workers
 /// agree on it and the lowest failing rank alone prints it. An error after set-up ends the whole
-/// job at once through MPI_Abort, since the other workers may be waiting in a collective.
+/// job at once through MPI_Abort, since the other workers may be waiting in a collective; one that
+/// every worker meets alike (`CohortError.sameOnEveryWorker`) is printed by rank 0 alone.
 func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     let communicator = MPICommunicator()
     configureBLASThreads(worldSize: communicator.worldSize)
@@ -77,7 +78,8 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
             communicator.finalize()
             exit(1)
         }
-        printError("error: \(message)")
+        let sameOnEveryWorker = (error as? CohortError)?.sameOnEveryWorker ?? false
+        if !sameOnEveryWorker || communicator.isCoordinator { printError("error: \(message)") }
         if communicator.worldSize > 1 { communicator.abort(code: 1) }
         communicator.finalize()
         exit(1)

@@ -109,10 +109,12 @@ public final class TrainingStep {
         try communicator.allreduceSum(totals.pointer, count: 3)
         let loss = totals.pointer[0] / Double(globalBatch)
         guard loss.isFinite else {
-            throw CohortError("step \(step + 1): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)")
+            throw CohortError("step \(step + 1): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)",
+                              sameOnEveryWorker: true)
         }
         guard allFinite(model.gradients.pointer, count: model.gradients.count) else {
-            throw CohortError("step \(step + 1): a gradient became NaN or infinite; training stopped before updating the weights (lower optimizer.lr, or find the layer with `cohort check`)")
+            throw CohortError("step \(step + 1): a gradient became NaN or infinite; training stopped before updating the weights (lower optimizer.lr, or find the layer with `cohort check`)",
+                              sameOnEveryWorker: true)
         }
         if let clipGradNorm { clipGradientNorm(model.gradients.pointer, count: model.gradients.count, maxNorm: clipGradNorm) }
         if keepGradients {
