@@ -150,6 +150,7 @@ final class UserErrorTests: XCTestCase {
                  arguments: ["train", "c.yaml"], expected: ["nhwc.npy: images are [4, 4, 3], channels last, but model.input [3, 4, 4]"]),
             Case(name: "empty file name", files: yaml(config(["train-images.idx": "''"])), arguments: ["train", "c.yaml"],
                  expected: ["c.yaml: data.train.images: expected a path, got an empty string"]),
+            Case(name: "empty resume", arguments: ["train", "good.yaml", "--resume", ""], expected: ["--resume: expected auto or a checkpoint directory, got an empty string"]),
             Case(name: "predictions into a directory", arguments: ["predict", "good.yaml", "test-images.idx", "--output", "run"], expected: ["run: --output: is a directory"]),
             Case(name: "argument without a value", arguments: ["train", "good.yaml", "--set", "seed"], expected: ["--set seed: expected key.path=value (see 'cohort train --help')"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),

@@ -233,6 +233,7 @@ public final class Trainer {
         case .fresh: return nil
         case .auto: return try store.latestDirectory()
         case .directory(let path):
+            guard !path.isEmpty else { throw CohortError("--resume: expected auto or a checkpoint directory, got an empty string") }
             let url = URL(fileURLWithPath: path)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw CohortError("\(path): --resume: no such checkpoint directory")
