@@ -20,6 +20,10 @@ public struct Dataset: Sendable {
             guard expected == CIFARFile.sampleShape.reduce(1, *) else {
                 throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] (3072 values) but model.input \(describe(transform.inputShape)) needs \(expected)")
             }
+            // Flat ([3072]) is an MLP's view of them; any other image shape would read them scrambled.
+            guard transform.inputShape.count != 3 || transform.inputShape == CIFARFile.sampleShape else {
+                throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] but model.input is \(describe(transform.inputShape)): use [3, 32, 32] (or a flat [3072])")
+            }
             (images, labels) = try CIFARFile.read(paths, format: format, classes: classes)
         case .arrays(let pair):
             images = try SampleSource(images: StoredArray.open(path: pair.images), inputShape: transform.inputShape)
