@@ -21,6 +21,33 @@ final class NumPyTests: XCTestCase {
         }
     }
 
+    /// Float images are checked as they are gathered: a NaN or an infinity names its sample; values
+    /// near Float's limit, whose sum overflows, are finite and pass.
+    func testFloatImagesAreCheckedExactlyAsTheyAreGathered() throws {
+        let directory = try temporaryDirectory(self)
+        for (descr, bad) in [("<f4", Double.nan), ("<f8", -Double.infinity)] {
+            var values = [Double](repeating: 3e38, count: 4 * 6)
+            let url = directory.appendingPathComponent("x.npy")
+            func write() throws {
+                let payload = descr == "<f4" ? rawBytes(values.map(Float.init)) : rawBytes(values)
+                try npyFile(payload, descr: descr, shape: [4, 2, 3]).write(to: url)
+            }
+            try write()
+            let input = Buffer<Float>(count: 4 * 6)
+            let transform = InputTransform(scale: 1, inputShape: [2, 3])
+            try transform.gather(SampleSource(images: StoredArray.open(path: url.path), inputShape: [2, 3]), [0, 1, 2, 3], into: input.pointer, epoch: nil)
+            XCTAssertTrue(input.buffer.allSatisfy { $0 == 3e38 }, descr)
+            XCTAssertFalse(allFinite(input.pointer, count: input.count), "the summing check would have refused them")
+            values[2 * 6 + 4] = bad
+            try write()
+            let source = try SampleSource(images: StoredArray.open(path: url.path), inputShape: [2, 3])
+            XCTAssertThrowsError(try transform.gather(source, [1, 2, 3], into: input.pointer, epoch: nil)) { error in
+                XCTAssertEqual("\(error)", "\(url.path): sample 2 holds a NaN or an infinity", descr)
+            }
+            XCTAssertNoThrow(try transform.gather(source, [3, 0], into: input.pointer, epoch: nil), descr)
+        }
+    }
+
     func testEveryVersionAndAllowedDtypeIsRead() throws {
         let directory = try temporaryDirectory(self)
         let values: [UInt8] = (0..<24).map { UInt8($0 * 10) }

@@ -40,11 +40,7 @@ public struct CheckpointStore {
     /// this directory before are removed, once the new one is complete.
     public func write(step: Int, files: [(name: String, data: Data)], replacingEarlierRun: Bool = false) throws {
         let fm = FileManager.default
-        do {
-            try fm.createDirectory(at: root, withIntermediateDirectories: true)
-        } catch {
-            throw CohortError("\(root.path): cannot create the checkpoint directory (\(reason(error)))")
-        }
+        try createDirectories(root, named: "checkpoint directory")
         let temporary = root.appendingPathComponent(".tmp-\(step)-\(getpid())")
         try? fm.removeItem(at: temporary)
         do {

@@ -27,17 +27,12 @@ extension InputTransform {
         }
     }
 
-    /// The first of `rows` rows of `size` values holding a NaN or an infinity: one pass of x * 0
-    /// (NaN exactly where x is not finite, and never overflowing) over all, then row by row if needed.
-    /// (Normalisation and padding keep finite values finite, so the stored value is at fault.)
+    /// The first of `rows` rows of `size` values holding a NaN or an infinity: one pass over all,
+    /// then row by row if needed. (Normalisation and padding keep finite values finite but for an
+    /// overflow, so the stored value is at fault.)
     private func firstNonFiniteRow<T: Scalar>(_ values: UnsafePointer<T>, rows: Int, size: Int) -> Int? {
-        func finite(_ p: UnsafePointer<T>, _ count: Int) -> Bool {
-            var probe = T(0)
-            for i in 0..<count { probe += p[i] * 0 }
-            return probe == 0
-        }
-        guard !finite(values, rows * size) else { return nil }
-        return (0..<rows).first { !finite(values + $0 * size, size) }
+        guard !allFiniteExactly(values, count: rows * size) else { return nil }
+        return (0..<rows).first { !allFiniteExactly(values + $0 * size, count: size) }
     }
 
     private func gather<Value: StoredValue, T: Scalar>(_ source: UnsafePointer<Value>, scale: Float, _ indices: ArraySlice<Int>,
