@@ -55,6 +55,23 @@ final class DataErrorTests: XCTestCase {
         XCTAssertEqual(checked.status, 0, checked.err)
     }
 
+    /// Images `[N, H, W, C]` for `input: [C, H, W]` have the element count the interface asks for,
+    /// so they train, but the run says they look channels last; channels first it says nothing.
+    func testChannelsLastImagesTrainWithANote() throws {
+        try npyFile(Data(count: 64 * 108), descr: "|u1", shape: [64, 6, 6, 3]).write(to: directory.appendingPathComponent("nhwc.npy"))
+        try npyFile(Data(count: 64 * 108), descr: "|u1", shape: [64, 3, 6, 6]).write(to: directory.appendingPathComponent("nchw.npy"))
+        let changes = ["input: [1, 6, 6]": "input: [3, 6, 6]", "mean: [0.2], std: [0.3]": "mean: [0.2, 0.2, 0.2], std: [0.3, 0.3, 0.3]",
+                       "\n  test: {images: test-x.npy, labels: test-y.npy}": ""]
+        try config(changes.merging(["train-x.npy": "nhwc.npy"]) { $1 }).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let last = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(last.status, 0, last.err)
+        XCTAssertTrue(last.out.contains("nhwc.npy: images are [6, 6, 3], channels last? model.input [3, 6, 6] reads them channels first"), last.out)
+        try config(changes.merging(["train-x.npy": "nchw.npy", "dir: run": "dir: run2"]) { $1 }).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let first = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(first.status, 0, first.err)
+        XCTAssertFalse(first.out.contains("channels last"), first.out)
+    }
+
     func testEveryDataMistakeIsOneLineNamingTheFileOrKey() throws {
         let good = try Data(contentsOf: directory.appendingPathComponent("train-x.npy"))
         let labels = rawBytes([Int64](repeating: 1, count: 64))

@@ -30,11 +30,14 @@ public struct SampleSource: Sendable {
         guard size == expected else {
             throw CohortError("\(path): images are \(describe(shape)) (\(size) values) but model.input \(describe(inputShape)) needs \(expected)")
         }
-        // [H, W, C] for an input [C, H, W] of several channels: channels last (Keras, PIL), which
-        // read as channels first would scramble every image.
-        if inputShape.count == 3, inputShape[0] > 1, shape == [inputShape[1], inputShape[2], inputShape[0]], shape != inputShape {
-            throw CohortError("\(path): images are \(describe(shape)), channels last, but model.input \(describe(inputShape)) puts channels first: save np.transpose(x, (0, 3, 1, 2))")
-        }
         self.init(bytes: array.bytes, offset: array.offset, element: array.element, count: array.shape[0], sampleShape: shape)
+    }
+
+    /// Whether samples stored `[H, W, C]` are read for a model input `[C, H, W]` of several
+    /// channels: channels last (Keras, PIL), which the interface accepts (the element counts
+    /// match) but which read channels first is every image scrambled.
+    public func looksChannelsLast(for inputShape: [Int]) -> Bool {
+        inputShape.count == 3 && inputShape[0] > 1 && sampleShape != inputShape
+            && sampleShape == [inputShape[1], inputShape[2], inputShape[0]]
     }
 }
