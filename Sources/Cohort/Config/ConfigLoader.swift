@@ -10,9 +10,11 @@ public enum ConfigLoader {
 
     /// Loads and checks the config at `path`, with `overrides` (`--set`) applied before the check.
     public static func load(path: String, overrides: [ConfigOverride] = []) throws -> TrainingConfig {
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CohortError("\(path): config file not found")
         }
+        guard !isDirectory.boolValue else { throw CohortError("\(path): is a directory, expected a YAML config file") }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw CohortError("\(path): cannot read the config file (not readable or not UTF-8 text)")
         }
