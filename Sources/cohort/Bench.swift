@@ -19,10 +19,11 @@ struct Bench: ParsableCommand {
     @Argument(help: "One of cnn, mlp, lstm, resnetish, resnet20; or gemm.")
     var workload: String
 
-    @Option(help: "Timed steps after 5 warm-up steps.")
+    // Unconditional: `--steps -1` is a wrong number of steps, not a missing one.
+    @Option(parsing: .unconditional, help: "Timed steps after 5 warm-up steps.")
     var steps = 30
 
-    @Option(help: "The global batch, split over the workers.")
+    @Option(parsing: .unconditional, help: "The global batch, split over the workers.")
     var batch = 64
 
     @Option(help: "How gradients travel between workers: none (float32) or bf16 (bfloat16, summed in float32).")

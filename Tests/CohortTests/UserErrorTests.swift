@@ -151,6 +151,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "empty resume", arguments: ["train", "good.yaml", "--resume", ""], expected: ["--resume: expected auto or a checkpoint directory, got an empty string"]),
             Case(name: "predictions into a directory", arguments: ["predict", "good.yaml", "test-images.idx", "--output", "run"], expected: ["run: --output: is a directory"]),
             Case(name: "argument without a value", arguments: ["train", "good.yaml", "--set", "seed"], expected: ["--set seed: expected key.path=value (see 'cohort train --help')"]),
+            Case(name: "negative number of steps", arguments: ["bench", "cnn", "--steps", "-1"], expected: ["--steps must be >= 1 (see 'cohort bench --help')"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
         ]
