@@ -40,13 +40,13 @@ struct Check: ParsableCommand {
 
 /// The debug mode's own options, shared by `cohort check` and `cohort train --debug`.
 struct CheckOptions: ParsableArguments {
-    @Option(help: "Training samples of the gradient check.")
+    @Option(parsing: .unconditional, help: "Training samples of the gradient check.")
     var samples = 4
 
-    @Option(help: "Training steps to watch for statistics and NaN.")
+    @Option(parsing: .unconditional, help: "Training steps to watch for statistics and NaN.")
     var steps = 3
 
-    @Option(help: "Coordinates compared per tensor in the gradient check.")
+    @Option(parsing: .unconditional, help: "Coordinates compared per tensor in the gradient check.")
     var coordinates = 30
 
     func validate() throws {
