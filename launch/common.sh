@@ -42,31 +42,35 @@ cohort_bin() {
     echo "$bin"
 }
 
-# run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM and SIGINT are passed on to mpirun, which hands
-# them to every worker: they stop at the same step and checkpoint it (exit 75). Once a worker has
-# reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
-# and it waits on TCP retransmissions) it is ended here.
+# run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM, SIGINT and SIGHUP are passed on to mpirun once,
+# as one SIGTERM, which it hands to every worker: they stop at the same step and checkpoint it (exit
+# 75). mpirun runs in a session of its own, so that a terminal's Ctrl-C (sent to the whole foreground
+# process group) does not reach it beside the forwarded signal: mpirun aborts the job without a
+# checkpoint on a second signal. Once a worker has reported an error, mpirun gets `grace` seconds to
+# end the job: past that (its link to a host is cut and it waits on TCP retransmissions) it is ended
+# here.
 run_mpirun() {
     local stopped=0 status grace=15 flag
     flag=$(mktemp)
     rm -f "$flag"
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    mpirun "$@" 2> >(while IFS= read -r line; do
-                         printf '%s\n' "$line" >&2
-                         case $line in error:*) touch "$flag" ;; esac
-                     done) &
+    setsid mpirun "$@" 2> >(trap '' INT HUP
+                            while IFS= read -r line; do
+                                printf '%s\n' "$line" >&2
+                                case $line in error:*) touch "$flag" ;; esac
+                            done) &
     local pid=$!
-    trap 'stopped=1; kill -TERM "$pid" 2>/dev/null' TERM INT
+    trap '[ "$stopped" = 1 ] || kill -TERM "$pid" 2>/dev/null; stopped=1' TERM INT HUP
     local waited=0
     while kill -0 "$pid" 2>/dev/null; do
-        sleep 1
+        sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
         if [ -e "$flag" ]; then
             waited=$((waited + 1))
             if [ "$waited" -ge "$grace" ]; then kill -KILL "$pid" 2>/dev/null; fi
         fi
     done
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
-    trap - TERM INT
+    trap - TERM INT HUP
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     if [ "$stopped" = 1 ]; then exit 75; fi
     if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then

@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+
+/// `launch/local` stopped from a terminal: Ctrl-C (or a closed terminal's SIGHUP) goes to the whole
+/// foreground process group, the script and everything it started. The workers must still stop
+/// together after one checkpoint: mpirun aborts the job without one when a second signal reaches
+/// it beside the one the script forwards.
+final class LaunchStopTests: XCTestCase {
+    func testCtrlCAtTheTerminalStopsEveryWorkerAfterACheckpoint() throws {
+        try stopFromTheTerminal(with: SIGINT, twice: true)
+    }
+
+    func testAClosedTerminalStopsEveryWorkerAfterACheckpoint() throws {
+        try stopFromTheTerminal(with: SIGHUP, twice: false)
+    }
+
+    /// Starts `launch/local -n 2` as the leader of a process group of its own (as a shell starts a
+    /// foreground job), sends `signal` to the group once training has checkpointed (`twice`: again
+    /// a moment later, an impatient user), and checks the stop.
+    private func stopFromTheTerminal(with signal: Int32, twice: Bool) throws {
+        let directory = try temporaryDirectory(self)
+        // Long epochs and a line every 200 steps: a run that writes thousands of lines a second fills
+        // mpirun's output pipes once it is told to end the job, and blocks before its checkpoint.
+        _ = try writeSyntheticData(in: directory, name: "train", count: 3200, rows: 4, columns: 4, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 20, rows: 4, columns: 4, classes: 4, seed: 2)
+        try """
+            seed: 2
+            data: {train: {images: train-images.idx, labels: train-labels.idx}, test: {images: test-images.idx, labels: test-labels.idx}}
+            model: {input: [1, 4, 4], layers: [flatten, {dense: {out_features: 16}}, relu, {dense: {out_features: 4}}]}
+            optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+            train: {batch_size: 16, max_steps: 100000000, log_every_steps: 200}
+            checkpoint: {dir: run, every_steps: 2000}
+
+            """.write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        // Foundation starts the child as the leader of a process group of its own.
+        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
+        process.arguments = ["-n", "2", "c.yaml"]
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path]) { $1 }
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let group = process.processIdentifier
+        XCTAssertEqual(getpgid(group), group, "the launcher does not lead a process group of its own")
+        // Should the stop fail, nothing may outlive the test: the launcher's group, and mpirun's session.
+        let watchdog = DispatchWorkItem { kill(-group, SIGKILL); killMPIRunsOf(directory) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
+        let latest = directory.appendingPathComponent("run/checkpoints/latest")
+        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
+        kill(-group, signal)
+        if twice {
+            usleep(300_000)
+            kill(-group, signal)
+        }
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, message)
+        XCTAssertEqual(process.terminationStatus, 75, message)
+        let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(message.contains("stopped at step \(step) by SIGTERM"), message)
+        // Nothing goes on after the launcher has returned.
+        sleep(2)
+        XCTAssertEqual(try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), step)
+    }
+}
+
+/// Ends with SIGKILL every mpirun (and its workers) started in `directory`, found by their working directory.
+private func killMPIRunsOf(_ directory: URL) {
+    let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    for entry in procs {
+        guard let pid = Int32(entry),
+              let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd"),
+              cwd == directory.path || cwd == directory.resolvingSymlinksInPath().path else { continue }
+        kill(pid, SIGKILL)
+    }
+}
