@@ -39,10 +39,11 @@ struct Train: ParsableCommand {
         case "auto": .auto
         case let directory?: .directory(directory)
         }
+        // Before anything else: a signal while the config and data load stops the run after its first step.
+        StopSignal.install()
         runWorker { communicator in
             let config = try ConfigLoader.load(path: path, overrides: overrides.parsed)
             communicator.timeoutSeconds = config.distributed.timeoutSeconds
-            StopSignal.install()
             let trainer = Trainer(config: config, communicator: communicator, log: printLine)
             trainer.terminal = .standardOutput()
             let summary = try trainer.run(resume: resumeMode)

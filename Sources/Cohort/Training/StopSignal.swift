@@ -2,12 +2,13 @@ import Foundation
 
 nonisolated(unsafe) private var receivedStopSignal: Int32 = 0
 
-/// SIGTERM (a scheduler's pre-emption) and SIGINT (Ctrl-C) ask the run to stop cleanly: the flag
-/// travels with the next step's allreduce so that all workers stop at the same step, and the
-/// coordinator writes a checkpoint. A second signal ends the process at once.
+/// SIGTERM (a scheduler's pre-emption), SIGINT (Ctrl-C) and SIGHUP (a closed terminal or ssh
+/// session) ask the run to stop cleanly: the flag travels with the next step's allreduce so that
+/// all workers stop at the same step, and the coordinator writes a checkpoint. A second signal ends
+/// the process at once.
 public enum StopSignal {
     public static func install() {
-        for number in [SIGTERM, SIGINT] {
+        for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number) { number in
                 if receivedStopSignal != 0 { _exit(128 + number) }
                 receivedStopSignal = number
@@ -22,6 +23,7 @@ public enum StopSignal {
         switch number {
         case SIGTERM: return "SIGTERM"
         case SIGINT: return "SIGINT"
+        case SIGHUP: return "SIGHUP"
         default: return "signal \(number)"
         }
     }

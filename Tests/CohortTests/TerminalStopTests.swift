@@ -77,3 +77,35 @@ private func killMPIRunsOf(_ directory: URL) {
         kill(pid, SIGKILL)
     }
 }
+
+/// A lone `cohort train` whose terminal closes (SIGHUP) stops as on Ctrl-C: a checkpoint, exit 75.
+final class HangupTests: XCTestCase {
+    func testAClosedTerminalStopsALoneRunAfterACheckpoint() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 100_000_000)
+        let config = directory.appendingPathComponent("c.yaml")
+        try String(contentsOf: config, encoding: .utf8)
+            .replacingOccurrences(of: "checkpoint: {dir: run}", with: "checkpoint: {dir: run, every_steps: 2000}")
+            .write(to: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try cohortBinary()
+        process.arguments = ["train", "c.yaml"]
+        process.currentDirectoryURL = directory
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
+        let latest = directory.appendingPathComponent("run/checkpoints/latest")
+        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
+        kill(process.processIdentifier, SIGHUP)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, message)
+        XCTAssertEqual(process.terminationStatus, 75, message)
+        let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(message.contains("stopped at step \(step) by SIGHUP"), message)
+    }
+}
