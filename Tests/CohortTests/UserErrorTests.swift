@@ -36,6 +36,18 @@ final class UserErrorTests: XCTestCase {
         return text
     }
 
+    /// A GRU whose weights (3 H (H + 53) values, 7 copies) need about twice this machine's memory
+    /// while staying under the parameter limit; none on a machine with more than 60 GiB, where no
+    /// such GRU exists.
+    func recurrentWeightsPastTheMemory() -> [Case] {
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard memory < 60 * 1_073_741_824 else { return [] }
+        let h = min(26_000, Int((2 * memory / (3 * 28)).squareRoot()))
+        return [Case(name: "recurrent weights past the memory",
+                     files: yaml(config(["input: [1, 6, 6]": "input: [6, 6]"], layers: "    - gru: {hidden_size: \(h)}\n    - dense: {out_features: 4}")),
+                     arguments: ["train", "c.yaml"], expected: ["model.layers[0] (gru): hidden_size \(h): its weights need about"])]
+    }
+
     struct Case {
         var name: String
         var files: [String: Data] = [:]
@@ -151,10 +163,14 @@ final class UserErrorTests: XCTestCase {
             Case(name: "empty resume", arguments: ["train", "good.yaml", "--resume", ""], expected: ["--resume: expected auto or a checkpoint directory, got an empty string"]),
             Case(name: "predictions into a directory", arguments: ["predict", "good.yaml", "test-images.idx", "--output", "run"], expected: ["run: --output: is a directory"]),
             Case(name: "argument without a value", arguments: ["train", "good.yaml", "--set", "seed"], expected: ["--set seed: expected key.path=value (see 'cohort train --help')"]),
+            Case(name: "recurrent weights past the parameter limit",
+                 files: yaml(config(["input: [1, 6, 6]": "input: [6, 6]"], layers: "    - lstm: {hidden_size: 1000000000}\n    - dense: {out_features: 4}")),
+                 arguments: ["train", "c.yaml"], expected: ["model.layers[0] (lstm): hidden_size 1000000000 makes the weights"]),
+            Case(name: "bench batch past the memory", arguments: ["bench", "mlp", "--batch", "1000000000"], expected: ["--batch 1000000000"]),
             Case(name: "negative number of steps", arguments: ["bench", "cnn", "--steps", "-1"], expected: ["--steps must be >= 1 (see 'cohort bench --help')"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
-        ]
+        ] + recurrentWeightsPastTheMemory()
         var errors: [String: String] = [:]
         for item in cases {
             for (name, data) in item.files { try data.write(to: directory.appendingPathComponent(name)) }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the recurrent layers (`LSTM`, `GRU`, `RNN`) share: their shapes, PyTorch's four tensors
 /// and the matrix products that are the same for every cell.
 ///
@@ -75,6 +77,16 @@ struct RecurrentCore<Element: Scalar> {
         self.returnSequences = returnSequences
         self.initializer = initializer
         self.separateRecurrentTerm = separateRecurrentTerm
+        // The weights' size before anything of that size is allocated here (`Model` checks the total
+        // later): with their gradients, optimizer state and the two copies below, 7 of them.
+        guard let weights = elementCount([gates * hiddenSize, hiddenSize + 1 + features + 16]), weights <= ConfigLoader.largestSize else {
+            throw layerError(index, kind, "hidden_size \(hiddenSize) makes the weights [\(gates) x \(hiddenSize), \(hiddenSize) + \(features)] larger than \(ConfigLoader.largestSize) parameters")
+        }
+        let bytes = Double(weights) * 7 * Double(MemoryLayout<Element>.size), memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < memory * 0.8 else {
+            throw layerError(index, kind, String(format: "hidden_size %d: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than this machine's %.1f GiB",
+                                                 hiddenSize, bytes / 1_073_741_824, memory / 1_073_741_824))
+        }
         let rows = gates * hiddenSize, stepInputs = hiddenSize + 1 + features
         hiddenStride = (stepInputs + 15) / 16 * 16
         parameterProducts = Buffer(count: (separateRecurrentTerm ? 2 : 1) * rows * hiddenStride)

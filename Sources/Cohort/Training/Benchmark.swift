@@ -19,6 +19,12 @@ public enum Benchmark {
         model.initialize(seed: 0)
         let optimizer = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
         let mine = BatchPlan.slice(batch: batch, rank: communicator.rank, worldSize: communicator.worldSize)
+        // As the trainer's check: twice the activations, and no more than 80 % of the memory.
+        let activationBytes = 2 * model.activationBytes(maxBatch: mine.count)
+        guard activationBytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
+            throw CohortError(String(format: "--batch %d: %d samples per worker need about %.1f GiB of activations, more than this machine has",
+                                     batch, mine.count, activationBytes / 1_073_741_824))
+        }
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
         stepper.compression = compression
         if overlap { try stepper.overlapCommunication() }
