@@ -38,9 +38,20 @@ final class SlurmScriptTests: XCTestCase {
             echo "$COHORT_SLURM_RESUBMITS $COHORT_SLURM_SCRIPT" > "$FAKE_LOG/sbatch.env"
             echo "Submitted batch job 43"
             """
-        // `squeue --json` as Slurm 22.05 prints it, a job started at 1000 s with a limit of 60 min.
+        // `squeue --json` as Slurm 22.05 prints it, a job started at 1000 s with a limit of 60 min; with
+        // FAKE_SQUEUE_LISTS, as later versions do (data_parser 0.0.39 on): the state a list of flags,
+        // the times objects (a preemption time not set).
         let squeue = """
             #!/usr/bin/env bash
+            if [ -n "${FAKE_SQUEUE_LISTS:-}" ]; then
+                stamp() { printf '{\\n        "set": %s,\\n        "infinite": false,\\n        "number": %s\\n      }' "$1" "$2"; }
+                preempt=$(if [ "${FAKE_PREEMPT_TIME:-0}" = 0 ]; then stamp false 0; else stamp true "$FAKE_PREEMPT_TIME"; fi)
+                printf '{\\n  "jobs": [\\n    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": [\\n        "%s"\\n      ],\\n' \\
+                    "$(stamp true "${FAKE_END_TIME:-4600}")" "${FAKE_JOB_STATE:-RUNNING}"
+                printf '      "preempt_time": %s,\\n      "start_time": %s,\\n      "time_limit": %s\\n    }\\n  ]\\n}\\n' \\
+                    "$preempt" "$(stamp true 1000)" "$(stamp true 60)"
+                exit 0
+            fi
             printf '{\\n  "jobs": [\\n    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": "%s",\\n' \\
                 "${FAKE_END_TIME:-4600}" "${FAKE_JOB_STATE:-RUNNING}"
             printf '      "preempt_time": %s,\\n      "start_time": 1000,\\n      "time_limit": 60\\n    }\\n  ]\\n}\\n' "${FAKE_PREEMPT_TIME:-0}"
@@ -138,13 +149,34 @@ final class SlurmScriptTests: XCTestCase {
 
     /// Ending at the time limit, or pre-empted, is not a cancellation.
     func testAJobEndingAtItsTimeLimitOrPreemptedIsResubmitted() throws {
-        for (end, preempted) in [("4600", "0"), ("1010", "1005")] {
-            try? FileManager.default.removeItem(at: log.appendingPathComponent("sbatch.args"))
-            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "COMPLETING", "FAKE_END_TIME": end,
-                                                "FAKE_PREEMPT_TIME": preempted])
-            XCTAssertEqual(result.status, 0, result.err)
-            XCTAssertNotNil(recorded("sbatch.args"), "\(end) \(preempted)")
+        for layout in ["", "lists"] {
+            for (end, preempted) in [("4600", "0"), ("1010", "1005")] {
+                try? FileManager.default.removeItem(at: log.appendingPathComponent("sbatch.args"))
+                let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "COMPLETING", "FAKE_END_TIME": end,
+                                                    "FAKE_PREEMPT_TIME": preempted, "FAKE_SQUEUE_LISTS": layout])
+                XCTAssertEqual(result.status, 0, result.err)
+                XCTAssertNotNil(recorded("sbatch.args"), "\(end) \(preempted) \(layout)")
+            }
         }
+    }
+
+    /// Later Slurm versions print the state as a list and the times as objects.
+    func testACancelledJobIsNotResubmittedOnLaterSlurmVersions() throws {
+        for (state, end) in [("CANCELLED", "1010"), ("COMPLETING", "1010")] {
+            let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": state, "FAKE_END_TIME": end, "FAKE_SQUEUE_LISTS": "1"])
+            XCTAssertEqual(result.status, 75)
+            XCTAssertNil(recorded("sbatch.args"), state)
+            XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
+        }
+    }
+
+    /// A limit that is not a number would be no limit (bash's test fails, and the job resubmits itself for ever).
+    func testALimitThatIsNotANumberIsRefused() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "COHORT_SLURM_MAX_RESUBMITS": "abc"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertEqual(result.err, "error: COHORT_SLURM_MAX_RESUBMITS must be a whole number, got 'abc'\n")
+        XCTAssertNil(recorded("srun.args"), "nothing started")
+        XCTAssertNil(recorded("sbatch.args"))
     }
 
     func testResubmissionsStopAtTheLimit() throws {
