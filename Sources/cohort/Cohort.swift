@@ -22,6 +22,8 @@ struct CohortCommand: ParsableCommand {
         subcommands: [Train.self, Eval.self, Predict.self, Inspect.self, Check.self, Bench.self])
 
     static func main() {
+        // A closed pipe is an error that the writer reports (`printResult`), not a signal that ends the process.
+        signal(SIGPIPE, SIG_IGN)
         BLASKernels.selectFastKernels()
         var command: ParsableCommand
         do {
@@ -103,11 +105,3 @@ func defaultConfigPath() -> String {
     return name
 }
 
-func printLine(_ line: String) {
-    print(line)
-    fflush(stdout)
-}
-
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}

@@ -35,12 +35,13 @@ struct Eval: ParsableCommand {
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard communicator.isCoordinator else { return 0 }
-            printLine(String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
-                             directory.path, result.loss, result.accuracy, result.samples))
-            for line in ConfusionTable.lines(result.confusion) { printLine(line) }
+            var lines = [String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
+                                directory.path, result.loss, result.accuracy, result.samples)]
+            lines += ConfusionTable.lines(result.confusion)
             if json {
-                printLine("{\"loss\": \(jsonNumber(result.loss)), \"accuracy\": \(jsonNumber(result.accuracy)), \"samples\": \(result.samples)}")
+                lines.append("{\"loss\": \(jsonNumber(result.loss)), \"accuracy\": \(jsonNumber(result.accuracy)), \"samples\": \(result.samples)}")
             }
+            try printResult(lines.map { $0 + "\n" }.joined(), what: "the evaluation")
             return 0
         }
     }

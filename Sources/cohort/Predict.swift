@@ -51,14 +51,9 @@ struct Predict: ParsableCommand {
                 csv += "\(index),\(label)," + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
             }
             if let output {
-                do {
-                    try Data(csv.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
-                } catch {
-                    throw CohortError("\(output): cannot write the predictions (\((error as NSError).localizedDescription))")
-                }
+                try writeResult(Data(csv.utf8), to: output, what: "the predictions")
             } else {
-                print(csv, terminator: "")
-                fflush(stdout)
+                try printResult(csv, what: "the predictions")
             }
             return 0
         }

@@ -1,0 +1,75 @@
+import Foundation
+import Cohort
+
+/// A line of progress on standard output, at once. Best effort: a run goes on when nobody reads
+/// its progress any more (a closed pipe, a full disk).
+func printLine(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Writes `text`, what the command was run for (eval's figures, predictions, a benchmark's
+/// result), to standard output, and throws when it does not get there (a full disk, a closed pipe:
+/// SIGPIPE is ignored, see `CohortCommand.main`), naming `what`.
+func printResult(_ text: String, what: String) throws {
+    errno = 0
+    if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
+        let reason = errno != 0 ? String(cString: strerror(errno)) : "write error"
+        clearerr(stdout)
+        throw CohortError("standard output: cannot write \(what) (\(reason))")
+    }
+}
+
+/// Writes `data` to the file `path` names. A regular file (or a new one) is replaced whole, through
+/// a temporary file beside it, so that a failed write leaves the old one; a symbolic link is
+/// followed, and anything else (a device such as /dev/stdout, a FIFO) is written in place: the
+/// temporary file would replace it.
+func writeResult(_ data: Data, to path: String, what: String) throws {
+    let target = followingLinks(URL(fileURLWithPath: path))
+    let directory = target.deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: directory) else {
+        throw CohortError("\(path): cannot write \(what) (no such directory: \(directory))")
+    }
+    var status = stat()
+    let special = stat(target.path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG
+    do {
+        if special {
+            let handle = try FileHandle(forWritingTo: target)
+            defer { try? handle.close() }
+            try handle.write(contentsOf: data)
+        } else {
+            try data.write(to: target, options: .atomic)
+        }
+    } catch {
+        throw CohortError("\(path): cannot write \(what) (\(describeFileError(error)))")
+    }
+}
+
+/// Foundation's reason for a failed file operation, without its "The operation could not be
+/// completed." preamble; the POSIX reason where there is one.
+func describeFileError(_ error: Error) -> String {
+    let error = error as NSError
+    if let posix = error.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(posix.code)))
+    }
+    if error.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(error.code))) }
+    let preamble = "The operation could not be completed. "
+    let text = error.localizedDescription
+    return text.hasPrefix(preamble) ? String(text.dropFirst(preamble.count)) : text
+}
+
+/// Where `url` leads through symbolic links, also to a file that does not exist yet (which
+/// `resolvingSymlinksInPath` leaves at the link).
+private func followingLinks(_ url: URL) -> URL {
+    var current = url
+    for _ in 0..<40 {
+        guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: current.path) else { break }
+        current = destination.hasPrefix("/") ? URL(fileURLWithPath: destination)
+            : current.deletingLastPathComponent().appendingPathComponent(destination)
+    }
+    return current.standardizedFileURL
+}

@@ -1,0 +1,65 @@
+import Foundation
+import XCTest
+
+/// What eval and predict write is what they were run for: when it cannot be written (a full disk,
+/// a closed pipe) they say so and fail, and --output never replaces anything but a regular file.
+final class OutputErrorTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        XCTAssertEqual(try runCohort(["train", "c.yaml"], in: directory).status, 0)
+    }
+
+    /// Runs cohort with its standard output on `output`; returns the status and standard error.
+    func run(_ arguments: [String], output: FileHandle) throws -> (reason: Process.TerminationReason, status: Int32, err: String) {
+        let process = Process()
+        process.executableURL = try cohortBinary()
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let err = Pipe()
+        process.standardOutput = output
+        process.standardError = err
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationReason, process.terminationStatus, message)
+    }
+
+    func testAFullDiskOnStandardOutputIsAnError() throws {
+        let full = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+        let predicted = try run(["predict", "c.yaml", "test-images.idx"], output: full)
+        XCTAssertEqual(predicted.status, 1, predicted.err)
+        XCTAssertEqual(predicted.err, "error: standard output: cannot write the predictions (No space left on device)\n")
+        let evaluated = try run(["eval", "c.yaml", "--json"], output: full)
+        XCTAssertEqual(evaluated.status, 1, evaluated.err)
+        XCTAssertEqual(evaluated.err, "error: standard output: cannot write the evaluation (No space left on device)\n")
+    }
+
+    func testAClosedPipeIsAnErrorNotASignal() throws {
+        let pipe = Pipe()
+        try pipe.fileHandleForReading.close()
+        let predicted = try run(["predict", "c.yaml", "test-images.idx"], output: pipe.fileHandleForWriting)
+        XCTAssertEqual(predicted.reason, .exit, "ended by a signal")
+        XCTAssertEqual(predicted.status, 1, predicted.err)
+        XCTAssertEqual(predicted.err, "error: standard output: cannot write the predictions (Broken pipe)\n")
+    }
+
+    /// --output through a link to a device writes to the device and leaves the link (a temporary
+    /// file renamed over it replaced /dev/full itself, run as root); through a link to a file, the file.
+    func testOutputGoesThroughLinksAndIntoDevices() throws {
+        let device = directory.appendingPathComponent("full.csv"), file = directory.appendingPathComponent("link.csv")
+        try FileManager.default.createSymbolicLink(atPath: device.path, withDestinationPath: "/dev/full")
+        try FileManager.default.createSymbolicLink(atPath: file.path, withDestinationPath: "p.csv")
+        let full = try runCohort(["predict", "c.yaml", "test-images.idx", "--output", "full.csv"], in: directory)
+        XCTAssertEqual(full.status, 1, full.err)
+        XCTAssertEqual(full.err, "error: full.csv: cannot write the predictions (No space left on device)\n")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: device.path), "/dev/full")
+        let linked = try runCohort(["predict", "c.yaml", "test-images.idx", "--output", "link.csv"], in: directory)
+        XCTAssertEqual(linked.status, 0, linked.err)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: file.path), "p.csv")
+        let csv = try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 21, csv)
+    }
+}
