@@ -120,6 +120,14 @@ final class ConfigOverrideTests: XCTestCase {
         XCTAssertEqual(try ConfigLoader.parse(valid, file: "c.yaml").sourceText, valid, "without --set the file's text is kept as it is")
     }
 
+    /// A value written over several lines stays in the header's one comment line.
+    func testAValueWithLineBreaksKeepsTheConfigTextReadable() throws {
+        let config = try parse("optimizer.schedule={name: step,\n  step_size: 5}")
+        XCTAssertTrue(config.sourceText.hasPrefix("# c.yaml with --set optimizer.schedule={name: step,\\n  step_size: 5}\n"), config.sourceText)
+        let again = try ConfigLoader.parse(config.sourceText, file: "c.yaml")
+        XCTAssertEqual(again.optimizer.schedule, config.optimizer.schedule)
+    }
+
     func testTrainWithSetSavesTheEffectiveConfigInItsCheckpoint() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 20)

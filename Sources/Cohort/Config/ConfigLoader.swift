@@ -37,7 +37,9 @@ public enum ConfigLoader {
         }
         guard !overrides.isEmpty else { return try check(root, text: text, file: file) }
         for override in overrides { root = try override.apply(to: root, file: file) }
-        let header = "# \(file) with " + overrides.map { "--set \($0)" }.joined(separator: " ") + "\n"
+        // One comment line: a value may hold line breaks (a flow mapping written over several lines).
+        let header = "# \(file) with " + overrides.map { "--set \($0)" }.joined(separator: " ")
+            .replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n") + "\n"
         let effective: String
         do {
             effective = header + (try Yams.serialize(node: root))
