@@ -40,14 +40,20 @@ struct Check: ParsableCommand {
 
 /// The debug mode's own options, shared by `cohort check` and `cohort train --debug`.
 struct CheckOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Training samples of the gradient check.")
-    var samples = 4
+    // Optional, so that `cohort train` can tell they were given without --debug.
+    @Option(name: .customLong("samples"), parsing: .unconditional, help: "Training samples of the gradient check (default: 4).")
+    var givenSamples: Int?
 
-    @Option(parsing: .unconditional, help: "Training steps to watch for statistics and NaN.")
-    var steps = 3
+    @Option(name: .customLong("steps"), parsing: .unconditional, help: "Training steps to watch for statistics and NaN (default: 3).")
+    var givenSteps: Int?
 
-    @Option(parsing: .unconditional, help: "Coordinates compared per tensor in the gradient check.")
-    var coordinates = 30
+    @Option(name: .customLong("coordinates"), parsing: .unconditional, help: "Coordinates compared per tensor in the gradient check (default: 30).")
+    var givenCoordinates: Int?
+
+    var samples: Int { givenSamples ?? 4 }
+    var steps: Int { givenSteps ?? 3 }
+    var coordinates: Int { givenCoordinates ?? 30 }
+    var anyGiven: Bool { givenSamples != nil || givenSteps != nil || givenCoordinates != nil }
 
     func validate() throws {
         guard samples >= 1 else { throw ValidationError("--samples must be >= 1") }

@@ -29,6 +29,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if debug && resume != nil { throw ValidationError("--debug checks the initial model: --resume does not apply") }
+        if !debug && checkOptions.anyGiven {
+            throw ValidationError("--samples, --steps and --coordinates are options of --debug (to train N steps: --set train.max_steps=N)")
+        }
     }
 
     func run() throws {

@@ -167,6 +167,8 @@ final class UserErrorTests: XCTestCase {
                  files: yaml(config(["input: [1, 6, 6]": "input: [6, 6]"], layers: "    - lstm: {hidden_size: 1000000000}\n    - dense: {out_features: 4}")),
                  arguments: ["train", "c.yaml"], expected: ["model.layers[0] (lstm): hidden_size 1000000000 makes the weights"]),
             Case(name: "bench batch past the memory", arguments: ["bench", "mlp", "--batch", "1000000000"], expected: ["--batch 1000000000"]),
+            Case(name: "debug option without --debug", arguments: ["train", "good.yaml", "--steps", "5"],
+                 expected: ["--samples, --steps and --coordinates are options of --debug (to train N steps: --set train.max_steps=N)"]),
             Case(name: "negative number of steps", arguments: ["bench", "cnn", "--steps", "-1"], expected: ["--steps must be >= 1 (see 'cohort bench --help')"]),
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
