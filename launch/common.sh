@@ -80,5 +80,9 @@ run_mpirun() {
         echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2
         exit 1
     fi
+    if [ "$status" != 0 ] && [ "$status" != 75 ]; then
+        # No worker said why, and --quiet hides some of mpirun's own messages: say at least that.
+        echo "error: mpirun failed (status $status) before any worker reported an error" >&2
+    fi
     exit "$status"
 }

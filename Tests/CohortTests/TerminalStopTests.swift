@@ -5,7 +5,7 @@ import XCTest
 /// foreground process group, the script and everything it started. The workers must still stop
 /// together after one checkpoint: mpirun aborts the job without one when a second signal reaches
 /// it beside the one the script forwards.
-final class LaunchStopTests: XCTestCase {
+final class TerminalStopTests: XCTestCase {
     func testCtrlCAtTheTerminalStopsEveryWorkerAfterACheckpoint() throws {
         try stopFromTheTerminal(with: SIGINT, twice: true)
     }
