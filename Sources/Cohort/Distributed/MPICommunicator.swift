@@ -237,7 +237,8 @@ func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: D
         if polls & 255 == 0 {
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if elapsed > timeoutSeconds {
-                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s", operation, step, rank, elapsed))
+                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g)",
+                                         operation, step, rank, elapsed, timeoutSeconds))
             }
         }
     }
