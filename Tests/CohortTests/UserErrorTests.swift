@@ -117,6 +117,8 @@ final class UserErrorTests: XCTestCase {
             Case(name: "yaml syntax", files: yaml("seed: 1\ndata: {train: [\n"), arguments: ["train", "c.yaml"], expected: ["c.yaml: YAML syntax error", "line"]),
             Case(name: "unknown nested key", files: yaml(config(["momentum: 0.9": "momentum: 0.9, learning_rate: 1"])), arguments: ["train", "c.yaml"], expected: ["optimizer.learning_rate: unknown key"]),
             Case(name: "wrong type", files: yaml(config(["lr: 0.05": "lr: fast"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: expected a number"]),
+            Case(name: "number in quotes", files: yaml(config(["lr: 0.05": "lr: '0.05'"])), arguments: ["train", "c.yaml"],
+                 expected: ["optimizer.lr: expected a number, got the quoted string '0.05' (line"]),
             Case(name: "lr <= 0", files: yaml(config(["lr: 0.05": "lr: 0"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0"]),
             Case(name: "p out of range", files: yaml(config(["    - relu: {}": "    - dropout: {p: 1.0}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2].dropout.p: must be in [0, 1)"]),
             Case(name: "batch size 0", files: yaml(config(["batch_size: 16": "batch_size: 0"])), arguments: ["train", "c.yaml"], expected: ["train.batch_size"]),

@@ -141,7 +141,10 @@ struct YAMLTable {
 
     static func describe(_ node: Node) -> String {
         switch node {
-        case .scalar(let scalar): return "'\(scalar.string)'"
+        case .scalar(let scalar):
+            // A number in quotes is a string in YAML: say why '0.1' is not a number.
+            let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
+            return quoted ? "the quoted string '\(scalar.string)'" : "'\(scalar.string)'"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"
