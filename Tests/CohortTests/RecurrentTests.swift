@@ -160,6 +160,13 @@ final class RecurrentTests: XCTestCase {
         XCTAssertThrowsError(try Model<Float>(flat)) { error in
             XCTAssertEqual((error as? CohortError)?.message, "model.layers[1] (lstm): expects an input [T, F] (time steps, features), got [784]")
         }
+        var stacked = config
+        stacked.input = [28, 28]
+        stacked.layers.insert(.gru(hiddenSize: 8, returnSequences: false, bias: true, initializer: LayerInit()), at: 0)
+        XCTAssertThrowsError(try Model<Float>(stacked)) { error in
+            XCTAssertEqual((error as? CohortError)?.message,
+                           "model.layers[1] (lstm): expects an input [T, F] (time steps, features), got [8]; give model.layers[0] return_sequences: true to pass it every step")
+        }
     }
 
     /// The recurrent cells' tanh: close to the C library's in Float, and to rounding in Double

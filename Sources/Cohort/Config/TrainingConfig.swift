@@ -67,6 +67,14 @@ public indirect enum LayerSpec: Sendable, Equatable {
     case adaptiveAvgPool(outHeight: Int, outWidth: Int)
     /// y = body(x) + shortcut(x); an empty shortcut is the identity.
     case residual(body: [LayerSpec], shortcut: [LayerSpec])
+
+    /// An LSTM, GRU or RNN layer.
+    public var isRecurrent: Bool {
+        switch self {
+        case .lstm, .gru, .rnn: true
+        default: false
+        }
+    }
 }
 
 public struct ModelConfig: Sendable {

@@ -89,7 +89,12 @@ public final class Model<Element: Scalar> {
         var shape = input
         var layers: [any Layer<Element>] = []
         for (index, spec) in specs.enumerated() {
-            let layer = try makeLayer(spec, input: shape, index: place(index))
+            let layer: any Layer<Element>
+            do {
+                layer = try makeLayer(spec, input: shape, index: place(index))
+            } catch let error as CohortError where spec.isRecurrent && index > 0 && specs[index - 1].isRecurrent && shape.count == 1 {
+                throw CohortError(error.message + "; give \(place(index - 1)) return_sequences: true to pass it every step")
+            }
             layers.append(layer)
             shape = layer.outputShape
         }
