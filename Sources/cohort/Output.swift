@@ -8,13 +8,14 @@ func printLine(_ line: String) {
     fflush(stdout)
 }
 
+/// A line on standard error (unbuffered).
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-/// Writes `text`, what the command was run for (eval's figures, predictions, a benchmark's
-/// result), to standard output, and throws when it does not get there (a full disk, a closed pipe:
-/// SIGPIPE is ignored, see `CohortCommand.main`), naming `what`.
+/// Writes `text`, what the command was run for (eval's figures, the predictions), to standard
+/// output, and throws when it does not get there (a full disk, a closed pipe: SIGPIPE is ignored,
+/// see `CohortCommand.main`), naming `what`.
 func printResult(_ text: String, what: String) throws {
     errno = 0
     if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
