@@ -43,12 +43,13 @@ cohort_bin() {
 }
 
 # run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM, SIGINT and SIGHUP are passed on to mpirun once,
-# as one SIGTERM, which it hands to every worker: they stop at the same step and checkpoint it (exit
-# 75). mpirun runs in a session of its own, so that a terminal's Ctrl-C (sent to the whole foreground
-# process group) does not reach it beside the forwarded signal: mpirun aborts the job without a
-# checkpoint on a second signal. Once a worker has reported an error, mpirun gets `grace` seconds to
-# end the job: past that (its link to a host is cut and it waits on TCP retransmissions) it is ended
-# here.
+# as SIGUSR1, which mpirun hands to every worker, on every host, and goes on: the workers stop at the
+# same step, checkpoint it and exit 75, and mpirun with them. (A SIGTERM or SIGINT makes mpirun end
+# the job itself: it kills workers whose step outlasts its grace, and stops reading their output, on
+# which a worker that prints much then blocks.) mpirun runs in a session of its own, so that a
+# terminal's Ctrl-C (sent to the whole foreground process group) does not reach it. Once a worker has
+# reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
+# and it waits on TCP retransmissions) it is ended here.
 run_mpirun() {
     local stopped=0 status grace=15 flag
     flag=$(mktemp)
@@ -60,7 +61,7 @@ run_mpirun() {
                                 case $line in error:*) touch "$flag" ;; esac
                             done) &
     local pid=$!
-    trap '[ "$stopped" = 1 ] || kill -TERM "$pid" 2>/dev/null; stopped=1' TERM INT HUP
+    trap '[ "$stopped" = 1 ] || kill -USR1 "$pid" 2>/dev/null; stopped=1' TERM INT HUP
     local waited=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)

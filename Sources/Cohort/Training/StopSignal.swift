@@ -2,13 +2,14 @@ import Foundation
 
 nonisolated(unsafe) private var receivedStopSignal: Int32 = 0
 
-/// SIGTERM (a scheduler's pre-emption), SIGINT (Ctrl-C) and SIGHUP (a closed terminal or ssh
-/// session) ask the run to stop cleanly: the flag travels with the next step's allreduce so that
-/// all workers stop at the same step, and the coordinator writes a checkpoint. A second signal ends
-/// the process at once.
+/// SIGTERM (a scheduler's pre-emption), SIGINT (Ctrl-C), SIGHUP (a closed terminal or ssh session)
+/// and SIGUSR1 (what the launch scripts send mpirun, which hands it to every worker without ending
+/// the job; a scheduler's warning) ask the run to stop cleanly: the flag travels with the next
+/// step's allreduce so that all workers stop at the same step, and the coordinator writes a
+/// checkpoint. A second signal ends the process at once.
 public enum StopSignal {
     public static func install() {
-        for number in [SIGTERM, SIGINT, SIGHUP] {
+        for number in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] {
             signal(number) { number in
                 if receivedStopSignal != 0 { _exit(128 + number) }
                 receivedStopSignal = number
@@ -24,6 +25,7 @@ public enum StopSignal {
         case SIGTERM: return "SIGTERM"
         case SIGINT: return "SIGINT"
         case SIGHUP: return "SIGHUP"
+        case SIGUSR1: return "SIGUSR1"
         default: return "signal \(number)"
         }
     }
