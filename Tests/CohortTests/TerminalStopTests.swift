@@ -22,28 +22,16 @@ final class TerminalStopTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         // A toy run that writes thousands of lines a second: mpirun, had it been told to end the job,
         // would stop reading them, and the workers would block on the full pipe before their checkpoint.
-        try writeSmallRun(in: directory, steps: 100_000_000)
-        let config = directory.appendingPathComponent("c.yaml")
-        try String(contentsOf: config, encoding: .utf8)
-            .replacingOccurrences(of: "checkpoint: {dir: run}", with: "checkpoint: {dir: run, every_steps: 2000}")
-            .write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
+        let latest = try writeEndlessRun(in: directory)
         // Foundation starts the child as the leader of a process group of its own.
-        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
-        process.arguments = ["-n", "2", "c.yaml"]
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path]) { $1 }
-        let err = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = err
-        try process.run()
+        let (process, err) = try start(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
+                                       environment: ["COHORT_BIN": try cohortBinary().path])
         let group = process.processIdentifier
         XCTAssertEqual(getpgid(group), group, "the launcher does not lead a process group of its own")
         // Should the stop fail, nothing may outlive the test: the launcher's group, and mpirun's session.
         let watchdog = DispatchWorkItem { kill(-group, SIGKILL); killMPIRunsOf(directory) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         defer { watchdog.cancel() }
-        let latest = directory.appendingPathComponent("run/checkpoints/latest")
         XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
         kill(-group, signal)
         if twice {
@@ -62,6 +50,32 @@ final class TerminalStopTests: XCTestCase {
     }
 }
 
+/// A run in `directory` (`writeSmallRun`'s) of more steps than any test waits for, a checkpoint every
+/// 2,000 steps; returns its `checkpoints/latest`.
+private func writeEndlessRun(in directory: URL) throws -> URL {
+    try writeSmallRun(in: directory, steps: 100_000_000)
+    let config = directory.appendingPathComponent("c.yaml")
+    try String(contentsOf: config, encoding: .utf8)
+        .replacingOccurrences(of: "checkpoint: {dir: run}", with: "checkpoint: {dir: run, every_steps: 2000}")
+        .write(to: config, atomically: true, encoding: .utf8)
+    return directory.appendingPathComponent("run/checkpoints/latest")
+}
+
+/// Starts `executable` in `directory`, its standard output discarded; returns it and its standard error.
+private func start(_ executable: URL, _ arguments: [String], in directory: URL,
+                   environment: [String: String] = [:]) throws -> (Process, Pipe) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let err = Pipe()
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = err
+    try process.run()
+    return (process, err)
+}
+
 /// Ends with SIGKILL every mpirun (and its workers) started in `directory`, found by their working directory.
 private func killMPIRunsOf(_ directory: URL) {
     let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -77,23 +91,11 @@ private func killMPIRunsOf(_ directory: URL) {
 final class HangupTests: XCTestCase {
     func testAClosedTerminalStopsALoneRunAfterACheckpoint() throws {
         let directory = try temporaryDirectory(self)
-        try writeSmallRun(in: directory, steps: 100_000_000)
-        let config = directory.appendingPathComponent("c.yaml")
-        try String(contentsOf: config, encoding: .utf8)
-            .replacingOccurrences(of: "checkpoint: {dir: run}", with: "checkpoint: {dir: run, every_steps: 2000}")
-            .write(to: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = try cohortBinary()
-        process.arguments = ["train", "c.yaml"]
-        process.currentDirectoryURL = directory
-        let err = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = err
-        try process.run()
+        let latest = try writeEndlessRun(in: directory)
+        let (process, err) = try start(try cohortBinary(), ["train", "c.yaml"], in: directory)
         let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         defer { watchdog.cancel() }
-        let latest = directory.appendingPathComponent("run/checkpoints/latest")
         XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
         kill(process.processIdentifier, SIGHUP)
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
