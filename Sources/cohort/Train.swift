@@ -53,10 +53,19 @@ struct Train: ParsableCommand {
             guard communicator.isCoordinator else { return summary.interrupted ? interruptedExitStatus : 0 }
             if summary.interrupted {
                 let cause = summary.signal != 0 ? StopSignal.name(summary.signal) : "a signal to another worker"
-                printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: cohort train \(path)\(overrides.commandLine) --resume auto")
+                let command = continueCommand(worldSize: communicator.worldSize) + " \(path)\(overrides.commandLine) --resume auto"
+                printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: \(command)")
                 return interruptedExitStatus
             }
             return 0
         }
     }
+}
+
+/// How the user started this run, for the hint after a stop: the launch script's own command
+/// (`COHORT_LAUNCH_COMMAND`, which `launch/local` and `launch/hosts` pass to the workers), else
+/// `mpirun -np N cohort train` for several workers, else `cohort train`.
+func continueCommand(worldSize: Int) -> String {
+    if let launcher = ProcessInfo.processInfo.environment["COHORT_LAUNCH_COMMAND"], !launcher.isEmpty { return launcher }
+    return worldSize > 1 ? "mpirun -np \(worldSize) cohort train" : "cohort train"
 }

@@ -129,7 +129,7 @@ final class DataParallelTests: XCTestCase {
         kill(try XCTUnwrap(job.workerPIDs().last), SIGTERM)
         let ended = job.wait()
         XCTAssertEqual(ended.status, 75, ended.error)
-        XCTAssertTrue(ended.error.contains("--resume auto"), ended.error)
+        XCTAssertTrue(ended.error.contains("continue with: mpirun -np 2 cohort train \(stopped.path) --resume auto"), ended.error)
         let latest = try String(contentsOf: stopped.run.appendingPathComponent("checkpoints/latest"), encoding: .utf8)
         let step = try XCTUnwrap(Int(latest.trimmingCharacters(in: .whitespacesAndNewlines)))
         XCTAssertLessThan(step, 400)

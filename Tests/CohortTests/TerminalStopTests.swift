@@ -44,6 +44,8 @@ final class TerminalStopTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 75, message)
         let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(message.contains("stopped at step \(step) by SIGUSR1"), message)
+        let launcher = projectDirectory.appendingPathComponent("launch/local").path
+        XCTAssertTrue(message.contains("continue with: \(launcher) -n 2 c.yaml --resume auto"), message)
         // Nothing goes on after the launcher has returned.
         sleep(2)
         XCTAssertEqual(try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), step)
@@ -104,5 +106,6 @@ final class HangupTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 75, message)
         let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(message.contains("stopped at step \(step) by SIGHUP"), message)
+        XCTAssertTrue(message.contains("continue with: cohort train c.yaml --resume auto"), message)
     }
 }
