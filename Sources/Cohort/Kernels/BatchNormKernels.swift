@@ -33,6 +33,37 @@ public func channelMoments<T: Scalar>(
     }
 }
 
+/// moments[n, c] = (sum of x[n, c, .], sum of its squares), in the element type: `channelMoments`
+/// taken image by image, as `addChannelMoments` then sums them. x: `[N, C, S]`; moments: `[N, C, 2]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func imageChannelMoments<T: Scalar>(_ x: UnsafePointer<T>, _ moments: UnsafeMutablePointer<T>, images: Range<Int>,
+                                    channels: Int, spatial: Int, only range: Range<Int>? = nil) {
+    for n in images {
+        for c in range ?? 0..<channels {
+            let (s, q) = sumAndSquares(x + (n * channels + c) * spatial, count: spatial)
+            moments[2 * (n * channels + c)] = s
+            moments[2 * (n * channels + c) + 1] = q
+        }
+    }
+}
+
+/// sums[c] += moments[n, c, 0], squares[c] += moments[n, c, 1], image by image: bitwise what
+/// `channelMoments` adds over the same images. moments: `[N, C, 2]`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@inline(never)
+func addChannelMoments<T: Scalar>(_ moments: UnsafePointer<T>, sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>,
+                                  batch: Int, channels: Int) {
+    for n in 0..<batch {
+        for c in 0..<channels {
+            sums[c] += Double(moments[2 * (n * channels + c)])
+            squares[c] += Double(moments[2 * (n * channels + c) + 1])
+        }
+    }
+}
+
 /// y = x * scale[c] + shift[c]: normalisation, scale and shift folded into one pass; with
 /// `adding`, y = that + adding (a residual block's sum, as `add` would add it); with `relu`,
 /// y = max(that, 0), the ReLU after the normalisation (or the sum) in the same pass.

@@ -10,6 +10,12 @@ import Foundation
 /// went out to memory and back (`cohort bench resnetish` on one core, batch 32: 116.4 -> 112.8 ms
 /// per step). Winograd: 16 GEMMs over the transformed tiles of as many images as fit in L2 at once,
 /// the input transformed again in backward for the same reason.
+///
+/// On a `ThreadTeam` with enough images, each thread takes whole images (whole chunks of them) with
+/// buffers of its own, and meets the others once per pass (`imageShares`); otherwise every kernel
+/// is shared among the team, which meets after each (a lone process spun 20-25 % of resnet20's
+/// samples waiting at those meetings). Outputs and input gradients are bitwise the same either way;
+/// the weight gradient sums each thread's images, then the threads' sums: the same within rounding.
 public final class Conv2D<Element: Scalar>: Layer {
     public let kind = "conv2d"
     public let inputShape: [Int]
@@ -23,10 +29,11 @@ public final class Conv2D<Element: Scalar>: Layer {
     private var weightGradient: UnsafeMutablePointer<Element>!
     private var bias: UnsafeMutablePointer<Element>?
     private var biasGradient: UnsafeMutablePointer<Element>?
-    /// im2col of one image: `[in*K*K, OH*OW]`.
-    private var columns = Buffer<Element>(count: 0)
-    /// Gradient of one image's columns: `[in*K*K, OH*OW]`.
-    private var columnGradient = Buffer<Element>(count: 0)
+    /// One per thread of the team (at least one).
+    private var workspaces: [ConvolutionWorkspace<Element>] = []
+    /// Per image and output channel of the last training forward, the sum of its values and of
+    /// their squares, `[N, out, 2]`, from which `outputMoments` is summed in image order.
+    private var imageMoments = Buffer<Element>(count: 0)
 
     public let algorithm: ConvolutionAlgorithm
     /// Set when `algorithm` is `.winograd`.
@@ -35,14 +42,9 @@ public final class Conv2D<Element: Scalar>: Layer {
     private let streamedProducts: Bool
     /// Images whose transformed tiles go through one set of 16 GEMMs.
     private var imagesPerChunk = 1
-    /// Transformed filters U (of the weights of the last forward, which backward uses) and their
-    /// gradient dU: `[16, out, in]` each.
+    /// Transformed filters U (of the weights of the last forward, which backward uses): `[16, out, in]`.
     private var filters = Buffer<Element>(count: 0)
-    private var filterGradient = Buffer<Element>(count: 0)
-    /// Transformed input tiles V (or their gradient dV): `[16, in, tiles]`.
-    private var inputTiles = Buffer<Element>(count: 0)
-    /// Products M (or their gradient dM): `[16, out, tiles]`.
-    private var productTiles = Buffer<Element>(count: 0)
+    /// A transform's scratch for each thread of the team, each on its own cache lines.
     private var transformScratch = Buffer<Element>(count: 0)
     /// Where forward sums each output channel's values and squares, image by image as it writes
     /// them (`channelMoments`, while they are still in cache), for the batch norm after it
@@ -93,20 +95,31 @@ public final class Conv2D<Element: Scalar>: Layer {
     }
 
     public func reserve(maxBatch: Int) {
+        let threads = ThreadTeam.current?.size ?? 1
+        imageMoments = Buffer(count: 2 * maxBatch * outChannels)
         if let tiling {
             let perImage = 16 * (geometry.channels + outChannels) * tiling.tilesPerImage
             imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
             filters = Buffer(count: 16 * outChannels * geometry.channels)
-            filterGradient = Buffer(count: 16 * outChannels * geometry.channels)
-            inputTiles = Buffer(count: tiling.transformedCount(channels: geometry.channels, images: imagesPerChunk))
-            productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: imagesPerChunk))
-            // One scratch per thread of the team, each on its own cache lines.
-            transformScratch = Buffer(count: scratchStride(tiling) * (ThreadTeam.current?.size ?? 1))
+            transformScratch = Buffer(count: scratchStride(tiling) * threads)
+            workspaces = (0..<threads).map { _ in
+                ConvolutionWorkspace(winograd: tiling, inChannels: geometry.channels, outChannels: outChannels, images: imagesPerChunk)
+            }
             return
         }
-        let perImage = geometry.patchSize * geometry.outHeight * geometry.outWidth
-        columns = Buffer(count: perImage)
-        columnGradient = Buffer(count: perImage)
+        workspaces = (0..<threads).map { member in
+            ConvolutionWorkspace(columns: geometry.patchSize * geometry.outHeight * geometry.outWidth,
+                                 weightGradient: member == 0 ? 0 : outChannels * geometry.patchSize)
+        }
+    }
+
+    /// The team whose threads each take whole units of `units` (images, or chunks of images), or
+    /// nil when the kernels are to be shared instead: no team, a pass inside another, fewer units
+    /// than threads, or so few that whole units would leave a thread idle for long.
+    private func imageShares(units: Int) -> ThreadTeam? {
+        guard let team = ThreadTeam.current, !team.isRunning, workspaces.count >= team.size, units >= team.size,
+              units % team.size == 0 || units >= 4 * team.size else { return nil }
+        return team
     }
 
     /// Elements of V and M one chunk of images may fill: about half a core's L2 in Float (tests set
@@ -114,56 +127,107 @@ public final class Conv2D<Element: Scalar>: Layer {
     var chunkElements = 128 * 1024
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        if let tiling { return forwardWinograd(x, y, batch: batch, tiling) }
+        if let tiling {
+            forwardWinograd(x, y, batch: batch, tiling)
+        } else if let team = imageShares(units: batch) {
+            team.run { member in
+                forwardIm2col(x, y, images: team.share(of: batch, member: member, granule: 1), workspaces[member], sharing: false)
+            }
+        } else {
+            forwardIm2col(x, y, images: 0..<batch, workspaces[0], sharing: true)
+        }
+        addImageMoments(batch: batch)
+    }
+
+    /// Forward of `images` through im2col, with `workspace`'s columns; `sharing`: each kernel shared
+    /// among the team's threads.
+    private func forwardIm2col(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, images: Range<Int>,
+                               _ workspace: ConvolutionWorkspace<Element>, sharing: Bool) {
         let spatial = geometry.outHeight * geometry.outWidth
         let patch = geometry.patchSize
-        let cols = columns.pointer
-        for n in 0..<batch {
-            unfold(x + n * geometry.inputSize, cols)
+        let cols = workspace.columns.pointer
+        for n in images {
+            unfold(x + n * geometry.inputSize, cols, sharing: sharing)
             let out = y + n * outChannels * spatial
             Element.gemm(transA: false, transB: false, m: outChannels, n: spatial, k: patch,
                          alpha: 1, a: weight, lda: patch, b: cols, ldb: spatial, beta: 0, c: out, ldc: spatial)
             if let bias { addChannelBias(out, bias, channels: outChannels, spatial: spatial) }
-            sumMoments(out, images: 1)
+            takeImageMoments(y, images: n..<(n + 1), sharing: sharing)
         }
     }
 
-    /// `outputMoments` of `images` images of output just written, from their first.
-    private func sumMoments(_ out: UnsafePointer<Element>, images: Int) {
+    /// When `outputMoments` is set, each output channel's sum and sum of squares for each of
+    /// `images`, whose output is written (and still in cache), into `imageMoments`.
+    private func takeImageMoments(_ y: UnsafePointer<Element>, images: Range<Int>, sharing: Bool) {
+        guard outputMoments != nil else { return }
+        let spatial = geometry.outHeight * geometry.outWidth, moments = imageMoments.pointer
+        guard sharing else {
+            return imageChannelMoments(y, moments, images: images, channels: outChannels, spatial: spatial)
+        }
+        forEachShare(of: outChannels, values: images.count * outChannels * spatial, granule: 1) { channels in
+            imageChannelMoments(y, moments, images: images, channels: outChannels, spatial: spatial, only: channels)
+        }
+    }
+
+    /// Adds `imageMoments` of `batch` images to `outputMoments`, image by image as `channelMoments`
+    /// over the output would (so bitwise the sums the batch norm's own pass would take).
+    private func addImageMoments(batch: Int) {
         guard let (sums, squares) = outputMoments else { return }
-        let spatial = geometry.outHeight * geometry.outWidth
-        forEachShare(of: outChannels, values: images * outChannels * spatial, granule: 1) { channels in
-            channelMoments(out, sums: sums, squares: squares, batch: images, channels: outChannels, spatial: spatial, only: channels)
-        }
+        addChannelMoments(imageMoments.pointer, sums: sums, squares: squares, batch: batch, channels: outChannels)
     }
 
-    /// im2col of one image, its channels shared among a `ThreadTeam`'s threads.
-    private func unfold(_ image: UnsafePointer<Element>, _ cols: UnsafeMutablePointer<Element>) {
-        forEachShare(of: geometry.channels, values: columns.count) { channels in im2col(image, cols, geometry, only: channels) }
+    /// im2col of one image, its channels shared among a `ThreadTeam`'s threads when `sharing`.
+    private func unfold(_ image: UnsafePointer<Element>, _ cols: UnsafeMutablePointer<Element>, sharing: Bool) {
+        guard sharing else { return im2col(image, cols, geometry) }
+        forEachShare(of: geometry.channels, values: geometry.patchSize * geometry.outHeight * geometry.outWidth) { channels in
+            im2col(image, cols, geometry, only: channels)
+        }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
-        if let tiling { return backwardWinograd(x, dy, dx, batch: batch, tiling) }
+        if let tiling {
+            backwardWinograd(x, dy, dx, batch: batch, tiling)
+        } else if let team = imageShares(units: batch) {
+            for workspace in workspaces.dropFirst() { fillZero(workspace.weightGradient.pointer, count: workspace.weightGradient.count) }
+            team.run { member in
+                backwardIm2col(x, dy, dx, images: team.share(of: batch, member: member, granule: 1), workspaces[member], sharing: false)
+            }
+            for workspace in workspaces.dropFirst() {
+                add(weightGradient, workspace.weightGradient.pointer, weightGradient, count: workspace.weightGradient.count)
+            }
+        } else {
+            backwardIm2col(x, dy, dx, images: 0..<batch, workspaces[0], sharing: true)
+        }
+        // In image order, as every thread count sums them.
+        if let biasGradient {
+            let spatial = geometry.outHeight * geometry.outWidth
+            for n in 0..<batch { accumulateChannelSums(dy + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
+        }
+    }
+
+    /// Backward of `images` through im2col: their weight gradient into `workspace`'s (the layer's
+    /// own for the first workspace), their input gradient into dx.
+    private func backwardIm2col(_ x: UnsafePointer<Element>, _ dy: UnsafePointer<Element>, _ dx: UnsafeMutablePointer<Element>?,
+                                images: Range<Int>, _ workspace: ConvolutionWorkspace<Element>, sharing: Bool) {
         let spatial = geometry.outHeight * geometry.outWidth
         let patch = geometry.patchSize
-        let cols = columns.pointer
-        for n in 0..<batch {
-            unfold(x + n * geometry.inputSize, cols)
+        let cols = workspace.columns.pointer, columnGradient = workspace.columnGradient.pointer
+        let dW = workspace.weightGradient.count > 0 ? workspace.weightGradient.pointer : weightGradient!
+        for n in images {
+            unfold(x + n * geometry.inputSize, cols, sharing: sharing)
             let dOut = dy + n * outChannels * spatial
             // dW[out, patch] += dY[out, spatial] * cols[patch, spatial]^T
             Element.gemm(transA: false, transB: true, m: outChannels, n: patch, k: spatial,
-                         alpha: 1, a: dOut, lda: spatial, b: cols, ldb: spatial, beta: 1, c: weightGradient, ldc: patch)
-            if let biasGradient { accumulateChannelSums(dOut, biasGradient, channels: outChannels, spatial: spatial) }
-            if let dx {
-                // dcols[patch, spatial] = W[out, patch]^T * dY[out, spatial]
-                Element.gemm(transA: true, transB: false, m: patch, n: spatial, k: outChannels,
-                             alpha: 1, a: weight, lda: patch, b: dOut, ldb: spatial, beta: 0,
-                             c: columnGradient.pointer, ldc: spatial)
-                let image = dx + n * geometry.inputSize
-                forEachShare(of: geometry.channels, values: columnGradient.count) { channels in
-                    col2im(columnGradient.pointer, image, geometry, only: channels)
-                }
+                         alpha: 1, a: dOut, lda: spatial, b: cols, ldb: spatial, beta: 1, c: dW, ldc: patch)
+            guard let dx else { continue }
+            // dcols[patch, spatial] = W[out, patch]^T * dY[out, spatial]
+            Element.gemm(transA: true, transB: false, m: patch, n: spatial, k: outChannels,
+                         alpha: 1, a: weight, lda: patch, b: dOut, ldb: spatial, beta: 0, c: columnGradient, ldc: spatial)
+            let image = dx + n * geometry.inputSize
+            guard sharing else { col2im(columnGradient, image, geometry); continue }
+            forEachShare(of: geometry.channels, values: workspace.columnGradient.count) { channels in
+                col2im(columnGradient, image, geometry, only: channels)
             }
         }
     }
@@ -171,30 +235,50 @@ public final class Conv2D<Element: Scalar>: Layer {
 
 extension Conv2D {
     func forwardWinograd(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, _ tiling: WinogradTiling) {
+        winogradTransformFilters(weight, filters.pointer, outChannels: outChannels, inChannels: geometry.channels)
+        let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
+        if let team = imageShares(units: chunks) {
+            team.run { member in
+                forwardWinograd(x, y, images: imagesOfChunks(team.share(of: chunks, member: member, granule: 1), batch: batch),
+                                tiling, member: member, sharing: false)
+            }
+        } else {
+            forwardWinograd(x, y, images: 0..<batch, tiling, member: 0, sharing: true)
+        }
+    }
+
+    /// The images of chunks `chunks` of a batch of `batch`.
+    private func imagesOfChunks(_ chunks: Range<Int>, batch: Int) -> Range<Int> {
+        min(batch, chunks.lowerBound * imagesPerChunk) ..< min(batch, chunks.upperBound * imagesPerChunk)
+    }
+
+    /// Forward of `images`, chunk by chunk, with workspace `member`'s tiles; `sharing`: each
+    /// transform and each plane's product shared among the team's threads.
+    private func forwardWinograd(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, images range: Range<Int>,
+                                 _ tiling: WinogradTiling, member: Int, sharing: Bool) {
         let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
-        let u = filters.pointer, v = inputTiles.pointer, m = productTiles.pointer
-        winogradTransformFilters(weight, u, outChannels: outChannels, inChannels: inChannels)
-        for first in stride(from: 0, to: batch, by: imagesPerChunk) {
-            let images = min(imagesPerChunk, batch - first)
+        let u = filters.pointer, v = workspaces[member].inputTiles.pointer, m = workspaces[member].productTiles.pointer
+        for first in stride(from: range.lowerBound, to: range.upperBound, by: imagesPerChunk) {
+            let images = min(imagesPerChunk, range.upperBound - first)
             let tiles = images * tiling.tilesPerImage
             let vs = tiling.transformedStride(channels: inChannels, images: images)
             let ms = tiling.transformedStride(channels: outChannels, images: images)
-            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+            forEachChannelShare(of: inChannels, images: images, tiling, member: member, sharing: sharing) { channels, scratch in
                 winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: scratch, only: channels)
             }
-            forEachPlane { xi in
+            forEachPlane(sharing: sharing) { xi in
                 // M[ξ][out, tiles] = U[ξ][out, in] * V[ξ][in, tiles]
                 smallProduct(m: outChannels, n: tiles, k: inChannels, a: u + xi * outChannels * inChannels, lda: inChannels,
                              transposedA: false, b: v + xi * vs, ldb: tiles, c: m + xi * ms, ldc: tiles)
             }
             let out = y + first * outChannels * spatial
-            forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
+            forEachChannelShare(of: outChannels, images: images, tiling, member: member, sharing: sharing) { channels, scratch in
                 winogradTransformOutput(m, out, images: images, tiling, scratch: scratch, only: channels)
             }
             if let bias {
                 for n in 0..<images { addChannelBias(out + n * outChannels * spatial, bias, channels: outChannels, spatial: spatial) }
             }
-            sumMoments(out, images: images)
+            takeImageMoments(y, images: first..<(first + images), sharing: sharing)
         }
     }
 
@@ -218,9 +302,13 @@ extension Conv2D {
                      beta: 0, c: c, ldc: ldc)
     }
 
-    /// Runs `body(ξ)` for the 16 planes of a Winograd product, shared out whole among a
+    /// Runs `body(ξ)` for the 16 planes of a Winograd product; `sharing`: shared out whole among a
     /// `ThreadTeam`'s threads (each product one OpenBLAS call on one thread).
-    private func forEachPlane(_ body: (Int) -> Void) {
+    private func forEachPlane(sharing: Bool, _ body: (Int) -> Void) {
+        guard sharing else {
+            for xi in 0..<16 { body(xi) }
+            return
+        }
         forEachShare(of: 16, minimum: 1, granule: 1) { planes in
             for xi in planes { body(xi) }
         }
@@ -229,14 +317,15 @@ extension Conv2D {
     /// A transform's scratch, rounded up to whole cache lines.
     private func scratchStride(_ tiling: WinogradTiling) -> Int { (tiling.scratchCount + 15) / 16 * 16 }
 
-    /// Runs a Winograd transform over `channels` channels of `images` images, the channels shared
-    /// among a `ThreadTeam`'s threads (each with its scratch) when the pass is long enough.
-    private func forEachChannelShare(of channels: Int, images: Int, _ tiling: WinogradTiling,
+    /// Runs a Winograd transform over `channels` channels of `images` images: with `sharing`, the
+    /// channels shared among a `ThreadTeam`'s threads (each with its scratch) when the pass is long
+    /// enough; otherwise all of them with the scratch of team member `member`.
+    private func forEachChannelShare(of channels: Int, images: Int, _ tiling: WinogradTiling, member: Int, sharing: Bool,
                                      _ body: (Range<Int>, UnsafeMutablePointer<Element>) -> Void) {
         let stride = scratchStride(tiling)
-        guard let team = ThreadTeam.current, transformScratch.count >= team.size * stride,
+        guard sharing, let team = ThreadTeam.current, transformScratch.count >= team.size * stride,
               16 * channels * images * tiling.tilesPerImage >= elementwiseMinimum else {
-            return body(0..<channels, transformScratch.pointer)
+            return body(0..<channels, transformScratch.pointer + member * stride)
         }
         team.run { member in
             let share = team.share(of: channels, member: member, granule: 1)
@@ -246,42 +335,95 @@ extension Conv2D {
 
     func backwardWinograd(_ x: UnsafePointer<Element>, _ dy: UnsafePointer<Element>, _ dx: UnsafeMutablePointer<Element>?,
                           batch: Int, _ tiling: WinogradTiling) {
+        let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
+        let du = workspaces[0].filterGradient
+        if let team = imageShares(units: chunks) {
+            team.run { member in
+                backwardWinograd(x, dy, dx, images: imagesOfChunks(team.share(of: chunks, member: member, granule: 1), batch: batch),
+                                 tiling, member: member, sharing: false)
+            }
+            for workspace in workspaces[1..<team.size] {
+                add(du.pointer, workspace.filterGradient.pointer, du.pointer, count: du.count)
+            }
+        } else {
+            backwardWinograd(x, dy, dx, images: 0..<batch, tiling, member: 0, sharing: true)
+        }
+        winogradFilterGradient(du.pointer, weightGradient, outChannels: outChannels, inChannels: geometry.channels)
+    }
+
+    /// Backward of `images`, chunk by chunk, with workspace `member`'s tiles: their filter gradient
+    /// dU into the workspace's (zeroed first), their input gradient into dx.
+    private func backwardWinograd(_ x: UnsafePointer<Element>, _ dy: UnsafePointer<Element>, _ dx: UnsafeMutablePointer<Element>?,
+                                  images range: Range<Int>, _ tiling: WinogradTiling, member: Int, sharing: Bool) {
         let inChannels = geometry.channels, spatial = geometry.outHeight * geometry.outWidth
-        let u = filters.pointer, du = filterGradient.pointer, v = inputTiles.pointer, dm = productTiles.pointer
+        let workspace = workspaces[member]
+        let u = filters.pointer, du = workspace.filterGradient.pointer
+        let v = workspace.inputTiles.pointer, dm = workspace.productTiles.pointer
         fillZero(du, count: 16 * outChannels * inChannels)
-        for first in stride(from: 0, to: batch, by: imagesPerChunk) {
-            let images = min(imagesPerChunk, batch - first)
+        for first in stride(from: range.lowerBound, to: range.upperBound, by: imagesPerChunk) {
+            let images = min(imagesPerChunk, range.upperBound - first)
             let tiles = images * tiling.tilesPerImage
             let vs = tiling.transformedStride(channels: inChannels, images: images)
             let ms = tiling.transformedStride(channels: outChannels, images: images)
             let dOut = dy + first * outChannels * spatial
-            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+            forEachChannelShare(of: inChannels, images: images, tiling, member: member, sharing: sharing) { channels, scratch in
                 winogradTransformInput(x + first * geometry.inputSize, v, images: images, tiling, scratch: scratch, only: channels)
             }
-            forEachChannelShare(of: outChannels, images: images, tiling) { channels, scratch in
+            forEachChannelShare(of: outChannels, images: images, tiling, member: member, sharing: sharing) { channels, scratch in
                 winogradOutputGradient(dOut, dm, images: images, tiling, scratch: scratch, only: channels)
             }
-            forEachPlane { xi in
+            forEachPlane(sharing: sharing) { xi in
                 // dU[ξ][out, in] += dM[ξ][out, tiles] * V[ξ][in, tiles]^T
                 Element.gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: tiles,
                              alpha: 1, a: dm + xi * ms, lda: tiles,
                              b: v + xi * vs, ldb: tiles,
                              beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
             }
-            if let biasGradient {
-                for n in 0..<images { accumulateChannelSums(dOut + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
-            }
             guard let dx else { continue }
-            forEachPlane { xi in
+            forEachPlane(sharing: sharing) { xi in
                 // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
                 smallProduct(m: inChannels, n: tiles, k: outChannels, a: u + xi * outChannels * inChannels, lda: inChannels,
                              transposedA: true, b: dm + xi * ms, ldb: tiles, c: v + xi * vs, ldc: tiles)
             }
-            forEachChannelShare(of: inChannels, images: images, tiling) { channels, scratch in
+            forEachChannelShare(of: inChannels, images: images, tiling, member: member, sharing: sharing) { channels, scratch in
                 winogradInputGradient(v, dx + first * geometry.inputSize, images: images, tiling, scratch: scratch, only: channels)
             }
         }
-        winogradFilterGradient(du, weightGradient, outChannels: outChannels, inChannels: inChannels)
+    }
+}
+
+/// What one thread of a `Conv2D` works in: one image's columns and their gradient (im2col) and,
+/// past the first thread, a weight gradient of its own images; or the transformed tiles of a chunk
+/// of images and the filter gradient dU of its own images (Winograd).
+final class ConvolutionWorkspace<Element: Scalar> {
+    /// im2col of one image, and its gradient: `[in*K*K, OH*OW]` each.
+    let columns: Buffer<Element>
+    let columnGradient: Buffer<Element>
+    /// im2col: `[out, in*K*K]`, or empty for the thread that adds into the layer's own.
+    let weightGradient: Buffer<Element>
+    /// Winograd: transformed input tiles V (or their gradient dV), `[16, in, tiles]`, and products M
+    /// (or their gradient dM), `[16, out, tiles]`, of one chunk of images.
+    let inputTiles: Buffer<Element>
+    let productTiles: Buffer<Element>
+    /// Winograd: dU, `[16, out, in]`.
+    let filterGradient: Buffer<Element>
+
+    init(columns: Int, weightGradient: Int) {
+        self.columns = Buffer(count: columns)
+        columnGradient = Buffer(count: columns)
+        self.weightGradient = Buffer(count: weightGradient)
+        inputTiles = Buffer(count: 0)
+        productTiles = Buffer(count: 0)
+        filterGradient = Buffer(count: 0)
+    }
+
+    init(winograd tiling: WinogradTiling, inChannels: Int, outChannels: Int, images: Int) {
+        columns = Buffer(count: 0)
+        columnGradient = Buffer(count: 0)
+        weightGradient = Buffer(count: 0)
+        inputTiles = Buffer(count: tiling.transformedCount(channels: inChannels, images: images))
+        productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: images))
+        filterGradient = Buffer(count: 16 * outChannels * inChannels)
     }
 }
 
