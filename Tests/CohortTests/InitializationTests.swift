@@ -125,6 +125,41 @@ final class InitializationTests: XCTestCase {
         }
     }
 
+    /// Batch norm's scale starts at 1 and its shift at 0 (PyTorch's defaults) unless `init:` and
+    /// `bias_init:` say otherwise: a constant scale of 0 for a residual block's last batch norm
+    /// (torchvision's `zero_init_residual`), a normal draw. `cohort`'s config check refuses what
+    /// needs a fan (`UserErrorTests`).
+    func testBatchNormScaleAndShiftTakeTheirInitializations() throws {
+        func state(_ options: String) throws -> (scale: [Float], shift: [Float]) {
+            let config = try ConfigLoader.parse("""
+                data: {train: {images: none, labels: none}}
+                model:
+                  input: [2, 4, 4]
+                  layers:
+                    - conv2d: {out_channels: 64, kernel_size: 3, padding: 1}
+                    - batchnorm: \(options)
+                    - flatten: {}
+                    - dense: {out_features: 3}
+                optimizer: {name: sgd, lr: 0.1}
+                train: {batch_size: 4, max_steps: 1}
+                """, file: "inline.yaml")
+            let model = try Model<Float>(config.model)
+            model.initialize(seed: 3)
+            let tensors = Dictionary(uniqueKeysWithValues: model.exportStateDict())
+            return (try XCTUnwrap(tensors["1.weight"]).floats(), try XCTUnwrap(tensors["1.bias"]).floats())
+        }
+        let plain = try state("{}")
+        XCTAssertEqual(Set(plain.scale), [1])
+        XCTAssertEqual(Set(plain.shift), [0])
+        let zero = try state("{init: {name: constant, value: 0}, bias_init: 0.5}")
+        XCTAssertEqual(Set(zero.scale), [0])
+        XCTAssertEqual(Set(zero.shift), [0.5])
+        let drawn = try state("{init: {name: normal, mean: 1, std: 0.02}}").scale
+        let mean = drawn.reduce(0, +) / Float(drawn.count)
+        XCTAssertEqual(mean, 1, accuracy: 0.02)
+        XCTAssertGreaterThan(Set(drawn).count, 60, "a normal draw gives every channel its own scale")
+    }
+
     func testDrawsDependOnTheSeed() throws {
         XCTAssertNotEqual(try draw(LayerInit(weight: .heNormal), .dense, seed: 1).weight,
                           try draw(LayerInit(weight: .heNormal), .dense, seed: 2).weight)

@@ -128,6 +128,16 @@ final class UserErrorTests: XCTestCase {
             Case(name: "unknown layer", files: yaml(config(["- relu: {}": "- swish: {}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2]", "unknown layer 'swish'"]),
             Case(name: "unknown optimizer", files: yaml(config(["name: sgd": "name: lbfgs"])), arguments: ["train", "c.yaml"], expected: ["optimizer.name", "lbfgs"]),
             Case(name: "unknown init", files: yaml(config(["out_features: 4}": "out_features: 4, init: glorot}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[5].dense.init", "glorot"]),
+            Case(name: "bias_init without a bias", files: yaml(config(["out_features: 4}": "out_features: 4, bias: false, bias_init: 0.1}"])), arguments: ["train", "c.yaml"],
+                 expected: ["model.layers[5].dense.bias_init: the layer has bias: false"]),
+            Case(name: "bias_init not finite", files: yaml(config(["out_features: 4}": "out_features: 4, bias_init: .nan}"])), arguments: ["train", "c.yaml"],
+                 expected: ["model.layers[5].dense.bias_init: must be a finite number within float32's range, got .nan"]),
+            Case(name: "init value past float32", files: yaml(config(["out_features: 4}": "out_features: 4, init: {name: constant, value: 1e39}}"])), arguments: ["train", "c.yaml"],
+                 expected: ["model.layers[5].dense.init.value: must be within float32's range, got 1e39"]),
+            Case(name: "init std not finite", files: yaml(config(["out_features: 4}": "out_features: 4, init: {name: normal, std: .inf}}"])), arguments: ["train", "c.yaml"],
+                 expected: ["model.layers[5].dense.init.std: must be >= 0 and within float32's range, got .inf"]),
+            Case(name: "batchnorm init that needs a fan", files: yaml(config(["- batchnorm: {}": "- batchnorm: {init: xavier_uniform}"])), arguments: ["train", "c.yaml"],
+                 expected: ["model.layers[1].batchnorm.init: batchnorm's weight and bias are vectors, which xavier_uniform cannot fill"]),
             Case(name: "unknown schedule", files: yaml(config(["name: cosine": "name: cyclic"])), arguments: ["train", "c.yaml"], expected: ["optimizer.schedule.name", "cyclic"]),
             Case(name: "shapes do not chain", files: yaml(config(["    - flatten: {}\n": ""])), arguments: ["train", "c.yaml"], expected: ["model.layers[4] (dense)", "[3, 3, 3]"]),
             Case(name: "config not found", arguments: ["train", "none.yaml"], expected: ["none.yaml: config file not found"]),
@@ -210,5 +220,33 @@ final class UserErrorTests: XCTestCase {
         let resumed = try run(["train", "c.yaml", "--resume", "auto"], workers: 1)
         XCTAssertEqual(resumed.status, 1)
         XCTAssertTrue(resumed.error.contains("run/checkpoints/20/model.safetensors: checksum mismatch"), resumed.error)
+    }
+
+    /// A model that fits the machine but not the address space `ulimit -v` leaves (HPC sites set
+    /// one) is refused before its buffers are allocated: one line naming the limit, status 1 (the
+    /// allocation had ended the process by SIGABRT with a backtrace).
+    func testAModelPastTheAddressSpaceLimitIsOneLine() throws {
+        directory = try temporaryDirectory(self)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
+        // 36 x 1,000,000 + 1,000,000 x 600 weights: about 12 GiB with gradients and optimizer state.
+        try config(layers: "    - flatten: {}\n    - dense: {out_features: 1000000}\n    - dense: {out_features: 600}\n    - dense: {out_features: 4}")
+            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "ulimit -v 4000000 && exec \"$0\" train c.yaml", try cohortBinary().path]
+        process.currentDirectoryURL = directory
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, message)
+        XCTAssertEqual(process.terminationStatus, 1, message)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.hasPrefix("error: model.layers: 637003004 parameters need about"), message)
+        XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("run").path))
     }
 }

@@ -233,16 +233,22 @@ public enum ConfigLoader {
             let padding = try options.int("padding", range: 0...ConfigLoader.largestWindow) ?? 0
             let bias = try options.bool("bias") ?? true
             spec = .conv2d(outChannels: out, kernel: kernel, stride: stride, padding: padding, bias: bias,
-                           initializer: try readInit(&options))
+                           initializer: try readInit(&options, bias: bias))
         case "dense", "linear":
             guard let out = try options.int("out_features", range: 1...ConfigLoader.largestWidth) else { throw options.missing("out_features", "required") }
             let bias = try options.bool("bias") ?? true
-            spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options))
+            spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options, bias: bias))
         case "batchnorm":
             let momentum = try options.double("momentum", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0.1
             let eps = try options.double("eps", { $0 > 0 }, expected: "> 0") ?? 1e-5
             let sync = try options.bool("sync") ?? true
-            spec = .batchnorm(momentum: momentum, epsilon: eps, synchronized: sync)
+            let initializer = try readInit(&options)
+            for (key, given) in [("init", initializer.weight), ("bias_init", initializer.bias)] {
+                if let given, !given.fillsAVector {
+                    throw options.fail(key, "batchnorm's weight and bias are vectors, which \(given.name) cannot fill (it needs a fan-in and fan-out): use constant, normal or uniform", options.node(key)?.mark)
+                }
+            }
+            spec = .batchnorm(momentum: momentum, epsilon: eps, synchronized: sync, initializer: initializer)
         case "dropout":
             spec = .dropout(p: try options.double("p", { $0 >= 0 && $0 < 1 }, expected: "in [0, 1)") ?? 0.5)
         case "relu", "sigmoid", "tanh":
@@ -296,7 +302,7 @@ public enum ConfigLoader {
                 }
                 nonlinearity = known
             }
-            let initializer = try readInit(&options)
+            let initializer = try readInit(&options, bias: bias)
             switch name {
             case "lstm": spec = .lstm(hiddenSize: hidden, returnSequences: sequences, bias: bias, initializer: initializer)
             case "gru": spec = .gru(hiddenSize: hidden, returnSequences: sequences, bias: bias, initializer: initializer)
@@ -310,11 +316,16 @@ public enum ConfigLoader {
         return spec
     }
 
-    private static func readInit(_ table: inout YAMLTable) throws -> LayerInit {
+    /// `init` and `bias_init` (a number is a constant); `bias`: whether the layer has a bias.
+    private static func readInit(_ table: inout YAMLTable, bias: Bool = true) throws -> LayerInit {
         var result = LayerInit()
         if let node = table.node("init") { result.weight = try readInitializer(node, table: table, key: "init") }
         if let node = table.node("bias_init") {
+            guard bias else { throw table.fail("bias_init", "the layer has bias: false", node.mark) }
             if let value = node.float ?? node.int.map(Double.init) {
+                guard isFloat32(value) else {
+                    throw table.fail("bias_init", "must be a finite number within float32's range, got \(node.string ?? String(value))", node.mark)
+                }
                 result.bias = .constant(value)
             } else {
                 result.bias = try readInitializer(node, table: table, key: "bias_init")
@@ -342,13 +353,15 @@ public enum ConfigLoader {
         let result: Initializer
         switch name {
         case "constant":
-            guard let value = try options.double("value") else { throw options.missing("value", "constant needs a value") }
+            guard let value = try options.double("value", isFloat32, expected: "within float32's range") else {
+                throw options.missing("value", "constant needs a value")
+            }
             result = .constant(value)
         case "normal":
-            let mean = try options.double("mean") ?? 0
-            result = .normal(mean: mean, std: try options.double("std", { $0 >= 0 }, expected: ">= 0") ?? 1)
+            let mean = try options.double("mean", isFloat32, expected: "within float32's range") ?? 0
+            result = .normal(mean: mean, std: try options.double("std", { $0 >= 0 && isFloat32($0) }, expected: ">= 0 and within float32's range") ?? 1)
         case "uniform":
-            result = .uniform(bound: try options.double("bound", { $0 >= 0 }, expected: ">= 0") ?? 1)
+            result = .uniform(bound: try options.double("bound", { $0 >= 0 && isFloat32($0) }, expected: ">= 0 and within float32's range") ?? 1)
         case "xavier_uniform": result = .xavierUniform(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
         case "xavier_normal": result = .xavierNormal(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
         case "he_uniform", "kaiming_uniform": result = .heUniform
@@ -475,3 +488,6 @@ public enum ConfigLoader {
         return checkpoint
     }
 }
+
+/// Whether `value` is a finite float32 (weights are stored as float32).
+private func isFloat32(_ value: Double) -> Bool { abs(value) <= Double(Float.greatestFiniteMagnitude) }

@@ -56,7 +56,8 @@ public struct DataConfig: Sendable {
 public indirect enum LayerSpec: Sendable, Equatable {
     case conv2d(outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool, initializer: LayerInit)
     case dense(outFeatures: Int, bias: Bool, initializer: LayerInit)
-    case batchnorm(momentum: Double, epsilon: Double, synchronized: Bool)
+    /// `initializer`: of the scale (PyTorch's default: 1) and the shift (0).
+    case batchnorm(momentum: Double, epsilon: Double, synchronized: Bool, initializer: LayerInit = LayerInit())
     case dropout(p: Double)
     case activation(Activation<Float>.Function)
     case pool(Pool2D<Float>.Mode, kernel: Int, stride: Int, padding: Int)

@@ -64,7 +64,7 @@ struct YAMLTable {
             throw fail(key, "expected a number, got \(YAMLTable.describe(node))", node.mark)
         }
         if !value.isFinite || !check(value) {
-            throw fail(key, "must be \(expected), got \(node.string ?? String(value))", node.mark)
+            throw fail(key, "must be \(expected.isEmpty ? "a finite number" : expected), got \(node.string ?? String(value))", node.mark)
         }
         return value
     }

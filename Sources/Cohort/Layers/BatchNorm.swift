@@ -15,6 +15,8 @@ public final class BatchNorm<Element: Scalar>: Layer {
     public let momentum: Double
     public let epsilon: Double
     public let synchronized: Bool
+    /// Of the scale (PyTorch's default: 1) and the shift (0); only those that fill a vector.
+    let initializer: LayerInit
     /// Set by `Model` when a ReLU follows: the normalisation applies it in its own pass and the ReLU
     /// layer is skipped, so y is the ReLU's output and dy the gradient with respect to it.
     public internal(set) var appliesReLU = false
@@ -45,7 +47,8 @@ public final class BatchNorm<Element: Scalar>: Layer {
     /// Per-channel sums to reduce over the batch (and the workers): `[2, C]`.
     private let sums: Buffer<Double>
 
-    public init(input: [Int], momentum: Double, epsilon: Double, synchronized: Bool, index: LayerPlace) throws {
+    public init(input: [Int], momentum: Double, epsilon: Double, synchronized: Bool, initializer: LayerInit = LayerInit(),
+                index: LayerPlace) throws {
         guard input.count == 1 || input.count == 3 else {
             throw layerError(index, "batchnorm", "expects [C] (after dense) or [C, H, W] (after conv2d), got \(describe(input))")
         }
@@ -55,6 +58,7 @@ public final class BatchNorm<Element: Scalar>: Layer {
         self.momentum = momentum
         self.epsilon = epsilon
         self.synchronized = synchronized
+        self.initializer = initializer
         runningMean = Buffer(count: channels)
         runningVariance = Buffer(count: channels)
         batchMean = Buffer(count: channels)
@@ -77,8 +81,11 @@ public final class BatchNorm<Element: Scalar>: Layer {
     }
 
     public func initialize(seed: UInt64, layerIndex: Int) {
-        gamma.update(repeating: 1, count: channels)
-        beta.update(repeating: 0, count: channels)
+        let weight = initializer.weight == .pytorchDefault ? .constant(1) : initializer.weight
+        Cohort.initialize(gamma, shape: [channels], with: weight, defaultFanIn: channels,
+                          random: CounterRandom(seed, 0x1417, UInt64(layerIndex), 0))
+        Cohort.initialize(beta, shape: [channels], with: initializer.bias ?? .constant(0), defaultFanIn: channels,
+                          random: CounterRandom(seed, 0x1417, UInt64(layerIndex), 1))
         runningMean.pointer.update(repeating: 0, count: channels)
         runningVariance.pointer.update(repeating: 1, count: channels)
         batchesTracked.pointer.pointee = 0

@@ -82,10 +82,10 @@ struct RecurrentCore<Element: Scalar> {
         guard let weights = elementCount([gates * hiddenSize, hiddenSize + 1 + features + 16]), weights <= ConfigLoader.largestSize else {
             throw layerError(index, kind, "hidden_size \(hiddenSize) makes the weights [\(gates) x \(hiddenSize), \(hiddenSize) + \(features)] larger than \(ConfigLoader.largestSize) parameters")
         }
-        let bytes = Double(weights) * 7 * Double(MemoryLayout<Element>.size), memory = Double(ProcessInfo.processInfo.physicalMemory)
-        guard bytes < memory * 0.8 else {
-            throw layerError(index, kind, String(format: "hidden_size %d: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than this machine's %.1f GiB",
-                                                 hiddenSize, bytes / 1_073_741_824, memory / 1_073_741_824))
+        let bytes = Double(weights) * 7 * Double(MemoryLayout<Element>.size), budget = MemoryBudget.current()
+        guard budget.holds(bytes) else {
+            throw layerError(index, kind, String(format: "hidden_size %d: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than %@",
+                                                 hiddenSize, bytes / 1_073_741_824, budget.description))
         }
         let rows = gates * hiddenSize, stepInputs = hiddenSize + 1 + features
         hiddenStride = (stepInputs + 15) / 16 * 16

@@ -20,6 +20,33 @@ public enum Initializer: Equatable, Sendable {
     case orthogonal(gain: Double)
 }
 
+extension Initializer {
+    /// The config's name for it.
+    public var name: String {
+        switch self {
+        case .pytorchDefault: "PyTorch's default"
+        case .constant: "constant"
+        case .normal: "normal"
+        case .uniform: "uniform"
+        case .xavierUniform: "xavier_uniform"
+        case .xavierNormal: "xavier_normal"
+        case .heUniform: "he_uniform"
+        case .heNormal: "he_normal"
+        case .lecunNormal: "lecun_normal"
+        case .orthogonal: "orthogonal"
+        }
+    }
+
+    /// Whether it fills a tensor of one dimension as PyTorch would: the initializations that need
+    /// a fan-in and fan-out (or a matrix) raise an error there.
+    public var fillsAVector: Bool {
+        switch self {
+        case .pytorchDefault, .constant, .normal, .uniform: true
+        default: false
+        }
+    }
+}
+
 /// Fan-in and fan-out as `torch.nn.init._calculate_fan_in_and_fan_out`: for `[out, in, k, k]`,
 /// fan_in = in * k * k and fan_out = out * k * k.
 public func fans(of shape: [Int]) -> (fanIn: Int, fanOut: Int) {

@@ -70,9 +70,10 @@ public final class Model<Element: Scalar> {
         }
         // Parameters, gradients and up to three optimizer buffers, in 4-byte floats.
         let bytes = Double(total) * 5 * Double(MemoryLayout<Element>.size)
-        guard bytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
-            throw CohortError(String(format: "model.layers: %d parameters need about %.1f GiB with their gradients and optimizer state, more than this machine's %.1f GiB",
-                                     total, bytes / 1_073_741_824, Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824))
+        let budget = MemoryBudget.current()
+        guard budget.holds(bytes) else {
+            throw CohortError(String(format: "model.layers: %d parameters need about %.1f GiB with their gradients and optimizer state, more than %@",
+                                     total, bytes / 1_073_741_824, budget.description))
         }
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)
@@ -108,8 +109,9 @@ public final class Model<Element: Scalar> {
                                        bias: bias, initializer: initializer, index: index)
         case let .dense(out, bias, initializer):
             return try Dense<Element>(input: input, outFeatures: out, bias: bias, initializer: initializer, index: index)
-        case let .batchnorm(momentum, epsilon, synchronized):
-            return try BatchNorm<Element>(input: input, momentum: momentum, epsilon: epsilon, synchronized: synchronized, index: index)
+        case let .batchnorm(momentum, epsilon, synchronized, initializer):
+            return try BatchNorm<Element>(input: input, momentum: momentum, epsilon: epsilon, synchronized: synchronized,
+                                          initializer: initializer, index: index)
         case let .dropout(p):
             return Dropout<Element>(input: input, probability: p)
         case let .activation(function):

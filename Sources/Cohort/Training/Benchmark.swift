@@ -21,9 +21,10 @@ public enum Benchmark {
         let mine = BatchPlan.slice(batch: batch, rank: communicator.rank, worldSize: communicator.worldSize)
         // As the trainer's check: twice the activations, and no more than 80 % of the memory.
         let activationBytes = 2 * model.activationBytes(maxBatch: mine.count)
-        guard activationBytes < Double(ProcessInfo.processInfo.physicalMemory) * 0.8 else {
-            throw CohortError(String(format: "--batch %d: %d samples per worker need about %.1f GiB of activations, more than this machine has",
-                                     batch, mine.count, activationBytes / 1_073_741_824))
+        let budget = MemoryBudget.current()
+        guard budget.holds(activationBytes) else {
+            throw CohortError(String(format: "--batch %d: %d samples per worker need about %.1f GiB of activations, more than %@",
+                                     batch, mine.count, activationBytes / 1_073_741_824, budget.description))
         }
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
         stepper.compression = compression

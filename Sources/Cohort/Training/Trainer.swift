@@ -97,16 +97,16 @@ public final class Trainer {
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
-        let memory = Double(ProcessInfo.processInfo.physicalMemory) * 0.8
-        guard activationBytes < memory else {
-            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker and micro-batch need about %.1f GiB of activations, more than this machine has; lower the batch size, use more workers or raise train.accumulate",
-                                     config.sourcePath, maxLocal, activationBytes / 1_073_741_824))
+        let budget = MemoryBudget.current()
+        guard budget.holds(activationBytes) else {
+            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker and micro-batch need about %.1f GiB of activations, more than %@; lower the batch size, use more workers or raise train.accumulate",
+                                     config.sourcePath, maxLocal, activationBytes / 1_073_741_824, budget.description))
         }
         // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
         let dataBytes = Double(train.residentBytes + (test?.residentBytes ?? 0))
-        guard activationBytes + dataBytes < memory else {
-            throw CohortError(String(format: "%@: data: each worker holds %.1f GiB of data (gzip files and CIFAR batches are read whole) besides %.1f GiB of activations, more than this machine has; decompress gzip files (gunzip -k) so that they are memory-mapped",
-                                     config.sourcePath, dataBytes / 1_073_741_824, activationBytes / 1_073_741_824))
+        guard budget.holds(activationBytes + dataBytes) else {
+            throw CohortError(String(format: "%@: data: each worker holds %.1f GiB of data (gzip files and CIFAR batches are read whole) besides %.1f GiB of activations, more than %@; decompress gzip files (gunzip -k) so that they are memory-mapped",
+                                     config.sourcePath, dataBytes / 1_073_741_824, activationBytes / 1_073_741_824, budget.description))
         }
         if communicator.isCoordinator { try store.prepare() }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.

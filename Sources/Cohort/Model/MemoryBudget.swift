@@ -1,0 +1,82 @@
+import Foundation
+
+/// The memory one worker may fill, for the checks that refuse a model, batch or data set before
+/// allocating it (an allocation that fails later ends the process with a signal): the least of
+/// the machine's memory and its cgroup's limit (Slurm, containers), each shared among the workers
+/// of this node, and the address space that `ulimit -v` leaves this process.
+public struct MemoryBudget: Sendable {
+    public let bytes: Double
+    /// What limits it, for messages: "this machine's 23.5 GiB", "the 2.8 GiB that ulimit -v leaves this worker".
+    public let description: String
+
+    public init(bytes: Double, description: String) {
+        self.bytes = bytes
+        self.description = description
+    }
+
+    /// This process's budget now.
+    public static func current() -> MemoryBudget {
+        let workers = Double(workersOnThisNode())
+        let share = workers > 1 ? String(format: ", shared by %.0f workers", workers) : ""
+        var budget = MemoryBudget(bytes: Double(ProcessInfo.processInfo.physicalMemory) / workers,
+                                  description: gibibytes("this machine's", Double(ProcessInfo.processInfo.physicalMemory)) + share)
+        if let limit = cgroupMemoryLimit(), limit / workers < budget.bytes {
+            budget = MemoryBudget(bytes: limit / workers, description: gibibytes("the", limit) + " of its cgroup's limit" + share)
+        }
+        if let left = addressSpaceLeft(), left < budget.bytes {
+            budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker")
+        }
+        return budget
+    }
+
+    /// Whether `bytes` fit in 80 % of the budget (the rest for what is not counted).
+    public func holds(_ bytes: Double) -> Bool { bytes < self.bytes * 0.8 }
+}
+
+private func gibibytes(_ prefix: String, _ bytes: Double) -> String {
+    String(format: "%@ %.1f GiB", prefix, bytes / 1_073_741_824)
+}
+
+/// The workers that mpirun (or Slurm) started on this node, 1 for a lone process.
+private func workersOnThisNode() -> Int {
+    let environment = ProcessInfo.processInfo.environment
+    for key in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
+        if let value = environment[key].flatMap({ Int($0) }), value >= 1 { return value }
+    }
+    return 1
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), or nil
+/// when there is none or it cannot be read.
+private func cgroupMemoryLimit() -> Double? {
+    guard let lines = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+    var limits: [Double] = []
+    for line in lines.split(separator: "\n") {
+        let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard fields.count == 3 else { continue }
+        let path = String(fields[2])
+        let file: String
+        if fields[0] == "0" && fields[1].isEmpty {
+            file = "/sys/fs/cgroup\(path)/memory.max"
+        } else if fields[1].split(separator: ",").contains("memory") {
+            file = "/sys/fs/cgroup/memory\(path)/memory.limit_in_bytes"
+        } else {
+            continue
+        }
+        let text = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        // "max" (v2) or a number near 2^63 (v1): no limit.
+        if let text, let value = Double(text), value < 1e18 { limits.append(value) }
+    }
+    return limits.min()
+}
+
+/// What `RLIMIT_AS` (`ulimit -v`) leaves of this process's address space, or nil without one.
+private func addressSpaceLeft() -> Double? {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }  // RLIM_INFINITY
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
+          let kilobytes = Double(line.dropFirst("VmSize:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+    else { return Double(limit.rlim_cur) }
+    return max(0, Double(limit.rlim_cur) - kilobytes * 1024)
+}
