@@ -152,6 +152,26 @@ final class ProgressTests: XCTestCase {
         XCTAssertTrue(written.contains("1000/1000"), written)
     }
 
+    /// On an 80-column terminal (the figures take most of it) a narrower bar, not none; every
+    /// drawing fits, also when the rate and the ETA grow longer than at the epoch's start.
+    func testAnEightyColumnTerminalStillGetsABar() {
+        var written = ""
+        let reporter = ProgressReporter(log: { _ in }, terminal: .init(columns: 80) { written += $0 },
+                                        world: 1, totalSteps: 24, stepsPerEpoch: 8, batchSize: 500)
+        for done in 1...8 {
+            reporter.step(done, loss: 2.3042, accuracy: 0.096, seconds: done < 4 ? 0.004 : 400)
+            usleep(110_000)  // past the redraw throttle: every step draws
+        }
+        let drawings = written.components(separatedBy: "\r").dropFirst()
+            .map { $0.replacingOccurrences(of: "\u{1B}[K", with: "").replacingOccurrences(of: "\n", with: "") }
+        XCTAssertGreaterThan(drawings.count, 4)
+        for text in drawings {
+            XCTAssertLessThan(text.count, 80, text)
+            XCTAssertTrue(text.hasPrefix("epoch 1/3 ["), text)
+            XCTAssertTrue(text.hasSuffix(" world=1"), text)
+        }
+    }
+
     func testDurations() {
         XCTAssertEqual(ProgressReporter.duration(4.26), "4.3s")
         XCTAssertEqual(ProgressReporter.duration(245), "4:05")

@@ -407,6 +407,31 @@ final class StateDictConversionTests: XCTestCase {
         XCTAssertTrue(halfToFloat(0x7E00).isNaN)
     }
 
+    /// A state dict without `num_batches_tracked` (PyTorch before 0.4, other tools' exports) loads,
+    /// as `load_state_dict(strict=True)` takes it: the count starts at 0. Any other missing tensor is an error.
+    func testAMissingBatchCountStartsAtZeroAndOtherMissingTensorsAreErrors() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model: {input: [3], layers: [{dense: {out_features: 2}}, {batchnorm: {}}]}
+            train: {batch_size: 4, max_steps: 1}
+            """, file: "c.yaml")
+        let model = try Model<Float>(config.model)
+        var tensors: [String: SafeTensors.Tensor] = [
+            "0.weight": SafeTensors.Tensor(floats: [1, 2, 3, 4, 5, 6], shape: [2, 3]), "0.bias": SafeTensors.Tensor(floats: [0, 1], shape: [2]),
+            "1.weight": SafeTensors.Tensor(floats: [1, 2], shape: [2]), "1.bias": SafeTensors.Tensor(floats: [3, 4], shape: [2]),
+            "1.running_mean": SafeTensors.Tensor(floats: [0.5, 0.25], shape: [2]), "1.running_var": SafeTensors.Tensor(floats: [2, 3], shape: [2]),
+        ]
+        try model.importStateDict(["1.num_batches_tracked": SafeTensors.Tensor(int64: [9], shape: [])].merging(tensors) { $1 }, source: "w")
+        try model.importStateDict(tensors, source: "w.safetensors")
+        let loaded = Dictionary(uniqueKeysWithValues: model.exportStateDict())
+        XCTAssertEqual(loaded["1.num_batches_tracked"]?.int64s(), [0])
+        XCTAssertEqual(loaded["1.running_var"]?.floats(), [2, 3])
+        tensors["1.running_var"] = nil
+        XCTAssertThrowsError(try model.importStateDict(tensors, source: "w.safetensors")) {
+            XCTAssertEqual(($0 as? CohortError)?.message, "w.safetensors: tensor '1.running_var' is missing (the model needs [2])")
+        }
+    }
+
     func testAnIntegerTensorForAWeightIsAnError() throws {
         let config = try ConfigLoader.parse("""
             data: {train: {images: a, labels: b}}

@@ -119,7 +119,7 @@ public enum SafeTensors {
                 throw bad("tensor '\(key)' has a malformed entry")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); supported are F16, BF16, F32, F64 and I64")
+                throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); Cohort reads F16, BF16, F32 and F64 tensors, and I64 (or F32) num_batches_tracked")
             }
             guard let count = elementCount(shape), count <= body.count, offsets[0] >= 0, offsets[0] <= offsets[1],
                   offsets[1] <= body.count, offsets[1] - offsets[0] == count * dtype.size else {

@@ -13,7 +13,9 @@ extension Model {
         }
     }
 
-    /// Loads a full state dict; a missing, extra, misshapen or mistyped tensor is an error naming it and `source`.
+    /// Loads a full state dict; a missing, extra, misshapen or mistyped tensor is an error naming it
+    /// and `source`. A missing `num_batches_tracked` (files of PyTorch before 0.4, and of tools that
+    /// leave it out) starts at 0, as `load_state_dict` leaves a fresh batch norm's.
     public func importStateDict(_ tensors: [String: SafeTensors.Tensor], source: String) throws {
         let expected = stateTensors()
         let names = Set(expected.map(\.name))
@@ -22,6 +24,10 @@ extension Model {
         }
         for tensor in expected {
             guard let given = tensors[tensor.name] else {
+                if case .int64(let pointer) = tensor.storage {
+                    pointer.update(repeating: 0, count: tensor.count)
+                    continue
+                }
                 throw CohortError("\(source): tensor '\(tensor.name)' is missing (the model needs \(describe(tensor.shape)))")
             }
             guard given.shape == tensor.shape || (tensor.shape.isEmpty && given.shape == [1]) else {

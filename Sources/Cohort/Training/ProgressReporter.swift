@@ -151,9 +151,12 @@ public final class ProgressReporter {
         let figures = position + String(format: " loss %.4f acc %.4f %.0f img/s ", epochLoss / steps, epochAccuracy / steps, rate) + timing
         let worldSize = " world=\(world)"
         let tail = figures + worldSize
-        // Room for the figures to grow by a few characters (a longer ETA, a larger rate).
-        let width = barWidth ?? min(columns - 1 - head.count - tail.count - 4 - 6, 30)
-        barWidth = width
+        let room = columns - 1 - head.count - tail.count - 4
+        // Where there is room, 6 characters to spare for the figures to grow (a longer ETA, a larger
+        // rate) without the bar changing width; on a narrow terminal (80 columns) what fits, narrowed
+        // when they grow.
+        if barWidth == nil { barWidth = room - 6 >= 5 ? min(room - 6, 30) : room }
+        let width = min(barWidth ?? room, room)
         guard width >= 5 else {
             // Too narrow for a bar: the figures, cut short if need be, but never the world size.
             return String((head + " " + figures).prefix(max(columns - 1 - worldSize.count, 1))) + worldSize
