@@ -196,14 +196,18 @@ public final class Conv2D<Element: Scalar>: Layer {
             for workspace in workspaces.dropFirst() {
                 add(weightGradient, workspace.weightGradient.pointer, weightGradient, count: workspace.weightGradient.count)
             }
+            addBiasGradient(dy, images: 0..<batch)
         } else {
             backwardIm2col(x, dy, dx, images: 0..<batch, workspaces[0], sharing: true)
         }
-        // In image order, as every thread count sums them.
-        if let biasGradient {
-            let spatial = geometry.outHeight * geometry.outWidth
-            for n in 0..<batch { accumulateChannelSums(dy + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
-        }
+    }
+
+    /// dbias[c] += the sum of dy[n, c, .] for each of `images`, in image order (so the same sums
+    /// whether one thread takes the batch or each takes its images).
+    private func addBiasGradient(_ dy: UnsafePointer<Element>, images: Range<Int>) {
+        guard let biasGradient else { return }
+        let spatial = geometry.outHeight * geometry.outWidth
+        for n in images { accumulateChannelSums(dy + n * outChannels * spatial, biasGradient, channels: outChannels, spatial: spatial) }
     }
 
     /// Backward of `images` through im2col: their weight gradient into `workspace`'s (the layer's
@@ -220,6 +224,8 @@ public final class Conv2D<Element: Scalar>: Layer {
             // dW[out, patch] += dY[out, spatial] * cols[patch, spatial]^T
             Element.gemm(transA: false, transB: true, m: outChannels, n: patch, k: spatial,
                          alpha: 1, a: dOut, lda: spatial, b: cols, ldb: spatial, beta: 1, c: dW, ldc: patch)
+            // While dY is in cache; threads that take images leave it to the end.
+            if sharing { addBiasGradient(dy, images: n..<(n + 1)) }
             guard let dx else { continue }
             // dcols[patch, spatial] = W[out, patch]^T * dY[out, spatial]
             Element.gemm(transA: true, transB: false, m: patch, n: spatial, k: outChannels,
@@ -345,6 +351,7 @@ extension Conv2D {
             for workspace in workspaces[1..<team.size] {
                 add(du.pointer, workspace.filterGradient.pointer, du.pointer, count: du.count)
             }
+            addBiasGradient(dy, images: 0..<batch)
         } else {
             backwardWinograd(x, dy, dx, images: 0..<batch, tiling, member: 0, sharing: true)
         }
@@ -379,6 +386,7 @@ extension Conv2D {
                              b: v + xi * vs, ldb: tiles,
                              beta: 1, c: du + xi * outChannels * inChannels, ldc: inChannels)
             }
+            if sharing { addBiasGradient(dy, images: first..<(first + images)) }
             guard let dx else { continue }
             forEachPlane(sharing: sharing) { xi in
                 // dV[ξ][in, tiles] = U[ξ][out, in]^T * dM[ξ][out, tiles], over V (used above).
