@@ -92,9 +92,15 @@ public final class DataBytes: @unchecked Sendable {
         var buffer = malloc(capacity)!
         var done = false
         defer { if !done { free(buffer) } }
+        // Checked as it grows: past a cgroup's limit the kernel would kill the worker, not fail malloc.
+        let budget = MemoryBudget.current()
         while true {
             if capacity - length < 1 << 16 {
                 capacity *= 2
+                guard budget.holds(Double(capacity)) else {
+                    throw CohortError(String(format: "%@: inflated whole it needs more than %.1f GiB, more than %@; decompress it (gunzip -k) so that it is memory-mapped",
+                                             path, Double(capacity) / 1_073_741_824, budget.allowance))
+                }
                 guard let grown = realloc(buffer, capacity) else { throw CohortError("\(path): out of memory inflating the gzip file") }
                 buffer = grown
             }

@@ -31,6 +31,9 @@ public struct MemoryBudget: Sendable {
 
     /// Whether `bytes` fit in 80 % of the budget (the rest for what is not counted).
     public func holds(_ bytes: Double) -> Bool { bytes < self.bytes * 0.8 }
+
+    /// What `holds` allows, for messages: "80 % of this machine's 23.5 GiB".
+    public var allowance: String { "80 % of " + description }
 }
 
 private func gibibytes(_ prefix: String, _ bytes: Double) -> String {

@@ -73,7 +73,7 @@ public final class Model<Element: Scalar> {
         let budget = MemoryBudget.current()
         guard budget.holds(bytes) else {
             throw CohortError(String(format: "model.layers: %d parameters need about %.1f GiB with their gradients and optimizer state, more than %@",
-                                     total, bytes / 1_073_741_824, budget.description))
+                                     total, bytes / 1_073_741_824, budget.allowance))
         }
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)
