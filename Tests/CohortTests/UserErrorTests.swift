@@ -58,9 +58,14 @@ final class UserErrorTests: XCTestCase {
 
     func yaml(_ text: String) -> [String: Data] { ["c.yaml": Data(text.utf8)] }
 
-    func run(_ arguments: [String], workers: Int) throws -> (status: Int32, error: String, signaled: Bool) {
+    /// Runs `cohort` with `arguments` (under mpirun for several workers; through `bash -c` after
+    /// `shellFirst`, such as a ulimit, when given).
+    func run(_ arguments: [String], workers: Int, shellFirst: String? = nil) throws -> (status: Int32, error: String, signaled: Bool) {
         let process = Process()
-        if workers > 1 {
+        if let shellFirst {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "\(shellFirst) && exec \"$0\" \"$@\"", try cohortBinary().path] + arguments
+        } else if workers > 1 {
             process.executableURL = URL(fileURLWithPath: try XCTUnwrap(MPIJob.mpirun))
             process.arguments = ["-np", "\(workers)", "--oversubscribe", "--allow-run-as-root", "--quiet", "--stdin", "none",
                                  try cohortBinary().path] + arguments
@@ -232,18 +237,9 @@ final class UserErrorTests: XCTestCase {
         // 36 x 1,000,000 + 1,000,000 x 600 weights: about 12 GiB with gradients and optimizer state.
         try config(layers: "    - flatten: {}\n    - dense: {out_features: 1000000}\n    - dense: {out_features: 600}\n    - dense: {out_features: 4}")
             .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "ulimit -v 4000000 && exec \"$0\" train c.yaml", try cohortBinary().path]
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .exit, message)
-        XCTAssertEqual(process.terminationStatus, 1, message)
+        let (status, message, signaled) = try run(["train", "c.yaml"], workers: 1, shellFirst: "ulimit -v 4000000")
+        XCTAssertFalse(signaled, message)
+        XCTAssertEqual(status, 1, message)
         XCTAssertEqual(message.split(separator: "\n").count, 1, message)
         XCTAssertTrue(message.hasPrefix("error: model.layers: 637003004 parameters need about"), message)
         XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
