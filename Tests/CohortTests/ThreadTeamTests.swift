@@ -316,6 +316,22 @@ final class ThreadTeamTests: XCTestCase {
         }
     }
 
+    /// Max and average pooling (overlapping windows with padding too), their images shared among
+    /// the team's threads (the first two pools' passes are long enough to split), behind a
+    /// convolution so that backward reaches them: bitwise the outputs and the gradient through them
+    /// (the convolution's weight gradient within rounding, as above).
+    func testPoolingIsBitwiseTheSameOnATeam() throws {
+        var config = ModelConfig()
+        config.input = [4, 16, 16]
+        config.layers = [.conv2d(outChannels: 16, kernel: 3, stride: 1, padding: 1, bias: true, initializer: LayerInit()),
+                         .pool(.max, kernel: 2, stride: 2, padding: 0), .activation(.relu),
+                         .pool(.average, kernel: 3, stride: 2, padding: 1), .pool(.max, kernel: 3, stride: 1, padding: 1),
+                         .flatten, .dense(outFeatures: 10, bias: true, initializer: LayerInit())]
+        try assertBitwiseTheSameOnTeams("pooling", tolerances: [0, 0, 1e-5]) { team in
+            try pass(config, batch: 9, team: team, activation: 1, count: 9 * 16 * 16 * 16)
+        }
+    }
+
     /// LSTM, GRU and RNN (both nonlinearities) forward and backward on teams of 2 and 3, a batch
     /// that does not divide into whole shares of 8 samples, each thread running its own samples
     /// through every step. Through `panelProduct` (the step products of AVX-512 builds): outputs

@@ -34,18 +34,30 @@ public final class Pool2D<Element: Scalar>: Layer {
     }
 
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
-        switch mode {
-        case .max: maxPoolForward(x, y, argmax.pointer, batch: batch, geometry)
-        case .average: avgPoolForward(x, y, batch: batch, geometry)
+        forEachImageShare(batch: batch) { first, images in
+            let input = x + first * inputSize, output = y + first * outputSize
+            switch mode {
+            case .max: maxPoolForward(input, output, argmax.pointer + first * outputSize, batch: images, geometry)
+            case .average: avgPoolForward(input, output, batch: images, geometry)
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>, _ dy: UnsafePointer<Element>,
                          _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext) {
         guard let dx else { return }
-        switch mode {
-        case .max: maxPoolBackward(dy, argmax.pointer, dx, batch: batch, geometry)
-        case .average: avgPoolBackward(dy, dx, batch: batch, geometry)
+        forEachImageShare(batch: batch) { first, images in
+            let outputGradient = dy + first * outputSize, inputGradient = dx + first * inputSize
+            switch mode {
+            case .max: maxPoolBackward(outputGradient, argmax.pointer + first * outputSize, inputGradient, batch: images, geometry)
+            case .average: avgPoolBackward(outputGradient, inputGradient, batch: images, geometry)
+            }
         }
+    }
+
+    /// Runs `body(first, count)` over the batch's images, shared among a `ThreadTeam`'s threads when
+    /// the pass is long enough (each image's windows are computed alike either way: bitwise the same).
+    private func forEachImageShare(batch: Int, _ body: (_ first: Int, _ images: Int) -> Void) {
+        forEachShare(of: batch, values: batch * inputSize, granule: 1) { images in body(images.lowerBound, images.count) }
     }
 }
