@@ -46,19 +46,10 @@ struct CohortCommand: ParsableCommand {
         // ArgumentParser's last line names the command's help: "  See 'cohort train --help' for more information."
         let help = fullMessage(for: error).components(separatedBy: "See '").dropFirst().last?.prefix { $0 != "'" }
         // Every worker under mpirun reads the same command line: the first one alone says what is wrong.
-        if launchRank() == 0 {
+        if LauncherEnvironment.rank == 0 {
             FileHandle.standardError.write(Data("error: \(message)\(help.map { " (see '\($0)')" } ?? "")\n".utf8))
         }
         Foundation.exit(exitCode(for: error).rawValue)
-    }
-
-    /// This process's rank as the launcher gives it before MPI starts (OpenMPI, PMIx, PMI, Slurm), or 0.
-    private static func launchRank() -> Int {
-        let environment = ProcessInfo.processInfo.environment
-        for name in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
-            if let value = environment[name], let rank = Int(value) { return rank }
-        }
-        return 0
     }
 }
 

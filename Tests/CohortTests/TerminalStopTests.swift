@@ -38,14 +38,8 @@ final class TerminalStopTests: XCTestCase {
             usleep(300_000)
             kill(-group, signal)
         }
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .exit, message)
-        XCTAssertEqual(process.terminationStatus, 75, message)
-        let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertTrue(message.contains("stopped at step \(step) by SIGUSR1"), message)
         let launcher = projectDirectory.appendingPathComponent("launch/local").path
-        XCTAssertTrue(message.contains("continue with: \(launcher) -n 2 c.yaml --resume auto"), message)
+        let step = try assertStopped(process, err, latest: latest, by: "SIGUSR1", continueWith: "\(launcher) -n 2 c.yaml --resume auto")
         // Nothing goes on after the launcher has returned.
         sleep(2)
         XCTAssertEqual(try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), step)
@@ -61,6 +55,21 @@ private func writeEndlessRun(in directory: URL) throws -> URL {
         .replacingOccurrences(of: "checkpoint: {dir: run}", with: "checkpoint: {dir: run, every_steps: 2000}")
         .write(to: config, atomically: true, encoding: .utf8)
     return directory.appendingPathComponent("run/checkpoints/latest")
+}
+
+/// Waits for `process` and checks that it stopped after a checkpoint: exit 75 and, on `err`, "stopped
+/// at step N by `signal`" for the step in `latest` and the command to continue with. Returns N.
+@discardableResult
+private func assertStopped(_ process: Process, _ err: Pipe, latest: URL, by signal: String, continueWith command: String,
+                           file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationReason, .exit, message, file: file, line: line)
+    XCTAssertEqual(process.terminationStatus, 75, message, file: file, line: line)
+    let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    XCTAssertTrue(message.contains("stopped at step \(step) by \(signal)"), message, file: file, line: line)
+    XCTAssertTrue(message.contains("continue with: \(command)"), message, file: file, line: line)
+    return step
 }
 
 /// Starts `executable` in `directory`, its standard output discarded; returns it and its standard error.
@@ -100,12 +109,6 @@ final class HangupTests: XCTestCase {
         defer { watchdog.cancel() }
         XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
         kill(process.processIdentifier, SIGHUP)
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .exit, message)
-        XCTAssertEqual(process.terminationStatus, 75, message)
-        let step = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertTrue(message.contains("stopped at step \(step) by SIGHUP"), message)
-        XCTAssertTrue(message.contains("continue with: cohort train c.yaml --resume auto"), message)
+        try assertStopped(process, err, latest: latest, by: "SIGHUP", continueWith: "cohort train c.yaml --resume auto")
     }
 }

@@ -190,11 +190,12 @@ public final class Conv2D<Element: Scalar>: Layer {
         if let tiling {
             backwardWinograd(x, dy, dx, batch: batch, tiling)
         } else if let team = imageShares(units: batch) {
-            for workspace in workspaces.dropFirst() { fillZero(workspace.weightGradient.pointer, count: workspace.weightGradient.count) }
+            let others = workspaces[1..<team.size]
+            for workspace in others { fillZero(workspace.weightGradient.pointer, count: workspace.weightGradient.count) }
             team.run { member in
                 backwardIm2col(x, dy, dx, images: team.share(of: batch, member: member, granule: 1), workspaces[member], sharing: false)
             }
-            for workspace in workspaces.dropFirst() {
+            for workspace in others {
                 add(weightGradient, workspace.weightGradient.pointer, weightGradient, count: workspace.weightGradient.count)
             }
             addBiasGradient(dy, images: 0..<batch)
@@ -334,9 +335,9 @@ extension Conv2D {
               16 * channels * images * tiling.tilesPerImage >= elementwiseMinimum else {
             return body(0..<channels, transformScratch.pointer + member * stride)
         }
-        team.run { member in
-            let share = team.share(of: channels, member: member, granule: 1)
-            if !share.isEmpty { body(share, transformScratch.pointer + member * stride) }
+        team.run { thread in
+            let share = team.share(of: channels, member: thread, granule: 1)
+            if !share.isEmpty { body(share, transformScratch.pointer + thread * stride) }
         }
     }
 

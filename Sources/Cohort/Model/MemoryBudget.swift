@@ -16,7 +16,7 @@ public struct MemoryBudget: Sendable {
 
     /// This process's budget now.
     public static func current() -> MemoryBudget {
-        let workers = Double(workersOnThisNode())
+        let workers = Double(LauncherEnvironment.workersOnThisNode)
         let share = workers > 1 ? String(format: ", shared by %.0f workers", workers) : ""
         var budget = MemoryBudget(bytes: Double(ProcessInfo.processInfo.physicalMemory) / workers,
                                   description: gibibytes("this machine's", Double(ProcessInfo.processInfo.physicalMemory)) + share)
@@ -38,15 +38,6 @@ public struct MemoryBudget: Sendable {
 
 private func gibibytes(_ prefix: String, _ bytes: Double) -> String {
     String(format: "%@ %.1f GiB", prefix, bytes / 1_073_741_824)
-}
-
-/// The workers that mpirun (or Slurm) started on this node, 1 for a lone process.
-private func workersOnThisNode() -> Int {
-    let environment = ProcessInfo.processInfo.environment
-    for key in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
-        if let value = environment[key].flatMap({ Int($0) }), value >= 1 { return value }
-    }
-    return 1
 }
 
 /// The memory limit of this process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), or nil

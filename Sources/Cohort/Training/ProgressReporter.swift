@@ -155,8 +155,9 @@ public final class ProgressReporter {
         // Where there is room, 6 characters to spare for the figures to grow (a longer ETA, a larger
         // rate) without the bar changing width; on a narrow terminal (80 columns) what fits, narrowed
         // when they grow.
-        if barWidth == nil { barWidth = room - 6 >= 5 ? min(room - 6, 30) : room }
-        let width = min(barWidth ?? room, room)
+        let preferred = barWidth ?? (room - 6 >= 5 ? min(room - 6, 30) : room)
+        barWidth = preferred
+        let width = min(preferred, room)
         guard width >= 5 else {
             // Too narrow for a bar: the figures, cut short if need be, but never the world size.
             return String((head + " " + figures).prefix(max(columns - 1 - worldSize.count, 1))) + worldSize
