@@ -69,6 +69,51 @@ final class InspectTests: XCTestCase {
         XCTAssertNil(ReceptiveField(model, through: 5), "a dense layer has no receptive field")
     }
 
+    /// The field through residual blocks, against the pixels that actually move an output: a linear
+    /// model (no activation, so no input's effect is cut off), one pixel changed at a time.
+    func testAReceptiveFieldThroughResidualBlocksIsWhatMovesTheOutput() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model:
+              input: [1, 16, 16]
+              layers:
+                - conv2d: {out_channels: 2, kernel_size: 3, padding: 1}
+                - residual: {body: [{conv2d: {out_channels: 2, kernel_size: 3, padding: 1}}, {conv2d: {out_channels: 2, kernel_size: 3, padding: 1}}]}
+                - residual:
+                    body: [{conv2d: {out_channels: 3, kernel_size: 3, stride: 2, padding: 1}}, {conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}]
+                    shortcut: [{conv2d: {out_channels: 3, kernel_size: 1, stride: 2}}]
+                - flatten
+                - dense: {out_features: 2}
+            train: {batch_size: 1, max_steps: 1}
+            """, file: "rf.yaml")
+        let model = try Model<Float>(config.model)
+        model.initialize(seed: 3)
+        model.reserve(maxBatch: 1)
+        let random = CounterRandom(5)
+        let image = (0..<256).map { Float(random.normal(UInt64($0))) }
+        let context = StepContext(isTraining: false, seed: 0, step: 0, firstSampleIndex: 0, globalBatch: 1, communicator: SoloCommunicator())
+        /// Block 2's output (3 x 8 x 8) at every channel of position (row, column), for `input`.
+        func outputs(_ input: [Float], row: Int, column: Int) throws -> [Float] {
+            model.input.update(from: input, count: input.count)
+            try model.forward(batch: 1, context: context)
+            return (0..<3).map { model.activation(3)[$0 * 64 + row * 8 + column] }
+        }
+        // 3, then 2 + 2 in the first block's body, then 2 + 4 in the second's (its stride doubles the jump).
+        let field = try XCTUnwrap(ReceptiveField(model, through: 2))
+        XCTAssertEqual([field.size, field.jump], [13, 2])
+        for (row, column) in [(3, 3), (0, 7)] {
+            let before = try outputs(image, row: row, column: column)
+            var rows = Set<Int>(), columns = Set<Int>()
+            for pixel in 0..<256 {
+                var moved = image
+                moved[pixel] += 1
+                if try outputs(moved, row: row, column: column) != before { rows.insert(pixel / 16); columns.insert(pixel % 16) }
+            }
+            XCTAssertEqual(rows.min()!...rows.max()!, field.span(row, extent: 16), "rows seen by position (\(row), \(column))")
+            XCTAssertEqual(columns.min()!...columns.max()!, field.span(column, extent: 16), "columns seen by position (\(row), \(column))")
+        }
+    }
+
     func testThePageShowsEveryPictureItWroteAndEachDecodes() throws {
         let directory = try temporaryDirectory(self)
         let (model, test) = try tinyConvolution(in: directory)
@@ -83,6 +128,27 @@ final class InspectTests: XCTestCase {
         for name in written { XCTAssertNoThrow(try decodePNG(Data(contentsOf: output.appendingPathComponent(name))), name) }
         XCTAssertTrue(html.contains("<title>t &lt;&amp;&gt;</title>"))
         XCTAssertTrue(html.contains("no recurrent layer"), "the recurrent section says why it is empty")
+    }
+
+    /// A picture that cannot be written (a directory in its place, as a full disk would) leaves the
+    /// earlier inspection's page and pictures as they were, and no staging directory behind.
+    func testAFailedInspectionLeavesTheEarlierOneWhole() throws {
+        let directory = try temporaryDirectory(self)
+        let (model, test) = try tinyConvolution(in: directory)
+        let output = directory.appendingPathComponent("out")
+        try Inspector.run(model: model, test: test, output: output, title: "first", summary: "s")
+        func contents() throws -> [String: Data] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: output.path)
+            return try Dictionary(uniqueKeysWithValues: names.map { ($0, try Data(contentsOf: output.appendingPathComponent($0))) })
+        }
+        let earlier = try contents()
+        let staging = output.appendingPathComponent(".cohort-inspect-\(getpid())")
+        try FileManager.default.createDirectory(at: staging.appendingPathComponent("maps-0-layer0.png/in-the-way"),
+                                                withIntermediateDirectories: true)
+        XCTAssertThrowsError(try Inspector.run(model: model, test: test, output: output, title: "second", summary: "s")) {
+            XCTAssertTrue("\($0)".contains("maps-0-layer0.png: cannot write the image"), "\($0)")
+        }
+        XCTAssertEqual(try contents(), earlier)
     }
 
     func testEscapingCoversMarkupAndQuotes() {

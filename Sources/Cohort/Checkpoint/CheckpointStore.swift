@@ -113,8 +113,12 @@ public struct CheckpointStore {
     /// Reads every file of a checkpoint directory, verified against its manifest.
     public static func readVerified(_ directory: URL) throws -> [String: Data] {
         let manifestURL = directory.appendingPathComponent(manifestName)
-        guard FileManager.default.fileExists(atPath: directory.path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) else {
             throw CohortError("\(directory.path): no such checkpoint directory")
+        }
+        guard isDirectory.boolValue else {
+            throw CohortError("\(directory.path): not a checkpoint directory (a checkpoint is a directory such as checkpoints/500 holding \(manifestName))")
         }
         guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
             throw CohortError("\(directory.path): incomplete checkpoint (no \(manifestName))")

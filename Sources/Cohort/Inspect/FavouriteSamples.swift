@@ -17,7 +17,7 @@ enum FavouriteSamples {
             return section
         }
         guard let stage else {
-            section.notes.append("Skipped: the model has no conv2d or residual layer at the top level.")
+            section.notes.append(InspectionContext.noMapsNote)
             return section
         }
         let shape = context.model.layers[stage.through].outputShape

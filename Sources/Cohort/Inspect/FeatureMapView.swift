@@ -16,7 +16,7 @@ enum FeatureMapView {
             return section
         }
         guard !stages.isEmpty else {
-            section.notes.append("Skipped: the model has no conv2d or residual layer at the top level.")
+            section.notes.append(InspectionContext.noMapsNote)
             return section
         }
         let count = min(samples, test.count, context.chunk)

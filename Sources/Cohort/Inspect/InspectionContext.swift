@@ -83,6 +83,9 @@ final class InspectionContext {
 
     /// Every layer whose output is image maps `[C, H, W]` of a convolution or residual block, with
     /// the index of the last element-wise layer right after it (its maps are read there).
+    /// Why the views of maps are empty when `mapStages` is.
+    static let noMapsNote = "Skipped: no top-level conv2d or residual layer of the model gives maps [C, H, W]."
+
     var mapStages: [(layer: Int, through: Int)] {
         let layers = model.layers
         var stages: [(Int, Int)] = []

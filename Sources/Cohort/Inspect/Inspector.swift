@@ -20,16 +20,36 @@ public enum Inspector {
     }
 
     /// Writes the pictures of `model` (weights loaded) and `index.html` into `output`; returns the page.
+    ///
+    /// All or nothing: everything is written into a staging directory inside `output` first, and
+    /// only once all of it is there do the new files replace the earlier inspection's (renames,
+    /// which a full disk cannot stop, the page last); a failure leaves `output` as it was.
     @discardableResult
     public static func run(model: Model<Float>, test: Dataset?, output: URL, title: String, summary: String,
                            options: Options = Options()) throws -> InspectPage {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw CohortError("\(output.path): cannot write the pictures there (a file, not a directory)")
+        }
+        let staging = output.appendingPathComponent(".cohort-inspect-\(getpid())")
         do {
-            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         } catch {
             throw CohortError("\(output.path): cannot create the output directory (\(reason(error)))")
         }
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let context = InspectionContext(model: model, test: test, output: staging)
+        let page = try write(context, title: title, summary: summary, options: options)
         try removeEarlierPictures(in: output)
-        let context = InspectionContext(model: model, test: test, output: output)
+        for name in context.written + ["index.html"] {
+            try replace(output.appendingPathComponent(name), with: staging.appendingPathComponent(name))
+        }
+        return page
+    }
+
+    /// Writes every view's pictures and the page into `context.output`.
+    private static func write(_ context: InspectionContext, title: String, summary: String, options: Options) throws -> InspectPage {
+        let test = context.test
         let deepest = context.mapStages.last
         let scan = try scanTestSet(context, stage: deepest)
         var summary = summary
@@ -45,13 +65,20 @@ public enum Inspector {
             try HiddenStateView.section(context, samples: options.samples),
         ]
         let page = InspectPage(title: title, summary: summary, sections: sections)
-        let url = output.appendingPathComponent("index.html")
+        let url = context.output.appendingPathComponent("index.html")
         do {
-            try Data(page.html().utf8).write(to: url, options: .atomic)
+            try Data(page.html().utf8).write(to: url)
         } catch {
             throw CohortError("\(url.path): cannot write the page (\(reason(error)))")
         }
         return page
+    }
+
+    /// Moves `staged` to `destination`, replacing any file there in one step (rename(2)).
+    private static func replace(_ destination: URL, with staged: URL) throws {
+        guard rename(staged.path, destination.path) == 0 else {
+            throw CohortError("\(destination.path): cannot replace the earlier file (\(String(cString: strerror(errno))))")
+        }
     }
 
     /// The pictures an earlier inspection wrote there (its misclassified samples may differ), and

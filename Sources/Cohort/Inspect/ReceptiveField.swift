@@ -9,28 +9,49 @@ struct ReceptiveField: Equatable {
     var start: Double
 
     /// That of layer `through`'s output, or nil when a layer before it changes the shape in a way
-    /// this does not know (only conv2d, pooling and layers that keep the shape are followed).
+    /// this does not know (only conv2d, pooling, residual blocks of those and layers that work
+    /// value by value are followed).
     init?(_ model: Model<Float>, through: Int) {
-        var field = ReceptiveField(size: 1, jump: 1, start: 0)
-        for layer in model.layers.prefix(through + 1) {
-            let geometry: WindowGeometry
-            if let conv = layer as? Conv2D<Float> {
-                geometry = conv.geometry
-            } else if let pool = layer as? Pool2D<Float> {
-                geometry = pool.geometry
-            } else if layer.outputShape == layer.inputShape {
-                continue
-            } else {
-                return nil
-            }
-            field.start += (Double(geometry.kernel - 1) / 2 - Double(geometry.padding)) * Double(field.jump)
-            field.size += (geometry.kernel - 1) * field.jump
-            field.jump *= geometry.stride
-        }
+        guard let field = ReceptiveField(size: 1, jump: 1, start: 0).through(model.layers.prefix(through + 1)) else { return nil }
         self = field
     }
 
     private init(size: Int, jump: Int, start: Double) { self.size = size; self.jump = jump; self.start = start }
+
+    /// This field carried through `layers` in order. A residual block's output sees what either
+    /// branch sees (an identity shortcut: its input's field); a layer that keeps its input's
+    /// shape is taken to work value by value.
+    private func through(_ layers: some Sequence<any Layer<Float>>) -> ReceptiveField? {
+        var field = self
+        for layer in layers {
+            if let conv = layer as? Conv2D<Float> {
+                field = field.through(conv.geometry)
+            } else if let pool = layer as? Pool2D<Float> {
+                field = field.through(pool.geometry)
+            } else if let block = layer as? Residual<Float> {
+                guard let body = field.through(block.body.layers),
+                      let other = block.shortcut.map({ field.through($0.layers) }) ?? field,
+                      let union = body.union(other) else { return nil }
+                field = union
+            } else if layer.outputShape != layer.inputShape {
+                return nil
+            }
+        }
+        return field
+    }
+
+    private func through(_ geometry: WindowGeometry) -> ReceptiveField {
+        ReceptiveField(size: size + (geometry.kernel - 1) * jump, jump: jump * geometry.stride,
+                       start: start + (Double(geometry.kernel - 1) / 2 - Double(geometry.padding)) * Double(jump))
+    }
+
+    /// The patch both fields' positions see, for two maps on the same grid (nil otherwise).
+    private func union(_ other: ReceptiveField) -> ReceptiveField? {
+        guard jump == other.jump else { return nil }
+        let first = min(start - Double(size - 1) / 2, other.start - Double(other.size - 1) / 2)
+        let last = max(start + Double(size - 1) / 2, other.start + Double(other.size - 1) / 2)
+        return ReceptiveField(size: Int((last - first).rounded()) + 1, jump: jump, start: (first + last) / 2)
+    }
 
     /// The input pixels [first, last] that output position `index` sees along one axis, clipped to `extent`.
     func span(_ index: Int, extent: Int) -> ClosedRange<Int> {
