@@ -57,6 +57,18 @@ extension GradientCheckTests {
             """, input: [2, 5, 5], reluAfter: true), batch: 2)
     }
 
+    /// An empty body (the identity) beside a projection: y = x + conv(x).
+    func testResidualWithAnEmptyBodyGradients() throws {
+        let block = try inlineModel(input: [2, 4, 4], layers: """
+                - residual:
+                    body: []
+                    shortcut: [{conv2d: {out_channels: 2, kernel_size: 3, padding: 1}}, {tanh: {}}]
+                - flatten: {}
+                - dense: {out_features: 2}
+            """, file: "inline.yaml").layers[0]
+        try checkGradients(block, batch: 2)
+    }
+
     func testResidualInsideABodyGradients() throws {
         try checkGradients(residual("""
                       - conv2d: {out_channels: 2, kernel_size: 3, padding: 1}
@@ -167,6 +179,21 @@ final class ResidualTests: XCTestCase {
         XCTAssertEqual(Array(UnsafeBufferPointer(start: m.activation(1), count: 72)), (0..<72).map { Double($0) - 30 })
     }
 
+    /// An empty body is the identity, as an empty `nn.Sequential`: with an empty shortcut too, y = 2x.
+    func testAnEmptyBodyPassesItsInputThrough() throws {
+        let m = try model("""
+                - residual: {body: [], shortcut: []}
+                - flatten: {}
+                - dense: {out_features: 2}
+            """)
+        m.initialize(seed: 1)
+        m.reserve(maxBatch: 2)
+        for i in 0..<144 { m.input[i] = Double(i) - 30 }
+        try m.forward(batch: 2, context: StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: 2,
+                                                      communicator: SoloCommunicator()))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: m.activation(1), count: 144)), (0..<144).map { 2 * (Double($0) - 30) })
+    }
+
     func testStateDictNamesArePyTorchs() throws {
         let m = try model("""
                 - residual:
@@ -249,10 +276,10 @@ final class ResidualTests: XCTestCase {
                 - dense: {out_features: 2}
             """).hasPrefix("model.layers[0].residual.body[1] (conv2d): expects an input [C, H, W], got [72]"))
         XCTAssertTrue(error("""
-                - residual: {body: [], shortcut: []}
+                - residual: {body: relu, shortcut: []}
                 - flatten: {}
                 - dense: {out_features: 2}
-            """).hasPrefix("c.yaml: model.layers[0].residual.body: expected a non-empty list of layers"))
+            """).hasPrefix("c.yaml: model.layers[0].residual.body: expected a list of layers (empty: the identity)"))
         XCTAssertTrue(error("""
                 - residual: {shortcut: [relu]}
                 - flatten: {}

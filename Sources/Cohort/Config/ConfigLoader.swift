@@ -138,7 +138,8 @@ public enum ConfigLoader {
         }
         data.train = try files("train")
         data.test = try files("test")
-        data.scale = try table.double("scale", { $0 > 0 }, expected: "> 0") ?? data.scale
+        data.scale = try table.double("scale", { $0 > 0 && isFloat32($0) && Float($0) > 0 }, expected: "> 0 and within float32's range")
+            ?? data.scale
         data.shuffle = try table.bool("shuffle") ?? true
         if var normalize = try table.table("normalize") {
             guard let mean = try normalize.doubleList("mean") else { throw normalize.missing("mean", "one mean per channel, e.g. [0.4914, 0.4822, 0.4465]") }
@@ -147,6 +148,13 @@ public enum ConfigLoader {
             guard std.count == mean.count else { throw normalize.fail("std", "\(std.count) values but mean has \(mean.count)") }
             guard std.allSatisfy({ $0 > 0 }) else {
                 throw normalize.fail("std", "each must be > 0, got [\(std.map { String($0) }.joined(separator: ", "))]")
+            }
+            // The transform runs in float32: (x - mean) / std.
+            if let bad = mean.first(where: { !isFloat32($0) }) {
+                throw normalize.fail("mean", "each must be within float32's range, got \(bad)")
+            }
+            if let bad = std.first(where: { !Float($0).isNormal }) {
+                throw normalize.fail("std", "each must be a normal float32 (1.2e-38 to 3.4e38), got \(bad)")
             }
             try normalize.finish()
             data.normalize = NormalizeConfig(mean: mean, std: std)
@@ -281,8 +289,8 @@ public enum ConfigLoader {
                     if required { throw options.missing(key, "the list of layers of the main branch") }
                     return []
                 }
-                guard case .sequence(let items) = node, !(required && items.isEmpty) else {
-                    throw options.fail(key, required ? "expected a non-empty list of layers" : "expected a list of layers (empty: the identity)", node.mark)
+                guard case .sequence(let items) = node else {
+                    throw options.fail(key, "expected a list of layers (empty: the identity)", node.mark)
                 }
                 return try items.enumerated().map { index, item in
                     try readLayer(item, file: file, path: "\(path).residual.\(key)[\(index)]")

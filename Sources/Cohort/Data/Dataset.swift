@@ -52,9 +52,9 @@ public struct Dataset: Sendable {
             throw CohortError("\(role): \(imagesPath) has \(count) images but \(path) has \(file.shape[0]) labels")
         }
         let values = file.integers()
-        file.bytes.releaseAll()
+        defer { file.bytes.releaseAll() }
         if let bad = values.firstIndex(where: { $0 < 0 || $0 >= classes }) {
-            throw CohortError("\(path): label \(values[bad]) of sample \(bad) is out of range for a model with \(classes) outputs")
+            throw CohortError("\(path): label \(file.integerText(at: bad)) of sample \(bad) is out of range for a model with \(classes) outputs")
         }
         return values.map { Int32($0) }
     }

@@ -34,6 +34,12 @@ public struct StoredArray: Sendable {
         return try IDXFile.array(bytes)
     }
 
+    /// Element `index` of an integer array as stored (`integers` clamps a uint64 past Int.max), for messages.
+    func integerText(at index: Int) -> String {
+        guard element == .uint64 else { return String(integers()[index]) }
+        return String((bytes.base + offset).assumingMemoryBound(to: UInt64.self)[index])
+    }
+
     /// The values as `[Int]`, converted from any integer type.
     func integers() -> [Int] {
         let count = shape.reduce(1, *)

@@ -222,6 +222,7 @@ public final class Sequential<Element: Scalar>: Layer {
     /// Runs the children from `start` on; the activations before it are those of the last forward.
     func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext,
                  from start: Int) throws {
+        if layers.isEmpty { return copy(x, to: y, count: batch * inputSize) }
         resolve(x, y)
         var childContext = context
         for index in start..<layers.count where !absorbed[index] {
@@ -239,6 +240,11 @@ public final class Sequential<Element: Scalar>: Layer {
         try backward(x, UnsafeMutablePointer(mutating: y), dy, dx, batch: batch, context: context, firstInputGradient: true)
     }
 
+    /// An empty sequence is the identity (a residual block's empty body, as an empty `nn.Sequential`).
+    private func copy(_ source: UnsafePointer<Element>, to destination: UnsafeMutablePointer<Element>, count: Int) {
+        if UnsafePointer(destination) != source { destination.update(from: source, count: count) }
+    }
+
     /// Backpropagates `dy` through the children. Without `firstInputGradient` no gradient of the
     /// input is computed (the model's, which nothing reads): the children before the first with
     /// parameters are skipped, and that one is asked for none (mlp, whose first dense layer follows
@@ -250,6 +256,10 @@ public final class Sequential<Element: Scalar>: Layer {
     func backward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, _ dy: UnsafePointer<Element>,
                   _ dx: UnsafeMutablePointer<Element>?, batch: Int, context: StepContext, firstInputGradient: Bool,
                   finished: ((Int) -> Void)? = nil) throws {
+        if layers.isEmpty {
+            if let dx { copy(dy, to: dx, count: batch * inputSize) }
+            return
+        }
         resolve(x, y)
         resolveGradients(dy, dx)
         let inputGradientsFrom = firstInputGradient ? 0 : keepsActivationGradients ? 1 : firstWithParameters + 1
