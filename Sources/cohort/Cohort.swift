@@ -68,6 +68,7 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     configureBLASThreads(worldSize: communicator.worldSize)
     do {
         try communicator.checkEnvironment()
+        try reserveBLASWorkspace()
         let status = try body(communicator)
         communicator.finalize()
         exit(status)

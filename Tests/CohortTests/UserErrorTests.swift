@@ -59,12 +59,13 @@ final class UserErrorTests: XCTestCase {
     func yaml(_ text: String) -> [String: Data] { ["c.yaml": Data(text.utf8)] }
 
     /// Runs `cohort` with `arguments` (under mpirun for several workers; through `bash -c` after
-    /// `shellFirst`, such as a ulimit, when given).
+    /// `shellFirst`, such as a ulimit, when given, and killed after 5 minutes there: a hang fails
+    /// the test with status 137 rather than holding the suite).
     func run(_ arguments: [String], workers: Int, shellFirst: String? = nil) throws -> (status: Int32, error: String, signaled: Bool) {
         let process = Process()
         if let shellFirst {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-c", "\(shellFirst) && exec \"$0\" \"$@\"", try cohortBinary().path] + arguments
+            process.arguments = ["-c", "\(shellFirst) && exec timeout -s KILL 300 \"$0\" \"$@\"", try cohortBinary().path] + arguments
         } else if workers > 1 {
             process.executableURL = URL(fileURLWithPath: try XCTUnwrap(MPIJob.mpirun))
             process.arguments = ["-np", "\(workers)", "--oversubscribe", "--allow-run-as-root", "--quiet", "--stdin", "none",
@@ -244,5 +245,44 @@ final class UserErrorTests: XCTestCase {
         XCTAssertTrue(message.hasPrefix("error: model.layers: 637003004 parameters need about"), message)
         XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("run").path))
+    }
+
+    /// CIFAR's images are copied out of their records, so a batch file that the address space can
+    /// map but not copy is refused before the copy (the failed allocation had ended in SIGSEGV).
+    func testCIFARImagesPastTheAddressSpaceLimitAreOneLine() throws {
+        directory = try temporaryDirectory(self)
+        let batch = directory.appendingPathComponent("big.bin")
+        FileManager.default.createFile(atPath: batch.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: batch)
+        try handle.truncate(atOffset: 500_000 * 3073)  // sparse: 1.4 GiB of images that take no disk
+        try handle.close()
+        try """
+            data: {train: {cifar10: [big.bin]}}
+            model: {input: [3, 32, 32], layers: [flatten, {dense: {out_features: 10}}]}
+            optimizer: {name: sgd, lr: 0.1}
+            train: {batch_size: 64, max_steps: 1}
+            checkpoint: {dir: run}
+            """.write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let (status, message, signaled) = try run(["train", "c.yaml"], workers: 1, shellFirst: "ulimit -v 3000000")
+        XCTAssertFalse(signaled, message)
+        XCTAssertEqual(status, 1, message)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertTrue(message.hasPrefix("error: \(batch.path): the 500000 images are copied out of the records"), message)
+        XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
+    }
+
+    /// An address space too small for OpenBLAS's workspace is an error, not a spin: OpenBLAS retries
+    /// mmap forever when it cannot map its buffer.
+    func testAnAddressSpaceTooSmallForOpenBLASIsAnErrorNotAHang() throws {
+        directory = try temporaryDirectory(self)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
+        try config(layers: "    - flatten: {}\n    - dense: {out_features: 4}")
+            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let (status, message, signaled) = try run(["train", "c.yaml"], workers: 1, shellFirst: "ulimit -v 600000")
+        XCTAssertFalse(signaled, message)
+        XCTAssertEqual(status, 1, message)
+        let last = message.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("error: ulimit -v leaves this process") && last.contains("OpenBLAS maps about"), message)
     }
 }

@@ -18,6 +18,29 @@ public func configureBLASThreads(worldSize: Int) {
     }
 }
 
+/// Has OpenBLAS map its workspace now, on every thread that will call it, once `ulimit -v` is
+/// seen to leave room for it. OpenBLAS maps its buffer at a thread's first product (131 MB more
+/// VmSize after one 64 x 64 product with the `Haswell` kernels on this project's Zen 4), and when
+/// the address space cannot take it, it retries mmap forever: a run under a tight limit spun at
+/// 100 % of a core instead of failing. Mapped here, the buffer is also in the VmSize that every
+/// later memory check (`MemoryBudget`) subtracts from the limit.
+public func reserveBLASWorkspace() throws {
+    let threads = ThreadTeam.current?.size ?? 1
+    let needed = Double(threads) * 160 * 1_048_576
+    if let left = addressSpaceLeft(), left < needed {
+        throw CohortError(String(format: "ulimit -v leaves this process %.0f MB of address space, and OpenBLAS maps about %.0f MB of workspace (%d thread%@); raise the limit",
+                                 left / 1_048_576, needed / 1_048_576, threads, threads == 1 ? "" : "s"))
+    }
+    let side = 64
+    let a = [Float](repeating: 1, count: side * side)
+    func product() {
+        var c = [Float](repeating: 0, count: side * side)
+        Float.blasGemm(transA: false, transB: false, m: side, n: side, k: side, alpha: 1, a: a, lda: side, b: a, ldb: side,
+                       beta: 0, c: &c, ldc: side)
+    }
+    if let team = ThreadTeam.current { team.run { _ in product() } } else { product() }
+}
+
 /// OpenBLAS kernels that make full use of a CPU with the given features.
 ///
 /// Debian's OpenBLAS 0.3.21 does not recognise some recent processors and falls back to generic

@@ -65,7 +65,7 @@ private func cgroupMemoryLimit() -> Double? {
 }
 
 /// What `RLIMIT_AS` (`ulimit -v`) leaves of this process's address space, or nil without one.
-private func addressSpaceLeft() -> Double? {
+func addressSpaceLeft() -> Double? {
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }  // RLIM_INFINITY
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
