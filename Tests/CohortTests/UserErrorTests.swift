@@ -228,17 +228,22 @@ final class UserErrorTests: XCTestCase {
         XCTAssertTrue(resumed.error.contains("run/checkpoints/20/model.safetensors: checksum mismatch"), resumed.error)
     }
 
+    /// `cohort train` of a model of `layers` on small synthetic data, in a new directory, after `limit`.
+    func trainUnderLimit(_ limit: String, layers: String) throws -> (status: Int32, error: String, signaled: Bool) {
+        directory = try temporaryDirectory(self)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
+        try config(layers: layers).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        return try run(["train", "c.yaml"], workers: 1, shellFirst: limit)
+    }
+
     /// A model that fits the machine but not the address space `ulimit -v` leaves (HPC sites set
     /// one) is refused before its buffers are allocated: one line naming the limit, status 1 (the
     /// allocation had ended the process by SIGABRT with a backtrace).
     func testAModelPastTheAddressSpaceLimitIsOneLine() throws {
-        directory = try temporaryDirectory(self)
-        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
-        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
         // 36 x 1,000,000 + 1,000,000 x 600 weights: about 12 GiB with gradients and optimizer state.
-        try config(layers: "    - flatten: {}\n    - dense: {out_features: 1000000}\n    - dense: {out_features: 600}\n    - dense: {out_features: 4}")
-            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
-        let (status, message, signaled) = try run(["train", "c.yaml"], workers: 1, shellFirst: "ulimit -v 4000000")
+        let (status, message, signaled) = try trainUnderLimit("ulimit -v 4000000",
+            layers: "    - flatten: {}\n    - dense: {out_features: 1000000}\n    - dense: {out_features: 600}\n    - dense: {out_features: 4}")
         XCTAssertFalse(signaled, message)
         XCTAssertEqual(status, 1, message)
         XCTAssertEqual(message.split(separator: "\n").count, 1, message)
@@ -274,12 +279,7 @@ final class UserErrorTests: XCTestCase {
     /// An address space too small for OpenBLAS's workspace is an error, not a spin: OpenBLAS retries
     /// mmap forever when it cannot map its buffer.
     func testAnAddressSpaceTooSmallForOpenBLASIsAnErrorNotAHang() throws {
-        directory = try temporaryDirectory(self)
-        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
-        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
-        try config(layers: "    - flatten: {}\n    - dense: {out_features: 4}")
-            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
-        let (status, message, signaled) = try run(["train", "c.yaml"], workers: 1, shellFirst: "ulimit -v 600000")
+        let (status, message, signaled) = try trainUnderLimit("ulimit -v 600000", layers: "    - flatten: {}\n    - dense: {out_features: 4}")
         XCTAssertFalse(signaled, message)
         XCTAssertEqual(status, 1, message)
         let last = message.split(separator: "\n").last.map(String.init) ?? ""
