@@ -15,8 +15,9 @@ import Foundation
 /// buffers of its own, and meets the others once per pass (`imageShares`); otherwise every kernel
 /// is shared among the team, which meets after each (perf of a lone process on resnet20: the
 /// helper's spin 8.6 % of the samples, the caller's waits inlined into the sharing loops 7.9 % and
-/// more; one process 1.17-1.32 x faster on the conv workloads since). Outputs and input gradients are bitwise the same either way;
-/// the weight gradient sums each thread's images, then the threads' sums: the same within rounding.
+/// more; one process 1.17-1.32 x faster on the conv workloads since). Outputs and input gradients
+/// are bitwise the same either way; the weight gradient sums each thread's images, then the
+/// threads' sums: the same within rounding.
 public final class Conv2D<Element: Scalar>: Layer {
     public let kind = "conv2d"
     public let inputShape: [Int]
