@@ -209,10 +209,11 @@ final class GradientCheckTests: XCTestCase {
     }
 }
 
-/// im2col and col2im against the definition, element by element, over many geometries.
+/// im2col and col2im against the definition, element by element, over many geometries (rows of 8
+/// outputs and more reach the stride-2 vector paths).
 final class Im2colTests: XCTestCase {
     func testIm2colAndCol2imMatchTheDefinition() {
-        for kernel in 1...5 { for stride in 1...3 { for padding in 0...2 { for (h, w) in [(5, 7), (6, 6), (3, 4), (1, 2), (2, 1)] {
+        for kernel in 1...5 { for stride in 1...3 { for padding in 0...2 { for (h, w) in [(5, 7), (6, 6), (3, 4), (1, 2), (2, 1), (3, 17), (2, 33), (3, 40)] {
             let g = WindowGeometry(channels: 2, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
             guard g.outHeight > 0, g.outWidth > 0 else { continue }
             let x = (0..<g.inputSize).map { Float($0 % 13) - 6 }

@@ -269,12 +269,21 @@ private func winogradTransformInput<T: Scalar, Rows: RowsOfTiles>(_ x: UnsafePoi
         store(e1 - o0, out + 2 * ps, lanes: lanes)
         store(o0 - o1, out + 3 * ps, lanes: lanes)
     }
-    for c in range ?? 0..<g.channels {
+    let channels = range ?? 0..<g.channels, plane = g.height * width
+    let groups = (th + pair - 1) / pair, prefetchedPerGroup = (plane + groups - 1) / groups
+    for c in channels {
         for n in 0..<images {
-            let image = x + (n * g.channels + c) * g.height * width
+            let image = x + (n * g.channels + c) * plane
+            // The plane after this one, asked for a slice per row of tiles: each plane starts a
+            // new stream (a new page for 32 x 32 maps), where the hardware prefetcher starts late.
+            let nextPlane = n + 1 < images ? image + g.channels * plane : c + 1 < channels.upperBound ? x + (c + 1) * plane : nil
             fill(sets.0, rowsFrom: 0, of: image)
             for (group, ty) in stride(from: 0, to: th, by: pair).enumerated() {
                 let set = group % 2 == 0 ? sets.0 : sets.1
+                if let nextPlane {
+                    let first = group * prefetchedPerGroup
+                    prefetch(nextPlane + first, count: max(0, min(prefetchedPerGroup, plane - first)))
+                }
                 if ty + pair < th { fill(group % 2 == 0 ? sets.1 : sets.0, rowsFrom: ty + pair, of: image) }
                 // B over each row's columns: tile tx reads columns 2tx ..< 2tx + 4.
                 let left = tiles - n * tpi - ty * tw
