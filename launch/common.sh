@@ -61,7 +61,9 @@ run_mpirun() {
                                 case $line in error:*) touch "$flag" ;; esac
                             done) &
     local pid=$!
-    trap '[ "$stopped" = 1 ] || kill -USR1 "$pid" 2>/dev/null; stopped=1' TERM INT HUP
+    # `|| true`: a signal that comes as mpirun ends finds no process, and under `set -e` the failed
+    # kill would end this script with status 1 (a finished run reported as failed).
+    trap '[ "$stopped" = 1 ] || kill -USR1 "$pid" 2>/dev/null || true; stopped=1' TERM INT HUP
     local waited=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
@@ -73,7 +75,8 @@ run_mpirun() {
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
     trap - TERM INT HUP
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
-    if [ "$stopped" = 1 ]; then exit 75; fi
+    # A stop request that came as the run ended normally changes nothing: the run is complete.
+    if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then exit 75; fi
     if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
         exit 1

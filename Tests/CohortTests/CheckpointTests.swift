@@ -31,8 +31,9 @@ final class CheckpointTests: XCTestCase {
         return config
     }
 
-    func train(_ config: TrainingConfig, resume: ResumeMode = .fresh, stopAfter: Int? = nil) throws -> TrainingSummary {
-        let trainer = Trainer(config: config, communicator: SoloCommunicator(), log: { _ in })
+    func train(_ config: TrainingConfig, resume: ResumeMode = .fresh, stopAfter: Int? = nil,
+               log: @escaping (String) -> Void = { _ in }) throws -> TrainingSummary {
+        let trainer = Trainer(config: config, communicator: SoloCommunicator(), log: log)
         trainer.stopAfterStep = stopAfter
         return try trainer.run(resume: resume)
     }
@@ -99,11 +100,16 @@ final class CheckpointTests: XCTestCase {
     }
 
     /// A fresh run in a directory used before replaces the earlier run's checkpoints once its own
-    /// first checkpoint is complete, so that `latest` and `keep` only ever see one run.
+    /// first checkpoint is complete, so that `latest` and `keep` only ever see one run; it says so
+    /// as it starts (a rerun without --resume had silently taken a long run's checkpoints).
     func testAFreshRunReplacesTheEarlierRunsCheckpoints() throws {
         let directory = try temporaryDirectory(self)
-        _ = try train(smallRun(in: directory, maxSteps: 13))
-        _ = try train(smallRun(in: directory, maxSteps: 5))
+        var first: [String] = [], second: [String] = []
+        _ = try train(smallRun(in: directory, maxSteps: 13), log: { first.append($0) })
+        _ = try train(smallRun(in: directory, maxSteps: 5), log: { second.append($0) })
+        XCTAssertFalse(first.contains { $0.hasPrefix("note:") }, "\(first)")
+        let run = directory.appendingPathComponent("run").path
+        XCTAssertTrue(second.contains("note: \(run) holds the checkpoints of an earlier run (the newest at step 13); this run starts afresh and replaces them at its first checkpoint (to continue that run instead: --resume auto)"), "\(second)")
         let store = CheckpointStore(runDirectory: directory.appendingPathComponent("run").path, keep: 10)
         XCTAssertEqual(store.completeSteps().sorted(), [3, 5])
         XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "5")
@@ -280,14 +286,13 @@ extension CheckpointTests {
         }
         var config = try base.smallRun(in: directory, maxSteps: 13)
         config.checkpoint.dir = disk.appendingPathComponent("run").path
-        XCTAssertThrowsError(try base.train(config)) { error in
-            let message = "\(error)"
-            XCTAssertTrue(message.contains("cannot write the checkpoint of step"), message)
-            XCTAssertTrue(message.contains("No space left on device"), message)
-            XCTAssertTrue(message.contains("the previous checkpoint is intact"), message)
-        }
+        var message = ""
+        XCTAssertThrowsError(try base.train(config)) { message = "\($0)" }
+        XCTAssertTrue(message.contains("cannot write the checkpoint of step"), message)
+        XCTAssertTrue(message.contains("No space left on device"), message)
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: 3)
         let latest = try XCTUnwrap(try store.latestDirectory())
+        XCTAssertTrue(message.contains("the checkpoint of step \(latest.lastPathComponent) is intact"), message)
         XCTAssertNoThrow(try CheckpointStore.readVerified(latest))
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: store.root.path).contains { $0.hasPrefix(".tmp") })
     }

@@ -25,6 +25,48 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertTrue(good.out.contains("world=2"), good.out)
     }
 
+    /// mpirun refuses slots given to a host on two lines, and a directory is no hostfile: both were
+    /// an unexplained "mpirun failed" or bash's own errors.
+    func testAHostListedTwiceWithSlotsOrADirectoryIsNamed() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let twice = try hosts("localhost\nlocalhost slots=1\n", in: directory)
+        XCTAssertEqual(twice.status, 2)
+        XCTAssertEqual(twice.err, "error: hosts: line 2: localhost is on an earlier line too (give the host one line with all its slots)\n")
+        let folder = try runProcess(projectDirectory.appendingPathComponent("launch/hosts"), [directory.path, "c.yaml"], in: directory,
+                                    environment: ["COHORT_BIN": try cohortBinary().path])
+        XCTAssertEqual(folder.status, 2)
+        XCTAssertEqual(folder.err, "error: \(directory.path): not a file (expected an OpenMPI hostfile)\n")
+    }
+
+    /// A stop signal that comes once mpirun has ended, while the script waits out its poll: the kill
+    /// it forwards finds no process, which under `set -e` ended the script with status 1 and no word.
+    /// An `mpirun` that succeeds at once stands in for a run that has just finished.
+    func testAStopSignalAfterMpirunEndedLeavesTheStatusAlone() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let fake = bin.appendingPathComponent("mpirun")
+        try "#!/bin/sh\nexit 0\n".write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let process = Process()
+        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
+        process.arguments = ["-n", "1", "c.yaml"]
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path, "PATH": path]) { $1 }
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        usleep(400_000)  // within the script's one-second poll, mpirun long gone
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "")
+    }
+
     func testMpirunFailingBeforeTheWorkersSaysSo() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)

@@ -56,3 +56,12 @@ extension ScalingConfigTests {
         XCTAssertEqual(message(config(distributed: ", bucket_mb: 0")), "c.yaml: distributed.bucket_mb: must be in (0, 4096], got 0 (line 4)")
     }
 }
+
+extension ScalingConfigTests {
+    func testTimeoutIsAFiniteNumberOfSecondsFromOne() {
+        func timeout(_ value: String) -> String { message(config().replacingOccurrences(of: "timeout_s: 5", with: "timeout_s: \(value)")) }
+        XCTAssertEqual(timeout("0.01"), "c.yaml: distributed.timeout_s: must be >= 1 (seconds), got 0.01 (line 4)")
+        XCTAssertEqual(timeout(".inf"), "c.yaml: distributed.timeout_s: must be a finite number >= 1 (seconds), got .inf (line 4)")
+        XCTAssertEqual(timeout("1"), "no error")
+    }
+}

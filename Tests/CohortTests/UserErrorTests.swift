@@ -141,7 +141,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "init value past float32", files: yaml(config(["out_features: 4}": "out_features: 4, init: {name: constant, value: 1e39}}"])), arguments: ["train", "c.yaml"],
                  expected: ["model.layers[5].dense.init.value: must be within float32's range, got 1e39"]),
             Case(name: "init std not finite", files: yaml(config(["out_features: 4}": "out_features: 4, init: {name: normal, std: .inf}}"])), arguments: ["train", "c.yaml"],
-                 expected: ["model.layers[5].dense.init.std: must be >= 0 and within float32's range, got .inf"]),
+                 expected: ["model.layers[5].dense.init.std: must be a finite number >= 0 and within float32's range, got .inf"]),
             Case(name: "batchnorm init that needs a fan", files: yaml(config(["- batchnorm: {}": "- batchnorm: {init: xavier_uniform}"])), arguments: ["train", "c.yaml"],
                  expected: ["model.layers[1].batchnorm.init: batchnorm's weight and bias are vectors, which xavier_uniform cannot fill"]),
             Case(name: "unknown schedule", files: yaml(config(["name: cosine": "name: cyclic"])), arguments: ["train", "c.yaml"], expected: ["optimizer.schedule.name", "cyclic"]),

@@ -74,7 +74,9 @@ public struct CheckpointStore {
             try syncDirectory(root)
         } catch {
             try? fm.removeItem(at: temporary)
-            throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); the previous checkpoint is intact")
+            let earlier = completeSteps().filter { $0 != step }.max()
+            throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); "
+                              + (earlier.map { "the checkpoint of step \($0) is intact" } ?? "there is no earlier checkpoint"))
         }
         prune(newest: step, all: replacingEarlierRun)
     }

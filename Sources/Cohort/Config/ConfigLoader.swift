@@ -87,7 +87,9 @@ public enum ConfigLoader {
         config.train = try readTrain(&train)
         if var checkpoint = try top.table("checkpoint") { config.checkpoint = try readCheckpoint(&checkpoint) }
         if var distributed = try top.table("distributed") {
-            config.distributed.timeoutSeconds = try distributed.double("timeout_s", { $0 > 0 }, expected: "> 0") ?? 60
+            // At least a second: a shorter limit ends collectives that are merely starting up, at different
+            // points on different workers, whose next collectives then mismatch (a wrong diagnosis).
+            config.distributed.timeoutSeconds = try distributed.double("timeout_s", { $0 >= 1 }, expected: ">= 1 (seconds)") ?? 60
             if let name = try distributed.string("compress") {
                 guard let compress = GradientCompression(rawValue: name) else {
                     throw distributed.fail("compress", "unknown compression '\(name)' (expected none or bf16)")

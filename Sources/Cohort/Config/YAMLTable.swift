@@ -64,7 +64,8 @@ struct YAMLTable {
             throw fail(key, "expected a number, got \(YAMLTable.describe(node))", node.mark)
         }
         if !value.isFinite || !check(value) {
-            throw fail(key, "must be \(expected.isEmpty ? "a finite number" : expected), got \(node.string ?? String(value))", node.mark)
+            let finite = value.isFinite ? "" : expected.isEmpty ? "a finite number" : "a finite number "
+            throw fail(key, "must be \(finite)\(expected), got \(node.string ?? String(value))", node.mark)
         }
         return value
     }

@@ -33,11 +33,11 @@ public enum CIFARFile {
         let name = paths.count == 1 ? paths[0] : "\(paths[0]) and the other \(paths.count - 1) files"
         let budget = MemoryBudget.current()
         guard budget.holds(Double(count * imageBytes)) else {
-            throw CohortError(String(format: "%@: the %d images are copied out of the records, %.1f GiB, more than %@; save them as .npy (memory-mapped) instead",
+            throw CohortError(String(format: "%@: the %ld images are copied out of the records, %.1f GiB, more than %@; save them as .npy (memory-mapped) instead",
                                      name, count, Double(count * imageBytes) / 1_073_741_824, budget.allowance))
         }
         guard let pixels = malloc(count * imageBytes) else {
-            throw CohortError(String(format: "%@: out of memory copying the %d images (%.1f GiB)", name, count, Double(count * imageBytes) / 1_073_741_824))
+            throw CohortError(String(format: "%@: out of memory copying the %ld images (%.1f GiB)", name, count, Double(count * imageBytes) / 1_073_741_824))
         }
         var labels: [Int32] = []
         labels.reserveCapacity(count)

@@ -84,7 +84,7 @@ struct RecurrentCore<Element: Scalar> {
         }
         let bytes = Double(weights) * 7 * Double(MemoryLayout<Element>.size), budget = MemoryBudget.current()
         guard budget.holds(bytes) else {
-            throw layerError(index, kind, String(format: "hidden_size %d: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than %@",
+            throw layerError(index, kind, String(format: "hidden_size %ld: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than %@",
                                                  hiddenSize, bytes / 1_073_741_824, budget.allowance))
         }
         let rows = gates * hiddenSize, stepInputs = hiddenSize + 1 + features

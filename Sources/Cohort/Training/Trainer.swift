@@ -69,7 +69,7 @@ public final class Trainer {
             throw CohortError("\(config.sourcePath): train.accumulate: \(microBatches) micro-batches of train.batch_size \(batchSize) leave a worker of \(world) without samples (each step needs batch_size >= accumulate x workers = \(microBatches * world))")
         }
         try checkBatchNormStatistics(model, batchSize: smallestMicroBatch, world: world,
-                                     key: microBatches == 1 ? "train.batch_size: \(batchSize)" : "train.accumulate: \(microBatches) micro-batches of \(smallestMicroBatch)")
+                                     key: microBatches == 1 ? "train.batch_size: \(batchSize)" : "train.accumulate: \(microBatches) micro-batches of train.batch_size \(batchSize) (the smallest of \(smallestMicroBatch))")
         var plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
@@ -99,7 +99,7 @@ public final class Trainer {
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
         let budget = MemoryBudget.current()
         guard budget.holds(activationBytes) else {
-            throw CohortError(String(format: "%@: train.batch_size: %d samples per worker and micro-batch need about %.1f GiB of activations, more than %@; lower the batch size, use more workers or raise train.accumulate",
+            throw CohortError(String(format: "%@: train.batch_size: %ld samples per worker and micro-batch need about %.1f GiB of activations, more than %@; lower the batch size, use more workers or raise train.accumulate",
                                      config.sourcePath, maxLocal, activationBytes / 1_073_741_824, budget.allowance))
         }
         // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
@@ -113,6 +113,9 @@ public final class Trainer {
         let recorder = communicator.isCoordinator
             ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep,
                                   holdUntilCheckpoint: replacingEarlierRun && !store.completeSteps().isEmpty) : nil
+        if communicator.isCoordinator, replacingEarlierRun, let newest = store.completeSteps().max() {
+            log("note: \(config.checkpoint.dir) holds the checkpoints of an earlier run (the newest at step \(newest)); this run starts afresh and replaces them at its first checkpoint (to continue that run instead: --resume auto)")
+        }
         try communicator.completeSetup()
         try RunIdentity.verify(configText: config.sourceText, configPath: config.sourcePath, communicator: communicator)
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
