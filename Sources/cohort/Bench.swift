@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time training steps of a canonical workload (cnn, mlp, lstm, resnetish, resnet20) on random data.",
         discussion: """
-            `cohort bench gemm` instead measures single-precision GEMM (1024^3, best of 10) on this
+            `cohort bench gemm` instead measures single-precision GEMM (1024^3, best of 10) on this \
             machine, in GFLOP/s, with the BLAS kernels and threads in use: the ceiling of every workload.
 
             Examples:
