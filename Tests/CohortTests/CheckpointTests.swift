@@ -115,6 +115,34 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "5")
     }
 
+    /// Adam at an absurd rate: the weights before a batch norm grow until its running variance
+    /// overflows while the loss stays finite. The run used to end "done" with a checkpoint that eval
+    /// and --resume refuse; now it stops with the tensor named and the last good checkpoint kept.
+    func testARunningStatisticThatOverflowsStopsTheRunBeforeItsCheckpoint() throws {
+        let directory = try temporaryDirectory(self)
+        let pair = try writeSyntheticData(in: directory, name: "train", count: 50, rows: 28, columns: 28, classes: 4, seed: 3)
+        let run = directory.appendingPathComponent("run")
+        let config = try ConfigLoader.parse("""
+            seed: 5
+            data: {train: {images: \(pair.images), labels: \(pair.labels)}}
+            model: {input: [1, 28, 28], layers: [flatten: {}, dense: {out_features: 16}, batchnorm: {}, dense: {out_features: 4}]}
+            optimizer: {name: adam, lr: 1.0e18}
+            train: {batch_size: 10, max_steps: 6}
+            checkpoint: {dir: \(run.path), every_steps: 1}
+            """, file: "inline.yaml")
+        var message = ""
+        XCTAssertThrowsError(try train(config)) { message = "\($0)" }
+        XCTAssertTrue(message.contains("became NaN or infinite"), message)
+        XCTAssertTrue(message.contains("training stopped without writing the checkpoint"), message)
+        let store = CheckpointStore(runDirectory: run.path, keep: 10)
+        for step in store.completeSteps() {
+            let tensors = try SafeTensors.read(path: run.appendingPathComponent("checkpoints/\(step)/model.safetensors").path).tensors
+            for (name, tensor) in tensors {
+                XCTAssertTrue(tensor.doubles().allSatisfy(\.isFinite), "step \(step): \(name)")
+            }
+        }
+    }
+
     func testResumeAutoWithoutCheckpointStartsFresh() throws {
         let directory = try temporaryDirectory(self)
         let summary = try train(smallRun(in: directory, maxSteps: 3), resume: .auto)

@@ -103,6 +103,19 @@ final class ConfigOverrideTests: XCTestCase {
         XCTAssertEqual(try ConfigOverride("data.scale=a=b").value, "a=b", "the first '=' splits")
     }
 
+    /// A path of thousands of parts overflowed the stack that builds the tree (SIGSEGV); a line
+    /// break in a value split the one-line error in two.
+    func testAPathDeeperThanAnyKeyAndALineBreakInAValueGiveOneLine() {
+        let deep = (["model"] + Array(repeating: "x", count: 3_000)).joined(separator: ".") + "=1"
+        XCTAssertThrowsError(try ConfigOverride(deep)) { error in
+            XCTAssertEqual((error as? CohortError)?.message,
+                           "--set model.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x....: a key path of 3001 parts; no config key lies deeper than 64")
+        }
+        let broken = message("train.max_steps=3\nseed: 9")
+        XCTAssertFalse(broken.contains("\n"), broken)
+        XCTAssertTrue(broken.contains("--set train.max_steps=3\\nseed: 9"), broken)
+    }
+
     /// Checkpoints keep `sourceText`: it must read back as the config the run used.
     func testTheEffectiveConfigTextReadsBackAsTheSameConfig() throws {
         let config = try parse("optimizer.lr=0.5", "model.layers[4].dropout.p=0.25", "train.clip_grad_norm=1.5")

@@ -24,10 +24,17 @@ public struct ConfigOverride: Sendable, Equatable, CustomStringConvertible {
         guard let equals = text.firstIndex(of: "=") else {
             throw CohortError("--set \(text): expected key.path=value")
         }
-        description = text
+        // Messages quote it on their one line: line breaks in a value are shown escaped.
+        description = text.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
         value = String(text[text.index(after: equals)...])
         path = try ConfigOverride.parsePath(String(text[..<equals]), whole: text)
+        // The tree is built one level per part, recursively: no config key lies this deep.
+        guard path.count <= ConfigOverride.deepestPath else {
+            throw CohortError("--set \(description.prefix(40))...: a key path of \(path.count) parts; no config key lies deeper than \(ConfigOverride.deepestPath)")
+        }
     }
+
+    static let deepestPath = 64
 
     /// The path as the config's messages write it: `model.layers[2].dropout.p`.
     public var pathDescription: String { ConfigOverride.describe(path) }

@@ -251,6 +251,15 @@ public final class Trainer {
     private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan,
                                 batchSize: Int, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
         guard communicator.isCoordinator else { return nil }
+        // Its own loaders refuse a checkpoint holding a NaN or an infinity: a batch norm's running
+        // variance can overflow while the loss stays finite (the layers before it scale freely).
+        for tensor in model.stateTensors() {
+            guard case .scalars(let raw) = tensor.storage else { continue }
+            let values = raw.assumingMemoryBound(to: Float.self)
+            if let bad = (0..<tensor.count).first(where: { !values[$0].isFinite }) {
+                throw CohortError("step \(step): tensor '\(tensor.name)' became NaN or infinite (element \(bad)); training stopped without writing the checkpoint of step \(step) (lower optimizer.lr?)")
+            }
+        }
         let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,
                                         seed: config.seed, batchSize: batchSize, worldSize: communicator.worldSize,
                                         config: config.sourceText)
