@@ -4,6 +4,7 @@ import Foundation
 /// Loads the weights of a checkpoint into `model`: `argument` is `auto` (the newest complete
 /// checkpoint under `checkpoint.dir`) or a checkpoint directory. Returns the directory used.
 func loadCheckpoint(_ argument: String, into model: Model<Float>, config: TrainingConfig, purpose: String) throws -> URL {
+    guard !argument.isEmpty else { throw CohortError("--checkpoint: expected auto or a checkpoint directory, got an empty string") }
     let directory: URL
     if argument == "auto" {
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)

@@ -34,6 +34,9 @@ struct Eval: ParsableCommand {
             let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "evaluate")
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
+            guard result.loss.isFinite else {
+                throw CohortError("\(directory.path): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)")
+            }
             guard communicator.isCoordinator else { return 0 }
             var lines = [String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
                                 directory.path, result.loss, result.accuracy, result.samples)]

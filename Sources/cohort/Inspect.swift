@@ -39,6 +39,7 @@ struct Inspect: ParsableCommand {
             try communicator.completeSetup()
             // One process draws the pictures; under mpirun the other workers only wait.
             guard communicator.isCoordinator else { return 0 }
+            guard output?.isEmpty != true else { throw CohortError("--output: expected a directory for the page, got an empty string") }
             let outputURL = URL(fileURLWithPath: output ?? URL(fileURLWithPath: config.checkpoint.dir).appendingPathComponent("inspect").path)
             let name = URL(fileURLWithPath: config.sourcePath).lastPathComponent
             let page = try Inspector.run(model: model, test: test, output: outputURL, title: "cohort inspect \(name)",

@@ -43,6 +43,7 @@ struct Predict: ParsableCommand {
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
             var isDirectory: ObjCBool = false
+            if output?.isEmpty == true { throw CohortError("--output: expected the name of the CSV file to write, got an empty string") }
             if let output, FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
                 throw CohortError("\(output): --output: is a directory, expected the name of the CSV file to write")
             }

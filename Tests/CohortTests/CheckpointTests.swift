@@ -143,6 +143,34 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Resuming under another seed draws other shuffles and masks from there on: said, as a changed batch size is.
+    func testResumingWithAnotherSeedSaysSo() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 6))
+        var config = try smallRun(in: directory, maxSteps: 9)
+        config.seed = 12
+        var lines: [String] = []
+        _ = try train(config, resume: .auto, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.hasPrefix("note: the checkpoint's run had seed 11; with this config's seed 12") }, "\(lines)")
+    }
+
+    /// A model of no parameters trained "successfully" (784 pixels read as 784 logits); PyTorch's
+    /// optimizers refuse an empty parameter list.
+    func testAModelWithoutParametersIsRefused() throws {
+        let directory = try temporaryDirectory(self)
+        let pair = try writeSyntheticData(in: directory, name: "train", count: 20, rows: 2, columns: 2, classes: 4, seed: 3)
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: \(pair.images), labels: \(pair.labels)}}
+            model: {input: [1, 2, 2], layers: [flatten: {}]}
+            optimizer: {name: sgd, lr: 0.1}
+            train: {batch_size: 10, max_steps: 2}
+            checkpoint: {dir: \(directory.appendingPathComponent("run").path)}
+            """, file: "inline.yaml")
+        XCTAssertThrowsError(try train(config)) { error in
+            XCTAssertEqual("\(error)", "inline.yaml: model.layers: no layer has parameters to train (add a dense or conv2d layer)")
+        }
+    }
+
     func testResumeAutoWithoutCheckpointStartsFresh() throws {
         let directory = try temporaryDirectory(self)
         let summary = try train(smallRun(in: directory, maxSteps: 3), resume: .auto)

@@ -72,8 +72,8 @@ final class ConfigOverrideTests: XCTestCase {
             fromFile = (error as? CohortError)?.message ?? "\(error)"
         }
         let fromSet = message("optimizer.lr=-1")
-        XCTAssertTrue(fromFile.hasPrefix("c.yaml: optimizer.lr: must be > 0, got -1 (line"), fromFile)
-        XCTAssertEqual(fromSet, "c.yaml: optimizer.lr: must be > 0, got -1 (--set optimizer.lr=-1)")
+        XCTAssertTrue(fromFile.hasPrefix("c.yaml: optimizer.lr: must be > 0 and within float32's range, got -1 (line"), fromFile)
+        XCTAssertEqual(fromSet, "c.yaml: optimizer.lr: must be > 0 and within float32's range, got -1 (--set optimizer.lr=-1)")
         XCTAssertEqual(message("model.layers[4].dropout.p=1.5"),
                        "c.yaml: model.layers[4].dropout.p: must be in [0, 1), got 1.5 (--set model.layers[4].dropout.p=1.5)")
         XCTAssertEqual(message("train.batch_size=lots"),
@@ -173,7 +173,7 @@ final class ConfigOverrideTests: XCTestCase {
         try writeSmallRun(in: directory)
         let bad = try runCohort(["train", "c.yaml", "--set", "optimizer.lr=-0.1"], in: directory)
         XCTAssertEqual(bad.status, 1)
-        XCTAssertEqual(bad.err, "error: c.yaml: optimizer.lr: must be > 0, got -0.1 (--set optimizer.lr=-0.1)\n")
+        XCTAssertEqual(bad.err, "error: c.yaml: optimizer.lr: must be > 0 and within float32's range, got -0.1 (--set optimizer.lr=-0.1)\n")
         let malformed = try runCohort(["train", "c.yaml", "--set", "optimizer.lr"], in: directory)
         XCTAssertEqual(malformed.status, 64, "an argument error")
         XCTAssertTrue(malformed.err.contains("--set optimizer.lr: expected key.path=value"), malformed.err)

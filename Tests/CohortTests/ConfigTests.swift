@@ -57,7 +57,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testOutOfRangeValuesAreRefused() {
-        XCTAssertTrue(message(valid.replacingOccurrences(of: "lr: 0.01", with: "lr: -0.1")).contains("optimizer.lr: must be > 0, got -0.1"))
+        XCTAssertTrue(message(valid.replacingOccurrences(of: "lr: 0.01", with: "lr: -0.1")).contains("optimizer.lr: must be > 0 and within float32's range, got -0.1"))
         XCTAssertTrue(message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 0")).contains("train.batch_size"))
         XCTAssertTrue(message(valid.replacingOccurrences(of: "out_channels: 8", with: "out_channels: 0")).contains("model.layers[0].conv2d.out_channels"))
         XCTAssertTrue(message(valid + "\n".replacingOccurrences(of: "x", with: "")).contains("no error"))
@@ -127,20 +127,39 @@ final class ConfigTests: XCTestCase {
 
     func testOutOfRangeOptimizerValuesAreOneLineErrorsNamingTheKey() {
         let cases = [
-            ("{name: adam, lr: -0.001}", "optimizer.lr: must be > 0, got -0.001"),
-            ("{name: adam, lr: 0.001, eps: 0}", "optimizer.eps: must be > 0, got 0"),
+            ("{name: adam, lr: -0.001}", "optimizer.lr: must be > 0 and within float32's range, got -0.001"),
+            ("{name: adam, lr: 0.001, eps: 0}", "optimizer.eps: must be > 0 and within float32's range, got 0"),
             ("{name: adamw, lr: 0.001, weight_decay: -0.01}", "optimizer.weight_decay: must be >= 0, got -0.01"),
             ("{name: rmsprop, lr: 0.01, momentum: -0.5}", "optimizer.momentum: must be >= 0, got -0.5"),
             ("{name: rmsprop, lr: 0.01, alpha: 1.5}", "optimizer.alpha: must be in [0, 1), got 1.5"),
             ("{name: adagrad, lr: 0.01, lr_decay: -1}", "optimizer.lr_decay: must be >= 0, got -1"),
             ("{name: adagrad, lr: 0.01, initial_accumulator_value: -0.1}", "optimizer.initial_accumulator_value: must be >= 0, got -0.1"),
             ("{name: adam}", "optimizer.lr: missing: the learning rate"),
+            // Positive as a Double, 0 or infinite as the Float the kernels use.
+            ("{name: adam, lr: 1.0e-50}", "optimizer.lr: must be > 0 and within float32's range, got 1.0e-50"),
+            ("{name: sgd, lr: 1.0e39}", "optimizer.lr: must be > 0 and within float32's range, got 1.0e39"),
+            ("{name: adam, lr: 0.001, eps: 1.0e-50}", "optimizer.eps: must be > 0 and within float32's range, got 1.0e-50"),
         ]
         for (yaml, expected) in cases {
             let m = optimizerMessage(yaml)
             XCTAssertTrue(m.hasPrefix("c.yaml: \(expected)"), "\(yaml): \(m)")
             XCTAssertFalse(m.contains("\n"), m)
         }
+    }
+
+    /// eps 1e-50 became 0 in Float (a division by a zero variance); null momentum is PyTorch's
+    /// cumulative average, which was silently read as the default 0.1.
+    func testBatchNormEpsilonUnderflowAndNullMomentumAreRefused() {
+        let eps = message(valid.replacingOccurrences(of: "eps: 1.0e-5", with: "eps: 1.0e-50"))
+        XCTAssertTrue(eps.hasPrefix("c.yaml: model.layers[1].batchnorm.eps: must be > 0 and within float32's range, got 1.0e-50"), eps)
+        let momentum = message(valid.replacingOccurrences(of: "momentum: 0.1, eps", with: "momentum: null, eps"))
+        XCTAssertTrue(momentum.hasPrefix("c.yaml: model.layers[1].batchnorm.momentum: null is PyTorch's cumulative average (momentum=None), which Cohort does not offer; give a number in [0, 1] (default 0.1)"), momentum)
+    }
+
+    /// PyTorch refuses fan-based initialisers on a 1-D tensor; a bias took orthogonal as a random unit vector.
+    func testAFanBasedBiasInitIsRefused() {
+        let m = message(valid.replacingOccurrences(of: "init: xavier_uniform}", with: "init: xavier_uniform, bias_init: orthogonal}"))
+        XCTAssertTrue(m.hasPrefix("c.yaml: model.layers[5].dense.bias_init: a bias is a vector, which orthogonal cannot fill"), m)
     }
 
     func testUnknownOptimizerListsTheKnownOnes() {
@@ -154,7 +173,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(try ConfigLoader.parse(valid, file: "c.yaml").train.clipGradNorm)
         for bad in ["0", "-1"] {
             let m = message(valid.replacingOccurrences(of: "max_steps: 100", with: "max_steps: 100, clip_grad_norm: \(bad)"))
-            XCTAssertTrue(m.hasPrefix("c.yaml: train.clip_grad_norm: must be > 0, got \(bad)"), m)
+            XCTAssertTrue(m.hasPrefix("c.yaml: train.clip_grad_norm: must be > 0 and within float32's range, got \(bad)"), m)
         }
     }
 

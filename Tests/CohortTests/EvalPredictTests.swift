@@ -103,6 +103,31 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8), toStdout.out)
     }
 
+    /// A checkpoint whose batch norm holds a negative running variance (loaded, as PyTorch's
+    /// `load_state_dict` allows, and kept by momentum 0) makes NaN outputs at inference: eval reported
+    /// the accuracy of an argmax over NaN (every sample class 0) and predict wrote -nan.
+    func testNaNOutputsAreAnErrorNotAResult() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 1)
+        let yaml = try String(contentsOf: directory.appendingPathComponent("c.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "{dense: {out_features: 16}}, relu", with: "{dense: {out_features: 16}}, {batchnorm: {momentum: 0}}, relu")
+        let state = try Model<Float>(ConfigLoader.parse(yaml, file: "c.yaml").model).exportStateDict().map { name, tensor in
+            name == "2.running_var" ? (name, SafeTensors.Tensor(floats: [Float](repeating: -1, count: tensor.count), shape: tensor.shape)) : (name, tensor)
+        }
+        try SafeTensors.encode(state).write(to: directory.appendingPathComponent("init.safetensors"))
+        try yaml.replacingOccurrences(of: "model: {input", with: "model: {init: {from: init.safetensors}, input")
+            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let trained = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(trained.status, 0, trained.err)
+        let evaluated = try runCohort(["eval", "c.yaml", "--json"], in: directory)
+        XCTAssertEqual(evaluated.status, 1)
+        XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)\n"), evaluated.err)
+        let predicted = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
+        XCTAssertEqual(predicted.status, 1)
+        XCTAssertTrue(predicted.err.hasPrefix("error: sample 0: the model's outputs are NaN or infinite"), predicted.err)
+        XCTAssertEqual(predicted.out, "")
+    }
+
     func testPredictErrorsAreOneLineNamingTheFile() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory)

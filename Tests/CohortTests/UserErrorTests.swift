@@ -191,7 +191,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "more workers than samples", files: ["c.yaml": Data(config(["batch_size: 16": "batch_size: 2"]).utf8)], arguments: ["train", "c.yaml"], expected: ["train.batch_size: 2 samples cannot be shared by 3 workers"], workers: 3),
             Case(name: "unknown option under mpirun", arguments: ["train", "good.yaml", "--bogus"],
                  expected: ["Unknown option '--bogus' (see 'cohort train --help')"], workers: 2),
-            Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0, got -1"], workers: 2),
+            Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0 and within float32's range, got -1"], workers: 2),
         ] + recurrentWeightsPastTheMemory()
         var errors: [String: String] = [:]
         for item in cases {

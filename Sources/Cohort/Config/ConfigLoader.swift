@@ -249,8 +249,11 @@ public enum ConfigLoader {
             let bias = try options.bool("bias") ?? true
             spec = .dense(outFeatures: out, bias: bias, initializer: try readInit(&options, bias: bias))
         case "batchnorm":
+            if options.isNull("momentum") {
+                throw options.fail("momentum", "null is PyTorch's cumulative average (momentum=None), which Cohort does not offer; give a number in [0, 1] (default 0.1)")
+            }
             let momentum = try options.double("momentum", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0.1
-            let eps = try options.double("eps", { $0 > 0 }, expected: "> 0") ?? 1e-5
+            let eps = try options.double("eps", isPositiveFloat32, expected: positiveFloat32) ?? 1e-5
             let sync = try options.bool("sync") ?? true
             let initializer = try readInit(&options)
             for (key, given) in [("init", initializer.weight), ("bias_init", initializer.bias)] {
@@ -338,7 +341,11 @@ public enum ConfigLoader {
                 }
                 result.bias = .constant(value)
             } else {
-                result.bias = try readInitializer(node, table: table, key: "bias_init")
+                let given = try readInitializer(node, table: table, key: "bias_init")
+                guard given.fillsAVector else {
+                    throw table.fail("bias_init", "a bias is a vector, which \(given.name) cannot fill (it needs a fan-in and fan-out, as in PyTorch): use constant, normal or uniform", node.mark)
+                }
+                result.bias = given
             }
         }
         return result
@@ -400,10 +407,10 @@ public enum ConfigLoader {
             let mark = table.node(key)?.mark
             throw table.fail(key, "\(name.rawValue) has no such setting (\(owners.joined(separator: " and ")) \(owners.count == 1 ? "has" : "have") it); \(name.rawValue) takes lr, \(name.keys.joined(separator: ", ")) and schedule", mark)
         }
-        guard let lr = try table.double("lr", { $0 > 0 }, expected: "> 0") else { throw table.missing("lr", "the learning rate") }
+        guard let lr = try table.double("lr", isPositiveFloat32, expected: positiveFloat32) else { throw table.missing("lr", "the learning rate") }
         var optimizer = OptimizerConfig.defaults(for: name, lr: lr)
         optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? optimizer.weightDecay
-        optimizer.eps = try table.double("eps", { $0 > 0 }, expected: "> 0") ?? optimizer.eps
+        optimizer.eps = try table.double("eps", isPositiveFloat32, expected: positiveFloat32) ?? optimizer.eps
         switch name {
         case .sgd:
             optimizer.momentum = try table.double("momentum", { $0 >= 0 }, expected: ">= 0") ?? 0
@@ -476,7 +483,7 @@ public enum ConfigLoader {
         train.loss = try table.string("loss") ?? "cross_entropy"
         guard train.loss == "cross_entropy" else { throw table.fail("loss", "unknown loss '\(train.loss)' (expected cross_entropy)") }
         train.logEverySteps = try table.int("log_every_steps", range: 1...Int.max) ?? train.logEverySteps
-        train.clipGradNorm = try table.double("clip_grad_norm", { $0 > 0 }, expected: "> 0")
+        train.clipGradNorm = try table.double("clip_grad_norm", isPositiveFloat32, expected: positiveFloat32)
         train.histogramsEverySteps = try table.int("histograms_every_steps", range: 1...Int.max)
         train.accumulate = try table.int("accumulate", range: 1...Int.max) ?? 1
         if case .samples(let size) = train.batchSize, train.accumulate > size {
@@ -501,3 +508,6 @@ public enum ConfigLoader {
 
 /// Whether `value` is a finite float32 (weights are stored as float32).
 private func isFloat32(_ value: Double) -> Bool { abs(value) <= Double(Float.greatestFiniteMagnitude) }
+/// A positive value that stays positive and finite as the Float the kernels use (1e-50 became 0).
+private func isPositiveFloat32(_ value: Double) -> Bool { value > 0 && isFloat32(value) && Float(value) > 0 }
+private let positiveFloat32 = "> 0 and within float32's range"

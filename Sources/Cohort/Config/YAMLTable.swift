@@ -42,6 +42,12 @@ struct YAMLTable {
         return entry.value
     }
 
+    /// Whether the key is given as null (which `node` reads as absent).
+    mutating func isNull(_ key: String) -> Bool {
+        guard let entry = entries.first(where: { $0.key == key }), case .scalar = entry.value else { return false }
+        return entry.value.null != nil
+    }
+
     mutating func table(_ key: String) throws -> YAMLTable? {
         guard let node = node(key) else { return nil }
         return try YAMLTable(node, file: file, path: child(path, key))

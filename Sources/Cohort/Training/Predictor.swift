@@ -21,10 +21,16 @@ public enum Predictor {
             try model.forward(batch: batch, context: context)
             for n in 0..<batch {
                 let probabilities = softmax(model.output + n * classes, count: classes)
+                guard probabilities.allSatisfy(\.isFinite) else { throw nonFiniteOutputs(sample: start + n) }
                 try each(start + n, argmax(model.output + n * classes, count: classes), probabilities)
             }
             start += batch
         }
+    }
+
+    /// The error for a model whose outputs are NaN or infinite on `sample`: no prediction to report.
+    public static func nonFiniteOutputs(sample: Int) -> CohortError {
+        CohortError("sample \(sample): the model's outputs are NaN or infinite, so it predicts nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)")
     }
 
     /// exp(x - max) / sum, in Double.

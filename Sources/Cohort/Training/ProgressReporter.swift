@@ -97,14 +97,14 @@ public final class ProgressReporter {
     /// A logged window of training steps: a plain line, unless a bar shows the progress.
     public func logged(_ point: MetricPoint) {
         guard terminal == nil else { return }
-        log(String(format: "step %d/%d epoch %d loss %.4f accuracy %.4f lr %.5g images/s %.0f world=%d",
+        log(String(format: "step %ld/%ld epoch %ld loss %.4f accuracy %.4f lr %.5g images/s %.0f world=%ld",
                    point.step, totalSteps, point.epoch, point.loss, point.accuracy, point.lr ?? 0,
                    point.imagesPerSecond ?? 0, world))
     }
 
     /// An evaluation on the test set: after an epoch, or the `final` one at the end of the run.
     public func evaluated(_ point: MetricPoint, final: Bool) {
-        let figures = String(format: "test loss %.4f accuracy %.4f (%d samples) world=%d",
+        let figures = String(format: "test loss %.4f accuracy %.4f (%ld samples) world=%ld",
                              point.loss, point.accuracy, point.samples ?? 0, world)
         line(final ? figures : "epoch \(point.epoch) \(figures)")
     }
@@ -124,12 +124,12 @@ public final class ProgressReporter {
 
     /// The closing lines: steps, time, throughput, final and best test accuracy, where things are.
     public func summarize(_ summary: TrainingSummary, recorder: MetricsRecorder?) {
-        var text = String(format: "done: %d steps in %.1f s", summary.steps, summary.seconds)
+        var text = String(format: "done: %ld steps in %.1f s", summary.steps, summary.seconds)
         if summary.startStep > 0 { text += " (resumed at step \(summary.startStep))" }
         if summary.imagesPerSecond > 0 { text += String(format: ", %.0f images/s", summary.imagesPerSecond) }
         if let test = summary.test {
             text += String(format: ", test accuracy %.4f", test.accuracy)
-            if let best = summary.bestTest { text += String(format: " (best %.4f at epoch %d)", best.accuracy, best.epoch) }
+            if let best = summary.bestTest { text += String(format: " (best %.4f at epoch %ld)", best.accuracy, best.epoch) }
         }
         if let checkpoint = summary.checkpoint { text += ", checkpoint \(ProgressReporter.relative(checkpoint))" }
         line(text + " world=\(world)")
@@ -178,7 +178,7 @@ public final class ProgressReporter {
         guard seconds.isFinite else { return "?" }
         if seconds < 60 { return String(format: "%.1fs", seconds) }
         let whole = Int(seconds.rounded())
-        if whole < 3600 { return String(format: "%d:%02d", whole / 60, whole % 60) }
-        return String(format: "%d:%02d:%02d", whole / 3600, whole / 60 % 60, whole % 60)
+        if whole < 3600 { return String(format: "%ld:%02ld", whole / 60, whole % 60) }
+        return String(format: "%ld:%02ld:%02ld", whole / 3600, whole / 60 % 60, whole % 60)
     }
 }

@@ -77,6 +77,9 @@ public final class Trainer {
         if let path = config.model.initFrom {
             try model.importStateDict(SafeTensors.read(path: path).tensors, source: path)
         }
+        guard model.parameters.count > 0 else {
+            throw CohortError("\(config.sourcePath): model.layers: no layer has parameters to train (add a dense or conv2d layer)")
+        }
         let optimizer = makeOptimizer(config.optimizer, count: model.parameters.count)
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
         var startStep = 0
@@ -90,6 +93,9 @@ public final class Trainer {
                 throw CohortError("\(config.sourcePath): \(key): the run has \(totalSteps) steps, but \(directory.path) is at step \(startStep): a resumed run can only go on (--resume DIR resumes an earlier checkpoint)")
             }
             log("resumed from \(directory.path) at step \(startStep) (written by \(progress.worldSize) worker\(progress.worldSize == 1 ? "" : "s"))")
+            if progress.seed != config.seed {
+                log("note: the checkpoint's run had seed \(progress.seed); with this config's seed \(config.seed) the shuffle, dropout masks and augmentation from step \(startStep + 1) on are not those the interrupted run would have drawn")
+            }
             if progress.batchSize != batchSize || progress.epoch != plan.epoch(ofStep: startStep)
                 || progress.stepInEpoch != startStep % plan.stepsPerEpoch {
                 log("note: the checkpoint's run had train.batch_size \(progress.batchSize) and was at step \(progress.stepInEpoch + 1) of epoch \(progress.epoch + 1); with this config's batch size and data, step \(startStep + 1) is step \(startStep % plan.stepsPerEpoch + 1) of epoch \(plan.epoch(ofStep: startStep) + 1), so the samples from here on are not those the interrupted run would have drawn")
