@@ -156,6 +156,22 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(momentum.hasPrefix("c.yaml: model.layers[1].batchnorm.momentum: null is PyTorch's cumulative average (momentum=None), which Cohort does not offer; give a number in [0, 1] (default 0.1)"), momentum)
     }
 
+    /// Integers past 64 bits were "not integers"; a NaN in a list was "not a number".
+    func testHugeIntegersAndNaNInListsAreNamedForWhatTheyAre() {
+        let seed = message("seed: 99999999999999999999\n" + valid.replacingOccurrences(of: "seed: 5\n", with: ""))
+        XCTAssertTrue(seed.hasPrefix("c.yaml: seed: must fit in 64 bits, got 99999999999999999999"), seed)
+        let batch = message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 99999999999999999999"))
+        XCTAssertTrue(batch.hasPrefix("c.yaml: train.batch_size: must fit in 64 bits, got 99999999999999999999"), batch)
+        let betas = message(valid.replacingOccurrences(of: "{name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}",
+                                                       with: "{name: adam, lr: 0.01, betas: [.nan, 0.99]}"))
+        XCTAssertTrue(betas.hasPrefix("c.yaml: optimizer.betas: expected a list of finite numbers, got '.nan' in it"), betas)
+    }
+
+    func testAMergeKeyIsNamed() {
+        let m = message(valid.replacingOccurrences(of: "dense: {out_features: 10, init: xavier_uniform}", with: "dense: {<<: {out_features: 10}}"))
+        XCTAssertTrue(m.hasPrefix("c.yaml: model.layers[5].dense.<<: YAML merge keys are not supported: write the keys out"), m)
+    }
+
     /// PyTorch refuses fan-based initialisers on a 1-D tensor; a bias took orthogonal as a random unit vector.
     func testAFanBasedBiasInitIsRefused() {
         let m = message(valid.replacingOccurrences(of: "init: xavier_uniform}", with: "init: xavier_uniform, bias_init: orthogonal}"))

@@ -38,9 +38,11 @@ extension Model {
                 guard given.dtype.isFloatingPoint else {
                     throw CohortError("\(source): tensor '\(tensor.name)' has dtype \(given.dtype.rawValue), expected a floating-point one (F32, F64, F16 or BF16)")
                 }
-                let values = given.doubles().map { Element($0) }
+                let stored = given.doubles(), values = stored.map { Element($0) }
                 if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw CohortError("\(source): tensor '\(tensor.name)' holds a NaN or an infinity at element \(bad)")
+                    throw CohortError(stored[bad].isFinite
+                        ? "\(source): tensor '\(tensor.name)' holds \(stored[bad]) at element \(bad), beyond float32's range"
+                        : "\(source): tensor '\(tensor.name)' holds a NaN or an infinity at element \(bad)")
                 }
                 raw.assumingMemoryBound(to: Element.self).update(from: values, count: values.count)
             case .int64(let pointer):

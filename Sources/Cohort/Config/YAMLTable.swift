@@ -26,6 +26,9 @@ struct YAMLTable {
             if entries.contains(where: { $0.0 == name }) {
                 throw YAMLTable.error(file, child(path, name), "duplicate key", key.mark)
             }
+            if name == "<<" {
+                throw YAMLTable.error(file, path.isEmpty ? "<<" : child(path, name), "YAML merge keys are not supported: write the keys out", key.mark)
+            }
             entries.append((name, value))
         }
         self.entries = entries
@@ -56,12 +59,21 @@ struct YAMLTable {
     mutating func int(_ key: String, range: ClosedRange<Int>? = nil) throws -> Int? {
         guard let node = node(key) else { return nil }
         guard case .scalar = node, let value = node.int else {
+            if case .scalar = node, let text = node.string, YAMLTable.isWholeNumber(text) {
+                throw fail(key, "must fit in 64 bits, got \(text)", node.mark)
+            }
             throw fail(key, "expected an integer, got \(YAMLTable.describe(node))", node.mark)
         }
         if let range, !range.contains(value) {
             throw fail(key, "must be \(YAMLTable.describe(range)), got \(value)", node.mark)
         }
         return value
+    }
+
+    /// Digits with an optional sign: an integer, whatever its size.
+    static func isWholeNumber(_ text: String) -> Bool {
+        let digits = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
+        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
     }
 
     mutating func double(_ key: String, _ check: (Double) -> Bool = { _ in true }, expected: String = "") throws -> Double? {
@@ -119,7 +131,8 @@ struct YAMLTable {
         }
         return try sequence.map { element in
             guard case .scalar = element, let value = element.float ?? element.int.map(Double.init), value.isFinite else {
-                throw fail(key, "expected a list of numbers, got \(YAMLTable.describe(element)) in it", element.mark)
+                let finite = element.float.map { !$0.isFinite } == true ? "finite " : ""
+                throw fail(key, "expected a list of \(finite)numbers, got \(YAMLTable.describe(element)) in it", element.mark)
             }
             return value
         }
