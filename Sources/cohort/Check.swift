@@ -74,7 +74,7 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
         checkOptions.samples = options.samples
         checkOptions.steps = options.steps
         checkOptions.gradient.coordinates = options.coordinates
-        let model = try Model<Float>(config.model)
+        let model = try Model<Float>.built(from: config)
         printLine("check \(path): \(model.layers.count) layers, \(model.parameters.count) parameters, world=1")
         ModelSummary.lines(model).forEach(printLine)
         let report = try ModelCheck.run(config, options: checkOptions)

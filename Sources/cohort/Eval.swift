@@ -25,7 +25,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         runWorker { communicator in
             let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
-            let model = try Model<Float>(config.model)
+            let model = try Model<Float>.built(from: config)
             guard let testFiles = config.data.test else {
                 throw CohortError("\(config.sourcePath): data.test: missing: eval needs test data")
             }

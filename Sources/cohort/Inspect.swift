@@ -32,7 +32,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         runWorker { communicator in
             let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
-            let model = try Model<Float>(config.model)
+            let model = try Model<Float>.built(from: config)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
             let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
             let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "inspect")

@@ -35,7 +35,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         runWorker { communicator in
             let config = try ConfigLoader.load(path: config, overrides: overrides.parsed)
-            let model = try Model<Float>(config.model)
+            let model = try Model<Float>.built(from: config)
             let file = try Predictor.readImages(path: images, inputShape: model.inputShape)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
             _ = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with")

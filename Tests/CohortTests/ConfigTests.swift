@@ -167,6 +167,15 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(betas.hasPrefix("c.yaml: optimizer.betas: expected a list of finite numbers, got '.nan' in it"), betas)
     }
 
+    /// A layer's shape error names the config file, as the config's own errors do.
+    func testALayerErrorNamesTheConfigFile() throws {
+        let config = try ConfigLoader.parse(valid.replacingOccurrences(of: "    - flatten: {}\n", with: ""), file: "c.yaml")
+        XCTAssertThrowsError(try Model<Float>.built(from: config)) { error in
+            XCTAssertEqual((error as? CohortError)?.message,
+                           "c.yaml: model.layers[4] (dense): expects a flat input [features], got [8, 14, 14]; add `flatten: {}` before it")
+        }
+    }
+
     func testAMergeKeyIsNamed() {
         let m = message(valid.replacingOccurrences(of: "dense: {out_features: 10, init: xavier_uniform}", with: "dense: {<<: {out_features: 10}}"))
         XCTAssertTrue(m.hasPrefix("c.yaml: model.layers[5].dense.<<: YAML merge keys are not supported: write the keys out"), m)

@@ -247,7 +247,7 @@ final class UserErrorTests: XCTestCase {
         XCTAssertFalse(signaled, message)
         XCTAssertEqual(status, 1, message)
         XCTAssertEqual(message.split(separator: "\n").count, 1, message)
-        XCTAssertTrue(message.hasPrefix("error: model.layers: 637003004 parameters need about"), message)
+        XCTAssertTrue(message.hasPrefix("error: c.yaml: model.layers: 637003004 parameters need about"), message)
         XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("run").path))
     }

@@ -25,7 +25,7 @@ public enum ModelCheck {
     }
 
     public static func run(_ config: TrainingConfig, options: Options = Options()) throws -> Report {
-        let model = try Model<Float>(config.model)
+        let model = try Model<Float>.built(from: config)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the check runs on training samples")
         }
@@ -38,7 +38,7 @@ public enum ModelCheck {
         }
 
         let samples = min(options.samples, train.count)
-        let exact = try Model<Double>(config.model)
+        let exact = try Model<Double>.built(from: config)
         exact.reserve(maxBatch: samples)
         try exact.importStateDict(Dictionary(uniqueKeysWithValues: model.exportStateDict()), source: "the initial weights")
         // The first samples of step 0 of the run: the same shuffle, the same dropout masks.

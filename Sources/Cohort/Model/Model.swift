@@ -51,6 +51,16 @@ public final class Model<Element: Scalar> {
                       inputShape: config.input)
     }
 
+    /// The model of a run's config; an error in its layers names the config file, as the config's
+    /// own errors do (`c.yaml: model.layers[0] (dense): expects a flat input ...`).
+    public static func built(from config: TrainingConfig) throws -> Model {
+        do {
+            return try Model(config.model)
+        } catch let error as CohortError {
+            throw CohortError("\(config.sourcePath): \(error.message)", sameOnEveryWorker: error.sameOnEveryWorker)
+        }
+    }
+
     /// A model of layers built elsewhere (a test's, for instance): each must take the shape the one
     /// before it gives, and the last must give a flat vector of class scores.
     public init(layers: [any Layer<Element>], inputShape: [Int]) throws {

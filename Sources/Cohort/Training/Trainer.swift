@@ -47,7 +47,7 @@ public final class Trainer {
 
     public func run(resume: ResumeMode) throws -> TrainingSummary {
         let started = Date()
-        let model = try Model<Float>(config.model)
+        let model = try Model<Float>.built(from: config)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
         }
