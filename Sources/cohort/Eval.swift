@@ -35,7 +35,7 @@ struct Eval: ParsableCommand {
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard result.loss.isFinite else {
-                throw CohortError("\(directory.path): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)")
+                throw CohortError("\(directory.path): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause))")
             }
             guard communicator.isCoordinator else { return 0 }
             var lines = [String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",

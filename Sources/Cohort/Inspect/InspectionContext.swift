@@ -81,11 +81,11 @@ final class InspectionContext {
     /// A convolution-like layer with image maps: `conv2d`, and `residual` blocks once they exist.
     static let mapKinds: Set<String> = ["conv2d", "residual"]
 
-    /// Every layer whose output is image maps `[C, H, W]` of a convolution or residual block, with
-    /// the index of the last element-wise layer right after it (its maps are read there).
     /// Why the views of maps are empty when `mapStages` is.
     static let noMapsNote = "Skipped: no top-level conv2d or residual layer of the model gives maps [C, H, W]."
 
+    /// Every layer whose output is image maps `[C, H, W]` of a convolution or residual block, with
+    /// the index of the last element-wise layer right after it (its maps are read there).
     var mapStages: [(layer: Int, through: Int)] {
         let layers = model.layers
         var stages: [(Int, Int)] = []

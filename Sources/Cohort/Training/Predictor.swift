@@ -28,9 +28,12 @@ public enum Predictor {
         }
     }
 
+    /// Why a model's outputs can be NaN or infinite at inference, for the messages of predict and eval.
+    public static let nonFiniteCause = "its weights or batch norms' running statistics, a negative running_var say, do not make a model"
+
     /// The error for a model whose outputs are NaN or infinite on `sample`: no prediction to report.
-    public static func nonFiniteOutputs(sample: Int) -> CohortError {
-        CohortError("sample \(sample): the model's outputs are NaN or infinite, so it predicts nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)")
+    private static func nonFiniteOutputs(sample: Int) -> CohortError {
+        CohortError("sample \(sample): the model's outputs are NaN or infinite, so it predicts nothing (\(nonFiniteCause))")
     }
 
     /// exp(x - max) / sum, in Double.
