@@ -12,9 +12,10 @@ public enum Benchmark {
     }
 
     /// `steps` timed steps after 5 warm-up steps, global batch `batch` split over the workers,
-    /// SGD lr 0.01 momentum 0.9.
+    /// SGD lr 0.01 momentum 0.9. `ready` is called once the model is built and its memory checked,
+    /// before the first collective (so that a worker's error there is still one of set-up).
     public static func run(_ workload: Workload, steps: Int, batch: Int, compression: GradientCompression = .none,
-                           overlap: Bool = true, communicator: Communicator) throws -> Result {
+                           overlap: Bool = true, communicator: Communicator, ready: () throws -> Void = {}) throws -> Result {
         let model = try Model<Float>(try workload.model)
         model.initialize(seed: 0)
         let optimizer = SGD(momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, count: model.parameters.count)
@@ -26,6 +27,7 @@ public enum Benchmark {
             throw CohortError(String(format: "--batch %ld: %ld samples per worker need about %.1f GiB of activations, more than %@",
                                      batch, mine.count, activationBytes / 1_073_741_824, budget.allowance))
         }
+        try ready()
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
         stepper.compression = compression
         if overlap { try stepper.overlapCommunication() }
