@@ -50,16 +50,31 @@ cohort_bin() {
 # terminal's Ctrl-C (sent to the whole foreground process group) does not reach it. Once a worker has
 # reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
 # and it waits on TCP retransmissions) it is ended here.
+#
+# mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
+# error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
+# says why (--quiet would hide some of them, such as a refused binding, and print others whole).
 run_mpirun() {
-    local stopped=0 status grace=15 flag
+    local stopped=0 status grace=15 flag said finished
     flag=$(mktemp)
     rm -f "$flag"
+    said=$flag.said finished=$flag.finished
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     setsid mpirun "$@" 2> >(trap '' INT HUP
+                            framed=0 message=
                             while IFS= read -r line; do
-                                printf '%s\n' "$line" >&2
-                                case $line in error:*) touch "$flag" ;; esac
-                            done) &
+                                if [[ $line =~ ^-{20,}$ ]]; then
+                                    [ "$framed" = 1 ] && printf '%s\n' "$message" >> "$said"
+                                    framed=$((1 - framed)) message=
+                                elif [ "$framed" = 1 ]; then
+                                    read -r -a words <<<"$line"
+                                    [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
+                                else
+                                    printf '%s\n' "$line" >&2
+                                    case $line in error:*) touch "$flag" ;; esac
+                                fi
+                            done
+                            touch "$finished") &
     local pid=$!
     # `|| true`: a signal that comes as mpirun ends finds no process, and under `set -e` the failed
     # kill would end this script with status 1 (a finished run reported as failed).
@@ -74,6 +89,12 @@ run_mpirun() {
     done
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
     trap - TERM INT HUP
+    # The reader of mpirun's messages ends when their pipe closes, just after mpirun.
+    local tries=0
+    while [ ! -e "$finished" ] && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
+    local reason=
+    [ -s "$said" ] && reason=$(head -n 1 "$said")
+    rm -f "$said" "$finished"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     # A stop request that came as the run ended normally changes nothing: the run is complete.
     if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then exit 75; fi
@@ -85,8 +106,11 @@ run_mpirun() {
         exit 1
     fi
     if [ "$status" != 0 ] && [ "$status" != 75 ]; then
-        # No worker said why, and --quiet hides some of mpirun's own messages: say at least that.
-        echo "error: mpirun failed (status $status) before any worker reported an error" >&2
+        if [ -n "$reason" ]; then
+            echo "error: mpirun failed (status $status): $reason" >&2
+        else
+            echo "error: mpirun failed (status $status) before any worker reported an error" >&2
+        fi
     fi
     exit "$status"
 }

@@ -9,7 +9,7 @@ final class LaunchScriptTests: XCTestCase {
                               environment: ["COHORT_BIN": try cohortBinary().path])
     }
 
-    /// OpenMPI's complaint about a hostfile is hidden by --quiet: it failed with status 1 and nothing said.
+    /// OpenMPI's complaint about a hostfile was hidden by --quiet: it failed with status 1 and nothing said.
     func testAHostfileThatIsNotOneIsNamed() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
@@ -67,12 +67,20 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "")
     }
 
-    func testMpirunFailingBeforeTheWorkersSaysSo() throws {
+    /// mpirun's reason, in one line: its page of text for an unknown binding, and nothing at all (it
+    /// was hidden by --quiet) for a binding of more workers than cores.
+    func testMpirunFailingBeforeTheWorkersSaysWhyInOneLine() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
-                                    environment: ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--bind-to nonsense"])
-        XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.err.hasSuffix("error: mpirun failed (status 1) before any worker reported an error\n"), result.err)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        for (workers, options, reason) in [(2, "--bind-to nonsense", "The specified binding policy is not recognized: Policy: nonsense"),
+                                           (cores + 1, "--bind-to core", "binding more processes than cpus")] {
+            let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "\(workers)", "c.yaml"], in: directory,
+                                        environment: ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": options])
+            XCTAssertEqual(result.status, 1, options)
+            XCTAssertTrue(result.err.hasPrefix("error: mpirun failed (status 1): "), result.err)
+            XCTAssertTrue(result.err.contains(reason), result.err)
+            XCTAssertEqual(result.err.split(separator: "\n").count, 1, result.err)
+        }
     }
 }
