@@ -102,7 +102,11 @@ run_mpirun() {
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
         exit 1
     elif [ "$status" -gt 127 ]; then
-        echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2
+        case $reason in
+            "ORTE was unable to reliably start one or more daemons"*)
+                echo "error: mpirun could not start its daemon on every host (exit $status; the lines above may say why, as ssh's do); no worker ran" >&2 ;;
+            *) echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2 ;;
+        esac
         exit 1
     fi
     if [ "$status" != 0 ] && [ "$status" != 75 ]; then

@@ -67,6 +67,22 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "")
     }
 
+    /// A host whose daemon cannot be started (here a remote shell that fails, as ssh does for an
+    /// unknown host): the launch says nothing ran, where it advised --resume auto as for a host lost mid-run.
+    func testAHostThatCannotBeReachedIsNotALostRun() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let shell = directory.appendingPathComponent("unreachable-rsh")
+        try "#!/bin/sh\necho \"unreachable-rsh: $1: no route to host\" >&2\nexit 255\n".write(to: shell, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shell.path)
+        try "localhost slots=1\nfarhost slots=1\n".write(to: directory.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
+        let result = try runProcess(projectDirectory.appendingPathComponent("launch/hosts"), ["hosts", "c.yaml"], in: directory,
+                                    environment: ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--mca plm_rsh_agent \(shell.path)"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.err, "unreachable-rsh: farhost: no route to host\n"
+                       + "error: mpirun could not start its daemon on every host (exit 255; the lines above may say why, as ssh's do); no worker ran\n")
+    }
+
     /// mpirun's reason, in one line: its page of text for an unknown binding, and nothing at all (it
     /// was hidden by --quiet) for a binding of more workers than cores.
     func testMpirunFailingBeforeTheWorkersSaysWhyInOneLine() throws {
