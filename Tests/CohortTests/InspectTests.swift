@@ -130,6 +130,22 @@ final class InspectTests: XCTestCase {
         XCTAssertTrue(html.contains("no recurrent layer"), "the recurrent section says why it is empty")
     }
 
+    /// `--output` is the user's directory: an inspection replaces the pictures an earlier one wrote
+    /// (a stale `wrong-999.png` goes) and leaves the user's own files, `maps-holiday.png` too.
+    func testAnInspectionReplacesOnlyItsOwnPictures() throws {
+        let directory = try temporaryDirectory(self)
+        let (model, test) = try tinyConvolution(in: directory)
+        let output = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let mine = ["maps-holiday.png", "wrong-answers.png", "filters-old.png", "hidden-1.png", "notes.txt"]
+        for name in mine + ["wrong-999.png"] { try Data(name.utf8).write(to: output.appendingPathComponent(name)) }
+        let page = try Inspector.run(model: model, test: test, output: output, title: "t", summary: "s")
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: output.path))
+        XCTAssertTrue(Set(mine).isSubset(of: left), "\(left)")
+        XCTAssertFalse(left.contains("wrong-999.png"))
+        for name in page.files { XCTAssertNotNil(name.wholeMatch(of: Inspector.pictureName), "\(name): not a name an inspection removes") }
+    }
+
     /// A picture that cannot be written (a directory in its place, as a full disk would) leaves the
     /// earlier inspection's page and pictures as they were, and no staging directory behind.
     func testAFailedInspectionLeavesTheEarlierOneWhole() throws {

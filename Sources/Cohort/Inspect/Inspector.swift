@@ -82,11 +82,10 @@ public enum Inspector {
     }
 
     /// The pictures an earlier inspection wrote there (its misclassified samples may differ), and
-    /// nothing else: only PNGs of the names this writes.
+    /// nothing else: only files named as this names them (`maps-3-layer4.png`, not `maps-holiday.png`).
     static func removeEarlierPictures(in output: URL) throws {
-        let prefixes = ["filters", "maps-", "favourites-", "wrong-", "hidden-"]
         let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
-        for name in names where name.hasSuffix(".png") && prefixes.contains(where: name.hasPrefix) {
+        for name in names where name.wholeMatch(of: pictureName) != nil {
             do {
                 try FileManager.default.removeItem(at: output.appendingPathComponent(name))
             } catch {
@@ -94,6 +93,10 @@ public enum Inspector {
             }
         }
     }
+
+    /// The names of the pictures an inspection writes (`FilterView`, `FeatureMapView`,
+    /// `FavouriteSamples`, `MisclassifiedView`, `HiddenStateView`).
+    nonisolated(unsafe) static let pictureName = #/filters\.png|maps-\d+-(input|layer\d+)\.png|favourites-layer\d+\.png|wrong-\d+\.png|hidden-\d+-layer\d+\.png/#
 
     /// One inference pass over the test set: the samples predicted wrong, and each sample's
     /// largest value of each channel of `stage`'s maps and where in the map it is (`[samples,
