@@ -250,10 +250,70 @@ final class CheckpointTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("tensor '2.weight' is not in this model"))
         }
         tensors["2.weight"] = nil
+        var negative = tensors
+        negative["1.running_var"] = .init(floats: [1, -0.5, 1], shape: [3])
+        XCTAssertThrowsError(try model.importStateDict(negative, source: "w.safetensors")) { error in
+            XCTAssertEqual("\(error)", "w.safetensors: tensor '1.running_var' holds a negative variance, -0.5, at element 1")
+        }
         tensors["1.running_var"] = nil
         XCTAssertThrowsError(try model.importStateDict(tensors, source: "w.safetensors")) { error in
             XCTAssertTrue("\(error)".contains("tensor '1.running_var' is missing"))
         }
+    }
+
+    /// A checkpoint's files are checked as they are read, not only against the manifest (which a
+    /// user who edits a file can rewrite): a negative step indexed before the shuffled samples
+    /// (SIGSEGV on resume), and a NaN in the optimizer's state surfaced steps later as a NaN loss
+    /// blamed on the learning rate.
+    func testEditedProgressAndOptimizerStateAreRefusedNamingTheKey() throws {
+        let config = try ConfigLoader.parse("""
+            data: {train: {images: a, labels: b}}
+            model: {input: [4], layers: [{dense: {out_features: 3}}]}
+            optimizer: {name: adam, lr: 0.01}
+            train: {batch_size: 2, max_steps: 1}
+            """, file: "c.yaml")
+        let model = try Model<Float>(config.model)
+        let optimizer = makeOptimizer(config.optimizer, count: model.parameters.count)
+        let progress = TrainingProgress(step: 4, epoch: 0, stepInEpoch: 4, seed: 1, batchSize: 2, worldSize: 1, config: "")
+        let store = CheckpointStore(runDirectory: try temporaryDirectory(self).path, keep: 10)
+        try store.prepare()
+        func restore(_ edit: (inout [String: Data]) throws -> Void) throws -> String {
+            var files = Dictionary(uniqueKeysWithValues: try TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress).map { ($0.name, $0.data) })
+            try edit(&files)
+            try store.write(step: 4, files: files.map { ($0.key, $0.value) })
+            do {
+                _ = try TrainingCheckpoint.restore(from: try XCTUnwrap(store.latestDirectory()), model: model, optimizer: optimizer)
+                return "restored"
+            } catch {
+                return "\(error)".components(separatedBy: "/checkpoints/4/").last!
+            }
+        }
+        func progressJSON(_ text: String) -> (inout [String: Data]) throws -> Void {
+            { $0[TrainingCheckpoint.progressFile] = Data(text.utf8) }
+        }
+        func optimizerState(_ change: @escaping (inout [(String, SafeTensors.Tensor)]) -> Void) -> (inout [String: Data]) throws -> Void {
+            { files in
+                var tensors = try SafeTensors.decode(files[TrainingCheckpoint.optimizerFile]!, name: "o").tensors.map { ($0.key, $0.value) }
+                change(&tensors)
+                files[TrainingCheckpoint.optimizerFile] = try SafeTensors.encode(tensors)
+            }
+        }
+        XCTAssertEqual(try restore { _ in }, "restored")
+        let fields = #""epoch": 0, "step_in_epoch": 4, "seed": 1, "batch_size": 2, "config": """#
+        XCTAssertEqual(try restore(progressJSON(#"{"step": -3, "world_size": 1, "# + fields + "}")), "progress.json: 'step' is -3, must be >= 0")
+        XCTAssertEqual(try restore(progressJSON(#"{"step": 4, "world_size": -4, "# + fields + "}")), "progress.json: 'world_size' is -4, must be >= 1")
+        XCTAssertEqual(try restore(progressJSON(#"{"step": "four", "world_size": 1, "# + fields + "}")),
+                       "progress.json: unreadable progress record: 'step' is not a whole number")
+        XCTAssertEqual(try restore(progressJSON(#"{"world_size": 1, "# + fields + "}")), "progress.json: unreadable progress record: 'step' is missing")
+        XCTAssertEqual(try restore(optimizerState { tensors in
+            let index = tensors.firstIndex { $0.0 == "exp_avg" }!
+            tensors[index].1 = .init(floats: [0, .nan] + [Float](repeating: 0, count: model.parameters.count - 2), shape: [model.parameters.count])
+        }), "optimizer.safetensors: tensor 'exp_avg' holds a NaN or an infinity at element 1")
+        XCTAssertEqual(try restore(optimizerState { tensors in
+            tensors[tensors.firstIndex { $0.0 == "steps" }!].1 = .init(int64: [Int64.max], shape: [])
+        }), "optimizer.safetensors: tensor 'steps' is 9223372036854775807, not a count of steps")
+        XCTAssertEqual(try restore(optimizerState { $0.append(("momentum_buffer", .init(floats: [0], shape: [1]))) }),
+                       "optimizer.safetensors: unexpected tensor 'momentum_buffer' (this optimizer keeps exp_avg, exp_avg_sq, steps; was the optimizer changed?)")
     }
 
     func testUnwritableCheckpointDirectoryIsAnError() throws {

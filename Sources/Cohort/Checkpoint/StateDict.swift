@@ -44,6 +44,10 @@ extension Model {
                         ? "\(source): tensor '\(tensor.name)' holds \(stored[bad]) at element \(bad), beyond float32's range"
                         : "\(source): tensor '\(tensor.name)' holds a NaN or an infinity at element \(bad)")
                 }
+                // A batch norm divides by its square root at inference: a negative one makes every output NaN.
+                if tensor.name.hasSuffix("running_var"), let bad = values.firstIndex(where: { $0 < 0 }) {
+                    throw CohortError("\(source): tensor '\(tensor.name)' holds a negative variance, \(stored[bad]), at element \(bad)")
+                }
                 raw.assumingMemoryBound(to: Element.self).update(from: values, count: values.count)
             case .int64(let pointer):
                 guard given.dtype == .i64 || given.dtype == .f32 else {

@@ -50,21 +50,46 @@ public enum TrainingCheckpoint {
         try model.importStateDict(SafeTensors.decode(try file(modelFile), name: modelPath).tensors, source: modelPath)
         let optimizerPath = directory.appendingPathComponent(optimizerFile).path
         let state = try SafeTensors.decode(try file(optimizerFile), name: optimizerPath).tensors
+        let expected = Set(optimizer.stateTensors().map(\.name) + ["steps"])
+        if let extra = state.keys.filter({ !expected.contains($0) }).sorted().first {
+            throw CohortError("\(optimizerPath): unexpected tensor '\(extra)' (this optimizer keeps \(expected.sorted().joined(separator: ", ")); was the optimizer changed?)")
+        }
         for (name, values) in optimizer.stateTensors() {
             guard let tensor = state[name], tensor.dtype == .f32, tensor.count == model.parameters.count else {
                 throw CohortError("\(optimizerPath): tensor '\(name)' is missing or does not have \(model.parameters.count) float32 values (was the optimizer changed?)")
             }
-            for (i, v) in tensor.floats().enumerated() { values[i] = v }
+            for (i, v) in tensor.floats().enumerated() {
+                guard v.isFinite else { throw CohortError("\(optimizerPath): tensor '\(name)' holds a NaN or an infinity at element \(i)") }
+                values[i] = v
+            }
         }
         guard let steps = state["steps"]?.int64s().first else { throw CohortError("\(optimizerPath): tensor 'steps' is missing") }
+        // Past 2^53 the step count is no longer a count (a float's bias correction, an overflow at +1).
+        guard (0...(Int64(1) << 53)).contains(steps) else { throw CohortError("\(optimizerPath): tensor 'steps' is \(steps), not a count of steps") }
         optimizer.steps = steps
-        let progressPath = directory.appendingPathComponent(progressFile).path
+        return try readProgress(try file(progressFile), path: directory.appendingPathComponent(progressFile).path)
+    }
+
+    /// `progress.json`, its counts checked (a negative step would index before the shuffled samples).
+    static func readProgress(_ data: Data, path: String) throws -> TrainingProgress {
+        let progress: TrainingProgress
         do {
-            return try JSONDecoder().decode(TrainingProgress.self, from: try file(progressFile))
-        } catch let error as CohortError {
-            throw error
+            progress = try JSONDecoder().decode(TrainingProgress.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw CohortError("\(path): unreadable progress record: '\(key.stringValue)' is missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw CohortError("\(path): unreadable progress record: '\(key)' is not \(key == "config" ? "a string" : "a whole number")")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw CohortError("\(path): unreadable progress record: '\(key)' is not \(key == "config" ? "a string" : "a whole number")")
         } catch {
-            throw CohortError("\(progressPath): unreadable progress record")
+            throw CohortError("\(path): unreadable progress record (not JSON)")
         }
+        for (key, value, least) in [("step", progress.step, 0), ("epoch", progress.epoch, 0), ("step_in_epoch", progress.stepInEpoch, 0),
+                                    ("batch_size", progress.batchSize, 1), ("world_size", progress.worldSize, 1)] where value < least {
+            throw CohortError("\(path): '\(key)' is \(value), must be >= \(least)")
+        }
+        return progress
     }
 }
