@@ -230,6 +230,58 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Files the reference library refuses are refused, each for its reason: one tensor's data over
+    /// another's (which silently gave it the other's values), bytes no tensor owns, a metadata map
+    /// that is not of strings, and a truncated file, named the same way every run (the tensor it
+    /// named came from a dictionary's order).
+    func testSafeTensorsMustTileTheirDataAsTheReferenceLibraryRequires() throws {
+        /// A file of two F32 tensors of 2 values with the given header entries and `data` bytes of data.
+        func file(_ header: String, data: Int = 16) -> Data {
+            var json = Data(header.utf8)
+            while json.count % 8 != 0 { json.append(0x20) }
+            var out = Data(), length = UInt64(json.count).littleEndian
+            withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+            return out + json + Data(repeating: 0x3F, count: data)
+        }
+        func entry(_ name: String, _ from: Int, _ to: Int) -> String {
+            #""\#(name)": {"dtype": "F32", "shape": [\#((to - from) / 4)], "data_offsets": [\#(from), \#(to)]}"#
+        }
+        func refusal(_ data: Data) -> String {
+            do { _ = try SafeTensors.decode(data, name: "w.safetensors"); return "read" } catch { return "\(error)" }
+        }
+        let prefix = "w.safetensors: not a valid safetensors file "
+        XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 8, 16))}")), "read")
+        XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 4, 12))}", data: 12)),
+                       prefix + "(tensor 'b' overlaps the data of the tensor before it (offsets 4 < 8))")
+        XCTAssertEqual(refusal(file("{\(entry("a", 4, 12)), \(entry("b", 12, 20))}", data: 20)), prefix + "(bytes 0..<4 of the data belong to no tensor)")
+        XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 8, 16))}", data: 24)), prefix + "(8 bytes after the last tensor's data belong to no tensor)")
+        XCTAssertEqual(refusal(file(#"{"__metadata__": {"format": 1}, "# + entry("a", 0, 16) + "}")), prefix + "(__metadata__ is not a map of strings)")
+        for _ in 0..<3 {
+            XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 8, 16)), \(entry("c", 16, 24))}", data: 12)),
+                           prefix + "(truncated: its header describes 24 bytes of tensor data, the file holds 12)")
+        }
+        var huge = Data(), length = UInt64(200_000_000).littleEndian
+        withUnsafeBytes(of: &length) { huge.append(contentsOf: $0) }
+        XCTAssertEqual(refusal(huge + Data(count: 64)), prefix + "(its header would be 200000000 bytes, more than the 100000000 Cohort reads)")
+    }
+
+    /// A file is refused on its header, before its data is read: a large file that is no
+    /// safetensors file (a dataset given by mistake) took its whole size in memory first.
+    func testReadingAFileChecksItsHeaderFirst() throws {
+        let directory = try temporaryDirectory(self)
+        let sparse = directory.appendingPathComponent("big.safetensors")
+        XCTAssertTrue(FileManager.default.createFile(atPath: sparse.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: sparse)
+        try handle.truncate(atOffset: 1 << 36)  // 64 GiB, sparse: more than the machine's memory, were it read whole
+        try handle.close()
+        XCTAssertThrowsError(try SafeTensors.read(path: sparse.path)) { error in
+            XCTAssertEqual("\(error)", "\(sparse.path): not a valid safetensors file (header length 0 does not fit a file of 68719476736 bytes)")
+        }
+        XCTAssertThrowsError(try SafeTensors.read(path: directory.path)) { error in
+            XCTAssertEqual("\(error)", "\(directory.path): is a directory (expected a .safetensors file)")
+        }
+    }
+
     func testStateDictWithWrongTensorsIsRefusedNamingTheTensor() throws {
         let config = try ConfigLoader.parse("""
             data: {train: {images: a, labels: b}}

@@ -92,49 +92,118 @@ public enum SafeTensors {
         return out
     }
 
-    /// Parses a safetensors file's bytes; `name` labels errors.
+    /// The largest header Cohort reads, as the reference library's limit.
+    static let largestHeader = 100_000_000
+
+    /// Parses a safetensors file's bytes; `name` labels errors. As strict as the reference library:
+    /// the tensors' data must tile the data area in order of offset, with no overlap, gap or
+    /// trailing byte (a tensor whose offsets overlap another's would silently take its values).
     public static func decode(_ data: Data, name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        func bad(_ why: String) -> CohortError { CohortError("\(name): not a valid safetensors file (\(why))") }
-        guard data.count >= 8 else { throw bad("shorter than its 8-byte header length") }
-        let length = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
-        guard length > 1, length <= UInt64(data.count - 8), length < 100_000_000 else {
-            throw bad("header length \(length) does not fit a file of \(data.count) bytes")
-        }
-        let headerBytes = data.subdata(in: 8..<(8 + Int(length)))
-        guard let header = (try? JSONSerialization.jsonObject(with: headerBytes)) as? [String: Any] else {
-            throw bad("the header is not a JSON object")
-        }
-        let body = data.subdata(in: (8 + Int(length))..<data.count)
+        let length = try headerLength(data.prefix(8), fileSize: data.count, name: name)
+        let (entries, metadata) = try parseHeader(data.subdata(in: 8..<(8 + length)), dataSize: data.count - 8 - length, name: name)
+        let body = data.subdata(in: (8 + length)..<data.count)
         var tensors: [String: Tensor] = [:]
+        for entry in entries {
+            tensors[entry.name] = Tensor(dtype: entry.dtype, shape: entry.shape, data: Array(body[entry.offsets]))
+        }
+        return (tensors, metadata)
+    }
+
+    /// The header's length from the file's first 8 bytes, checked against the file's size.
+    private static func headerLength(_ prefix: Data, fileSize: Int, name: String) throws -> Int {
+        guard prefix.count == 8 else { throw invalid(name, "shorter than its 8-byte header length") }
+        let length = prefix.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
+        guard length <= UInt64(largestHeader) else {
+            throw invalid(name, "its header would be \(length) bytes, more than the \(largestHeader) Cohort reads")
+        }
+        guard length > 1, Int(length) <= fileSize - 8 else {
+            throw invalid(name, "header length \(length) does not fit a file of \(fileSize) bytes")
+        }
+        return Int(length)
+    }
+
+    private struct Entry {
+        var name: String
+        var dtype: DType
+        var shape: [Int]
+        var offsets: Range<Int>
+    }
+
+    /// The header's tensors in order of offset, each checked against its shape, and the data they
+    /// tile: `dataSize` bytes.
+    private static func parseHeader(_ bytes: Data, dataSize: Int, name: String) throws -> (entries: [Entry], metadata: [String: String]) {
+        guard let header = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] else {
+            throw invalid(name, "the header is not a JSON object")
+        }
+        var entries: [Entry] = []
         var metadata: [String: String] = [:]
-        for (key, value) in header {
+        for (key, value) in header.sorted(by: { $0.key < $1.key }) {
             if key == "__metadata__" {
-                metadata = value as? [String: String] ?? [:]
+                guard let strings = value as? [String: Any], strings.values.allSatisfy({ $0 is String }) else {
+                    throw invalid(name, "__metadata__ is not a map of strings")
+                }
+                metadata = strings.mapValues { $0 as! String }
                 continue
             }
             guard let entry = value as? [String: Any],
                   let dtypeName = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int],
                   let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw bad("tensor '\(key)' has a malformed entry")
+                throw invalid(name, "tensor '\(key)' has a malformed entry")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw CohortError("\(name): tensor '\(key)' has dtype \(dtypeName); Cohort reads F16, BF16, F32 and F64 tensors, and I64 (or F32) num_batches_tracked")
             }
-            guard let count = elementCount(shape), count <= body.count, offsets[0] >= 0, offsets[0] <= offsets[1],
-                  offsets[1] <= body.count, offsets[1] - offsets[0] == count * dtype.size else {
-                throw bad("tensor '\(key)' has data offsets that do not match its shape \(describe(shape)) or the file size")
+            guard let count = elementCount(shape), count <= dataSize, offsets[0] >= 0, offsets[0] <= offsets[1],
+                  offsets[1] - offsets[0] == count * dtype.size else {
+                throw invalid(name, "tensor '\(key)' has data offsets \(offsets) that do not match its shape \(describe(shape)) and dtype \(dtypeName)")
             }
-            tensors[key] = Tensor(dtype: dtype, shape: shape, data: Array(body[offsets[0]..<offsets[1]]))
+            entries.append(Entry(name: key, dtype: dtype, shape: shape, offsets: offsets[0]..<offsets[1]))
         }
-        return (tensors, metadata)
+        entries.sort { ($0.offsets.lowerBound, $0.offsets.upperBound, $0.name) < ($1.offsets.lowerBound, $1.offsets.upperBound, $1.name) }
+        let described = entries.last?.offsets.upperBound ?? 0
+        if described > dataSize {
+            throw invalid(name, "truncated: its header describes \(described) bytes of tensor data, the file holds \(dataSize)")
+        }
+        var end = 0
+        for entry in entries {
+            guard entry.offsets.lowerBound == end else {
+                throw invalid(name, entry.offsets.lowerBound < end
+                    ? "tensor '\(entry.name)' overlaps the data of the tensor before it (offsets \(entry.offsets.lowerBound) < \(end))"
+                    : "bytes \(end)..<\(entry.offsets.lowerBound) of the data belong to no tensor")
+            }
+            end = entry.offsets.upperBound
+        }
+        guard end == dataSize else { throw invalid(name, "\(dataSize - end) bytes after the last tensor's data belong to no tensor") }
+        return (entries, metadata)
     }
 
+    private static func invalid(_ name: String, _ why: String) -> CohortError {
+        CohortError("\(name): not a valid safetensors file (\(why))")
+    }
+
+    /// Reads and parses the file at `path`, its header checked before its data is read (a large
+    /// file that is not one is refused on its first bytes, not read into memory).
     public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CohortError("\(path): no such file or not readable")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CohortError("\(path): is a directory (expected a .safetensors file)")
         }
-        return try decode(data, name: path)
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw CohortError("\(path): no such file or not readable") }
+        defer { try? handle.close() }
+        do {
+            let size = Int(try handle.seekToEnd())
+            try handle.seek(toOffset: 0)
+            let length = try headerLength(try handle.read(upToCount: 8) ?? Data(), fileSize: size, name: path)
+            let header = try handle.read(upToCount: length) ?? Data()
+            _ = try parseHeader(header, dataSize: size - 8 - length, name: path)
+            try handle.seek(toOffset: 0)
+            return try decode(try handle.readToEnd() ?? Data(), name: path)
+        } catch let error as CohortError {
+            throw error
+        } catch {
+            throw CohortError("\(path): cannot read (\(reason(error)))")
+        }
     }
 }
 
