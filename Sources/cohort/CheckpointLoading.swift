@@ -17,9 +17,7 @@ func loadCheckpoint(_ argument: String, into model: Model<Float>, config: Traini
     }
     let files = try CheckpointStore.readVerified(directory)
     let modelPath = directory.appendingPathComponent(TrainingCheckpoint.modelFile).path
-    guard let data = files[TrainingCheckpoint.modelFile] else {
-        throw CohortError("\(modelPath): missing from the checkpoint")
-    }
+    guard let data = files[TrainingCheckpoint.modelFile] else { throw CheckpointStore.unlisted(TrainingCheckpoint.modelFile, in: directory) }
     try model.importStateDict(SafeTensors.decode(data, name: modelPath).tensors, source: modelPath)
     return directory
 }

@@ -282,6 +282,46 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Paths a user gets wrong around checkpoints are named for what they are: a run's directory
+    /// given for a checkpoint (it read as "incomplete checkpoint"), a file where the checkpoints go
+    /// ("Permission denied"), a directory in the place of `latest`, a manifest that leaves out the
+    /// model, and a `latest` that cannot be replaced after the checkpoint was written (it said the
+    /// checkpoint was not written, and left `.latest.tmp`).
+    func testCheckpointPathsAreNamedForWhatTheyAre() throws {
+        let directory = try temporaryDirectory(self)
+        let run = directory.appendingPathComponent("run")
+        let store = CheckpointStore(runDirectory: run.path, keep: 10)
+        try store.prepare()
+        try store.write(step: 2, files: [("a.bin", Data([1, 2]))])
+        for given in [run, store.root] {
+            XCTAssertThrowsError(try CheckpointStore.readVerified(given)) { error in
+                XCTAssertEqual("\(error)", "\(given.path): a run's directory, not one of its checkpoints: give one of \(store.root.path)/<step>, or auto")
+            }
+        }
+        XCTAssertEqual("\(CheckpointStore.unlisted("model.safetensors", in: store.root.appendingPathComponent("2")))",
+                       "\(store.root.path)/2/manifest.json: does not list model.safetensors, which the checkpoint needs")
+
+        try FileManager.default.createDirectory(at: store.root.appendingPathComponent("latest.new"), withIntermediateDirectories: true)
+        try FileManager.default.removeItem(at: store.root.appendingPathComponent("latest"))
+        try FileManager.default.moveItem(at: store.root.appendingPathComponent("latest.new"), to: store.root.appendingPathComponent("latest"))
+        XCTAssertThrowsError(try store.prepare()) { error in
+            XCTAssertEqual("\(error)", "\(store.root.path)/latest: a directory where the pointer to the newest checkpoint goes (remove it)")
+        }
+        XCTAssertThrowsError(try store.write(step: 4, files: [("a.bin", Data([3]))])) { error in
+            XCTAssertTrue("\(error)".hasPrefix("\(store.root.path): the checkpoint of step 4 is written, but 'latest' names no step ("), "\(error)")
+            XCTAssertTrue("\(error)".hasSuffix("--resume \(store.root.path)/4 continues from it"), "\(error)")
+        }
+        XCTAssertNoThrow(try CheckpointStore.readVerified(store.root.appendingPathComponent("4")))
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: store.root.path).contains(".latest.tmp"))
+
+        let blocked = CheckpointStore(runDirectory: directory.appendingPathComponent("blocked").path, keep: 1)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("blocked"), withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: blocked.root)
+        XCTAssertThrowsError(try blocked.prepare()) { error in
+            XCTAssertEqual("\(error)", "\(blocked.root.path): not a directory, so no checkpoints can be written there (checkpoint.dir)")
+        }
+    }
+
     func testStateDictWithWrongTensorsIsRefusedNamingTheTensor() throws {
         let config = try ConfigLoader.parse("""
             data: {train: {images: a, labels: b}}

@@ -103,25 +103,26 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8), toStdout.out)
     }
 
-    /// A checkpoint whose batch norm holds a negative running variance (loaded, as PyTorch's
-    /// `load_state_dict` allows, and kept by momentum 0) makes NaN outputs at inference: eval reported
-    /// the accuracy of an argmax over NaN (every sample class 0) and predict wrote -nan.
+    /// A checkpoint whose weights overflow float32 at inference (edited, its manifest rewritten; a
+    /// negative running_var, the first way found, is now refused as it loads) makes outputs that
+    /// are not finite: eval reported the accuracy of an argmax over NaN (every sample class 0) and
+    /// predict wrote -nan.
     func testNaNOutputsAreAnErrorNotAResult() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 1)
-        let yaml = try String(contentsOf: directory.appendingPathComponent("c.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "{dense: {out_features: 16}}, relu", with: "{dense: {out_features: 16}}, {batchnorm: {momentum: 0}}, relu")
-        let state = try Model<Float>(ConfigLoader.parse(yaml, file: "c.yaml").model).exportStateDict().map { name, tensor in
-            name == "2.running_var" ? (name, SafeTensors.Tensor(floats: [Float](repeating: -1, count: tensor.count), shape: tensor.shape)) : (name, tensor)
-        }
-        try SafeTensors.encode(state).write(to: directory.appendingPathComponent("init.safetensors"))
-        try yaml.replacingOccurrences(of: "model: {input", with: "model: {init: {from: init.safetensors}, input")
-            .write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
         let trained = try runCohort(["train", "c.yaml"], in: directory)
         XCTAssertEqual(trained.status, 0, trained.err)
+        let store = CheckpointStore(runDirectory: directory.appendingPathComponent("run").path, keep: 10)
+        let checkpoint = try XCTUnwrap(try store.latestDirectory())
+        var files = try CheckpointStore.readVerified(checkpoint)
+        var tensors = try SafeTensors.decode(XCTUnwrap(files[TrainingCheckpoint.modelFile]), name: "m").tensors
+        let weight = try XCTUnwrap(tensors["1.weight"])
+        tensors["1.weight"] = SafeTensors.Tensor(floats: [Float](repeating: 3e38, count: weight.count), shape: weight.shape)
+        files[TrainingCheckpoint.modelFile] = try SafeTensors.encode(tensors.sorted { $0.key < $1.key })
+        try store.write(step: try XCTUnwrap(Int(checkpoint.lastPathComponent)), files: files.map { ($0.key, $0.value) })
         let evaluated = try runCohort(["eval", "c.yaml", "--json"], in: directory)
         XCTAssertEqual(evaluated.status, 1)
-        XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, a negative running_var say, do not make a model)\n"), evaluated.err)
+        XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n"), evaluated.err)
         let predicted = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
         XCTAssertEqual(predicted.status, 1)
         XCTAssertTrue(predicted.err.hasPrefix("error: sample 0: the model's outputs are NaN or infinite"), predicted.err)

@@ -25,8 +25,16 @@ public struct CheckpointStore {
     public func prepare() throws {
         let fm = FileManager.default
         try createDirectories(root, named: "checkpoint directory")
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CohortError("\(root.path): not a directory, so no checkpoints can be written there (checkpoint.dir)")
+        }
         guard access(root.path, W_OK | X_OK) == 0 else {
             throw CohortError("\(root.path): cannot write checkpoints there, checkpoint.dir (\(String(cString: strerror(errno))))")
+        }
+        let latest = root.appendingPathComponent("latest")
+        if fm.fileExists(atPath: latest.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CohortError("\(latest.path): a directory where the pointer to the newest checkpoint goes (remove it)")
         }
         for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] where name.hasPrefix(".tmp-") {
             guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid != getpid(),
@@ -66,17 +74,26 @@ public struct CheckpointStore {
                 try fm.moveItem(at: temporary, to: final)
             }
             try syncDirectory(root)
-            let latestTemporary = root.appendingPathComponent(".latest.tmp")
+        } catch {
+            try? fm.removeItem(at: temporary)
+            let earlier = completeSteps().filter { $0 != step }.max()
+            throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); "
+                              + (earlier.map { "the checkpoint of step \($0) is intact" } ?? "there is no earlier checkpoint"))
+        }
+        let latestTemporary = root.appendingPathComponent(".latest.tmp")
+        do {
             try writeDurably(Data("\(step)\n".utf8), to: latestTemporary)
             if rename(latestTemporary.path, root.appendingPathComponent("latest").path) != 0 {
                 throw CohortError("cannot replace \(root.appendingPathComponent("latest").path): \(String(cString: strerror(errno)))")
             }
             try syncDirectory(root)
         } catch {
-            try? fm.removeItem(at: temporary)
-            let earlier = completeSteps().filter { $0 != step }.max()
-            throw CohortError("\(root.path): cannot write the checkpoint of step \(step) (\(reason(error))); "
-                              + (earlier.map { "the checkpoint of step \($0) is intact" } ?? "there is no earlier checkpoint"))
+            try? fm.removeItem(at: latestTemporary)
+            let pointed = (try? String(contentsOf: root.appendingPathComponent("latest"), encoding: .utf8))
+                .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            throw CohortError("\(root.path): the checkpoint of step \(step) is written, but 'latest' "
+                              + (pointed.map { "still names step \($0)" } ?? "names no step") + " (\(reason(error))); "
+                              + "--resume \(root.appendingPathComponent(String(step)).path) continues from it")
         }
         prune(newest: step, all: replacingEarlierRun)
     }
@@ -112,6 +129,12 @@ public struct CheckpointStore {
         return completeSteps().max().map { root.appendingPathComponent(String($0)) }
     }
 
+    /// The error for a file a checkpoint needs that its manifest does not list (the file may be
+    /// there, but only what the manifest lists is verified).
+    public static func unlisted(_ name: String, in directory: URL) -> CohortError {
+        CohortError("\(directory.appendingPathComponent(manifestName).path): does not list \(name), which the checkpoint needs")
+    }
+
     /// Reads every file of a checkpoint directory, verified against its manifest.
     public static func readVerified(_ directory: URL) throws -> [String: Data] {
         let manifestURL = directory.appendingPathComponent(manifestName)
@@ -123,6 +146,12 @@ public struct CheckpointStore {
             throw CohortError("\(directory.path): not a checkpoint directory (a checkpoint is a directory such as checkpoints/500 holding \(manifestName))")
         }
         guard let manifestData = FileManager.default.contents(atPath: manifestURL.path) else {
+            let fm = FileManager.default
+            let names = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+            if names.contains("checkpoints") || names.contains("latest") {
+                let checkpoints = names.contains("latest") ? directory : directory.appendingPathComponent("checkpoints")
+                throw CohortError("\(directory.path): a run's directory, not one of its checkpoints: give one of \(checkpoints.path)/<step>, or auto")
+            }
             throw CohortError("\(directory.path): incomplete checkpoint (no \(manifestName))")
         }
         guard let manifest = (try? JSONSerialization.jsonObject(with: manifestData)) as? [String: Any],
@@ -130,7 +159,7 @@ public struct CheckpointStore {
             throw CohortError("\(manifestURL.path): damaged manifest")
         }
         var result: [String: Data] = [:]
-        for (name, entry) in files {
+        for (name, entry) in files.sorted(by: { $0.key < $1.key }) {
             let url = directory.appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: url.path) else {
                 throw CohortError("\(url.path): missing from the checkpoint")

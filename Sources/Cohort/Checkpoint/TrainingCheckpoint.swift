@@ -43,7 +43,7 @@ public enum TrainingCheckpoint {
     public static func restore(from directory: URL, model: Model<Float>, optimizer: Optimizer) throws -> TrainingProgress {
         let files = try CheckpointStore.readVerified(directory)
         func file(_ name: String) throws -> Data {
-            guard let data = files[name] else { throw CohortError("\(directory.path): checkpoint has no \(name)") }
+            guard let data = files[name] else { throw CheckpointStore.unlisted(name, in: directory) }
             return data
         }
         let modelPath = directory.appendingPathComponent(modelFile).path

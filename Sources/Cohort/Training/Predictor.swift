@@ -29,7 +29,7 @@ public enum Predictor {
     }
 
     /// Why a model's outputs can be NaN or infinite at inference, for the messages of predict and eval.
-    public static let nonFiniteCause = "its weights or batch norms' running statistics, a negative running_var say, do not make a model"
+    public static let nonFiniteCause = "its weights or batch norms' running statistics, values that overflow float32 say, do not make a model"
 
     /// The error for a model whose outputs are NaN or infinite on `sample`: no prediction to report.
     private static func nonFiniteOutputs(sample: Int) -> CohortError {
