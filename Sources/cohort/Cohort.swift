@@ -25,6 +25,7 @@ struct CohortCommand: ParsableCommand {
         // A closed pipe is an error that the writer reports (`printResult`), not a signal that ends the process.
         signal(SIGPIPE, SIG_IGN)
         BLASKernels.selectFastKernels()
+        refuseArgumentsThatAreNotUTF8()
         var command: ParsableCommand
         do {
             command = try parseAsRoot(nil)
@@ -38,6 +39,18 @@ struct CohortCommand: ParsableCommand {
         }
     }
 
+    /// Swift reads the command line as UTF-8, replacing what is not: a file name in another encoding
+    /// would name another file (`--output` would write to it). One line, exit status 64.
+    private static func refuseArgumentsThatAreNotUTF8() {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let argument = CommandLine.unsafeArgv[index], String(validatingCString: argument) == nil else { continue }
+            if LauncherEnvironment.rank == 0 {
+                printError("error: argument \(index) ('\(String(decoding: UnsafeRawBufferPointer(start: argument, count: strlen(argument)), as: UTF8.self))') is not valid UTF-8; Cohort takes file names in UTF-8")
+            }
+            Foundation.exit(64)
+        }
+    }
+
     /// Help and `--version` as ArgumentParser prints them; a refused command line as every other
     /// error, one line on standard error (`error: ...`, with where to find the usage), exit status 64.
     private static func exitRefusingArguments(_ error: Error) -> Never {
@@ -47,7 +60,7 @@ struct CohortCommand: ParsableCommand {
         let help = fullMessage(for: error).components(separatedBy: "See '").dropFirst().last?.prefix { $0 != "'" }
         // Every worker under mpirun reads the same command line: the first one alone says what is wrong.
         if LauncherEnvironment.rank == 0 {
-            FileHandle.standardError.write(Data("error: \(message)\(help.map { " (see '\($0)')" } ?? "")\n".utf8))
+            printError("error: \(message)\(help.map { " (see '\($0)')" } ?? "")")
         }
         Foundation.exit(exitCode(for: error).rawValue)
     }

@@ -8,9 +8,26 @@ func printLine(_ line: String) {
     fflush(stdout)
 }
 
-/// A line on standard error (unbuffered).
+/// A line on standard error (unbuffered), its control characters escaped (`oneLine`).
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    FileHandle.standardError.write(Data((oneLine(line) + "\n").utf8))
+}
+
+/// `text` with its control characters written as escapes (`\n`, `\u{1B}`): a message that quotes
+/// a file's bytes (a .npy header's key, say) stays one line and cannot drive the terminal.
+func oneLine(_ text: String) -> String {
+    var line = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\n": line.append(contentsOf: "\\n".unicodeScalars)
+        case "\r": line.append(contentsOf: "\\r".unicodeScalars)
+        case "\t": line.append(scalar)
+        case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+            line.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+        default: line.append(scalar)
+        }
+    }
+    return String(line)
 }
 
 /// Writes `text`, what the command was run for (eval's figures, the predictions), to standard

@@ -95,6 +95,27 @@ final class UserErrorTests: XCTestCase {
         return files
     }
 
+    /// A FIFO given as data blocked the open until something wrote to it (a hang, deaf to one
+    /// Ctrl-C); a device read as an empty file; a file name in another encoding than UTF-8 named
+    /// another file (Swift replaces what is not UTF-8), so that --output wrote elsewhere.
+    func testAPipeADeviceAndAFileNameNotInUTF8AreRefused() throws {
+        directory = try temporaryDirectory(self)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        _ = try writeSyntheticData(in: directory, name: "test", count: 16, rows: 6, columns: 6, classes: 4, seed: 2)
+        try config().write(to: directory.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
+        let fifo = directory.appendingPathComponent("images.fifo").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        let piped = try run(["predict", "good.yaml", "images.fifo"], workers: 1, shellFirst: "true")
+        XCTAssertEqual(piped.status, 1)
+        XCTAssertEqual(piped.error, "error: images.fifo: is a pipe (FIFO), not a file; Cohort reads data from files it can map (IDX, .npy, CIFAR, or gzip)\n")
+        let device = try run(["predict", "good.yaml", "/dev/zero"], workers: 1)
+        XCTAssertEqual(device.error, "error: /dev/zero: is a device or a socket, not a data file\n")
+        let encoded = try run(["predict", "good.yaml", "test-images.idx", "--output"], workers: 1, shellFirst: "set -- \"$@\" \"$(printf 'p\\377.csv')\"")
+        XCTAssertEqual(encoded.status, 64)
+        XCTAssertEqual(encoded.error, "error: argument 5 ('p\u{FFFD}.csv') is not valid UTF-8; Cohort takes file names in UTF-8\n")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: directory.path).contains { $0.hasSuffix(".csv") })
+    }
+
     func testEveryMistakeIsOneLineNamingTheCulpritAndLeavesTheCheckpoint() throws {
         directory = try temporaryDirectory(self)
         let train = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
@@ -120,6 +141,8 @@ final class UserErrorTests: XCTestCase {
         gzip.append(Data(repeating: 0xA5, count: 40))
 
         let cases: [Case] = [
+            Case(name: "control characters in a .npy header", files: ["ctl.npy": npyFile(Data(count: 36), descr: "x\nerror: fake\u{1B}[31m", shape: [1, 1, 6, 6])],
+                 arguments: ["predict", "good.yaml", "ctl.npy"], expected: ["x\\nerror: fake\\u{1B}[31m"]),
             Case(name: "yaml syntax", files: yaml("seed: 1\ndata: {train: [\n"), arguments: ["train", "c.yaml"], expected: ["c.yaml: YAML syntax error", "line"]),
             Case(name: "unknown nested key", files: yaml(config(["momentum: 0.9": "momentum: 0.9, learning_rate: 1"])), arguments: ["train", "c.yaml"], expected: ["optimizer.learning_rate: unknown key"]),
             Case(name: "wrong type", files: yaml(config(["lr: 0.05": "lr: fast"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: expected a number"]),

@@ -187,7 +187,9 @@ public enum SafeTensors {
     public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw CohortError("\(path): is a directory (expected a .safetensors file)")
+            let weights = URL(fileURLWithPath: path).appendingPathComponent("model.safetensors").path
+            throw CohortError("\(path): is a directory (expected a .safetensors file"
+                              + (FileManager.default.fileExists(atPath: weights) ? ": a checkpoint's weights are \(weights))" : ")"))
         }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw CohortError("\(path): no such file or not readable") }
         defer { try? handle.close() }

@@ -22,11 +22,7 @@ public final class DataBytes: @unchecked Sendable {
 
     /// Opens `path`; every failure names it.
     public init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CohortError("\(path): no such file")
-        }
-        guard !isDirectory.boolValue else { throw CohortError("\(path): is a directory, expected a data file") }
+        try DataBytes.checkIsAFile(path)
         self.path = path
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else { throw CohortError("\(path): cannot open (\(String(cString: strerror(errno))))") }
@@ -48,6 +44,22 @@ public final class DataBytes: @unchecked Sendable {
             // Samples are read in shuffled order: read-ahead would only bring in other workers' pages.
             madvise(mapped, size, MADV_RANDOM)
             (base, count, isMapped) = (UnsafeRawPointer(mapped), size, true)
+        }
+    }
+
+    /// Throws unless `path` is a regular file (or a link to one), naming what it is instead: a FIFO
+    /// would block the open until something wrote to it (a hang), and a pipe or a device has no
+    /// size to map.
+    static func checkIsAFile(_ path: String) throws {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw CohortError(errno == ENOENT ? "\(path): no such file" : "\(path): cannot open (\(String(cString: strerror(errno))))")
+        }
+        switch status.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: throw CohortError("\(path): is a directory, expected a data file")
+        case S_IFIFO: throw CohortError("\(path): is a pipe (FIFO), not a file; Cohort reads data from files it can map (IDX, .npy, CIFAR, or gzip)")
+        default: throw CohortError("\(path): is a device or a socket, not a data file")
         }
     }
 
