@@ -141,6 +141,17 @@ final class UserErrorTests: XCTestCase {
         gzip.append(Data(repeating: 0xA5, count: 40))
 
         let cases: [Case] = [
+            Case(name: "an .npz archive", files: ["x.npz": Data([0x50, 0x4B, 3, 4] + [UInt8](repeating: 0, count: 60))], arguments: ["predict", "good.yaml", "x.npz"],
+                 expected: ["x.npz: a zip archive (np.savez's .npz or torch.save's), not an array; save each array with np.save(path, a)"]),
+            Case(name: "a pickle", files: ["x.pkl": Data([0x80, 4, 0x95] + [UInt8](repeating: 0, count: 60))], arguments: ["predict", "good.yaml", "x.pkl"],
+                 expected: ["x.pkl: a Python pickle (pickle.dump or torch.save), not an array"]),
+            Case(name: "a float64 past float32", files: ["big.npy": npyFile(rawBytes([Double](repeating: 0.5, count: 36 * 3).enumerated().map { $0.offset == 40 ? 1e39 : $0.element }),
+                                                                       descr: "<f8", shape: [3, 1, 6, 6])],
+                 arguments: ["predict", "good.yaml", "big.npy"], expected: ["big.npy: sample 1 holds 1e+39, beyond float32's range"]),
+            Case(name: "a normalisation past float32", arguments: ["predict", "good.yaml", "test-images.idx", "--set", "data.normalize={mean: [-3e38], std: [0.5]}"],
+                 expected: ["test-images.idx: sample 0 becomes infinite after data.normalize"]),
+            Case(name: "a misspelt CIFAR key", files: yaml(config(["train: {images: train-images.idx, labels: train-labels.idx}": "train: {cifar20: [a.bin]}"])),
+                 arguments: ["train", "c.yaml"], expected: ["c.yaml: data.train.cifar20: unknown key (expected images and labels, or cifar10 or cifar100)"]),
             Case(name: "control characters in a .npy header", files: ["ctl.npy": npyFile(Data(count: 36), descr: "x\nerror: fake\u{1B}[31m", shape: [1, 1, 6, 6])],
                  arguments: ["predict", "good.yaml", "ctl.npy"], expected: ["x\\nerror: fake\\u{1B}[31m"]),
             Case(name: "yaml syntax", files: yaml("seed: 1\ndata: {train: [\n"), arguments: ["train", "c.yaml"], expected: ["c.yaml: YAML syntax error", "line"]),

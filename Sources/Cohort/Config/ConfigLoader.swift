@@ -124,7 +124,13 @@ public enum ConfigLoader {
         var data = DataConfig()
         func files(_ key: String) throws -> DataFiles? {
             guard var files = try table.table(key) else { return nil }
-            let given = (["images", "labels"] + CIFARFormat.allCases.map(\.rawValue)).filter { files.contains($0) }
+            let known = ["images", "labels"] + CIFARFormat.allCases.map(\.rawValue)
+            // Before a missing key: `cifar20: [...]` is a misspelling, not a missing `images`.
+            if let unknown = files.keys.first(where: { !known.contains($0) }) {
+                throw files.fail(unknown, "unknown key (expected images and labels, or \(CIFARFormat.allCases.map(\.rawValue).joined(separator: " or ")))",
+                                 files.node(unknown)?.mark)
+            }
+            let given = known.filter { files.contains($0) }
             if let format = CIFARFormat.allCases.first(where: { files.contains($0.rawValue) }) {
                 guard given.count == 1 else {
                     throw files.fail(given.first { $0 != format.rawValue }!, "give either images and labels, or \(format.rawValue) (a list of batch files)")
@@ -147,7 +153,7 @@ public enum ConfigLoader {
             guard let mean = try normalize.doubleList("mean") else { throw normalize.missing("mean", "one mean per channel, e.g. [0.4914, 0.4822, 0.4465]") }
             guard let std = try normalize.doubleList("std") else { throw normalize.missing("std", "one standard deviation per channel, e.g. [0.2470, 0.2435, 0.2616]") }
             guard !mean.isEmpty else { throw normalize.fail("mean", "expected one number per channel, got an empty list") }
-            guard std.count == mean.count else { throw normalize.fail("std", "\(std.count) values but mean has \(mean.count)") }
+            guard std.count == mean.count else { throw normalize.fail("std", "\(std.count) value\(std.count == 1 ? "" : "s") but mean has \(mean.count)") }
             guard std.allSatisfy({ $0 > 0 }) else {
                 throw normalize.fail("std", "each must be > 0, got [\(std.map { String($0) }.joined(separator: ", "))]")
             }

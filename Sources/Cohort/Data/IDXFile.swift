@@ -19,7 +19,17 @@ public struct IDXFile: Sendable {
         let path = bytes.path, count = bytes.count
         let raw = bytes.base.assumingMemoryBound(to: UInt8.self)
         guard count >= 4 else { throw CohortError("\(path): not an IDX file (only \(count) bytes)") }
-        guard raw[0] == 0, raw[1] == 0 else { throw CohortError("\(path): not an IDX file nor NumPy .npy (bad magic number)") }
+        guard raw[0] == 0, raw[1] == 0 else {
+            // The likeliest other files, by their first bytes: a zip (np.savez's .npz, torch.save's
+            // archive) and a pickle (pickle.dump, an old torch.save).
+            if raw[0] == 0x50, raw[1] == 0x4B, raw[2] == 3, raw[3] == 4 {
+                throw CohortError("\(path): a zip archive (np.savez's .npz or torch.save's), not an array; save each array with np.save(path, a) (a tensor: t.numpy())")
+            }
+            if raw[0] == 0x80, (2...5).contains(raw[1]) {
+                throw CohortError("\(path): a Python pickle (pickle.dump or torch.save), not an array; save the array with np.save(path, a) (a tensor: t.numpy())")
+            }
+            throw CohortError("\(path): not an IDX file nor NumPy .npy (bad magic number)")
+        }
         guard raw[2] == 0x08 else {
             throw CohortError("\(path): IDX element type 0x\(String(raw[2], radix: 16)) is not supported (expected 0x08, unsigned bytes)")
         }

@@ -20,16 +20,33 @@ extension InputTransform {
         default: preconditionFailure("SampleSource holds only uint8, float32 or float64")
         }
         source.bytes.didRead(samples: indices.count, of: source.sampleSize * source.element.size)
-        guard source.element != .uint8 else { return }
-        let size = source.sampleSize
-        if let row = firstNonFiniteRow(input, rows: indices.count, size: size) {
-            throw CohortError("\(source.path): sample \(indices[indices.startIndex + row]) holds a NaN or an infinity")
+        if let row = firstNonFiniteRow(input, rows: indices.count, size: source.sampleSize) {
+            let sample = indices[indices.startIndex + row]
+            throw CohortError("\(source.path): sample \(sample) \(nonFiniteCause(source, sample: sample))")
         }
     }
 
+    /// Why a sample's values are not finite as the model takes them: a stored NaN or infinity, a
+    /// stored float64 past float32's range, or else the normalisation (a std near 0, a mean past
+    /// float32's range: uint8 pixels too).
+    private func nonFiniteCause(_ source: SampleSource, sample: Int) -> String {
+        let start = source.bytes.base + source.offset + sample * source.sampleSize * source.element.size
+        let values: [Double] = (0..<source.sampleSize).map { i in
+            switch source.element {
+            case .float32: Double(start.assumingMemoryBound(to: Float.self)[i])
+            case .float64: start.assumingMemoryBound(to: Double.self)[i]
+            default: Double(start.assumingMemoryBound(to: UInt8.self)[i])
+            }
+        }
+        if !values.allSatisfy(\.isFinite) { return "holds a NaN or an infinity" }
+        if let large = values.first(where: { abs($0) > Double(Float.greatestFiniteMagnitude) }) {
+            return "holds \(large), beyond float32's range"
+        }
+        return "becomes infinite after data.normalize (its mean and std take a stored value past float32's range)"
+    }
+
     /// The first of `rows` rows of `size` values holding a NaN or an infinity: one pass over all,
-    /// then row by row if needed. (Normalisation and padding keep finite values finite but for an
-    /// overflow, so the stored value is at fault.)
+    /// then row by row if needed.
     private func firstNonFiniteRow<T: Scalar>(_ values: UnsafePointer<T>, rows: Int, size: Int) -> Int? {
         guard !allFiniteExactly(values, count: rows * size) else { return nil }
         return (0..<rows).first { !allFiniteExactly(values + $0 * size, count: size) }
