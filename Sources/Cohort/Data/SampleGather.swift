@@ -20,6 +20,8 @@ extension InputTransform {
         default: preconditionFailure("SampleSource holds only uint8, float32 or float64")
         }
         source.bytes.didRead(samples: indices.count, of: source.sampleSize * source.element.size)
+        // Scaled pixels are finite; normalised ones may overflow.
+        guard source.element != .uint8 || mean != nil else { return }
         if let row = firstNonFiniteRow(input, rows: indices.count, size: source.sampleSize) {
             let sample = indices[indices.startIndex + row]
             throw CohortError("\(source.path): sample \(sample) \(nonFiniteCause(source, sample: sample))")
