@@ -66,6 +66,11 @@ final class DataErrorTests: XCTestCase {
         let last = try runCohort(["train", "c.yaml"], in: directory)
         XCTAssertEqual(last.status, 0, last.err)
         XCTAssertTrue(last.out.contains("nhwc.npy: images are [6, 6, 3], channels last? model.input [3, 6, 6] reads them channels first"), last.out)
+        // predict is where users bring new data: it says so too (on standard error, beside the CSV).
+        let predicted = try runCohort(["predict", "c.yaml", "nhwc.npy"], in: directory)
+        XCTAssertEqual(predicted.status, 0, predicted.err)
+        XCTAssertTrue(predicted.err.hasPrefix("note: nhwc.npy: images are [6, 6, 3], channels last?"), predicted.err)
+        XCTAssertTrue(predicted.out.hasPrefix("index,label,"), predicted.out)
         try config(changes.merging(["train-x.npy": "nchw.npy", "dir: run": "dir: run2"]) { $1 }).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
         let first = try runCohort(["train", "c.yaml"], in: directory)
         XCTAssertEqual(first.status, 0, first.err)

@@ -40,4 +40,10 @@ public struct SampleSource: Sendable {
         inputShape.count == 3 && inputShape[0] > 1 && sampleShape != inputShape
             && sampleShape == [inputShape[1], inputShape[2], inputShape[0]]
     }
+
+    /// A `note:` line when the samples look channels last for `inputShape` (`looksChannelsLast`).
+    public func channelsLastNote(for inputShape: [Int]) -> String? {
+        guard looksChannelsLast(for: inputShape) else { return nil }
+        return "note: \(path): images are \(describe(sampleShape)), channels last? model.input \(describe(inputShape)) reads them channels first; if so, save np.transpose(x, (0, 3, 1, 2))"
+    }
 }

@@ -54,9 +54,8 @@ public final class Trainer {
         let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
         let train = try Dataset(trainFiles, transform: transform, classes: model.classes, role: "data.train")
         let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
-        for data in [train] + (test.map { [$0] } ?? []) where data.images.looksChannelsLast(for: model.inputShape) {
-            log("note: \(data.images.path): images are \(describe(data.sampleShape)), channels last? model.input \(describe(model.inputShape)) reads them channels first; if so, save np.transpose(x, (0, 3, 1, 2))")
-        }
+        let notes = ([train] + (test.map { [$0] } ?? [])).compactMap { $0.images.channelsLastNote(for: model.inputShape) }
+        for note in notes.enumerated().filter({ !notes[..<$0.offset].contains($0.element) }).map(\.element) { log(note) }
         let batchSize = try config.batchSize(trainingSamples: train.count)
         let world = communicator.worldSize
         guard batchSize >= world else {
