@@ -207,6 +207,8 @@ final class UserErrorTests: XCTestCase {
                  expected: ["c.yaml: train.max_steps: the run has 10 steps, but ", "run/checkpoints/20 is at step 20"]),
             Case(name: "NaN in training images", files: ["nan.npy": nanImages, "c.yaml": Data(config(["train-images.idx": "nan.npy", "dir: run": "dir: nanrun"]).utf8)],
                  arguments: ["train", "c.yaml"], expected: ["nan.npy: sample 5 holds a NaN or an infinity"]),
+            Case(name: "NaN in test images, before the first step", files: ["nan.npy": nanImages, "c.yaml": Data(config(["test: {images: test-images.idx, labels: test-labels.idx}": "test: {images: nan.npy, labels: train-labels.idx}", "dir: run": "dir: nantest"]).utf8)],
+                 arguments: ["train", "c.yaml"], expected: ["nan.npy: sample 5 holds a NaN or an infinity"]),
             Case(name: "NaN in images to predict", files: ["nan.npy": nanImages], arguments: ["predict", "good.yaml", "nan.npy"], expected: ["nan.npy: sample 5 holds a NaN or an infinity"]),
             Case(name: "init.from NaN", files: ["w.safetensors": try weights { $0["5.bias"] = .init(floats: [0, .nan, 0, 0], shape: [4]) }, "c.yaml": Data(config(fromInit).utf8)], arguments: ["train", "c.yaml"],
                  expected: ["w.safetensors: tensor '5.bias' holds a NaN or an infinity at element 1"]),
@@ -246,6 +248,7 @@ final class UserErrorTests: XCTestCase {
             for (name, _) in item.files { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
         }
         XCTAssertEqual(try snapshot(), before, "a failed command changed the existing checkpoint")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("nantest").path), "a test set with a NaN was found only after training began")
         // The diverged run stopped at the step it diverged; its last checkpoint holds finite weights.
         let diverged = try XCTUnwrap(try CheckpointStore(runDirectory: directory.appendingPathComponent("diverged").path, keep: 3).latestDirectory())
         XCTAssertLessThan(Int(diverged.lastPathComponent) ?? 40, 40)

@@ -59,6 +59,17 @@ public struct Dataset: Sendable {
         return values.map { Int32($0) }
     }
 
+    /// Reads every sample as evaluation reads it, throwing at the first that is not finite (see
+    /// `InputTransform.gather`): a test set's NaN found before training rather than at the end of
+    /// its first epoch. Nothing to check for pixels stored as bytes and not normalised.
+    public func checkEverySample(chunk: Int = 256) throws {
+        guard images.element != .uint8 || transform.mean != nil else { return }
+        let input = Buffer<Float>(count: chunk * sampleSize), out = Buffer<Int32>(count: chunk)
+        for first in stride(from: 0, to: count, by: chunk) {
+            try gather(Array(first..<min(first + chunk, count))[...], into: input.pointer, labels: out.pointer)
+        }
+    }
+
     /// Writes samples `indices` into `input` (`[N, sampleSize]`, transformed) and their labels into
     /// `labels`. With `epoch` (training batches), the samples are augmented as drawn for that epoch.
     /// Throws where a stored float is a NaN or an infinity.
