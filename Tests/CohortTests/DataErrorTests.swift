@@ -55,6 +55,25 @@ final class DataErrorTests: XCTestCase {
         XCTAssertEqual(checked.status, 0, checked.err)
     }
 
+    /// Float images stored as 0 to 255 are used as stored (the interface's rule): the run says so,
+    /// once, where nothing normalises them; divided by 255, or normalised, it says nothing.
+    func testFloatImagesOfWholePixelsTrainWithANote() throws {
+        let pixels = try IDXFile(path: directory.appendingPathComponent("train-images.idx").path).bytes
+        try npyFile(rawBytes(pixels.map(Float.init)), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("whole.npy"))
+        try npyFile(rawBytes(pixels.map { Float($0) / 255 }), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("scaled.npy"))
+        let plain = ["train-x.npy": "whole.npy", "  normalize: {mean: [0.2], std: [0.3]}\n": ""]
+        try config(plain).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let whole = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(whole.status, 0, whole.err)
+        XCTAssertTrue(whole.out.contains("whole.npy: float images hold values up to ") && whole.out.contains(", used as stored"), whole.out)
+        for changes in [plain.merging(["train-x.npy": "scaled.npy", "dir: run": "dir: run2"]) { $1 }, ["train-x.npy": "whole.npy", "dir: run": "dir: run3"]] {
+            try config(changes).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+            let quiet = try runCohort(["train", "c.yaml"], in: directory)
+            XCTAssertEqual(quiet.status, 0, quiet.err)
+            XCTAssertFalse(quiet.out.contains("float images hold"), quiet.out)
+        }
+    }
+
     /// Images `[N, H, W, C]` for `input: [C, H, W]` have the element count the interface asks for,
     /// so they train, but the run says they look channels last; channels first it says nothing.
     func testChannelsLastImagesTrainWithANote() throws {

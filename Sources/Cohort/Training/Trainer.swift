@@ -55,7 +55,9 @@ public final class Trainer {
         let train = try Dataset(trainFiles, transform: transform, classes: model.classes, role: "data.train")
         let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
         try test?.checkEverySample()
-        let notes = ([train] + (test.map { [$0] } ?? [])).compactMap { $0.images.channelsLastNote(for: model.inputShape) }
+        let notes = ([train] + (test.map { [$0] } ?? [])).flatMap { data in
+            [data.images.channelsLastNote(for: model.inputShape), data.images.unscaledFloatNote(normalized: transform.mean != nil)].compactMap { $0 }
+        }
         for note in notes.enumerated().filter({ !notes[..<$0.offset].contains($0.element) }).map(\.element) { log(note) }
         let batchSize = try config.batchSize(trainingSamples: train.count)
         let world = communicator.worldSize
