@@ -167,6 +167,18 @@ final class InspectTests: XCTestCase {
         XCTAssertEqual(try contents(), earlier)
     }
 
+    /// A model whose outputs are not finite has no pictures to give: inspect said "(p -nan)" under
+    /// a hundred misclassified samples and exited 0, where eval and predict refuse.
+    func testAModelOfNaNOutputsIsAnError() throws {
+        let directory = try temporaryDirectory(self)
+        let (model, test) = try tinyConvolution(in: directory)
+        model.parameters.pointer.update(repeating: 3e38, count: model.parameters.count)
+        XCTAssertThrowsError(try Inspector.run(model: model, test: test, output: directory.appendingPathComponent("out"), title: "t", summary: "s")) {
+            XCTAssertTrue("\($0)".hasPrefix("test sample 0: the model's outputs are NaN or infinite, so there is nothing to picture"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out/index.html").path))
+    }
+
     func testEscapingCoversMarkupAndQuotes() {
         XCTAssertEqual(InspectPage.escape(#"<a href="x">Tom & 'Jerry'</a>"#),
                        "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;")

@@ -31,7 +31,7 @@ public struct InputTransform: Sendable {
         self.init(scale: data.scale, inputShape: inputShape)
         if let normalize = data.normalize {
             for (key, values) in [("mean", normalize.mean), ("std", normalize.std)] where values.count != 1 && values.count != channels {
-                throw CohortError("\(file): data.normalize.\(key): \(values.count) values for the \(channels) channel\(channels == 1 ? "" : "s") of model.input \(describe(inputShape)) (give one per channel, or one for all)")
+                throw CohortError("\(file): data.normalize.\(key): \(values.count) values for the \(channels) channel\(channels == 1 ? "" : "s") of model.input \(describe(inputShape)) (give one per channel, or one for all\(inputShape.count == 1 && values.count == 3 ? "; for CIFAR's 3 channels, make model.input [3, 32, 32] and flatten in the model" : ""))")
             }
             mean = (0..<channels).map { Float(normalize.mean[normalize.mean.count == 1 ? 0 : $0]) }
             std = (0..<channels).map { Float(normalize.std[normalize.std.count == 1 ? 0 : $0]) }

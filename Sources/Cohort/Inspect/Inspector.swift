@@ -117,6 +117,9 @@ public enum Inspector {
             try context.forward(batch: end - start)
             for n in 0..<(end - start) {
                 let logits = model.output + n * classes
+                guard (0..<classes).allSatisfy({ logits[$0].isFinite }) else {
+                    throw CohortError("test sample \(start + n): the model's outputs are NaN or infinite, so there is nothing to picture (\(Predictor.nonFiniteCause))")
+                }
                 let predicted = argmax(logits, count: classes)
                 if predicted != labels[n] {
                     let probabilities = Predictor.softmax(logits, count: classes)
