@@ -161,7 +161,7 @@ public enum SafeTensors {
             entries.append(Entry(name: key, dtype: dtype, shape: shape, offsets: offsets[0]..<offsets[1]))
         }
         entries.sort { ($0.offsets.lowerBound, $0.offsets.upperBound, $0.name) < ($1.offsets.lowerBound, $1.offsets.upperBound, $1.name) }
-        let described = entries.last?.offsets.upperBound ?? 0
+        let described = entries.map(\.offsets.upperBound).max() ?? 0
         if described > dataSize {
             throw invalid(name, "truncated: its header describes \(described) bytes of tensor data, the file holds \(dataSize)")
         }

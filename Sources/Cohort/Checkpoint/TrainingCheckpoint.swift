@@ -77,10 +77,8 @@ public enum TrainingCheckpoint {
             progress = try JSONDecoder().decode(TrainingProgress.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
             throw CohortError("\(path): unreadable progress record: '\(key.stringValue)' is missing")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw CohortError("\(path): unreadable progress record: '\(key)' is not \(key == "config" ? "a string" : "a whole number")")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+                let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw CohortError("\(path): unreadable progress record: '\(key)' is not \(key == "config" ? "a string" : "a whole number")")
         } catch {
