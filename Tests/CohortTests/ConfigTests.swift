@@ -174,6 +174,13 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual((error as? CohortError)?.message,
                            "c.yaml: model.layers[4] (dense): expects a flat input [features], got [8, 14, 14]; add `flatten: {}` before it")
         }
+        // Made by a --set, it says which, as the config's own errors do.
+        let set = try ConfigOverride("model.layers[5]={dense: {out_features: 4}}")
+        let overridden = try ConfigLoader.parse(valid.replacingOccurrences(of: "    - flatten: {}\n", with: "    - relu: {}\n"), file: "c.yaml", overrides: [set])
+        XCTAssertThrowsError(try Model<Float>.built(from: overridden)) { error in
+            XCTAssertEqual((error as? CohortError)?.message,
+                           "c.yaml: model.layers[5] (dense): expects a flat input [features], got [8, 14, 14]; add `flatten: {}` before it (--set model.layers[5]={dense: {out_features: 4}})")
+        }
     }
 
     func testAMergeKeyIsNamed() {

@@ -47,25 +47,28 @@ public enum ConfigLoader {
             throw CohortError("\(file): cannot write the config with its --set values as YAML (\(error))")
         }
         do {
-            return try check(root, text: effective, file: file)
+            var config = try check(root, text: effective, file: file)
+            config.overrides = overrides
+            return config
         } catch let error as CohortError {
             throw annotate(error, overrides: overrides, file: file)
         }
     }
 
     /// An error about a value that came from `--set` (or about a mapping it added) says so, instead
-    /// of quoting a line of the file.
-    private static func annotate(_ error: CohortError, overrides: [ConfigOverride], file: String) -> CohortError {
+    /// of quoting a line of the file. `file: path: message` or, a layer's, `file: path (kind): message`.
+    static func annotate(_ error: CohortError, overrides: [ConfigOverride], file: String) -> CohortError {
         let start = "\(file): "
         guard error.message.hasPrefix(start), let end = error.message.dropFirst(start.count).range(of: ": ") else { return error }
-        let path = String(error.message[error.message.index(error.message.startIndex, offsetBy: start.count)..<end.lowerBound])
+        var path = String(error.message[error.message.index(error.message.startIndex, offsetBy: start.count)..<end.lowerBound])
+        if let kind = path.range(of: " (") { path = String(path[..<kind.lowerBound]) }
         func within(_ inner: String, _ outer: String) -> Bool {
             inner == outer || (inner.hasPrefix(outer) && [".", "["].contains(inner.dropFirst(outer.count).first))
         }
         for override in overrides.reversed() where within(path, override.pathDescription) || within(override.pathDescription, path) {
             var message = error.message
             if let line = message.range(of: #" \(line \d+\)$"#, options: .regularExpression) { message.removeSubrange(line) }
-            return CohortError("\(message) (--set \(override))")
+            return CohortError("\(message) (--set \(override))", sameOnEveryWorker: error.sameOnEveryWorker)
         }
         return error
     }

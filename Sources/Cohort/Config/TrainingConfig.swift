@@ -10,6 +10,8 @@ public struct TrainingConfig: Sendable {
     /// The file it came from (for messages), and its text (saved with every checkpoint).
     public var sourcePath = ""
     public var sourceText = ""
+    /// The `--set` values in it, for the messages of errors found later (a layer's, as the model is built).
+    public var overrides: [ConfigOverride] = []
     public init() {}
 }
 

@@ -57,7 +57,8 @@ public final class Model<Element: Scalar> {
         do {
             return try Model(config.model)
         } catch let error as CohortError {
-            throw CohortError("\(config.sourcePath): \(error.message)", sameOnEveryWorker: error.sameOnEveryWorker)
+            let placed = CohortError("\(config.sourcePath): \(error.message)", sameOnEveryWorker: error.sameOnEveryWorker)
+            throw ConfigLoader.annotate(placed, overrides: config.overrides, file: config.sourcePath)
         }
     }
 
