@@ -143,6 +143,38 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// A model whose test outputs are not finite though its training loss is (a batch norm's running
+    /// mean, kept by momentum 0, that the next layer sums past float32 at inference): an error at the epoch's
+    /// evaluation, as `cohort eval` says it, where the run printed a test loss of NaN and the
+    /// accuracy of an argmax over NaN.
+    func testATestEvaluationOfNaNOutputsStopsTheRun() throws {
+        let directory = try temporaryDirectory(self)
+        let pair = try writeSyntheticData(in: directory, name: "train", count: 50, rows: 28, columns: 28, classes: 4, seed: 3)
+        let yaml = """
+            seed: 5
+            data: {train: {images: \(pair.images), labels: \(pair.labels)}, test: {images: \(pair.images), labels: \(pair.labels)}}
+            model:
+              init: {from: \(directory.appendingPathComponent("init.safetensors").path)}
+              input: [1, 28, 28]
+              layers: [flatten: {}, dense: {out_features: 16}, batchnorm: {momentum: 0}, dense: {out_features: 4}]
+            optimizer: {name: sgd, lr: 0.01}
+            train: {batch_size: 10, max_steps: 30}
+            checkpoint: {dir: \(directory.appendingPathComponent("run").path), every_steps: 100}
+            """
+        let config = try ConfigLoader.parse(yaml, file: "inline.yaml")
+        // 16 inputs of -3e38 at inference, summed by weights of 1 into -inf; in training the batch's mean is used.
+        let values: [String: Float] = ["2.running_mean": 3e38, "3.weight": 1]
+        let model = try Model<Float>(config.model)
+        model.initialize(seed: 1)
+        let state = model.exportStateDict().map { name, tensor in
+            values[name].map { (name, SafeTensors.Tensor(floats: [Float](repeating: $0, count: tensor.count), shape: tensor.shape)) } ?? (name, tensor)
+        }
+        try SafeTensors.encode(state).write(to: directory.appendingPathComponent("init.safetensors"))
+        var message = ""
+        XCTAssertThrowsError(try train(config)) { message = "\($0)" }
+        XCTAssertTrue(message.hasPrefix("after step 5: the model's outputs on data.test are NaN or infinite"), message)
+    }
+
     /// Resuming under another seed draws other shuffles and masks from there on: said, as a changed batch size is.
     func testResumingWithAnotherSeedSaysSo() throws {
         let directory = try temporaryDirectory(self)

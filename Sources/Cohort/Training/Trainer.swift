@@ -181,7 +181,7 @@ public final class Trainer {
                 windowLoss = 0; windowAccuracy = 0; windowSteps = 0; windowSeconds = 0
             }
             if endOfEpoch, let test, done != totalSteps {
-                let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
+                let result = try evaluate(model, on: test, step: done)
                 let point = MetricPoint.test(step: done, epoch: epoch, loss: result.loss, accuracy: result.accuracy, samples: result.samples)
                 reporter.evaluated(point, final: false)
                 try recorder?.record(point)
@@ -206,7 +206,7 @@ public final class Trainer {
         if startStep >= totalSteps {
             reporter.line("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps")
         }
-        let result = try test.map { try Evaluator.evaluate(model: model, data: $0, communicator: communicator) }
+        let result = try test.map { try evaluate(model, on: $0, step: totalSteps) }
         if let result {
             let point = MetricPoint.test(step: totalSteps, epoch: plan.epoch(ofStep: max(totalSteps - 1, 0)) + 1,
                                          loss: result.loss, accuracy: result.accuracy, samples: result.samples)
@@ -233,6 +233,17 @@ public final class Trainer {
     /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
     /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
     /// `batchSize`: the samples of the smallest micro-batch; `key` names the setting that gives it.
+    /// The test set's loss and accuracy after step `step`; outputs that are not finite there are an
+    /// error, as in `cohort eval` (a loss of NaN and the accuracy of an argmax over NaN said nothing).
+    private func evaluate(_ model: Model<Float>, on test: Dataset, step: Int) throws -> Evaluator.Result {
+        let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
+        guard result.loss.isFinite else {
+            throw CohortError("after step \(step): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause)); training stopped",
+                              sameOnEveryWorker: true)
+        }
+        return result
+    }
+
     private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int, key: String) throws {
         for placed in model.placedLayers {
             guard let norm = placed.layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
