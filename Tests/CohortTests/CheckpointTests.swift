@@ -288,6 +288,9 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(refusal(file("{\(entry("a", 4, 12)), \(entry("b", 12, 20))}", data: 20)), prefix + "(bytes 0..<4 of the data belong to no tensor)")
         XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 8, 16))}", data: 24)), prefix + "(8 bytes after the last tensor's data belong to no tensor)")
         XCTAssertEqual(refusal(file(#"{"__metadata__": {"format": 1}, "# + entry("a", 0, 16) + "}")), prefix + "(__metadata__ is not a map of strings)")
+        XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("a", 8, 16))}")), prefix + "('a' is listed twice in the header)")
+        XCTAssertEqual(SafeTensors.topLevelKeys(Data(#"{"a\"{": {"b": [1, {"c": "}"}]}, "__metadata__": {"d": "e"}, "f": 2}"#.utf8)),
+                       [#"a\"{"#, "__metadata__", "f"])
         for _ in 0..<3 {
             XCTAssertEqual(refusal(file("{\(entry("a", 0, 8)), \(entry("b", 8, 16)), \(entry("c", 16, 24))}", data: 12)),
                            prefix + "(truncated: its header describes 24 bytes of tensor data, the file holds 12)")

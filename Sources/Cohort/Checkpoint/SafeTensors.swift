@@ -135,6 +135,11 @@ public enum SafeTensors {
         guard let header = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] else {
             throw invalid(name, "the header is not a JSON object")
         }
+        // Foundation's parser keeps one entry of a name given twice, silently.
+        var seen = Set<String>()
+        if let twice = topLevelKeys(bytes).first(where: { !seen.insert($0).inserted }) {
+            throw invalid(name, "'\(twice)' is listed twice in the header")
+        }
         var entries: [Entry] = []
         var metadata: [String: String] = [:]
         for (key, value) in header.sorted(by: { $0.key < $1.key }) {
@@ -176,6 +181,37 @@ public enum SafeTensors {
         }
         guard end == dataSize else { throw invalid(name, "\(dataSize - end) bytes after the last tensor's data belong to no tensor") }
         return (entries, metadata)
+    }
+
+    /// The keys of a JSON object's top level in order, as written (escapes left as they are), every
+    /// one of a key given twice. `bytes` is a valid JSON object (`JSONSerialization` read it).
+    static func topLevelKeys(_ bytes: Data) -> [String] {
+        var keys: [String] = [], depth = 0, expectingKey = false, index = bytes.startIndex
+        /// The end of the string whose opening quote is at `start`.
+        func stringEnd(_ start: Data.Index) -> Data.Index {
+            var i = start + 1
+            while i < bytes.endIndex && bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
+            return min(i, bytes.endIndex - 1)
+        }
+        while index < bytes.endIndex {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                let end = stringEnd(index)
+                if depth == 1 && expectingKey {
+                    keys.append(String(decoding: bytes[(index + 1)..<end], as: UTF8.self))
+                    expectingKey = false
+                }
+                index = end
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                expectingKey = depth == 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: ","): expectingKey = depth == 1
+            default: break
+            }
+            index += 1
+        }
+        return keys
     }
 
     private static func invalid(_ name: String, _ why: String) -> CohortError {
