@@ -162,6 +162,11 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(seed.hasPrefix("c.yaml: seed: must fit in 64 bits, got 99999999999999999999"), seed)
         let batch = message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 99999999999999999999"))
         XCTAssertTrue(batch.hasPrefix("c.yaml: train.batch_size: must fit in 64 bits, got 99999999999999999999"), batch)
+        // A quoted number is a string, not an overflow.
+        let quoted = message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: \"64\""))
+        XCTAssertTrue(quoted.hasPrefix("c.yaml: train.batch_size: expected a number of samples or 'full', got the quoted string '64'"), quoted)
+        let quotedSteps = message(valid.replacingOccurrences(of: "max_steps: 100", with: "max_steps: '100'"))
+        XCTAssertTrue(quotedSteps.hasPrefix("c.yaml: train.max_steps: expected an integer, got the quoted string '100'"), quotedSteps)
         let betas = message(valid.replacingOccurrences(of: "{name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}",
                                                        with: "{name: adam, lr: 0.01, betas: [.nan, 0.99]}"))
         XCTAssertTrue(betas.hasPrefix("c.yaml: optimizer.betas: expected a list of finite numbers, got '.nan' in it"), betas)

@@ -210,6 +210,41 @@ final class DebugModeTests: XCTestCase {
         XCTAssertTrue(result.out.contains("NaN or infinity: step"), result.out)
     }
 
+    /// What the check could not compare is said, not passed: a tensor whose every sampled coordinate
+    /// sits at a kink (a max pool over images of zeros: ties everywhere) read "ok". And a batch
+    /// norm after a dense layer on one sample, which training refuses, passed the check with every
+    /// coordinate skipped.
+    func testWhatTheCheckCannotCompareIsSaidAndWhatTrainingRefusesIsRefused() throws {
+        let directory = try temporaryDirectory(self)
+        try npyFile(Data(count: 16 * 36 * 4), descr: "<f4", shape: [16, 1, 6, 6]).write(to: directory.appendingPathComponent("zeros.npy"))
+        try npyFile(rawBytes((0..<16).map { Int64($0 % 4) }), descr: "<i8", shape: [16]).write(to: directory.appendingPathComponent("labels.npy"))
+        func config(_ layers: String) -> String {
+            """
+            seed: 5
+            data: {train: {images: zeros.npy, labels: labels.npy}}
+            model: {input: [1, 6, 6], layers: \(layers)}
+            optimizer: {name: sgd, lr: 0.01}
+            train: {batch_size: 8, max_steps: 1}
+            checkpoint: {dir: run}
+            """
+        }
+        try config("[conv2d: {out_channels: 2, kernel_size: 3, padding: 1}, maxpool2d: {kernel_size: 2}, flatten: {}, dense: {out_features: 4}]")
+            .write(to: directory.appendingPathComponent("ties.yaml"), atomically: true, encoding: .utf8)
+        let ties = try runCohort(["check", "ties.yaml", "--steps", "1"], in: directory)
+        XCTAssertEqual(ties.status, 0, ties.err)
+        XCTAssertTrue(ties.out.contains("maxpool2d  input   unresolved   -                 not checked (all "), ties.out)
+        XCTAssertTrue(ties.out.contains("; 1 tensor was not checked: every coordinate sampled sat at a kink"), ties.out)
+
+        try config("[flatten: {}, dense: {out_features: 8}, batchnorm: {}, relu: {}, dense: {out_features: 4}]")
+            .write(to: directory.appendingPathComponent("norm.yaml"), atomically: true, encoding: .utf8)
+        let one = try runCohort(["check", "norm.yaml", "--samples", "1"], in: directory)
+        XCTAssertEqual(one.status, 1)
+        XCTAssertEqual(one.err, "error: --samples 1 leaves model.layers[2] (batchnorm) one value per feature to normalise (as PyTorch, it needs at least 2)\n")
+        let batch = try runCohort(["check", "norm.yaml", "--set", "train.batch_size=1"], in: directory)
+        XCTAssertEqual(batch.status, 1)
+        XCTAssertTrue(batch.err.hasPrefix("error: norm.yaml: train.batch_size: 1 leaves model.layers[2] (batchnorm) one value per feature"), batch.err)
+    }
+
     func testTrainDebugRunsTheCheckInsteadOfTraining() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory)

@@ -477,7 +477,7 @@ public enum ConfigLoader {
             } else if let size = node.int {
                 guard size >= 1 else { throw table.fail("batch_size", "must be >= 1 or 'full', got \(size)", node.mark) }
                 train.batchSize = .samples(size)
-            } else if let text = node.string, YAMLTable.isWholeNumber(text) {
+            } else if let text = YAMLTable.unquotedWholeNumber(node) {
                 throw table.fail("batch_size", "must fit in 64 bits, got \(text)", node.mark)
             } else {
                 throw table.fail("batch_size", "expected a number of samples or 'full', got \(YAMLTable.describe(node))", node.mark)

@@ -59,7 +59,7 @@ struct YAMLTable {
     mutating func int(_ key: String, range: ClosedRange<Int>? = nil) throws -> Int? {
         guard let node = node(key) else { return nil }
         guard case .scalar = node, let value = node.int else {
-            if case .scalar = node, let text = node.string, YAMLTable.isWholeNumber(text) {
+            if let text = YAMLTable.unquotedWholeNumber(node) {
                 throw fail(key, "must fit in 64 bits, got \(text)", node.mark)
             }
             throw fail(key, "expected an integer, got \(YAMLTable.describe(node))", node.mark)
@@ -71,9 +71,13 @@ struct YAMLTable {
     }
 
     /// Digits with an optional sign: an integer, whatever its size.
-    static func isWholeNumber(_ text: String) -> Bool {
+    /// The text of a plain (unquoted) scalar that is a whole number, which an integer key could not
+    /// read: it is past 64 bits. A quoted `"16"` is a string, said as such by the caller.
+    static func unquotedWholeNumber(_ node: Node) -> String? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return nil }
+        let text = scalar.string
         let digits = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
-        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        return !digits.isEmpty && digits.allSatisfy({ $0.isASCII && $0.isNumber }) ? text : nil
     }
 
     mutating func double(_ key: String, _ check: (Double) -> Bool = { _ in true }, expected: String = "") throws -> Double? {

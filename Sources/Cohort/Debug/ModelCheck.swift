@@ -38,6 +38,12 @@ public enum ModelCheck {
         }
 
         let samples = min(options.samples, train.count)
+        // As training refuses it: a batch norm after a dense layer normalises each feature over the samples.
+        if let norm = model.placedLayers.first(where: { ($0.layer as? BatchNorm<Float>)?.spatial == 1 }) {
+            for (count, what) in [(batchSize, "\(config.sourcePath): train.batch_size: \(batchSize)"), (samples, "--samples \(samples)")] where count < 2 {
+                throw CohortError("\(what) leaves \(norm.place) (batchnorm) one value per feature to normalise (as PyTorch, it needs at least 2)")
+            }
+        }
         let exact = try Model<Double>.built(from: config)
         exact.reserve(maxBatch: samples)
         try exact.importStateDict(Dictionary(uniqueKeysWithValues: model.exportStateDict()), source: "the initial weights")

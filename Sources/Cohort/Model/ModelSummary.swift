@@ -21,7 +21,7 @@ public enum ModelSummary {
         }.reduce(0) { $0 + $1.count } - model.parameters.count
         let input = "input \(describe(model.inputShape))"
         return [input, format(header)] + rows.map(format)
-            + ["total: \(grouped(model.parameters.count)) trainable parameters in \(model.layers.count) top-level layers; \(grouped(buffers)) batch-norm running statistics"]
+            + ["total: \(grouped(model.parameters.count)) trainable parameters in \(model.layers.count) top-level layer\(model.layers.count == 1 ? "" : "s"); \(grouped(buffers)) batch-norm running statistics"]
     }
 
     /// 272474 -> "272,474".
