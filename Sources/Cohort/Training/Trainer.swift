@@ -58,7 +58,8 @@ public final class Trainer {
         let notes = ([train] + (test.map { [$0] } ?? [])).flatMap { data in
             [data.images.channelsLastNote(for: model.inputShape), data.images.unscaledFloatNote(normalized: transform.mean != nil)].compactMap { $0 }
         }
-        for note in notes.enumerated().filter({ !notes[..<$0.offset].contains($0.element) }).map(\.element) { log(note) }
+        var said = Set<String>()
+        for note in notes where said.insert(note).inserted { log(note) }
         let batchSize = try config.batchSize(trainingSamples: train.count)
         let world = communicator.worldSize
         guard batchSize >= world else {
