@@ -75,9 +75,12 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
         checkOptions.steps = options.steps
         checkOptions.gradient.coordinates = options.coordinates
         let model = try Model<Float>.built(from: config)
-        printLine("check \(path): \(model.layers.count) layers, \(model.parameters.count) parameters, world=1")
+        printLine("check \(path): \(model.layers.count) layer\(model.layers.count == 1 ? "" : "s"), \(model.parameters.count) parameters, world=1")
         ModelSummary.lines(model).forEach(printLine)
         let report = try ModelCheck.run(config, options: checkOptions)
+        if report.gradient.samples < options.samples {
+            printLine("note: --samples \(options.samples): the training set has \(report.gradient.samples) samples, all of them checked")
+        }
         for line in CheckReport.lines(report, coordinates: options.coordinates) { printLine(line) }
         if let failure = CheckReport.failure(report) { throw CohortError(failure) }
         return 0

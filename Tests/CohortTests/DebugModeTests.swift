@@ -211,7 +211,8 @@ final class DebugModeTests: XCTestCase {
     }
 
     /// What the check could not compare is said, not passed: a tensor whose every sampled coordinate
-    /// sits at a kink (a max pool over images of zeros: ties everywhere) read "ok". And a batch
+    /// sits at a kink (a max pool over images of zeros: ties everywhere) read "ok", and more
+    /// `--samples` than the data has were cut down without a word. And a batch
     /// norm after a dense layer on one sample, which training refuses, passed the check with every
     /// coordinate skipped.
     func testWhatTheCheckCannotCompareIsSaidAndWhatTrainingRefusesIsRefused() throws {
@@ -230,8 +231,9 @@ final class DebugModeTests: XCTestCase {
         }
         try config("[conv2d: {out_channels: 2, kernel_size: 3, padding: 1}, maxpool2d: {kernel_size: 2}, flatten: {}, dense: {out_features: 4}]")
             .write(to: directory.appendingPathComponent("ties.yaml"), atomically: true, encoding: .utf8)
-        let ties = try runCohort(["check", "ties.yaml", "--steps", "1"], in: directory)
+        let ties = try runCohort(["check", "ties.yaml", "--steps", "1", "--samples", "50"], in: directory)
         XCTAssertEqual(ties.status, 0, ties.err)
+        XCTAssertTrue(ties.out.contains("note: --samples 50: the training set has 16 samples, all of them checked"), ties.out)
         XCTAssertTrue(ties.out.contains("maxpool2d  input   unresolved   -                 not checked (all "), ties.out)
         XCTAssertTrue(ties.out.contains("; 1 tensor was not checked: every coordinate sampled sat at a kink"), ties.out)
 
