@@ -101,12 +101,16 @@ public enum SafeTensors {
     public static func decode(_ data: Data, name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         let length = try headerLength(data.prefix(8), fileSize: data.count, name: name)
         let (entries, metadata) = try parseHeader(data.subdata(in: 8..<(8 + length)), dataSize: data.count - 8 - length, name: name)
-        let body = data.subdata(in: (8 + length)..<data.count)
+        return (tensors(entries, body: data.subdata(in: (8 + length)..<data.count)), metadata)
+    }
+
+    /// The tensors `entries` describe, their bytes taken from `body` (the data after the header).
+    private static func tensors(_ entries: [Entry], body: Data) -> [String: Tensor] {
         var tensors: [String: Tensor] = [:]
         for entry in entries {
-            tensors[entry.name] = Tensor(dtype: entry.dtype, shape: entry.shape, data: Array(body[entry.offsets]))
+            tensors[entry.name] = Tensor(dtype: entry.dtype, shape: entry.shape, data: Array(body[body.startIndex + entry.offsets.lowerBound ..< body.startIndex + entry.offsets.upperBound]))
         }
-        return (tensors, metadata)
+        return tensors
     }
 
     /// The header's length from the file's first 8 bytes, checked against the file's size.
@@ -234,9 +238,10 @@ public enum SafeTensors {
             try handle.seek(toOffset: 0)
             let length = try headerLength(try handle.read(upToCount: 8) ?? Data(), fileSize: size, name: path)
             let header = try handle.read(upToCount: length) ?? Data()
-            _ = try parseHeader(header, dataSize: size - 8 - length, name: path)
-            try handle.seek(toOffset: 0)
-            return try decode(try handle.readToEnd() ?? Data(), name: path)
+            let (entries, metadata) = try parseHeader(header, dataSize: size - 8 - length, name: path)
+            let body = try handle.readToEnd() ?? Data()
+            guard body.count == size - 8 - length else { throw CohortError("\(path): the file changed while it was read") }
+            return (tensors(entries, body: body), metadata)
         } catch let error as CohortError {
             throw error
         } catch {

@@ -45,7 +45,7 @@ extension Model {
                         : "\(source): tensor '\(tensor.name)' holds a NaN or an infinity at element \(bad)")
                 }
                 // A batch norm divides by its square root at inference: a negative one makes every output NaN.
-                if tensor.name.hasSuffix("running_var"), let bad = values.firstIndex(where: { $0 < 0 }) {
+                if tensor.holdsVariances, let bad = values.firstIndex(where: { $0 < 0 }) {
                     throw CohortError("\(source): tensor '\(tensor.name)' holds a negative variance, \(stored[bad]), at element \(bad)")
                 }
                 raw.assumingMemoryBound(to: Element.self).update(from: values, count: values.count)

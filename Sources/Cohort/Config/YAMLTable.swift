@@ -70,7 +70,6 @@ struct YAMLTable {
         return value
     }
 
-    /// Digits with an optional sign: an integer, whatever its size.
     /// The text of a plain (unquoted) scalar that is a whole number, which an integer key could not
     /// read: it is past 64 bits. A quoted `"16"` is a string, said as such by the caller.
     static func unquotedWholeNumber(_ node: Node) -> String? {

@@ -93,7 +93,8 @@ public final class BatchNorm<Element: Scalar>: Layer {
 
     public func buffers() -> [StateTensor] {
         [StateTensor(name: "running_mean", shape: [channels], storage: .scalars(UnsafeMutableRawPointer(runningMean.pointer))),
-         StateTensor(name: "running_var", shape: [channels], storage: .scalars(UnsafeMutableRawPointer(runningVariance.pointer))),
+         StateTensor(name: "running_var", shape: [channels], storage: .scalars(UnsafeMutableRawPointer(runningVariance.pointer)),
+                    holdsVariances: true),
          StateTensor(name: "num_batches_tracked", shape: [], storage: .int64(batchesTracked.pointer))]
     }
 

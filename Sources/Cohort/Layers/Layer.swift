@@ -35,6 +35,8 @@ public struct StateTensor {
     public var name: String
     public var shape: [Int]
     public var storage: Storage
+    /// Whether its values are variances (a batch norm's running_var): never negative, as loaded.
+    public var holdsVariances = false
     public var count: Int { shape.reduce(1, *) }
 }
 

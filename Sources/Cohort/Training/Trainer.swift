@@ -230,10 +230,6 @@ public final class Trainer {
         "\(URL(fileURLWithPath: config.sourcePath).lastPathComponent): \(config.checkpoint.dir)"
     }
 
-    /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
-    /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
-    /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
-    /// `batchSize`: the samples of the smallest micro-batch; `key` names the setting that gives it.
     /// The test set's loss and accuracy after step `step`; outputs that are not finite there are an
     /// error, as in `cohort eval` (a loss of NaN and the accuracy of an argmax over NaN said nothing).
     private func evaluate(_ model: Model<Float>, on test: Dataset, step: Int) throws -> Evaluator.Result {
@@ -245,6 +241,10 @@ public final class Trainer {
         return result
     }
 
+    /// Batch norm after a dense layer normalises each feature over the batch alone: with one sample
+    /// (`batch_size: 1`, or a worker's slice of one without `sync`) its variance is 0 and it would
+    /// output its bias whatever the input. PyTorch refuses this; so do we, before training starts.
+    /// `batchSize`: the samples of the smallest micro-batch; `key` names the setting that gives it.
     private func checkBatchNormStatistics(_ model: Model<Float>, batchSize: Int, world: Int, key: String) throws {
         for placed in model.placedLayers {
             guard let norm = placed.layer as? BatchNorm<Float>, norm.spatial == 1 else { continue }
