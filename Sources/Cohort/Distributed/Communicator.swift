@@ -12,6 +12,10 @@ public protocol Communicator: AnyObject {
     /// Replaces each element by its sum over all workers.
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws
+    /// Memory for `count` floats that every worker maps, in which `allreduceSum` of that whole
+    /// buffer adds the workers' values up where they lie, with nothing copied in or out; nil where
+    /// the sum is not in shared memory or the memory cannot be had. Collective, once.
+    func sharedSumBuffer(count: Int) throws -> UnsafeMutablePointer<Float>?
     /// Replaces each element by its sum over all workers, sending bfloat16 (`distributed.compress:
     /// bf16`): every worker's values rounded to bfloat16, summed in float32 in rank order, the sum
     /// rounded to bfloat16. Every worker gets the same values; they depend on the number of workers.
@@ -34,6 +38,8 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isCoordinator: Bool { rank == 0 }
+
+    public func sharedSumBuffer(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
 
     /// Ends set-up when this worker's succeeded; throws `PeerSetupFailure` if another's failed.
     public func completeSetup() throws {

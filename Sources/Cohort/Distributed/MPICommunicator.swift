@@ -29,6 +29,8 @@ public final class MPICommunicator: Communicator {
     /// The float allreduce through shared memory, when every worker runs on this node (and
     /// `COHORT_NODE_SUM` is not `mpi`); nil: `reduceScatterAllgatherSum`'s messages.
     private var sharedSum: SharedMemorySum?
+    /// The window that holds one buffer summed in place (`sharedSumBuffer`): the model's gradients.
+    private var residentSum: SharedMemorySum?
     /// An unknown `COHORT_NODE_SUM`, reported by `checkEnvironment`.
     private var environmentError: CohortError?
 
@@ -49,10 +51,13 @@ public final class MPICommunicator: Communicator {
             environmentError = CohortError("COHORT_NODE_SUM: unknown value '\(nodeSum)' (expected shared or mpi)")
         }
         if worldSize > 1 && nodeSum == "shared" && Self.sharesOneNode(comm) {
-            sharedSum = SharedMemorySum(comm: comm, rank: rank, worldSize: worldSize,
-                                        barrier: { [unowned self] in try self.barrier() },
-                                        allAgree: { [unowned self] in try self.allgather([$0 ? 1 : 0]).allSatisfy { $0[0] == 1 } })
+            sharedSum = makeSharedMemorySum()
         }
+    }
+
+    private func makeSharedMemorySum() -> SharedMemorySum {
+        SharedMemorySum(comm: comm, rank: rank, worldSize: worldSize, barrier: { [unowned self] in try self.barrier() },
+                        allAgree: { [unowned self] in try self.allgather([$0 ? 1 : 0]).allSatisfy { $0[0] == 1 } })
     }
 
     /// Throws if the environment asks for something this communicator does not know.
@@ -101,11 +106,23 @@ public final class MPICommunicator: Communicator {
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
+        if let residentSum, buffer == residentSum.residentBuffer {
+            _ = try residentSum.sum(buffer, count: count, step: step, timeoutSeconds: timeoutSeconds)
+            return
+        }
         if let sharedSum {
             if try sharedSum.sum(buffer, count: count, step: step, timeoutSeconds: timeoutSeconds) { return }
             self.sharedSum = nil
         }
         try reduceScatterAllgatherSum(buffer, count: count)
+    }
+
+    public func sharedSumBuffer(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard sharedSum != nil, residentSum == nil else { return nil }
+        let window = makeSharedMemorySum()
+        guard let buffer = try window.makeResident(count: count) else { return nil }
+        residentSum = window
+        return buffer
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws {
@@ -212,6 +229,7 @@ public final class MPICommunicator: Communicator {
 
     public func finalize() {
         sharedSum?.free()
+        residentSum?.free()
         MPI_Finalize()
     }
 

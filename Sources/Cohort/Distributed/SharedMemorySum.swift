@@ -26,6 +26,8 @@ final class SharedMemorySum {
     /// Worker q's slot: `capacity` floats, in the window.
     private var slots: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
     private var capacity = 0
+    /// This worker's slot when the window is the home of one buffer (`makeResident`), summed where it lies.
+    private(set) var residentBuffer: UnsafeMutablePointer<Float>?
     /// Phases this worker has completed on the window (two per sum).
     private var phase: UInt64 = 0
     /// The partial sums of a power-of-two world's tree: `worldSize / 2` rows of `chunk`.
@@ -66,6 +68,13 @@ final class SharedMemorySum {
     /// `count` on every worker. `step` and `timeoutSeconds` are for the message of a worker that
     /// waits too long.
     func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int, step: Int, timeoutSeconds: Double) throws -> Bool {
+        if let residentBuffer {
+            precondition(buffer == residentBuffer && count <= capacity, "a resident window sums only its own buffer")
+            try arrive(step: step, timeoutSeconds: timeoutSeconds)
+            sumIntoEverySlot(part(rank, of: count))
+            try arrive(step: step, timeoutSeconds: timeoutSeconds)
+            return true
+        }
         if count > capacity, try !reserve(count) { return false }
         let mine = part(rank, of: count), slot = slots[rank]
         for q in 0..<worldSize where q != rank {
@@ -80,6 +89,17 @@ final class SharedMemorySum {
             (buffer + range.lowerBound).update(from: slots[q] + range.lowerBound, count: range.count)
         }
         return true
+    }
+
+    /// Makes the window the home of one buffer of `count` floats a worker, which `sum` then adds up
+    /// in place: every worker sums its part across all the slots and writes the sums into each, so
+    /// nothing is copied in or out. Returns this worker's slot (where its values must be kept), or
+    /// nil when the window cannot be made (see `reserve`). Collective, once.
+    func makeResident(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        precondition(residentBuffer == nil && capacity == 0)
+        guard try reserve(count) else { return nil }
+        residentBuffer = slots[rank]
+        return slots[rank]
     }
 
     /// Worker q's part of a buffer of `count`: whole cache lines of floats but the last.
@@ -102,34 +122,63 @@ final class SharedMemorySum {
             }
             return
         }
-        if worldSize & (worldSize - 1) == 0 {
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let n = min(Self.chunk, range.upperBound - start)
-                func row(_ r: Int) -> UnsafeMutablePointer<Float> { r == 0 ? out + start : partials + r * Self.chunk }
-                let half = worldSize / 2
-                for r in 0..<half {
-                    let a = values(r) + start, b = values(r + half) + start, s = row(r)
-                    for j in 0..<n { s[j] = a[j] + b[j] }
-                }
-                var distance = half / 2
-                while distance >= 1 {
-                    for r in 0..<distance {
-                        let s = row(r), other = row(r + distance)
-                        for j in 0..<n { s[j] += other[j] }
-                    }
-                    distance /= 2
-                }
-                start += n
-            }
-        } else {
-            (out + range.lowerBound).update(from: values(0) + range.lowerBound, count: range.count)
-            for q in 1..<worldSize {
-                let v = values(q)
-                for i in range { out[i] += v[i] }
-            }
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let n = min(Self.chunk, range.upperBound - start)
+            sumChunk(start, n, values: values, into: out + start)
+            start += n
         }
         (buffer + range.lowerBound).update(from: out + range.lowerBound, count: range.count)
+    }
+
+    /// Sums `range` over the workers' slots, each holding its worker's own values (`residentBuffer`),
+    /// and writes the sums into every slot.
+    private func sumIntoEverySlot(_ range: Range<Int>) {
+        if worldSize == 2 {
+            let a = slots[0], b = slots[1]
+            for i in range {
+                let s = a[i] + b[i]
+                a[i] = s
+                b[i] = s
+            }
+            return
+        }
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let n = min(Self.chunk, range.upperBound - start)
+            sumChunk(start, n, values: { slots[$0] }, into: partials)
+            for q in 0..<worldSize { (slots[q] + start).update(from: partials, count: n) }
+            start += n
+        }
+    }
+
+    /// Sums elements `start ..< start + n` of every worker's values into `destination[0 ..< n]`, in
+    /// the order the type's doc gives (a world of two adds its two values directly). `partials`'
+    /// rows 1 and up are its scratch: `destination` may be row 0.
+    private func sumChunk(_ start: Int, _ n: Int, values: (Int) -> UnsafeMutablePointer<Float>,
+                          into destination: UnsafeMutablePointer<Float>) {
+        if worldSize & (worldSize - 1) == 0 {
+            func row(_ r: Int) -> UnsafeMutablePointer<Float> { r == 0 ? destination : partials + r * Self.chunk }
+            let half = worldSize / 2
+            for r in 0..<half {
+                let a = values(r) + start, b = values(r + half) + start, s = row(r)
+                for j in 0..<n { s[j] = a[j] + b[j] }
+            }
+            var distance = half / 2
+            while distance >= 1 {
+                for r in 0..<distance {
+                    let s = row(r), other = row(r + distance)
+                    for j in 0..<n { s[j] += other[j] }
+                }
+                distance /= 2
+            }
+        } else {
+            destination.update(from: values(0) + start, count: n)
+            for q in 1..<worldSize {
+                let v = values(q) + start
+                for j in 0..<n { destination[j] += v[j] }
+            }
+        }
     }
 
     /// Marks this worker's next phase done and waits until every worker's is.

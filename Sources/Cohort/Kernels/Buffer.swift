@@ -6,6 +6,8 @@
 public final class Buffer<T> {
     public let pointer: UnsafeMutablePointer<T>
     public let count: Int
+    /// Whether the buffer allocated its memory (and frees it); false: `init(borrowing:count:)`.
+    private let owns: Bool
 
     /// Bytes the first element is aligned to.
     public static var alignment: Int { 64 }
@@ -17,9 +19,17 @@ public final class Buffer<T> {
                                                    alignment: max(Self.alignment, MemoryLayout<T>.alignment))
             .bindMemory(to: T.self, capacity: capacity)
         pointer.initialize(repeating: zero, count: capacity)
+        owns = true
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    /// `count` elements of memory that someone else allocated and frees, after this buffer's last use.
+    public init(borrowing pointer: UnsafeMutablePointer<T>, count: Int) {
+        self.pointer = pointer
+        self.count = count
+        owns = false
+    }
+
+    deinit { if owns { UnsafeMutableRawPointer(pointer).deallocate() } }
 
     public var buffer: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }

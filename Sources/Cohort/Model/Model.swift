@@ -22,7 +22,8 @@ public final class Model<Element: Scalar> {
     public let inputShape: [Int]
     public var outputShape: [Int] { root.outputShape }
     public let parameters: Buffer<Element>
-    public let gradients: Buffer<Element>
+    /// The parameter gradients: a buffer of the model's own, or the memory `placeGradients` moved them to.
+    public private(set) var gradients: Buffer<Element>
     public private(set) var maxBatch = 0
     private var inputBuffer = Buffer<Element>(count: 0)
     /// The gradient of the model's input: only with `keepsActivationGradients`, when a flatten at the
@@ -226,6 +227,15 @@ public final class Model<Element: Scalar> {
         gradientsAreZero = false
         try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer?.pointer,
                           batch: batch, context: context, firstInputGradient: false, finished: layerFinished)
+    }
+
+    /// Moves the parameter gradients (their values too) to `storage`, `gradients.count` elements
+    /// that must stay allocated as long as the model is used: memory that the other workers map,
+    /// which the gradient sum then adds up where it lies (`SharedMemorySum`).
+    public func placeGradients(in storage: UnsafeMutablePointer<Element>) {
+        storage.update(from: gradients.pointer, count: gradients.count)
+        gradients = Buffer(borrowing: storage, count: gradients.count)
+        root.bind(parameters: parameters.pointer, gradients: storage)
     }
 
     /// Every state-dict tensor, named as PyTorch names them, in `nn.Sequential` order.

@@ -30,6 +30,7 @@ public enum Benchmark {
         try ready()
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)
         stepper.compression = compression
+        try stepper.placeGradientsForSum()
         if overlap { try stepper.overlapCommunication() }
         let random = CounterRandom(7, UInt64(communicator.rank))
         for i in 0..<(mine.count * model.inputSize) { model.input[i] = Float(random.normal(UInt64(i))) }

@@ -131,6 +131,7 @@ public final class Trainer {
                                    seed: config.seed, maxLocalBatch: maxLocal, microBatches: microBatches)
         stepper.clipGradNorm = config.train.clipGradNorm
         stepper.compression = config.distributed.compress
+        try stepper.placeGradientsForSum()
         if config.distributed.overlap { try stepper.overlapCommunication(bucketCount: config.distributed.bucketCount) }
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         let reporter = ProgressReporter(log: log, terminal: communicator.isCoordinator ? terminal : nil, world: world,

@@ -36,6 +36,16 @@ public final class TrainingStep {
         accumulated = microBatches > 1 ? Buffer(count: model.gradients.count) : nil
     }
 
+    /// Keeps the gradients in memory that every worker of this host maps
+    /// (`Communicator.sharedSumBuffer`), where the sum adds them up in place instead of copying
+    /// them in and out, when float32 gradients are summed through shared memory and not on a
+    /// communication thread. Collective: every worker calls it, at set-up, after `compression` is set.
+    public func placeGradientsForSum() throws {
+        guard compression == .none, exchange == nil, communicator.sumsInSharedMemory,
+              let storage = try communicator.sharedSumBuffer(count: model.gradients.count) else { return }
+        model.placeGradients(in: storage)
+    }
+
     /// Sums the gradients over the workers during backward, bucket by bucket, on a communication
     /// thread (`GradientExchange`), where MPI allows it (a world of one has nothing to send) and
     /// the sum is messages: not when float32 gradients are summed through shared memory (workers of
