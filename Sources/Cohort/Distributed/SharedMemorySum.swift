@@ -7,7 +7,10 @@ import Synchronization
 /// each worker puts its values of the other parts in its slot of the window, sums its own part
 /// over all workers, reading the others' values where they lie, and then copies the other parts'
 /// sums from their owners' slots. Each worker reads and writes about twice the buffer, with no copy
-/// through the kernel, no MPI message to progress and no communication thread.
+/// through the kernel, no MPI message to progress and no communication thread. A window made the
+/// home of one buffer (`makeResident`: the model's gradients) is summed where it lies instead: each
+/// worker adds up its part across the slots and writes the sums into every slot, nothing copied in
+/// or out.
 ///
 /// Each element is summed in the order of `reduceScatterAllgatherSum` for the same number of
 /// workers (a power of two: pairs at distance N/2 first, then N/4, ..., 1; other worlds: rank
