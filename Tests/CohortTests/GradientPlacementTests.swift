@@ -37,36 +37,12 @@ final class GradientPlacementTests: XCTestCase {
         XCTAssertTrue(own.buffer.allSatisfy { $0.isNaN }, "a layer wrote to the buffer the gradients left")
     }
 
-    /// A world of two on one host whose shared memory is this process's own.
-    final class OneHost: Communicator {
-        var rank: Int { 0 }
-        var worldSize: Int { 2 }
-        var step = 0
-        let sumsInSharedMemory: Bool
-        var storage: UnsafeMutablePointer<Float>?
-        init(sumsInSharedMemory: Bool) { self.sumsInSharedMemory = sumsInSharedMemory }
-        deinit { storage?.deallocate() }
-        func sharedSumBuffer(count: Int) -> UnsafeMutablePointer<Float>? {
-            precondition(storage == nil, "asked twice")
-            storage = .allocate(capacity: count)
-            return storage
-        }
-        func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-        func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
-        func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-        func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
-        func allgather(_ values: [UInt64]) -> [[UInt64]] { [values, values] }
-        func barrier() {}
-        func duplicate() -> Communicator? { nil }
-        func agreeOnSetup(failed: Bool) -> [Int] { [] }
-    }
-
     /// Float32 gradients summed through shared memory live in it; bfloat16 ones, which travel as
     /// messages, and those of workers on several hosts stay in the model's own buffer.
     func testTheStepPlacesGradientsOnlyWhereTheSharedSumRuns() throws {
         for (compression, shared, placed) in [(GradientCompression.none, true, true), (.bf16, true, false), (.none, false, false)] {
             let model = try Model<Float>(layers: [Dense<Float>(input: [4], outFeatures: 3, bias: true, initializer: LayerInit(), index: 0)], inputShape: [4])
-            let communicator = OneHost(sumsInSharedMemory: shared)
+            let communicator = OneHostCommunicator(sumsInSharedMemory: shared)
             let stepper = TrainingStep(model: model, optimizer: SGD(momentum: 0, dampening: 0, nesterov: false, weightDecay: 0,
                                                                     count: model.parameters.count),
                                        communicator: communicator, seed: 0, maxLocalBatch: 2)

@@ -53,23 +53,8 @@ final class OverlapTests: XCTestCase {
     /// On one host the communication thread is not started for float32 gradients, which shared
     /// memory sums after backward; it is for bfloat16 ones, which travel as messages.
     func testNoCommunicationThreadBesideASharedMemorySum() throws {
-        final class OneHost: Communicator {
-            var rank: Int { 0 }
-            var worldSize: Int { 2 }
-            var step = 0
-            var sumsInSharedMemory: Bool { true }
-            var duplicates = 0
-            func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-            func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
-            func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-            func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
-            func allgather(_ values: [UInt64]) -> [[UInt64]] { [values, values] }
-            func barrier() {}
-            func duplicate() -> Communicator? { duplicates += 1; return nil }
-            func agreeOnSetup(failed: Bool) -> [Int] { [] }
-        }
         let config = try ConfigLoader.parse(distributedConfig(data: data, run: directory, maxSteps: 1), file: "c.yaml")
-        let communicator = OneHost()
+        let communicator = OneHostCommunicator()
         for (compression, expected) in [(GradientCompression.none, 0), (.bf16, 1)] {
             let model = try Model<Float>(config.model)
             let stepper = TrainingStep(model: model, optimizer: SGD(momentum: 0, dampening: 0, nesterov: false, weightDecay: 0,

@@ -96,3 +96,29 @@ func modelOnRandomInput(input: [Int], layers: String, batch: Int, seed: UInt64, 
     for i in 0..<(batch * model.inputSize) { model.input[i] = random.normal(UInt64(i)) }
     return model
 }
+
+/// A world of two on one host, in one process: its collectives do nothing, and its shared memory
+/// (`sharedSumBuffer`) is this process's own. It counts the communicators asked of it (`duplicate`).
+final class OneHostCommunicator: Communicator {
+    var rank: Int { 0 }
+    var worldSize: Int { 2 }
+    var step = 0
+    let sumsInSharedMemory: Bool
+    var duplicates = 0
+    private(set) var storage: UnsafeMutablePointer<Float>?
+    init(sumsInSharedMemory: Bool = true) { self.sumsInSharedMemory = sumsInSharedMemory }
+    deinit { storage?.deallocate() }
+    func sharedSumBuffer(count: Int) -> UnsafeMutablePointer<Float>? {
+        precondition(storage == nil, "shared memory asked for twice")
+        storage = .allocate(capacity: count)
+        return storage
+    }
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    func allreduceSumBFloat16(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
+    func allgather(_ values: [UInt64]) -> [[UInt64]] { [values, values] }
+    func barrier() {}
+    func duplicate() -> Communicator? { duplicates += 1; return nil }
+    func agreeOnSetup(failed: Bool) -> [Int] { [] }
+}
