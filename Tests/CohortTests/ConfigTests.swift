@@ -51,9 +51,66 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(message(text).contains("c.yaml: optimizer.learning_rate: unknown key"), message(text))
     }
 
+    /// A misspelt required key is an unknown key, not a missing one: the interface's own example.
+    func testAMisspeltRequiredKeyIsAnUnknownKey() {
+        let spec = valid.replacingOccurrences(of: "lr: 0.01", with: "learning_rate: 0.01")
+        XCTAssertTrue(message(spec).hasPrefix("c.yaml: optimizer.learning_rate: unknown key (line"), message(spec))
+        let cases: [(from: String, to: String, path: String)] = [
+            ("train: {batch_size: 64, max_steps: 100}", "trian: {batch_size: 64, max_steps: 100}", "trian"),
+            ("  input: [1, 28, 28]", "  inputs: [1, 28, 28]", "model.inputs"),
+            ("out_channels: 8", "out_channel: 8", "model.layers[0].conv2d.out_channel"),
+            ("dense: {out_features: 10", "dense: {out_feature: 10", "model.layers[5].dense.out_feature"),
+            ("maxpool2d: {kernel_size: 2}", "maxpool2d: {kernel: 2}", "model.layers[3].maxpool2d.kernel"),
+            ("init: xavier_uniform", "init: {nme: xavier_uniform}", "model.layers[5].dense.init.nme"),
+            ("init: xavier_uniform", "init: {name: constant, valu: 1}", "model.layers[5].dense.init.valu"),
+            ("max_steps: 100", "max_step: 100", "train.max_step"),
+            ("shuffle: false", "shuffle: false\n  normalize: {means: [0.1], std: [0.3]}", "data.normalize.means"),
+            ("shuffle: false", "shuffle: false\n  augment: {random_crop: {pad: 4}}", "data.augment.random_crop.pad"),
+            ("weight_decay: 0.0}", "weight_decay: 0.0, schedule: {name: step, stepsize: 3}}", "optimizer.schedule.stepsize"),
+        ]
+        for (from, to, path) in cases {
+            let text = valid.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(text, valid, from)
+            XCTAssertTrue(message(text).hasPrefix("c.yaml: \(path): unknown key"), message(text))
+        }
+        let recurrent = valid.replacingOccurrences(of: "input: [1, 28, 28]", with: "input: [28, 28]")
+            .replacingOccurrences(of: "- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}", with: "- lstm: {hiden_size: 8}")
+        XCTAssertTrue(message(recurrent).hasPrefix("c.yaml: model.layers[0].lstm.hiden_size: unknown key"), message(recurrent))
+        let residual = valid.replacingOccurrences(of: "- relu: {}", with: "- residual: {bodies: [relu]}")
+        XCTAssertTrue(message(residual).hasPrefix("c.yaml: model.layers[2].residual.bodies: unknown key"), message(residual))
+    }
+
+    /// Every key a table may hold, given, leaves a missing required key missing.
+    func testEveryOtherKeyGivenARequiredKeyIsMissing() {
+        let cases: [(from: String, to: String, expected: String)] = [
+            ("- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}",
+             "- conv2d: {kernel_size: 3, stride: 1, padding: 1, bias: true, init: he_normal, bias_init: 0}",
+             "model.layers[0].conv2d.out_channels: missing"),
+            ("- dense: {out_features: 10, init: xavier_uniform}", "- dense: {bias: true, init: xavier_uniform, bias_init: 0}",
+             "model.layers[5].dense.out_features: missing"),
+            ("maxpool2d: {kernel_size: 2}", "maxpool2d: {stride: 2, padding: 0}", "model.layers[3].maxpool2d.kernel_size: missing"),
+            ("train: {batch_size: 64, max_steps: 100}",
+             "train: {batch_size: 64, loss: cross_entropy, log_every_steps: 5, clip_grad_norm: 1, histograms_every_steps: 5, accumulate: 2}",
+             "train.max_steps: missing"),
+            ("init: xavier_uniform", "init: {name: constant, mean: 0, std: 1, bound: 1, gain: 1}", "model.layers[5].dense.init.value: missing"),
+            ("lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}",
+             "momentum: 0.9, dampening: 0, nesterov: false, weight_decay: 0.0, schedule: {name: cosine}}", "optimizer.lr: missing"),
+            ("weight_decay: 0.0}", "weight_decay: 0.0, schedule: {name: step, gamma: 0.5, warmup_steps: 2}}", "optimizer.schedule.step_size: missing"),
+        ]
+        for (from, to, expected) in cases {
+            let text = valid.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(text, valid, from)
+            XCTAssertTrue(message(text).hasPrefix("c.yaml: \(expected)"), message(text))
+        }
+        let recurrent = valid.replacingOccurrences(of: "input: [1, 28, 28]", with: "input: [28, 28]")
+            .replacingOccurrences(of: "- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}",
+                                  with: "- rnn: {return_sequences: true, bias: true, nonlinearity: relu, init: orthogonal, bias_init: 0}")
+        XCTAssertTrue(message(recurrent).hasPrefix("c.yaml: model.layers[0].rnn.hidden_size: missing"), message(recurrent))
+    }
+
     func testUnknownKeyInsideALayerIsNamed() {
         let text = valid.replacingOccurrences(of: "kernel_size: 3, padding: 1", with: "kernel: 3, padding: 1")
-        XCTAssertTrue(message(text).contains("model.layers[0].conv2d.kernel"), message(text))
+        XCTAssertTrue(message(text).contains("model.layers[0].conv2d.kernel: unknown key"), message(text))
     }
 
     func testOutOfRangeValuesAreRefused() {

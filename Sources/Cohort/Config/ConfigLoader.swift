@@ -76,6 +76,7 @@ public enum ConfigLoader {
     /// Reads the composed tree `root` of the config `text`.
     private static func check(_ root: Node, text: String, file: String) throws -> TrainingConfig {
         var top = try YAMLTable(root, file: file, path: "")
+        top.accepted = ["seed", "data", "model", "optimizer", "train", "checkpoint", "distributed"]
         var config = TrainingConfig()
         config.sourcePath = file
         config.sourceText = text
@@ -153,6 +154,7 @@ public enum ConfigLoader {
             ?? data.scale
         data.shuffle = try table.bool("shuffle") ?? true
         if var normalize = try table.table("normalize") {
+            normalize.accepted = ["mean", "std"]
             guard let mean = try normalize.doubleList("mean") else { throw normalize.missing("mean", "one mean per channel, e.g. [0.4914, 0.4822, 0.4465]") }
             guard let std = try normalize.doubleList("std") else { throw normalize.missing("std", "one standard deviation per channel, e.g. [0.2470, 0.2435, 0.2616]") }
             guard !mean.isEmpty else { throw normalize.fail("mean", "expected one number per channel, got an empty list") }
@@ -172,6 +174,7 @@ public enum ConfigLoader {
         }
         if var augment = try table.table("augment") {
             if var crop = try augment.table("random_crop") {
+                crop.accepted = ["padding"]
                 guard let padding = try crop.int("padding", range: 0...ConfigLoader.largestWindow) else {
                     throw crop.missing("padding", "the zero padding on every side, in pixels")
                 }
@@ -202,6 +205,7 @@ public enum ConfigLoader {
 
     private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {
         var model = ModelConfig()
+        table.accepted = ["input", "layers", "init"]
         guard let input = try table.intList("input") else {
             throw table.missing("input", "the input shape, [C, H, W] for images, [T, F] for sequences")
         }
@@ -244,6 +248,7 @@ public enum ConfigLoader {
             options = try YAMLTable(inner, file: file, path: "\(path).\(name)")
         }
         let spec: LayerSpec
+        options.accepted = layerKeys[name]
         switch name {
         case "conv2d":
             guard let out = try options.int("out_channels", range: 1...ConfigLoader.largestWidth) else { throw options.missing("out_channels", "required") }
@@ -360,6 +365,19 @@ public enum ConfigLoader {
         return result
     }
 
+    /// The keys of each layer's options (for `YAMLTable.accepted`).
+    private static let layerKeys: [String: Set<String>] = {
+        let initial: Set<String> = ["init", "bias_init"], pool: Set<String> = ["kernel_size", "stride", "padding"]
+        let recurrent = initial.union(["hidden_size", "return_sequences", "bias"])
+        return ["conv2d": initial.union(["out_channels", "kernel_size", "stride", "padding", "bias"]),
+                "dense": initial.union(["out_features", "bias"]), "linear": initial.union(["out_features", "bias"]),
+                "maxpool2d": pool, "avgpool2d": pool, "adaptiveavgpool2d": ["output_size"], "residual": ["body", "shortcut"],
+                "lstm": recurrent, "gru": recurrent, "rnn": recurrent.union(["nonlinearity"])]
+    }()
+
+    /// The keys of an initializer's options, of every initializer (for `YAMLTable.accepted`).
+    private static let initializerKeys: Set<String> = ["name", "value", "mean", "std", "bound", "gain"]
+
     static let initializerNames = ["constant", "normal", "uniform", "xavier_uniform", "xavier_normal",
                                    "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 
@@ -373,6 +391,7 @@ public enum ConfigLoader {
             options = try YAMLTable(Node.mapping(.init([])), file: table.file, path: path)
         } else {
             options = try YAMLTable(node, file: table.file, path: path)
+            options.accepted = initializerKeys
             guard let given = try options.string("name") else { throw options.missing("name", "one of \(initializerNames.joined(separator: ", "))") }
             name = given
         }
@@ -410,6 +429,7 @@ public enum ConfigLoader {
             throw table.fail("name", "unknown optimizer '\(given)' (expected one of \(names))")
         }
         let own = Set(name.keys + ["name", "lr", "schedule"])
+        table.accepted = own
         for key in table.keys where !own.contains(key) {
             let owners = OptimizerName.allCases.filter { $0.keys.contains(key) }.map(\.rawValue)
             guard !owners.isEmpty else { continue }
@@ -459,6 +479,7 @@ public enum ConfigLoader {
             throw table.fail("name", "unknown schedule '\(name)' (expected one of constant, step, cosine)")
         }
         schedule.kind = kind
+        table.accepted = ["name", "step_size", "gamma", "warmup_steps"]
         if kind == .step {
             guard let size = try table.int("step_size", range: 1...Int.max) else { throw table.missing("step_size", "the step schedule needs step_size") }
             schedule.stepSize = size
@@ -471,6 +492,8 @@ public enum ConfigLoader {
 
     private static func readTrain(_ table: inout YAMLTable) throws -> TrainConfig {
         var train = TrainConfig()
+        table.accepted = ["batch_size", "max_steps", "epochs", "loss", "log_every_steps", "clip_grad_norm",
+                          "histograms_every_steps", "accumulate"]
         if let node = table.node("batch_size") {
             if node.string == "full" {
                 train.batchSize = .full

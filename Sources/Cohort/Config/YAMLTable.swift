@@ -148,9 +148,17 @@ struct YAMLTable {
         }
     }
 
-    /// A required key that is absent.
+    /// Every key the table may hold, where its reader states them up front: then a required key's
+    /// absence is reported after any key outside them (`learning_rate` given for `lr` is a
+    /// misspelling, not a missing learning rate). nil: `finish()` alone finds unknown keys.
+    var accepted: Set<String>?
+
+    /// A required key that is absent, or, first, a key outside `accepted`.
     func missing(_ key: String, _ what: String) -> CohortError {
-        YAMLTable.error(file, child(path, key), "missing: \(what)", nil)
+        if let accepted, let stranger = entries.first(where: { !accepted.contains($0.key) }) {
+            return YAMLTable.error(file, child(path, stranger.key), "unknown key", stranger.value.mark)
+        }
+        return YAMLTable.error(file, child(path, key), "missing: \(what)", nil)
     }
 
     func fail(_ key: String, _ message: String, _ mark: Mark? = nil) -> CohortError {
