@@ -29,6 +29,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if debug && resume != nil { throw ValidationError("--debug checks the initial model: --resume does not apply") }
+        if resume == "" { throw ValidationError("--resume: expected auto or a checkpoint directory, got an empty string") }
         if !debug && checkOptions.anyGiven {
             throw ValidationError("--samples, --steps and --coordinates are options of --debug (to train N steps: --set train.max_steps=N)")
         }

@@ -116,6 +116,16 @@ final class UserErrorTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: directory.path).contains { $0.hasSuffix(".csv") })
     }
 
+    /// An empty `--resume` is a refused command line (status 64), as other bad arguments are.
+    func testAnEmptyResumeIsAnArgumentError() throws {
+        directory = try temporaryDirectory(self)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
+        try config().write(to: directory.appendingPathComponent("good.yaml"), atomically: true, encoding: .utf8)
+        let empty = try run(["train", "good.yaml", "--resume", ""], workers: 1)
+        XCTAssertEqual(empty.status, 64)
+        XCTAssertTrue(empty.error.hasPrefix("error: --resume: expected auto or a checkpoint directory, got an empty string"), empty.error)
+    }
+
     func testEveryMistakeIsOneLineNamingTheCulpritAndLeavesTheCheckpoint() throws {
         directory = try temporaryDirectory(self)
         let train = try writeSyntheticData(in: directory, name: "train", count: 64, rows: 6, columns: 6, classes: 4, seed: 1)
