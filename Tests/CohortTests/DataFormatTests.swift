@@ -69,6 +69,45 @@ final class DataFormatTests: XCTestCase {
         }
     }
 
+    /// A gzip file whose header announces more than memory holds is refused on its first bytes,
+    /// before anything else is inflated (its content here is a mebibyte: inflated whole, it
+    /// would be refused as truncated instead).
+    func testAGzipFileTooLargeToInflateIsRefusedOnItsHeader() throws {
+        let directory = try temporaryDirectory(self)
+        var idx = Data([0, 0, 8, 2])
+        for size: UInt32 in [4_000_000_000, 1_000_000] { idx.append(contentsOf: withUnsafeBytes(of: size.bigEndian, Array.init)) }
+        let npy = npyFile(Data(), descr: "<f4", shape: [1_000_000_000, 1_000_000])
+        for (name, header) in [("big.idx", idx), ("big.npy", npy)] {
+            try (header + Data(count: 1 << 20)).write(to: directory.appendingPathComponent(name))
+        }
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gzip.arguments = ["-c", "cd '\(directory.path)' && gzip big.idx big.npy"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        XCTAssertEqual(gzip.terminationStatus, 0)
+        for (name, gib) in [("big.idx.gz", "3725290.3"), ("big.npy.gz", "3725290.3")] {
+            let path = directory.appendingPathComponent(name).path
+            XCTAssertThrowsError(try StoredArray.open(path: path)) { error in
+                let message = (error as? CohortError)?.message ?? "\(error)"
+                XCTAssertTrue(message.hasPrefix("\(path): its header announces \(gib) GiB of data, more than 80 % of "), message)
+                XCTAssertTrue(message.hasSuffix("to inflate in memory; decompress it (gunzip -k) so that it is memory-mapped"), message)
+            }
+        }
+    }
+
+    func testAnnouncedLengthsAreTheWholeFiles() throws {
+        let mnist = Data([0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28])
+        XCTAssertEqual(mnist.withUnsafeBytes { IDXFile.announcedLength($0) }, 16 + 60000 * 28 * 28)
+        let npy = npyFile(Data(count: 12), descr: "<f4", shape: [3])
+        XCTAssertEqual(npy.withUnsafeBytes { NumPyFile.announcedLength($0) }, npy.count)
+        XCTAssertEqual(npy.prefix(20).withUnsafeBytes { NumPyFile.announcedLength($0) }, nil, "a header cut short")
+        XCTAssertEqual(npy.withUnsafeBytes { IDXFile.announcedLength($0) }, nil)
+        XCTAssertEqual(mnist.withUnsafeBytes { NumPyFile.announcedLength($0) }, nil)
+        let wide = Data([0, 0, 8, 4] + [UInt8](repeating: 0xFF, count: 16))
+        XCTAssertEqual(wide.withUnsafeBytes { IDXFile.announcedLength($0) }, Int.max, "past Int.max")
+    }
+
     func testUncompressedFilesAreMemoryMappedAndGzipIsReadWhole() throws {
         let directory = try temporaryDirectory(self)
         let pair = try writeSyntheticData(in: directory, name: "d", count: 20, rows: 4, columns: 4, classes: 3, seed: 1)

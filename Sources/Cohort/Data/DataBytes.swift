@@ -20,8 +20,10 @@ public final class DataBytes: @unchecked Sendable {
     /// Bytes this process holds whatever it reads: the whole content unless it is mapped.
     public var residentBytes: Int { isMapped ? 0 : count }
 
-    /// Opens `path`; every failure names it.
-    public init(path: String) throws {
+    /// Opens `path`; every failure names it. `announcedLength` reads the size the content's own
+    /// header announces from its first bytes (nil: none known), so that a gzip file too large to
+    /// inflate in memory is refused on them rather than after inflating as much as memory allows.
+    public init(path: String, announcedLength: (UnsafeRawBufferPointer) -> Int? = { _ in nil }) throws {
         try DataBytes.checkIsAFile(path)
         self.path = path
         let descriptor = open(path, O_RDONLY)
@@ -33,7 +35,7 @@ public final class DataBytes: @unchecked Sendable {
         var magic = [UInt8](repeating: 0, count: 2)
         let isGzip = size >= 2 && pread(descriptor, &magic, 2, 0) == 2 && magic == [0x1F, 0x8B]
         if isGzip {
-            let (bytes, length) = try DataBytes.inflate(path)
+            let (bytes, length) = try DataBytes.inflate(path, announcedLength: announcedLength)
             (base, count, isMapped) = (UnsafeRawPointer(bytes), length, false)
         } else if size == 0 {
             (base, count, isMapped) = (UnsafeRawPointer(malloc(1)!), 0, false)
@@ -97,7 +99,7 @@ public final class DataBytes: @unchecked Sendable {
     }
 
     /// The file's content inflated, in memory from `malloc` that the caller frees, and its length.
-    private static func inflate(_ path: String) throws -> (UnsafeMutableRawPointer, Int) {
+    private static func inflate(_ path: String, announcedLength: (UnsafeRawBufferPointer) -> Int?) throws -> (UnsafeMutableRawPointer, Int) {
         guard let file = gzopen(path, "rb") else { throw CohortError("\(path): cannot open (permission denied?)") }
         defer { gzclose(file) }
         var capacity = 1 << 20, length = 0
@@ -123,6 +125,11 @@ public final class DataBytes: @unchecked Sendable {
                 throw CohortError("\(path): corrupt or unreadable gzip data (\(message))")
             }
             if n == 0 { break }
+            if length == 0, let announced = announcedLength(UnsafeRawBufferPointer(start: buffer, count: Int(n))),
+               !budget.holds(Double(announced)) {
+                throw CohortError(String(format: "%@: its header announces %.1f GiB of data, more than %@ to inflate in memory; decompress it (gunzip -k) so that it is memory-mapped",
+                                         path, Double(announced) / 1_073_741_824, budget.allowance))
+            }
             length += Int(n)
         }
         // zlib reports a gzip stream cut short only as end of file: check the trailer was reached.

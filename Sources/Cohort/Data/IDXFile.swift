@@ -11,7 +11,18 @@ public struct IDXFile: Sendable {
 
     /// Reads and checks `path`; every failure names the file.
     public init(path: String) throws {
-        array = try IDXFile.array(DataBytes(path: path))
+        array = try IDXFile.array(DataBytes(path: path, announcedLength: IDXFile.announcedLength))
+    }
+
+    /// The length of the file whose first bytes are `prefix`, as its IDX header announces it; nil
+    /// if they are not an IDX header of unsigned bytes.
+    static func announcedLength(_ prefix: UnsafeRawBufferPointer) -> Int? {
+        guard prefix.count >= 4, prefix[0] == 0, prefix[1] == 0, prefix[2] == 0x08, (1...4).contains(Int(prefix[3])) else { return nil }
+        let rank = Int(prefix[3])
+        guard prefix.count >= 4 + 4 * rank else { return nil }
+        let dims = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(prefix[4 + 4 * d + $1]) } }
+        guard let values = elementCount(dims), values <= Int.max - 20 else { return Int.max }
+        return values + 4 + 4 * rank
     }
 
     /// Checks the IDX header of `bytes` against its size.

@@ -31,6 +31,19 @@ public enum NumPyFile {
         return .success(element)
     }
 
+    /// The length of the file whose first bytes are `prefix`, as its `.npy` header announces it;
+    /// nil if they do not hold a whole header that `array` would accept.
+    static func announcedLength(_ prefix: UnsafeRawBufferPointer) -> Int? {
+        guard prefix.count >= 10, prefix.prefix(magic.count).elementsEqual(magic), (1...3).contains(Int(prefix[6])) else { return nil }
+        let lengthBytes = prefix[6] == 1 ? 2 : 4, start = 8 + lengthBytes
+        let length = (0..<lengthBytes).reversed().reduce(0) { $0 << 8 | Int(prefix[8 + $1]) }
+        guard prefix.count >= start + length, let header = try? NumPyHeader(parsing: Array(prefix[start..<(start + length)])),
+              case .success(let element) = element(header.descr) else { return nil }
+        guard let values = elementCount(header.shape), case let (size, overflow) = values.multipliedReportingOverflow(by: element.size),
+              !overflow, size <= Int.max - start - length else { return Int.max }
+        return start + length + size
+    }
+
     /// Checks the header of `bytes` against the file's size.
     static func array(_ bytes: DataBytes) throws -> StoredArray {
         let path = bytes.path, count = bytes.count

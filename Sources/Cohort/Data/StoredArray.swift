@@ -29,7 +29,7 @@ public struct StoredArray: Sendable {
 
     /// Opens `path` (gzip-compressed or not) as IDX or `.npy`; every failure names the file.
     public static func open(path: String) throws -> StoredArray {
-        let bytes = try DataBytes(path: path)
+        let bytes = try DataBytes(path: path) { NumPyFile.announcedLength($0) ?? IDXFile.announcedLength($0) }
         if NumPyFile.hasMagic(bytes) { return try NumPyFile.array(bytes) }
         return try IDXFile.array(bytes)
     }
