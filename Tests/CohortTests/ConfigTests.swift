@@ -51,6 +51,15 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(message(text).contains("c.yaml: optimizer.learning_rate: unknown key"), message(text))
     }
 
+    /// Each edit of the valid config (`from` replaced by `to`) gives a message that starts `c.yaml: start`.
+    func assertMessages(_ edits: [(from: String, to: String, start: String)], line: UInt = #line) {
+        for (from, to, start) in edits {
+            let text = valid.replacingOccurrences(of: from, with: to)
+            XCTAssertNotEqual(text, valid, from, line: line)
+            XCTAssertTrue(message(text).hasPrefix("c.yaml: \(start)"), message(text), line: line)
+        }
+    }
+
     /// A misspelt required key is an unknown key, not a missing one: the interface's own example.
     func testAMisspeltRequiredKeyIsAnUnknownKey() {
         let spec = valid.replacingOccurrences(of: "lr: 0.01", with: "learning_rate: 0.01")
@@ -68,11 +77,7 @@ final class ConfigTests: XCTestCase {
             ("shuffle: false", "shuffle: false\n  augment: {random_crop: {pad: 4}}", "data.augment.random_crop.pad"),
             ("weight_decay: 0.0}", "weight_decay: 0.0, schedule: {name: step, stepsize: 3}}", "optimizer.schedule.stepsize"),
         ]
-        for (from, to, path) in cases {
-            let text = valid.replacingOccurrences(of: from, with: to)
-            XCTAssertNotEqual(text, valid, from)
-            XCTAssertTrue(message(text).hasPrefix("c.yaml: \(path): unknown key"), message(text))
-        }
+        assertMessages(cases.map { ($0.from, $0.to, "\($0.path): unknown key") })
         let recurrent = valid.replacingOccurrences(of: "input: [1, 28, 28]", with: "input: [28, 28]")
             .replacingOccurrences(of: "- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}", with: "- lstm: {hiden_size: 8}")
         XCTAssertTrue(message(recurrent).hasPrefix("c.yaml: model.layers[0].lstm.hiden_size: unknown key"), message(recurrent))
@@ -82,7 +87,7 @@ final class ConfigTests: XCTestCase {
 
     /// Every key a table may hold, given, leaves a missing required key missing.
     func testEveryOtherKeyGivenARequiredKeyIsMissing() {
-        let cases: [(from: String, to: String, expected: String)] = [
+        let cases: [(from: String, to: String, start: String)] = [
             ("- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}",
              "- conv2d: {kernel_size: 3, stride: 1, padding: 1, bias: true, init: he_normal, bias_init: 0}",
              "model.layers[0].conv2d.out_channels: missing"),
@@ -97,11 +102,7 @@ final class ConfigTests: XCTestCase {
              "momentum: 0.9, dampening: 0, nesterov: false, weight_decay: 0.0, schedule: {name: cosine}}", "optimizer.lr: missing"),
             ("weight_decay: 0.0}", "weight_decay: 0.0, schedule: {name: step, gamma: 0.5, warmup_steps: 2}}", "optimizer.schedule.step_size: missing"),
         ]
-        for (from, to, expected) in cases {
-            let text = valid.replacingOccurrences(of: from, with: to)
-            XCTAssertNotEqual(text, valid, from)
-            XCTAssertTrue(message(text).hasPrefix("c.yaml: \(expected)"), message(text))
-        }
+        assertMessages(cases)
         let recurrent = valid.replacingOccurrences(of: "input: [1, 28, 28]", with: "input: [28, 28]")
             .replacingOccurrences(of: "- conv2d: {out_channels: 8, kernel_size: 3, padding: 1}",
                                   with: "- rnn: {return_sequences: true, bias: true, nonlinearity: relu, init: orthogonal, bias_init: 0}")
