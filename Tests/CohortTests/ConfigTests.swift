@@ -98,8 +98,6 @@ final class ConfigTests: XCTestCase {
              "train: {batch_size: 64, loss: cross_entropy, log_every_steps: 5, clip_grad_norm: 1, histograms_every_steps: 5, accumulate: 2}",
              "train.max_steps: missing"),
             ("init: xavier_uniform", "init: {name: constant, mean: 0, std: 1, bound: 1, gain: 1}", "model.layers[5].dense.init.value: missing"),
-            ("lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}",
-             "momentum: 0.9, dampening: 0, nesterov: false, weight_decay: 0.0, schedule: {name: cosine}}", "optimizer.lr: missing"),
             ("weight_decay: 0.0}", "weight_decay: 0.0, schedule: {name: step, gamma: 0.5, warmup_steps: 2}}", "optimizer.schedule.step_size: missing"),
         ]
         assertMessages(cases)
@@ -183,6 +181,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, beta1: 0.9}").contains("optimizer.beta1: unknown key"))
     }
 
+    /// Without `lr`, an optimizer takes PyTorch's default, as every other key does.
+    func testTheLearningRateDefaultsToPyTorchs() throws {
+        for (name, lr) in [("sgd", 1e-3), ("adam", 1e-3), ("adamw", 1e-3), ("rmsprop", 1e-2), ("adagrad", 1e-2)] {
+            let text = valid.replacingOccurrences(of: "optimizer: {name: sgd, lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.0}",
+                                                  with: "optimizer: {name: \(name)}")
+            XCTAssertNotEqual(text, valid)
+            XCTAssertEqual(try ConfigLoader.parse(text, file: "c.yaml").optimizer.lr, lr, name)
+        }
+        let misspelt = valid.replacingOccurrences(of: "lr: 0.01", with: "learning_rate: 0.01")
+        XCTAssertTrue(message(misspelt).hasPrefix("c.yaml: optimizer.learning_rate: unknown key (line"), message(misspelt))
+    }
+
     func testOutOfRangeOptimizerValuesAreOneLineErrorsNamingTheKey() {
         let cases = [
             ("{name: adam, lr: -0.001}", "optimizer.lr: must be > 0 and within float32's range, got -0.001"),
@@ -192,7 +202,6 @@ final class ConfigTests: XCTestCase {
             ("{name: rmsprop, lr: 0.01, alpha: 1.5}", "optimizer.alpha: must be in [0, 1), got 1.5"),
             ("{name: adagrad, lr: 0.01, lr_decay: -1}", "optimizer.lr_decay: must be >= 0, got -1"),
             ("{name: adagrad, lr: 0.01, initial_accumulator_value: -0.1}", "optimizer.initial_accumulator_value: must be >= 0, got -0.1"),
-            ("{name: adam}", "optimizer.lr: missing: the learning rate"),
             // Positive as a Double, 0 or infinite as the Float the kernels use.
             ("{name: adam, lr: 1.0e-50}", "optimizer.lr: must be > 0 and within float32's range, got 1.0e-50"),
             ("{name: sgd, lr: 1.0e39}", "optimizer.lr: must be > 0 and within float32's range, got 1.0e39"),

@@ -429,14 +429,13 @@ public enum ConfigLoader {
             throw table.fail("name", "unknown optimizer '\(given)' (expected one of \(names))")
         }
         let own = Set(name.keys + ["name", "lr", "schedule"])
-        table.accepted = own
         for key in table.keys where !own.contains(key) {
             let owners = OptimizerName.allCases.filter { $0.keys.contains(key) }.map(\.rawValue)
             guard !owners.isEmpty else { continue }
             let mark = table.node(key)?.mark
             throw table.fail(key, "\(name.rawValue) has no such setting (\(owners.joined(separator: " and ")) \(owners.count == 1 ? "has" : "have") it); \(name.rawValue) takes lr, \(name.keys.joined(separator: ", ")) and schedule", mark)
         }
-        guard let lr = try table.double("lr", isPositiveFloat32, expected: positiveFloat32) else { throw table.missing("lr", "the learning rate") }
+        let lr = try table.double("lr", isPositiveFloat32, expected: positiveFloat32) ?? name.defaultLearningRate
         var optimizer = OptimizerConfig.defaults(for: name, lr: lr)
         optimizer.weightDecay = try table.double("weight_decay", { $0 >= 0 }, expected: ">= 0") ?? optimizer.weightDecay
         optimizer.eps = try table.double("eps", isPositiveFloat32, expected: positiveFloat32) ?? optimizer.eps

@@ -108,6 +108,14 @@ public enum OptimizerName: String, CaseIterable, Sendable {
         case .adagrad: ["lr_decay", "weight_decay", "initial_accumulator_value", "eps"]
         }
     }
+
+    /// PyTorch's default learning rate of this optimizer (`torch.optim`, 2.x).
+    public var defaultLearningRate: Double {
+        switch self {
+        case .sgd, .adam, .adamw: 1e-3
+        case .rmsprop, .adagrad: 1e-2
+        }
+    }
 }
 
 /// An optimizer and its hyper-parameters. A field that `name` does not use is ignored; the
