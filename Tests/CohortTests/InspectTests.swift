@@ -203,6 +203,33 @@ final class InspectTests: XCTestCase {
         }
     }
 
+    /// A normalised colour image is drawn as the image, not as its normalised values (CIFAR's
+    /// per-channel means and deviations shifted one channel against the others).
+    func testInputPicturesUndoTheNormalisation() throws {
+        let directory = try temporaryDirectory(self)
+        let random = CounterRandom(4)
+        let pixels = (0..<(2 * 3 * 4 * 4)).map { UInt8(random.below(256, UInt64($0))) }
+        try npyFile(Data(pixels), descr: "|u1", shape: [2, 3, 4, 4]).write(to: directory.appendingPathComponent("x.npy"))
+        try npyFile(rawBytes([Int64(0), 1]), descr: "<i8", shape: [2]).write(to: directory.appendingPathComponent("y.npy"))
+        func picture(normalize: String) throws -> [UInt8] {
+            let config = try ConfigLoader.parse("""
+                data: {train: {images: x.npy, labels: y.npy}, test: {images: x.npy, labels: y.npy}\(normalize)}
+                model: {input: [3, 4, 4], layers: [flatten, {dense: {out_features: 2}}]}
+                train: {batch_size: 2, max_steps: 1}
+                """, file: directory.appendingPathComponent("c.yaml").path)
+            let model = try Model<Float>(config.model)
+            let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: 0, file: "c.yaml")
+            let test = try Dataset(config.data.test!, transform: transform, classes: 2, role: "data.test")
+            let context = InspectionContext(model: model, test: test, output: directory)
+            _ = try context.load(0..<2)
+            return context.inputPicture(context.input(row: 1)).pixels
+        }
+        let plain = try picture(normalize: "")
+        let normalised = try picture(normalize: ", normalize: {mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26]}")
+        XCTAssertEqual(plain.count, 48)
+        XCTAssertTrue(zip(plain, normalised).allSatisfy { abs(Int($0) - Int($1)) <= 1 }, "\(plain) against \(normalised)")
+    }
+
     func testHiddenStateProbeEndsInTheModelsLastState() throws {
         let directory = try temporaryDirectory(self)
         let test = try writeSyntheticData(in: directory, name: "test", count: 3, rows: 5, columns: 4, classes: 3, seed: 8)

@@ -46,10 +46,11 @@ final class InspectionContext {
         return InspectPage.Figure(file: name, caption: caption)
     }
 
-    /// The picture of one model input, `values` `[inputShape]`, scaled to its own range: an image
-    /// `[C, H, W]` in grey (C = 1, or the mean of the channels when C is not 3) or colour (C = 3),
-    /// a sequence `[T, F]` as T rows of F values.
-    func inputPicture(_ values: [Float]) -> Picture {
+    /// The picture of one model input, `values` `[inputShape]`, with `data.normalize` undone and
+    /// scaled to its own range: an image `[C, H, W]` in grey (C = 1, or the mean of the channels
+    /// when C is not 3) or colour (C = 3), a sequence `[T, F]` as T rows of F values.
+    func inputPicture(_ normalised: [Float]) -> Picture {
+        let values = unnormalised(normalised)
         let shape = model.inputShape
         switch shape.count {
         case 3 where shape[0] == 3:
@@ -63,6 +64,14 @@ final class InspectionContext {
         default:
             return Picture.greyscale(values, width: values.count, height: 1)
         }
+    }
+
+    /// `values` as the data gave them before `data.normalize`: `x * std[c] + mean[c]` in channel c,
+    /// so that a picture of a normalised colour image keeps the image's balance of colours.
+    private func unnormalised(_ values: [Float]) -> [Float] {
+        guard let transform = test?.transform, let mean = transform.mean, let std = transform.std else { return values }
+        let plane = values.count / transform.channels
+        return values.indices.map { values[$0] * std[$0 / plane] + mean[$0 / plane] }
     }
 
     /// The model's input of sample `row` of the last batch loaded.
