@@ -75,7 +75,7 @@ final class ConfigOverrideTests: XCTestCase {
         XCTAssertTrue(fromFile.hasPrefix("c.yaml: optimizer.lr: must be > 0 and within float32's range, got -1 (line"), fromFile)
         XCTAssertEqual(fromSet, "c.yaml: optimizer.lr: must be > 0 and within float32's range, got -1 (--set optimizer.lr=-1)")
         XCTAssertEqual(message("model.layers[4].dropout.p=1.5"),
-                       "c.yaml: model.layers[4].dropout.p: must be in [0, 1), got 1.5 (--set model.layers[4].dropout.p=1.5)")
+                       "c.yaml: model.layers[4].dropout.p: must be in [0, 1], got 1.5 (--set model.layers[4].dropout.p=1.5)")
         XCTAssertEqual(message("train.batch_size=lots"),
                        "c.yaml: train.batch_size: expected a number of samples or 'full', got 'lots' (--set train.batch_size=lots)")
     }

@@ -93,6 +93,25 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(plan.samples(step: 2, rank: 1, worldSize: 3).firstGlobalIndex, 2 * 50 + 17)
     }
 
+    /// p = 1, as PyTorch allows it: every value dropped in training (no infinite scale reaches the
+    /// output or the gradient), the identity at inference.
+    func testDropoutOfOneDropsEverythingInTrainingOnly() {
+        let dropout = Dropout<Float>(input: [5], probability: 1)
+        dropout.reserve(maxBatch: 3)
+        let x = (0..<15).map { Float($0) - 7 }
+        var y = [Float](repeating: 9, count: 15), dx = y
+        for training in [true, false] {
+            let context = StepContext(isTraining: training, seed: 3, step: 2, firstSampleIndex: 0, globalBatch: 3,
+                                      communicator: SoloCommunicator())
+            dropout.forward(x, &y, batch: 3, context: context)
+            XCTAssertEqual(y, training ? [Float](repeating: 0, count: 15) : x)
+        }
+        let training = StepContext(isTraining: true, seed: 3, step: 2, firstSampleIndex: 0, globalBatch: 3, communicator: SoloCommunicator())
+        dropout.forward(x, &y, batch: 3, context: training)
+        dropout.backward(x, y, x, &dx, batch: 3, context: training)
+        XCTAssertEqual(dx, [Float](repeating: 0, count: 15))
+    }
+
     func testDropoutMaskDependsOnlyOnSeedStepLayerAndSampleIndex() {
         let size = 40
         var whole = [Float](repeating: 0, count: 4 * size)

@@ -170,7 +170,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "number in quotes", files: yaml(config(["lr: 0.05": "lr: '0.05'"])), arguments: ["train", "c.yaml"],
                  expected: ["optimizer.lr: expected a number, got the quoted string '0.05' (line"]),
             Case(name: "lr <= 0", files: yaml(config(["lr: 0.05": "lr: 0"])), arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0"]),
-            Case(name: "p out of range", files: yaml(config(["    - relu: {}": "    - dropout: {p: 1.0}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2].dropout.p: must be in [0, 1)"]),
+            Case(name: "p out of range", files: yaml(config(["    - relu: {}": "    - dropout: {p: 1.5}"])), arguments: ["train", "c.yaml"], expected: ["model.layers[2].dropout.p: must be in [0, 1], got 1.5"]),
             Case(name: "batch size 0", files: yaml(config(["batch_size: 16": "batch_size: 0"])), arguments: ["train", "c.yaml"], expected: ["train.batch_size"]),
             Case(name: "batch larger than data", files: yaml(config(["batch_size: 16": "batch_size: 1000"])), arguments: ["train", "c.yaml"], expected: ["train.batch_size: 1000 is larger than the 64 training samples"]),
             Case(name: "kernel larger than input", files: yaml(config(["padding: 1}": "padding: 0}", "input: [1, 6, 6]": "input: [1, 2, 2]"])), arguments: ["train", "c.yaml"], expected: ["model.layers[0] (conv2d)", "larger than its input [1, 2, 2]"]),

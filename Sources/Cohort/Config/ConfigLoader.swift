@@ -277,7 +277,7 @@ public enum ConfigLoader {
             }
             spec = .batchnorm(momentum: momentum, epsilon: eps, synchronized: sync, initializer: initializer)
         case "dropout":
-            spec = .dropout(p: try options.double("p", { $0 >= 0 && $0 < 1 }, expected: "in [0, 1)") ?? 0.5)
+            spec = .dropout(p: try options.double("p", { (0...1).contains($0) }, expected: "in [0, 1]") ?? 0.5)
         case "relu", "sigmoid", "tanh":
             spec = .activation(Activation<Float>.Function(rawValue: name)!)
         case "maxpool2d", "avgpool2d":
