@@ -20,9 +20,14 @@ public struct IDXFile: Sendable {
         guard prefix.count >= 4, prefix[0] == 0, prefix[1] == 0, prefix[2] == 0x08, (1...4).contains(Int(prefix[3])) else { return nil }
         let rank = Int(prefix[3])
         guard prefix.count >= 4 + 4 * rank else { return nil }
-        let dims = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(prefix[4 + 4 * d + $1]) } }
+        let dims = dimensions(prefix.baseAddress!.assumingMemoryBound(to: UInt8.self), rank: rank)
         guard let values = elementCount(dims), values <= Int.max - 20 else { return Int.max }
         return values + 4 + 4 * rank
+    }
+
+    /// The `rank` big-endian 32-bit sizes after an IDX file's 4-byte magic at `raw`.
+    private static func dimensions(_ raw: UnsafePointer<UInt8>, rank: Int) -> [Int] {
+        (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(raw[4 + 4 * d + $1]) } }
     }
 
     /// Checks the IDX header of `bytes` against its size.
@@ -48,11 +53,7 @@ public struct IDXFile: Sendable {
         guard (1...4).contains(rank) else { throw CohortError("\(path): IDX file with \(rank) dimensions is not supported") }
         let headerSize = 4 + 4 * rank
         guard count >= headerSize else { throw CohortError("\(path): truncated IDX header") }
-        var dims: [Int] = []
-        for d in 0..<rank {
-            let o = 4 + 4 * d
-            dims.append(Int(raw[o]) << 24 | Int(raw[o + 1]) << 16 | Int(raw[o + 2]) << 8 | Int(raw[o + 3]))
-        }
+        let dims = dimensions(raw, rank: rank)
         let present = count - headerSize
         guard let expected = elementCount(dims), present >= expected else {
             throw CohortError("\(path): truncated: the header announces \(describe(dims)) values but the file holds \(present)")

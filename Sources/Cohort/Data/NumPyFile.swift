@@ -32,22 +32,19 @@ public enum NumPyFile {
     }
 
     /// The length of the file whose first bytes are `prefix`, as its `.npy` header announces it;
-    /// nil if they do not hold a whole header that `array` would accept.
+    /// nil if they do not hold a whole header that `readHeader` accepts.
     static func announcedLength(_ prefix: UnsafeRawBufferPointer) -> Int? {
-        guard prefix.count >= 10, prefix.prefix(magic.count).elementsEqual(magic), (1...3).contains(Int(prefix[6])) else { return nil }
-        let lengthBytes = prefix[6] == 1 ? 2 : 4, start = 8 + lengthBytes
-        let length = (0..<lengthBytes).reversed().reduce(0) { $0 << 8 | Int(prefix[8 + $1]) }
-        guard prefix.count >= start + length, let header = try? NumPyHeader(parsing: Array(prefix[start..<(start + length)])),
-              case .success(let element) = element(header.descr) else { return nil }
+        guard prefix.count >= magic.count, prefix.prefix(magic.count).elementsEqual(magic),
+              let (header, element, offset) = try? readHeader(prefix.baseAddress!.assumingMemoryBound(to: UInt8.self), count: prefix.count, path: "")
+        else { return nil }
         guard let values = elementCount(header.shape), case let (size, overflow) = values.multipliedReportingOverflow(by: element.size),
-              !overflow, size <= Int.max - start - length else { return Int.max }
-        return start + length + size
+              !overflow, size <= Int.max - offset else { return Int.max }
+        return offset + size
     }
 
-    /// Checks the header of `bytes` against the file's size.
-    static func array(_ bytes: DataBytes) throws -> StoredArray {
-        let path = bytes.path, count = bytes.count
-        let raw = bytes.base.assumingMemoryBound(to: UInt8.self)
+    /// The header of the `.npy` file whose first `count` bytes (its magic recognised) are at `raw`,
+    /// the element type it names and the offset of the values; errors name `path`.
+    private static func readHeader(_ raw: UnsafePointer<UInt8>, count: Int, path: String) throws -> (NumPyHeader, ElementType, offset: Int) {
         guard count >= 10 else { throw CohortError("\(path): truncated .npy file (\(count) bytes)") }
         let (major, minor) = (Int(raw[6]), Int(raw[7]))
         guard (1...3).contains(major) else {
@@ -67,17 +64,21 @@ public enum NumPyFile {
         } catch {
             throw CohortError("\(path): \(error.reason)")
         }
-        let element: ElementType
         switch NumPyFile.element(header.descr) {
-        case .success(let known): element = known
+        case .success(let element): return (header, element, start + length)
         case .failure(let error): throw CohortError("\(path): \(error.reason)")
         }
+    }
+
+    /// Checks the header of `bytes` against the file's size.
+    static func array(_ bytes: DataBytes) throws -> StoredArray {
+        let path = bytes.path, count = bytes.count
+        let (header, element, offset) = try readHeader(bytes.base.assumingMemoryBound(to: UInt8.self), count: count, path: path)
         let shapeText = "(" + header.shape.map(String.init).joined(separator: ", ") + (header.shape.count == 1 ? ",)" : ")")
         // One dimension longer than 1 at most: Fortran and C order are then the same bytes.
         if header.fortranOrder && header.shape.filter({ $0 > 1 }).count > 1 {
             throw CohortError("\(path): the array \(shapeText) is in Fortran order; save it in C order: np.save(path, np.ascontiguousarray(a))")
         }
-        let offset = start + length
         guard let values = elementCount(header.shape), case let (size, overflow) = values.multipliedReportingOverflow(by: element.size), !overflow else {
             throw CohortError("\(path): the shape \(shapeText) in the header is too large")
         }

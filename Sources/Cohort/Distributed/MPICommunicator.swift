@@ -107,8 +107,7 @@ public final class MPICommunicator: Communicator {
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if worldSize == 1 { return }
         if let residentSum, buffer == residentSum.residentBuffer {
-            _ = try residentSum.sum(buffer, count: count, step: step, timeoutSeconds: timeoutSeconds)
-            return
+            return try residentSum.sumInPlace(count: count, step: step, timeoutSeconds: timeoutSeconds)
         }
         if let sharedSum {
             if try sharedSum.sum(buffer, count: count, step: step, timeoutSeconds: timeoutSeconds) { return }

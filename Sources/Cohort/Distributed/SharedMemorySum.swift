@@ -71,13 +71,6 @@ final class SharedMemorySum {
     /// `count` on every worker. `step` and `timeoutSeconds` are for the message of a worker that
     /// waits too long.
     func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int, step: Int, timeoutSeconds: Double) throws -> Bool {
-        if let residentBuffer {
-            precondition(buffer == residentBuffer && count <= capacity, "a resident window sums only its own buffer")
-            try arrive(step: step, timeoutSeconds: timeoutSeconds)
-            sumIntoEverySlot(part(rank, of: count))
-            try arrive(step: step, timeoutSeconds: timeoutSeconds)
-            return true
-        }
         if count > capacity, try !reserve(count) { return false }
         let mine = part(rank, of: count), slot = slots[rank]
         for q in 0..<worldSize where q != rank {
@@ -96,13 +89,22 @@ final class SharedMemorySum {
 
     /// Makes the window the home of one buffer of `count` floats a worker, which `sum` then adds up
     /// in place: every worker sums its part across all the slots and writes the sums into each, so
-    /// nothing is copied in or out. Returns this worker's slot (where its values must be kept), or
-    /// nil when the window cannot be made (see `reserve`). Collective, once.
+    /// nothing is copied in or out (`sumInPlace`). Returns this worker's slot (where its values must
+    /// be kept), or nil when the window cannot be made (see `reserve`). Collective, once.
     func makeResident(count: Int) throws -> UnsafeMutablePointer<Float>? {
         precondition(residentBuffer == nil && capacity == 0)
         guard try reserve(count) else { return nil }
         residentBuffer = slots[rank]
         return slots[rank]
+    }
+
+    /// Replaces the first `count` floats of the resident buffer (`makeResident`) by their sum over
+    /// the workers, where they lie. Collective, with the same `count` on every worker.
+    func sumInPlace(count: Int, step: Int, timeoutSeconds: Double) throws {
+        precondition(residentBuffer != nil && count <= capacity, "sumInPlace needs a resident window of `count` floats")
+        try arrive(step: step, timeoutSeconds: timeoutSeconds)
+        sumIntoEverySlot(part(rank, of: count))
+        try arrive(step: step, timeoutSeconds: timeoutSeconds)
     }
 
     /// Worker q's part of a buffer of `count`: whole cache lines of floats but the last.
