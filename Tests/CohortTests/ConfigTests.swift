@@ -181,6 +181,15 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(optimizerMessage("{name: adam, lr: 0.001, beta1: 0.9}").contains("optimizer.beta1: unknown key"))
     }
 
+    /// Dropout's p takes PyTorch's range, [0, 1]: 1 drops every value in training.
+    func testDropoutTakesPyTorchsRange() throws {
+        for p in ["0", "1", "1.0"] {
+            let text = valid.replacingOccurrences(of: "- relu: {}", with: "- dropout: {p: \(p)}")
+            XCTAssertEqual(try ConfigLoader.parse(text, file: "c.yaml").model.layers[2], .dropout(p: Double(p)!), p)
+        }
+        assertMessages([("- relu: {}", "- dropout: {p: 1.01}", "model.layers[2].dropout.p: must be in [0, 1], got 1.01")])
+    }
+
     /// Without `lr`, an optimizer takes PyTorch's default, as every other key does.
     func testTheLearningRateDefaultsToPyTorchs() throws {
         for (name, lr) in [("sgd", 1e-3), ("adam", 1e-3), ("adamw", 1e-3), ("rmsprop", 1e-2), ("adagrad", 1e-2)] {
