@@ -303,6 +303,15 @@ final class ConfigTests: XCTestCase {
     func testUnknownInitializationIsAnErrorNamingTheLayer() {
         let m = message(valid.replacingOccurrences(of: "init: xavier_uniform", with: "init: {name: glorot_normal}"))
         XCTAssertTrue(m.hasPrefix("c.yaml: model.layers[5].dense.init: unknown initialization 'glorot_normal'"), m)
+        XCTAssertTrue(m.contains("; Glorot's initialization is xavier_uniform or xavier_normal, as PyTorch names it)"), m)
+        let other = message(valid.replacingOccurrences(of: "init: xavier_uniform", with: "init: {name: msra}"))
+        XCTAssertTrue(other.contains("or kaiming_uniform and kaiming_normal for he_uniform and he_normal"), other)
+        XCTAssertFalse(other.contains("Glorot"), other)
+    }
+
+    /// PyTorch's names that Cohort accepts beside its own are named where an unknown layer is.
+    func testUnknownLayerListsPyTorchsNameForDense() {
+        XCTAssertTrue(message(valid.replacingOccurrences(of: "- relu: {}", with: "- fc: {}")).contains("dense or linear,"))
     }
 
     func testYAMLSyntaxErrorGivesTheLine() {

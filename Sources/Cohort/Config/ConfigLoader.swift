@@ -337,7 +337,7 @@ public enum ConfigLoader {
                                  initializer: initializer)
             }
         default:
-            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, residual, lstm, gru, rnn)", node.mark)
+            throw YAMLTable.error(file, path, "unknown layer '\(name)' (expected one of conv2d, dense or linear, batchnorm, dropout, relu, sigmoid, tanh, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, residual, lstm, gru, rnn)", node.mark)
         }
         try options.finish()
         return spec
@@ -381,6 +381,13 @@ public enum ConfigLoader {
     static let initializerNames = ["constant", "normal", "uniform", "xavier_uniform", "xavier_normal",
                                    "he_uniform", "he_normal", "lecun_normal", "orthogonal"]
 
+    /// What an unknown initializer's message lists: the names, PyTorch's for He's, and for Keras's
+    /// Glorot names, PyTorch's.
+    static func initializerChoices(for name: String) -> String {
+        "expected one of \(initializerNames.joined(separator: ", ")), or kaiming_uniform and kaiming_normal for he_uniform and he_normal"
+            + (name.lowercased().hasPrefix("glorot") ? "; Glorot's initialization is xavier_uniform or xavier_normal, as PyTorch names it" : "")
+    }
+
     /// `init: xavier_uniform` or `init: {name: normal, std: 0.01}`.
     private static func readInitializer(_ node: Node, table: YAMLTable, key: String) throws -> Initializer {
         var options: YAMLTable
@@ -414,7 +421,7 @@ public enum ConfigLoader {
         case "lecun_normal": result = .lecunNormal
         case "orthogonal": result = .orthogonal(gain: try options.double("gain", { $0 > 0 }, expected: "> 0") ?? 1)
         default:
-            throw YAMLTable.error(table.file, path, "unknown initialization '\(name)' (expected one of \(initializerNames.joined(separator: ", ")))", node.mark)
+            throw YAMLTable.error(table.file, path, "unknown initialization '\(name)' (\(initializerChoices(for: name)))", node.mark)
         }
         try options.finish()
         return result
