@@ -77,7 +77,14 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
         let model = try Model<Float>.built(from: config)
         printLine("check \(path): \(model.layers.count) layer\(model.layers.count == 1 ? "" : "s"), \(model.parameters.count) parameters, world=1")
         ModelSummary.lines(model).forEach(printLine)
-        let report = try ModelCheck.run(config, options: checkOptions)
+        // On a terminal, a line that counts the gradient check's parts (it takes minutes on a deep network).
+        let terminal = ProgressReporter.Terminal.standardOutput()
+        let report = try ModelCheck.run(config, options: checkOptions) { done, total in
+            guard let terminal else { return }
+            let line = "gradient check in Double: \(done) of \(total) (each parameter tensor end to end, then each layer)"
+            terminal.write("\r" + line.prefix(terminal.columns - 1) + "\u{1B}[K")
+        }
+        terminal?.write("\r\u{1B}[K")
         if report.gradient.samples < options.samples {
             printLine("note: --samples \(options.samples): the training set has \(report.gradient.samples) samples, all of them checked")
         }

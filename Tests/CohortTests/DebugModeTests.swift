@@ -88,6 +88,21 @@ final class DebugModeTests: XCTestCase {
         XCTAssertLessThan(resolved.max() ?? 1, 1e-5)
     }
 
+    /// The check counts its parts as it goes, for the line a terminal shows: every parameter tensor
+    /// end to end, then every layer, one call each, in order, the last at the total.
+    func testTheCheckReportsItsProgressPartByPart() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory)
+        let config = try ConfigLoader.load(path: directory.appendingPathComponent("c.yaml").path)
+        var calls: [(done: Int, total: Int)] = []
+        _ = try ModelCheck.run(config) { calls.append(($0, $1)) }
+        let model = try Model<Float>(config.model)
+        let total = model.layers.reduce(0) { $0 + $1.parameterShapes.count } + model.layers.count
+        XCTAssertGreaterThan(model.layers.reduce(0) { $0 + $1.parameterShapes.count }, 0)
+        XCTAssertEqual(calls.map(\.done), Array(1...total))
+        XCTAssertTrue(calls.allSatisfy { $0.total == total })
+    }
+
     func testCheckStartsFromTheWeightsTrainingStartsFrom() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory)

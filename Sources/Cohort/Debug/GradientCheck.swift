@@ -68,10 +68,17 @@ public enum GradientCheck {
     }
 
     /// Checks `model` on the `batch` samples already in `model.input`, labelled `labels`, in the step `context`.
+    ///
+    /// `progress(done, total)` is called as each of its `total` parts is done: every parameter
+    /// tensor end to end, then every layer alone.
     public static func run(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
-                           options: Options = Options()) throws -> Report {
+                           options: Options = Options(), progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Report {
         precondition(labels.count == batch && batch <= model.maxBatch)
-        let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context, options: options)
+        let tensors = model.layers.reduce(0) { $0 + $1.parameterShapes.count }
+        let total = tensors + model.layers.count
+        let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context, options: options) {
+            progress($0, total)
+        }
         try model.forward(batch: batch, context: context)
         let loss = crossEntropy(model: model, batch: batch, labels: labels, gradient: false)
         var rows: [Row] = []
@@ -91,6 +98,7 @@ public enum GradientCheck {
                                 checked: result.checked, skipped: result.skipped))
             }
             offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
+            progress(tensors + index + 1, total)
         }
         return Report(rows: rows, samples: batch, loss: loss)
     }
@@ -103,9 +111,10 @@ public enum GradientCheck {
         }
     }
 
-    /// Each parameter tensor's end-to-end error, by state-dict name (nil: unresolved).
+    /// Each parameter tensor's end-to-end error, by state-dict name (nil: unresolved); `finished(n)`
+    /// after the n-th tensor.
     private static func endToEndErrors(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
-                                       options: Options) throws -> [String: Double?] {
+                                       options: Options, finished: (Int) -> Void) throws -> [String: Double?] {
         try model.forward(batch: batch, context: context)
         let base = crossEntropy(model: model, batch: batch, labels: labels, gradient: true)
         try model.backward(batch: batch, context: context)
@@ -128,6 +137,7 @@ public enum GradientCheck {
                 }
                 errors["\(index).\(shape.name)"] = comparison.error
                 offset += shape.count
+                finished(errors.count)
                 // The last evaluation left the activations after this layer perturbed; later layers start from them.
                 try model.forward(batch: batch, context: context, fromLayer: index)
             }

@@ -24,7 +24,9 @@ public enum ModelCheck {
         public var passed: Bool { gradient.passed && probe.nonFinite == nil }
     }
 
-    public static func run(_ config: TrainingConfig, options: Options = Options()) throws -> Report {
+    /// `progress(done, total)`: the gradient check's, as its parts are done (`GradientCheck.run`).
+    public static func run(_ config: TrainingConfig, options: Options = Options(),
+                           progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Report {
         let model = try Model<Float>.built(from: config)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the check runs on training samples")
@@ -57,7 +59,7 @@ public enum ModelCheck {
         var gradientOptions = options.gradient
         gradientOptions.seed = config.seed
         let gradient = try GradientCheck.run(model: exact, batch: samples, labels: Array(labels.buffer), context: context,
-                                             options: gradientOptions)
+                                             options: gradientOptions, progress: progress)
 
         let plan = BatchPlan(sampleCount: train.count, batchSize: batchSize, shuffle: config.data.shuffle, seed: config.seed)
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
