@@ -25,6 +25,7 @@ struct CohortCommand: ParsableCommand {
         // A closed pipe is an error that the writer reports (`printResult`), not a signal that ends the process.
         signal(SIGPIPE, SIG_IGN)
         BLASKernels.selectFastKernels()
+        refuseAddressSpaceTooSmallToStart()
         refuseArgumentsThatAreNotUTF8()
         var command: ParsableCommand
         do {
@@ -37,6 +38,14 @@ struct CohortCommand: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// One line and exit status 1 under a `ulimit -v` too tight to start under. `_exit`: OpenBLAS's
+    /// threads may be retrying their mmap already, and `exit` would wait for them forever.
+    private static func refuseAddressSpaceTooSmallToStart() {
+        guard let message = addressSpaceTooSmallToStart() else { return }
+        if LauncherEnvironment.rank == 0 { printError("error: \(message)") }
+        _exit(1)
     }
 
     /// Swift reads the command line as UTF-8, replacing what is not: a file name in another encoding

@@ -42,8 +42,13 @@ struct Inspect: ParsableCommand {
             guard output?.isEmpty != true else { throw CohortError("--output: expected a directory for the page, got an empty string") }
             let outputURL = URL(fileURLWithPath: output ?? URL(fileURLWithPath: config.checkpoint.dir).appendingPathComponent("inspect").path)
             let name = URL(fileURLWithPath: config.sourcePath).lastPathComponent
-            let page = try Inspector.run(model: model, test: test, output: outputURL, title: "cohort inspect \(name)",
+            let page: InspectPage
+            do {
+                page = try Inspector.run(model: model, test: test, output: outputURL, title: "cohort inspect \(name)",
                                          summary: "Config \(config.sourcePath), checkpoint \(directory.path), model input \(model.inputShape), \(model.layers.count) layers.")
+            } catch let error as Predictor.NonFiniteOutputs {
+                throw CohortError(error.message(checkpoint: directory.path, data: "data.test", consequence: "there is nothing to picture"))
+            }
             printLine("inspect: \(page.files.count) pictures in \(outputURL.appendingPathComponent("index.html").path) world=\(communicator.worldSize)")
             return 0
         }

@@ -44,26 +44,43 @@ func printResult(_ text: String, what: String) throws {
 
 /// Writes `data` to the file `path` names. A regular file (or a new one) is replaced whole, through
 /// a temporary file beside it, so that a failed write leaves the old one; a symbolic link is
-/// followed, and anything else (a device such as /dev/stdout, a FIFO) is written in place: the
-/// temporary file would replace it.
+/// followed, and anything else (a device such as /dev/stdout, a FIFO, a pipe) is written in place:
+/// the temporary file would replace it.
 func writeResult(_ data: Data, to path: String, what: String) throws {
+    var status = stat()
+    // The kernel follows the links itself: /dev/stdout into a pipe leads to "pipe:[N]", no path.
+    if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+        try writeInPlace(data, to: path, what: what)
+        return
+    }
     let target = followingLinks(URL(fileURLWithPath: path))
     let directory = target.deletingLastPathComponent().path
     guard FileManager.default.fileExists(atPath: directory) else {
         throw CohortError("\(path): cannot write \(what) (no such directory: \(directory))")
     }
-    var status = stat()
-    let special = stat(target.path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG
     do {
-        if special {
-            let handle = try FileHandle(forWritingTo: target)
-            defer { try? handle.close() }
-            try handle.write(contentsOf: data)
-        } else {
-            try data.write(to: target, options: .atomic)
-        }
+        try data.write(to: target, options: .atomic)
     } catch {
         throw CohortError("\(path): cannot write \(what) (\(describeFileError(error)))")
+    }
+}
+
+/// Writes `data` to what `path` opens as (a device, a FIFO, a pipe), from its start, whole.
+private func writeInPlace(_ data: Data, to path: String, what: String) throws {
+    func failure() -> CohortError { CohortError("\(path): cannot write \(what) (\(String(cString: strerror(errno))))") }
+    let descriptor = open(path, O_WRONLY)
+    guard descriptor >= 0 else { throw failure() }
+    defer { close(descriptor) }
+    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw failure()
+            }
+            offset += written
+        }
     }
 }
 

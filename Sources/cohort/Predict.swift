@@ -38,7 +38,7 @@ struct Predict: ParsableCommand {
             let model = try Model<Float>.built(from: config)
             let file = try Predictor.readImages(path: images, inputShape: model.inputShape)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
-            _ = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with")
+            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with")
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
@@ -49,8 +49,12 @@ struct Predict: ParsableCommand {
                 throw CohortError("\(output): --output: is a directory, expected the name of the CSV file to write")
             }
             var csv = "index,label," + (0..<model.classes).map { "p\($0)" }.joined(separator: ",") + "\n"
-            try Predictor.predict(model: model, images: file, transform: transform) { index, label, probabilities in
-                csv += "\(index),\(label)," + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+            do {
+                try Predictor.predict(model: model, images: file, transform: transform) { index, label, probabilities in
+                    csv += "\(index),\(label)," + probabilities.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+                }
+            } catch let error as Predictor.NonFiniteOutputs {
+                throw CohortError(error.message(checkpoint: directory.path, data: images, consequence: "it predicts nothing"))
             }
             if let output {
                 try writeResult(Data(csv.utf8), to: output, what: "the predictions")

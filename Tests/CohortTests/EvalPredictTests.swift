@@ -125,8 +125,11 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n"), evaluated.err)
         let predicted = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
         XCTAssertEqual(predicted.status, 1)
-        XCTAssertTrue(predicted.err.hasPrefix("error: sample 0: the model's outputs are NaN or infinite"), predicted.err)
+        XCTAssertEqual(predicted.err, "error: \(checkpoint.path): the model's outputs on test-images.idx are NaN or infinite (first on sample 0), so it predicts nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n")
         XCTAssertEqual(predicted.out, "")
+        let inspected = try runCohort(["inspect", "c.yaml"], in: directory)
+        XCTAssertEqual(inspected.status, 1)
+        XCTAssertTrue(inspected.err.hasPrefix("error: \(checkpoint.path): the model's outputs on data.test are NaN or infinite (first on sample 0), so there is nothing to picture"), inspected.err)
     }
 
     func testPredictErrorsAreOneLineNamingTheFile() throws {

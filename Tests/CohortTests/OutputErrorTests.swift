@@ -46,6 +46,27 @@ final class OutputErrorTests: XCTestCase {
         XCTAssertEqual(predicted.err, "error: standard output: cannot write the predictions (Broken pipe)\n")
     }
 
+    /// `--output /dev/stdout` with standard output a pipe writes into the pipe: the link leads to
+    /// "pipe:[N]", which is no path to follow by hand (it said "The file doesn't exist").
+    func testOutputToStandardOutputGoesIntoAPipe() throws {
+        let pipe = Pipe()
+        let process = Process()
+        process.executableURL = try cohortBinary()
+        process.arguments = ["predict", "c.yaml", "test-images.idx", "--output", "/dev/stdout"]
+        process.currentDirectoryURL = directory
+        let err = Pipe()
+        process.standardOutput = pipe
+        process.standardError = err
+        try process.run()
+        let csv = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, message)
+        XCTAssertEqual(message, "")
+        XCTAssertEqual(csv.split(separator: "\n").count, 21, csv)
+        XCTAssertTrue(csv.hasPrefix("index,label,p0,p1,p2,p3\n0,"), csv)
+    }
+
     /// --output through a link to a device writes to the device and leaves the link (a temporary
     /// file renamed over it replaced /dev/full itself, run as root); through a link to a file, the file.
     func testOutputGoesThroughLinksAndIntoDevices() throws {

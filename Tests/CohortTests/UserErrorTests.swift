@@ -327,6 +327,19 @@ final class UserErrorTests: XCTestCase {
         XCTAssertTrue(message.contains("that ulimit -v leaves this worker"), message)
     }
 
+    /// Under a limit too small to start MPI and OpenBLAS in, one line before anything else: a lone
+    /// process under `ulimit -v 250000` hung (OpenBLAS's threads retry their mmap forever, and the
+    /// exit waited for them), under 400000 it printed pages of PMIx errors.
+    func testAnAddressSpaceTooSmallToStartIsOneLineNotAHang() throws {
+        for limit in ["ulimit -v 250000", "ulimit -v 400000"] {
+            let (status, message, signaled) = try trainUnderLimit(limit, layers: "    - flatten: {}\n    - dense: {out_features: 4}")
+            XCTAssertFalse(signaled, message)
+            XCTAssertEqual(status, 1, message)
+            XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+            XCTAssertTrue(message.hasPrefix("error: ulimit -v allows this process") && message.hasSuffix("before any work; raise the limit\n"), message)
+        }
+    }
+
     /// An address space too small for OpenBLAS's workspace is an error, not a spin: OpenBLAS retries
     /// mmap forever when it cannot map its buffer.
     func testAnAddressSpaceTooSmallForOpenBLASIsAnErrorNotAHang() throws {

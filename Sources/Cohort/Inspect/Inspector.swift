@@ -118,7 +118,7 @@ public enum Inspector {
             for n in 0..<(end - start) {
                 let logits = model.output + n * classes
                 guard (0..<classes).allSatisfy({ logits[$0].isFinite }) else {
-                    throw CohortError("test sample \(start + n): the model's outputs are NaN or infinite, so there is nothing to picture (\(Predictor.nonFiniteCause))")
+                    throw Predictor.NonFiniteOutputs(sample: start + n)
                 }
                 let predicted = argmax(logits, count: classes)
                 if predicted != labels[n] {

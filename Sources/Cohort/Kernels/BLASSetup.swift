@@ -18,6 +18,23 @@ public func configureBLASThreads(worldSize: Int) {
     }
 }
 
+/// The address space a process takes to start, before any work: OpenBLAS's threads map their
+/// workspace as the library loads and MPI's start maps its own (PMIx's segments; a lone process
+/// forks a daemon). Measured (this project's Zen 5, 2 cores): a lone `cohort train` at 450-530 MB
+/// once MPI has started, a worker of `mpirun -np 2` at about 340 MB; a lone process started under
+/// `ulimit -v 400000` printed pages of PMIx errors, under 250000 it hung.
+let addressSpaceToStart = 450.0 * 1_048_576
+
+/// The error for a `ulimit -v` too tight to start under, checked first thing (OpenBLAS's threads
+/// retry their mmap forever under it, and the process then hangs even on its way out, its exit
+/// waiting for them); nil without a limit or under a wider one, which the exact checks after
+/// MPI's start measure against (`reserveBLASWorkspace`, `MemoryBudget`).
+public func addressSpaceTooSmallToStart() -> String? {
+    guard let limit = addressSpaceLimit(), limit < addressSpaceToStart else { return nil }
+    return String(format: "ulimit -v allows this process %.0f MB of address space, and starting MPI and OpenBLAS takes about %.0f MB before any work; raise the limit",
+                  limit / 1_048_576, addressSpaceToStart / 1_048_576)
+}
+
 /// Has OpenBLAS map its workspace now, on every thread that will call it, once `ulimit -v` is
 /// seen to leave room for it. OpenBLAS maps its buffer at a thread's first product (131 MB more
 /// VmSize after one 64 x 64 product with the `Haswell` kernels on this project's Zen 4), and when

@@ -64,13 +64,19 @@ private func cgroupMemoryLimit() -> Double? {
     return limits.min()
 }
 
-/// What `RLIMIT_AS` (`ulimit -v`) leaves of this process's address space, or nil without one.
-func addressSpaceLeft() -> Double? {
+/// This process's `RLIMIT_AS` (`ulimit -v`) in bytes, or nil without one.
+func addressSpaceLimit() -> Double? {
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }  // RLIM_INFINITY
+    return Double(limit.rlim_cur)
+}
+
+/// What `RLIMIT_AS` (`ulimit -v`) leaves of this process's address space, or nil without one.
+func addressSpaceLeft() -> Double? {
+    guard let limit = addressSpaceLimit() else { return nil }
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmSize:") }),
           let kilobytes = Double(line.dropFirst("VmSize:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
-    else { return Double(limit.rlim_cur) }
-    return max(0, Double(limit.rlim_cur) - kilobytes * 1024)
+    else { return limit }
+    return max(0, limit - kilobytes * 1024)
 }

@@ -21,7 +21,7 @@ public enum Predictor {
             try model.forward(batch: batch, context: context)
             for n in 0..<batch {
                 let probabilities = softmax(model.output + n * classes, count: classes)
-                guard probabilities.allSatisfy(\.isFinite) else { throw nonFiniteOutputs(sample: start + n) }
+                guard probabilities.allSatisfy(\.isFinite) else { throw NonFiniteOutputs(sample: start + n) }
                 try each(start + n, argmax(model.output + n * classes, count: classes), probabilities)
             }
             start += batch
@@ -31,9 +31,16 @@ public enum Predictor {
     /// Why a model's outputs can be NaN or infinite at inference, for the messages of predict and eval.
     public static let nonFiniteCause = "its weights or batch norms' running statistics, values that overflow float32 say, do not make a model"
 
-    /// The error for a model whose outputs are NaN or infinite on `sample`: no prediction to report.
-    private static func nonFiniteOutputs(sample: Int) -> CohortError {
-        CohortError("sample \(sample): the model's outputs are NaN or infinite, so it predicts nothing (\(nonFiniteCause))")
+    /// The model's outputs are NaN or infinite, first on sample `sample` (counted from 0 in its
+    /// file): there is nothing to report. Its callers know the checkpoint and the file, which the
+    /// message names (`message(checkpoint:data:consequence:)`).
+    public struct NonFiniteOutputs: Error {
+        public let sample: Int
+
+        /// "`checkpoint`: the model's outputs on `data` are NaN or infinite (first on sample N), so `consequence` (why)".
+        public func message(checkpoint: String, data: String, consequence: String) -> String {
+            "\(checkpoint): the model's outputs on \(data) are NaN or infinite (first on sample \(sample)), so \(consequence) (\(nonFiniteCause))"
+        }
     }
 
     /// exp(x - max) / sum, in Double.
