@@ -132,6 +132,22 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertTrue(inspected.err.hasPrefix("error: \(checkpoint.path): the model's outputs on data.test are NaN or infinite (first on sample 0), so there is nothing to picture"), inspected.err)
     }
 
+    /// Inference on a checkpoint runs in batches of up to 256 that fit the memory budget as
+    /// training counts it (a deep ResNet's eval, predict and inspect at 256 had ended with a failed
+    /// allocation under a ulimit its training passed), and refuses where one sample does not fit.
+    func testInferenceBatchesFitTheMemoryBudget() throws {
+        let model = try Model<Float>(layers: [Dense<Float>(input: [100], outFeatures: 50, bias: true, initializer: LayerInit(), index: 0)],
+                                     inputShape: [100])
+        let perSample = 2 * model.activationBytes(maxBatch: 1)
+        func budget(_ samples: Double) -> MemoryBudget { MemoryBudget(bytes: samples * perSample / 0.8, description: "a test's") }
+        XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(1e6)), 256)
+        XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(40.5)), 40)
+        XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(1)), 1)
+        XCTAssertThrowsError(try model.inferenceBatch(upTo: 256, budget: budget(0.5))) {
+            XCTAssertEqual(($0 as? CohortError)?.message, "model.layers: the activations of one sample need about 0 MB, more than 80 % of a test's")
+        }
+    }
+
     func testPredictErrorsAreOneLineNamingTheFile() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory)

@@ -187,7 +187,7 @@ final class InspectTests: XCTestCase {
     func testFavouriteSamplesAreThoseOfLargestActivation() throws {
         let directory = try temporaryDirectory(self)
         let (model, test) = try tinyConvolution(in: directory)
-        let context = InspectionContext(model: model, test: test, output: directory)
+        let context = InspectionContext(model: model, test: test, output: directory, chunk: 256)
         let stage = try XCTUnwrap(context.mapStages.last)
         XCTAssertEqual(stage.layer, 0)
         XCTAssertEqual(stage.through, 1, "the maps are read after the ReLU")
@@ -220,7 +220,7 @@ final class InspectTests: XCTestCase {
             let model = try Model<Float>(config.model)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: 0, file: "c.yaml")
             let test = try Dataset(config.data.test!, transform: transform, classes: 2, role: "data.test")
-            let context = InspectionContext(model: model, test: test, output: directory)
+            let context = InspectionContext(model: model, test: test, output: directory, chunk: 256)
             _ = try context.load(0..<2)
             return context.inputPicture(context.input(row: 1)).pixels
         }
@@ -242,7 +242,7 @@ final class InspectTests: XCTestCase {
             let model = try Model<Float>(config.model)
             model.initialize(seed: 2)
             let data = try Dataset(config.data.test!, scale: config.data.scale, inputShape: model.inputShape, classes: 3, role: "data.test")
-            let context = InspectionContext(model: model, test: data, output: directory)
+            let context = InspectionContext(model: model, test: data, output: directory, chunk: 256)
             _ = try context.load(0..<3)
             try context.forward(batch: 3)
             let (probe, gradients) = try XCTUnwrap(HiddenStateView.sequenceProbe(model, layer: 0))

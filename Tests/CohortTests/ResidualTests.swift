@@ -364,7 +364,7 @@ final class ResidualTests: XCTestCase {
         XCTAssertEqual(resnet.outputShape, [10])
         let lines = ModelSummary.lines(resnet)
         XCTAssertEqual(lines.first, "input [3, 32, 32]")
-        XCTAssertTrue(lines.contains { $0.hasPrefix("9  residual") && $0.contains("[32, 16, 16]") && $0.hasSuffix("14,528") }, lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains { $0.hasPrefix("9   residual") && $0.contains("[32, 16, 16]") && $0.hasSuffix("14,528") }, lines.joined(separator: "\n"))
         XCTAssertTrue(lines.contains { $0.hasPrefix("  shortcut.1  batchnorm") && $0.hasSuffix("64") }, lines.joined(separator: "\n"))
         XCTAssertTrue(lines.contains { $0.hasPrefix("21  adaptiveavgpool2d") && $0.contains("[64, 1, 1]") }, lines.joined(separator: "\n"))
         XCTAssertEqual(lines.last, "total: 272,474 trainable parameters in 24 top-level layers; 1,568 batch-norm running statistics")

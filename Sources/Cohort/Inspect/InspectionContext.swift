@@ -14,7 +14,8 @@ final class InspectionContext {
     let chunk: Int
     private(set) var written: [String] = []
 
-    init(model: Model<Float>, test: Dataset?, output: URL, chunk: Int = 256) {
+    /// `chunk`: the largest batch that fits (`Model.inferenceBatch`).
+    init(model: Model<Float>, test: Dataset?, output: URL, chunk: Int) {
         self.model = model
         self.test = test
         self.output = output

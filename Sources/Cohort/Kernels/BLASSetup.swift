@@ -35,6 +35,9 @@ public func addressSpaceTooSmallToStart() -> String? {
                   limit / 1_048_576, addressSpaceToStart / 1_048_576)
 }
 
+/// The address space OpenBLAS maps for one thread's workspace, with margin (131 MB measured).
+let blasBufferBytes = 160.0 * 1_048_576
+
 /// Has OpenBLAS map its workspace now, on every thread that will call it, once `ulimit -v` is
 /// seen to leave room for it. OpenBLAS maps its buffer at a thread's first product (131 MB more
 /// VmSize after one 64 x 64 product with the `Haswell` kernels on this project's Zen 4), and when
@@ -43,7 +46,7 @@ public func addressSpaceTooSmallToStart() -> String? {
 /// later memory check (`MemoryBudget`) subtracts from the limit.
 public func reserveBLASWorkspace() throws {
     let threads = ThreadTeam.current?.size ?? 1
-    let needed = Double(threads) * 160 * 1_048_576
+    let needed = Double(threads) * blasBufferBytes
     if let left = addressSpaceLeft(), left < needed {
         throw CohortError(String(format: "ulimit -v leaves this process %.0f MB of address space, and OpenBLAS maps about %.0f MB of workspace (%d thread%@); raise the limit",
                                  left / 1_048_576, needed / 1_048_576, threads, threads == 1 ? "" : "s"))

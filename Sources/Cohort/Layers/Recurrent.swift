@@ -84,8 +84,7 @@ struct RecurrentCore<Element: Scalar> {
         }
         let bytes = Double(weights) * 7 * Double(MemoryLayout<Element>.size), budget = MemoryBudget.current()
         guard budget.holds(bytes) else {
-            throw layerError(index, kind, String(format: "hidden_size %ld: its weights need about %.1f GiB with their gradients, optimizer state and working copies, more than %@",
-                                                 hiddenSize, bytes / 1_073_741_824, budget.allowance))
+            throw layerError(index, kind, "hidden_size \(hiddenSize): its weights need about \(memorySize(bytes)) with their gradients, optimizer state and working copies, more than \(budget.allowance)")
         }
         let rows = gates * hiddenSize, stepInputs = hiddenSize + 1 + features
         hiddenStride = (stepInputs + 15) / 16 * 16

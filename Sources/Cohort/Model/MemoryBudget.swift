@@ -23,8 +23,13 @@ public struct MemoryBudget: Sendable {
         if let limit = cgroupMemoryLimit(), limit / workers < budget.bytes {
             budget = MemoryBudget(bytes: limit / workers, description: gibibytes("the", limit) + " of its cgroup's limit" + share)
         }
-        if let left = addressSpaceLeft(), left < budget.bytes {
-            budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker")
+        // Under `ulimit -v`, room is kept for OpenBLAS to map a buffer more per thread than
+        // `reserveBLASWorkspace` had it map: its products take one now and then (a deep network's
+        // eval under ulimit -v 1000000, its batch cut to what 80 % of the rest held, spun in
+        // OpenBLAS's mmap retries at its first convolution).
+        if let left = addressSpaceLeft().map({ max(0, $0 - blasBufferBytes * Double(ThreadTeam.current?.size ?? 1)) }),
+           left < budget.bytes {
+            budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker beside OpenBLAS's workspace")
         }
         return budget
     }
@@ -36,8 +41,28 @@ public struct MemoryBudget: Sendable {
     public var allowance: String { "80 % of " + description }
 }
 
+extension Model {
+    /// The largest batch, up to `limit`, whose buffers fit in the budget as training counts them
+    /// (twice `activationBytes`), for inference in batches of it (eval, predict, inspect on a
+    /// checkpoint: their batches of 256 had ended a deep network's run with a failed allocation,
+    /// under a limit its training passed). Throws where one sample does not fit.
+    public func inferenceBatch(upTo limit: Int, budget: MemoryBudget = .current()) throws -> Int {
+        let perSample = 2 * activationBytes(maxBatch: 1)
+        let fitting = budget.bytes * 0.8 / perSample
+        guard fitting >= 1 else {
+            throw CohortError("model.layers: the activations of one sample need about \(memorySize(perSample)), more than \(budget.allowance)")
+        }
+        return Int(min(Double(limit), fitting.rounded(.down)))
+    }
+}
+
 private func gibibytes(_ prefix: String, _ bytes: Double) -> String {
-    String(format: "%@ %.1f GiB", prefix, bytes / 1_073_741_824)
+    "\(prefix) \(memorySize(bytes))"
+}
+
+/// A size for messages: "1.3 GiB", or "26 MB" below a GiB (which "0.0 GiB" would hide).
+func memorySize(_ bytes: Double) -> String {
+    bytes < 1_073_741_824 ? String(format: "%.0f MB", bytes / 1_048_576) : String(format: "%.1f GiB", bytes / 1_073_741_824)
 }
 
 /// The memory limit of this process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), or nil

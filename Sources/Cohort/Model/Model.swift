@@ -84,8 +84,7 @@ public final class Model<Element: Scalar> {
         let bytes = Double(total) * 5 * Double(MemoryLayout<Element>.size)
         let budget = MemoryBudget.current()
         guard budget.holds(bytes) else {
-            throw CohortError(String(format: "model.layers: %ld parameters need about %.1f GiB with their gradients and optimizer state, more than %@",
-                                     total, bytes / 1_073_741_824, budget.allowance))
+            throw CohortError("model.layers: \(total) parameters need about \(memorySize(bytes)) with their gradients and optimizer state, more than \(budget.allowance)")
         }
         parameters = Buffer(count: total)
         gradients = Buffer(count: total)

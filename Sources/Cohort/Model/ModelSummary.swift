@@ -2,9 +2,11 @@
 /// and parameter count, the layers of a block indented under it, and the totals.
 public enum ModelSummary {
     public static func lines<T: Scalar>(_ model: Model<T>) -> [String] {
+        // Top-level indices padded alike, so that their kinds line up past layer 9.
+        let indexWidth = String(max(model.layers.count - 1, 0)).count
         let rows = model.placedLayers.map { placed -> (String, String, String) in
-            let name = String(repeating: "  ", count: placed.depth)
-                + (placed.depth == 0 ? placed.stateName : String(placed.stateName.split(separator: ".").suffix(2).joined(separator: ".")))
+            let name = placed.depth == 0 ? placed.stateName.padding(toLength: indexWidth, withPad: " ", startingAt: 0)
+                : String(repeating: "  ", count: placed.depth) + placed.stateName.split(separator: ".").suffix(2).joined(separator: ".")
             let parameters = placed.layer.parameterShapes.reduce(0) { $0 + $1.count }
             return ("\(name)  \(placed.layer.kind)", describe(placed.layer.outputShape), grouped(parameters))
         }

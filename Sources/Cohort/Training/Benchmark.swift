@@ -24,8 +24,7 @@ public enum Benchmark {
         let activationBytes = 2 * model.activationBytes(maxBatch: mine.count)
         let budget = MemoryBudget.current()
         guard budget.holds(activationBytes) else {
-            throw CohortError(String(format: "--batch %ld: %ld samples per worker need about %.1f GiB of activations, more than %@",
-                                     batch, mine.count, activationBytes / 1_073_741_824, budget.allowance))
+            throw CohortError("--batch \(batch): \(mine.count) samples per worker need about \(memorySize(activationBytes)) of activations, more than \(budget.allowance)")
         }
         try ready()
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator, seed: 0, maxLocalBatch: mine.count)

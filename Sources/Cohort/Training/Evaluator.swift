@@ -13,7 +13,7 @@ public enum Evaluator {
         let mine = BatchPlan.slice(batch: data.count, rank: communicator.rank, worldSize: communicator.worldSize)
         // A model reserved for training is evaluated in batches of that size, so that evaluation
         // never grows its buffers beyond what the memory check allowed.
-        let size = model.maxBatch > 0 ? model.maxBatch : chunk
+        let size = model.maxBatch > 0 ? model.maxBatch : try model.inferenceBatch(upTo: min(chunk, max(mine.count, 1)))
         model.reserve(maxBatch: size)
         let labels = Buffer<Int32>(count: size)
         let indices = Array(mine)

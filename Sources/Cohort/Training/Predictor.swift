@@ -10,6 +10,7 @@ public enum Predictor {
     public static func predict(model: Model<Float>, images: SampleSource, transform: InputTransform, chunk: Int = 256,
                                _ each: (Int, Int, [Double]) throws -> Void) throws {
         let count = images.count, classes = model.classes
+        let chunk = try model.inferenceBatch(upTo: min(chunk, max(count, 1)))
         model.reserve(maxBatch: chunk)
         let context = StepContext(isTraining: false, seed: 0, step: 0, firstSampleIndex: 0, globalBatch: count,
                                   communicator: SoloCommunicator())

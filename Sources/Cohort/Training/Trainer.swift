@@ -108,14 +108,12 @@ public final class Trainer {
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
         let budget = MemoryBudget.current()
         guard budget.holds(activationBytes) else {
-            throw CohortError(String(format: "%@: train.batch_size: %ld samples per worker and micro-batch need about %.1f GiB of activations, more than %@; lower the batch size, use more workers or raise train.accumulate",
-                                     config.sourcePath, maxLocal, activationBytes / 1_073_741_824, budget.allowance))
+            throw CohortError("\(config.sourcePath): train.batch_size: \(maxLocal) samples per worker and micro-batch need about \(memorySize(activationBytes)) of activations, more than \(budget.allowance); lower the batch size, use more workers or raise train.accumulate")
         }
         // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
         let dataBytes = Double(train.residentBytes + (test?.residentBytes ?? 0))
         guard budget.holds(activationBytes + dataBytes) else {
-            throw CohortError(String(format: "%@: data: each worker holds %.1f GiB of data (gzip files and CIFAR batches are read whole) besides %.1f GiB of activations, more than %@; decompress gzip files (gunzip -k) so that they are memory-mapped",
-                                     config.sourcePath, dataBytes / 1_073_741_824, activationBytes / 1_073_741_824, budget.allowance))
+            throw CohortError("\(config.sourcePath): data: each worker holds \(memorySize(dataBytes)) of data (gzip files and CIFAR batches are read whole) besides \(memorySize(activationBytes)) of activations, more than \(budget.allowance); decompress gzip files (gunzip -k) so that they are memory-mapped")
         }
         if communicator.isCoordinator { try store.prepare() }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
