@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard Workload(rawValue: workload) != nil || workload == "gemm" else {
-            throw ValidationError("unknown workload '\(workload)' (expected one of \(Workload.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw ValidationError("unknown workload '\(workload)' (expected one of \(Workload.allCases.map(\.rawValue).joined(separator: ", ")), or gemm)")
         }
         if workload == "gemm" {
             let unused = [("--steps", steps != nil), ("--batch", batch != nil), ("--compress", compress != nil),

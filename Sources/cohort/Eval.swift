@@ -8,7 +8,7 @@ struct Eval: ParsableCommand {
         discussion: """
             Examples:
               cohort eval configs/mnist-cnn.yaml
-              cohort eval configs/mnist-cnn.yaml --checkpoint runs/mnist-cnn/checkpoints/625 --json
+              cohort eval configs/mnist-cnn.yaml --checkpoint runs/mnist-cnn/checkpoints/750 --json
             """)
 
     @Argument(help: "The YAML config of the run.")

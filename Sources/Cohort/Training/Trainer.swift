@@ -204,7 +204,7 @@ public final class Trainer {
             }
         }
         if startStep >= totalSteps {
-            reporter.line("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps")
+            reporter.line("nothing to do: the checkpoint is at step \(startStep) and the run has \(totalSteps) steps world=\(world)")
         }
         let result = try test.map { try evaluate(model, on: $0, step: totalSteps) }
         if let result {
