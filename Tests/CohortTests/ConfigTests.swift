@@ -321,6 +321,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(m.contains("\n"), "one line: \(m)")
     }
 
+    /// Past libyaml's nesting limit the message says so, not which libyaml function sets it.
+    func testYAMLNestedTooDeepSaysSo() {
+        let m = message("seed: 5\nmodel: " + String(repeating: "[", count: 1100) + String(repeating: "]", count: 1100) + "\n")
+        XCTAssertTrue(m.hasPrefix("c.yaml: YAML syntax error: nested deeper than the YAML reader's 1,000 levels (line 2, column"), m)
+        XCTAssertFalse(m.contains("yaml_set_max_nest_level"), m)
+    }
+
     func testMaxStepsAndEpochsAreExclusive() {
         XCTAssertTrue(message(valid.replacingOccurrences(of: "max_steps: 100", with: "max_steps: 100, epochs: 2")).contains("not both"))
         XCTAssertTrue(message(valid.replacingOccurrences(of: "max_steps: 100", with: "loss: cross_entropy")).contains("max_steps"))

@@ -111,7 +111,9 @@ public enum ConfigLoader {
     private static func describe(_ error: YamlError) -> String {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return "\(problem) (line \(mark.line), column \(mark.column))"
+            // libyaml names its own function here ("..., set with yaml_set_max_nest_level()").
+            let text = problem.hasPrefix("Maximum nesting level reached") ? "nested deeper than the YAML reader's 1,000 levels" : problem
+            return "\(text) (line \(mark.line), column \(mark.column))"
         default:
             return String(describing: error).split(separator: "\n").first.map(String.init) ?? "unreadable YAML"
         }
