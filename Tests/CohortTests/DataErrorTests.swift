@@ -56,17 +56,21 @@ final class DataErrorTests: XCTestCase {
     }
 
     /// Float images stored as 0 to 255 are used as stored (the interface's rule): the run says so,
-    /// once, where nothing normalises them; divided by 255, or normalised, it says nothing.
+    /// once, where nothing normalises them; divided by 255, normalised, or already standardised
+    /// (values below 0 as well as past 2), it says nothing.
     func testFloatImagesOfWholePixelsTrainWithANote() throws {
         let pixels = try IDXFile(path: directory.appendingPathComponent("train-images.idx").path).bytes
         try npyFile(rawBytes(pixels.map(Float.init)), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("whole.npy"))
         try npyFile(rawBytes(pixels.map { Float($0) / 255 }), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("scaled.npy"))
+        try npyFile(rawBytes(pixels.map { (Float($0) - 33) / 78 }), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("standard.npy"))
         let plain = ["train-x.npy": "whole.npy", "  normalize: {mean: [0.2], std: [0.3]}\n": ""]
         try config(plain).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
         let whole = try runCohort(["train", "c.yaml"], in: directory)
         XCTAssertEqual(whole.status, 0, whole.err)
         XCTAssertTrue(whole.out.contains("whole.npy: float images hold values up to ") && whole.out.contains(", used as stored"), whole.out)
-        for changes in [plain.merging(["train-x.npy": "scaled.npy", "dir: run": "dir: run2"]) { $1 }, ["train-x.npy": "whole.npy", "dir: run": "dir: run3"]] {
+        XCTAssertGreaterThan(pixels.map { (Float($0) - 33) / 78 }.max() ?? 0, 2, "the standardised images reach past 2")
+        for changes in [plain.merging(["train-x.npy": "scaled.npy", "dir: run": "dir: run2"]) { $1 }, ["train-x.npy": "whole.npy", "dir: run": "dir: run3"],
+                        plain.merging(["train-x.npy": "standard.npy", "dir: run": "dir: run4"]) { $1 }] {
             try config(changes).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
             let quiet = try runCohort(["train", "c.yaml"], in: directory)
             XCTAssertEqual(quiet.status, 0, quiet.err)

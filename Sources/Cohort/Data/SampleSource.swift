@@ -41,16 +41,18 @@ public struct SampleSource: Sendable {
             && sampleShape == [inputShape[1], inputShape[2], inputShape[0]]
     }
 
-    /// A `note:` line when float samples hold values past 2 and nothing normalises them: images
-    /// stored as 0 to 255 in float, which `scale` does not touch (a loss in the thousands). Looks at
-    /// the first `samples`.
+    /// A `note:` line when float samples hold values past 2, none below 0, and nothing normalises
+    /// them: images stored as 0 to 255 in float, which `scale` does not touch (a loss in the
+    /// thousands); not data already standardised, which has values below 0 (a note on every run
+    /// of N(0, 1) data had said otherwise). Looks at the first `samples`.
     public func unscaledFloatNote(normalized: Bool, samples: Int = 64) -> String? {
         guard !normalized, element == .float32 || element == .float64 else { return nil }
         let start = bytes.base + offset, values = min(samples, count) * sampleSize
-        let largest = (0..<values).reduce(0.0) { most, i in
-            max(most, abs(element == .float32 ? Double(start.assumingMemoryBound(to: Float.self)[i]) : start.assumingMemoryBound(to: Double.self)[i]))
+        func value(_ i: Int) -> Double {
+            element == .float32 ? Double(start.assumingMemoryBound(to: Float.self)[i]) : start.assumingMemoryBound(to: Double.self)[i]
         }
-        guard largest > 2 else { return nil }
+        let (smallest, largest) = (0..<values).reduce((0.0, 0.0)) { range, i in (min(range.0, value(i)), max(range.1, value(i))) }
+        guard largest > 2, smallest >= 0 else { return nil }
         return "note: \(path): float images hold values up to \(largest), used as stored (data.scale applies to integer pixels only); if they are 0 to 255, save them divided by 255 or set data.normalize"
     }
 
