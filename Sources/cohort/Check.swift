@@ -79,10 +79,16 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
         ModelSummary.lines(model).forEach(printLine)
         // On a terminal, a line that counts the gradient check's parts (it takes minutes on a deep network).
         let terminal = ProgressReporter.Terminal.standardOutput()
-        let report = try ModelCheck.run(config, options: checkOptions) { done, total in
-            guard let terminal else { return }
-            let line = "gradient check in Double: \(done) of \(total) (each parameter tensor end to end, then each layer)"
-            terminal.write("\r" + line.prefix(terminal.columns - 1) + "\u{1B}[K")
+        let report: ModelCheck.Report
+        do {
+            report = try ModelCheck.run(config, options: checkOptions) { done, total in
+                guard let terminal else { return }
+                let line = "gradient check in Double: \(done) of \(total) (each parameter tensor end to end, then each layer)"
+                terminal.write("\r" + line.prefix(terminal.columns - 1) + "\u{1B}[K")
+            }
+        } catch {
+            terminal?.write("\r\u{1B}[K")  // before the error's line
+            throw error
         }
         terminal?.write("\r\u{1B}[K")
         if report.gradient.samples < options.samples {

@@ -30,10 +30,29 @@ func oneLine(_ text: String) -> String {
     return String(line)
 }
 
+/// Whether the process started with standard output closed (`>&-`): `holdStandardDescriptors`
+/// then put /dev/null there, and what the command was run for has nowhere to go.
+nonisolated(unsafe) var standardOutputWasClosed = false
+
+/// Puts /dev/null on standard input, output or error where the process started without them, so
+/// that no file, pipe or socket opened later (MPI's, OpenBLAS's) takes their numbers and receives
+/// what is written to standard output. Call first thing.
+func holdStandardDescriptors() {
+    for descriptor: Int32 in 0...2 where fcntl(descriptor, F_GETFD) == -1 {
+        if descriptor == 1 { standardOutputWasClosed = true }
+        let opened = open("/dev/null", O_RDWR)
+        if opened >= 0 && opened != descriptor {
+            dup2(opened, descriptor)
+            close(opened)
+        }
+    }
+}
+
 /// Writes `text`, what the command was run for (eval's figures, the predictions), to standard
 /// output, and throws when it does not get there (a full disk, a closed pipe: SIGPIPE is ignored,
 /// see `CohortCommand.main`), naming `what`.
 func printResult(_ text: String, what: String) throws {
+    if standardOutputWasClosed { throw CohortError("standard output: cannot write \(what) (it is closed)") }
     errno = 0
     if fputs(text, stdout) < 0 || fflush(stdout) != 0 || ferror(stdout) != 0 {
         let reason = errno != 0 ? String(cString: strerror(errno)) : "write error"
@@ -47,6 +66,13 @@ func printResult(_ text: String, what: String) throws {
 /// followed, and anything else (a device such as /dev/stdout, a FIFO, a pipe) is written in place:
 /// the temporary file would replace it.
 func writeResult(_ data: Data, to path: String, what: String) throws {
+    // This process's own descriptors, written where they stand (a file's offset, an append), not
+    // reopened: replacing the file that /dev/stdout leads to lost what a shell had written there.
+    if let descriptor = ownDescriptor(path) {
+        if descriptor == 1 && standardOutputWasClosed { throw CohortError("\(path): cannot write \(what) (standard output is closed)") }
+        try writeAll(data, to: descriptor, path: path, what: what)
+        return
+    }
     var status = stat()
     // The kernel follows the links itself: /dev/stdout into a pipe leads to "pipe:[N]", no path.
     if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
@@ -65,19 +91,37 @@ func writeResult(_ data: Data, to path: String, what: String) throws {
     }
 }
 
-/// Writes `data` to what `path` opens as (a device, a FIFO, a pipe), from its start, whole.
+/// The descriptor a path names that stands for one of this process's own: /dev/stdout,
+/// /dev/stderr, /dev/fd/N, /proc/self/fd/N.
+private func ownDescriptor(_ path: String) -> Int32? {
+    switch path {
+    case "/dev/stdout": return 1
+    case "/dev/stderr": return 2
+    default:
+        for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+            return Int32(path.dropFirst(prefix.count))
+        }
+        return nil
+    }
+}
+
+/// Writes `data` to what `path` opens as (a device, a FIFO), whole.
 private func writeInPlace(_ data: Data, to path: String, what: String) throws {
-    func failure() -> CohortError { CohortError("\(path): cannot write \(what) (\(String(cString: strerror(errno))))") }
     let descriptor = open(path, O_WRONLY)
-    guard descriptor >= 0 else { throw failure() }
+    guard descriptor >= 0 else { throw CohortError("\(path): cannot write \(what) (\(String(cString: strerror(errno))))") }
     defer { close(descriptor) }
+    try writeAll(data, to: descriptor, path: path, what: what)
+}
+
+/// Writes `data` to `descriptor` whole, or throws naming `path` and `what`.
+private func writeAll(_ data: Data, to descriptor: Int32, path: String, what: String) throws {
     try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
         var offset = 0
         while offset < bytes.count {
             let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
-                throw failure()
+                throw CohortError("\(path): cannot write \(what) (\(String(cString: strerror(errno))))")
             }
             offset += written
         }

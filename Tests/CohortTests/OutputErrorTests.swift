@@ -67,6 +67,30 @@ final class OutputErrorTests: XCTestCase {
         XCTAssertTrue(csv.hasPrefix("index,label,p0,p1,p2,p3\n0,"), csv)
     }
 
+    /// `--output /dev/stdout` with standard output a file writes where the file stands (after what
+    /// a shell wrote there), not by replacing the file, which lost that; with standard output
+    /// closed it is an error, as the plain output's is, not a write into whatever took its number.
+    func testOutputToStandardOutputKeepsAFilesEarlierContentAndRefusesAClosedOne() throws {
+        let log = directory.appendingPathComponent("log.txt")
+        try Data("earlier\n".utf8).write(to: log)
+        let handle = try FileHandle(forWritingTo: log)
+        try handle.seekToEnd()
+        let appended = try run(["predict", "c.yaml", "test-images.idx", "--output", "/dev/stdout"], output: handle)
+        try handle.close()
+        XCTAssertEqual(appended.status, 0, appended.err)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("earlier\nindex,label,"), text)
+        XCTAssertEqual(text.split(separator: "\n").count, 22, text)
+        for (arguments, message) in [(["--output", "/dev/stdout"], "error: /dev/stdout: cannot write the predictions (standard output is closed)\n"),
+                                     ([], "error: standard output: cannot write the predictions (it is closed)\n")] {
+            let closed = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                        ["-c", "exec \"$0\" \"$@\" >&-", try cohortBinary().path, "predict", "c.yaml", "test-images.idx"] + arguments,
+                                        in: directory)
+            XCTAssertEqual(closed.status, 1, closed.err)
+            XCTAssertEqual(closed.err, message)
+        }
+    }
+
     /// --output through a link to a device writes to the device and leaves the link (a temporary
     /// file renamed over it replaced /dev/full itself, run as root); through a link to a file, the file.
     func testOutputGoesThroughLinksAndIntoDevices() throws {

@@ -1,5 +1,6 @@
 import CBLAS
 import CPosix
+import Synchronization
 import Foundation
 
 /// One thread per worker when several share the machine under mpirun. A lone process runs a
@@ -58,7 +59,16 @@ public func reserveBLASWorkspace() throws {
         Float.blasGemm(transA: false, transB: false, m: side, n: side, k: side, alpha: 1, a: a, lda: side, b: a, ldb: side,
                        beta: 0, c: &c, ldc: side)
     }
-    if let team = ThreadTeam.current { team.run { _ in product() } } else { product() }
+    guard let team = ThreadTeam.current else { return product() }
+    // OpenBLAS lends a thread the buffer another has given back: products one after the other map
+    // one buffer, and the first products that overlap later map the rest (under a tight limit, an
+    // eval then spun in OpenBLAS's mmap retries). Each member holds its product until all are in one.
+    let started = Atomic<Int>(0)
+    team.run { _ in
+        started.add(1, ordering: .sequentiallyConsistent)
+        while started.load(ordering: .sequentiallyConsistent) < team.size { cohort_spin_pause() }
+        for _ in 0..<20 { product() }
+    }
 }
 
 /// OpenBLAS kernels that make full use of a CPU with the given features.

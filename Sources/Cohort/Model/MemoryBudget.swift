@@ -23,12 +23,10 @@ public struct MemoryBudget: Sendable {
         if let limit = cgroupMemoryLimit(), limit / workers < budget.bytes {
             budget = MemoryBudget(bytes: limit / workers, description: gibibytes("the", limit) + " of its cgroup's limit" + share)
         }
-        // Under `ulimit -v`, room is kept for OpenBLAS to map a buffer more per thread than
-        // `reserveBLASWorkspace` had it map: its products take one now and then (a deep network's
-        // eval under ulimit -v 1000000, its batch cut to what 80 % of the rest held, spun in
-        // OpenBLAS's mmap retries at its first convolution).
-        if let left = addressSpaceLeft().map({ max(0, $0 - blasBufferBytes * Double(ThreadTeam.current?.size ?? 1)) }),
-           left < budget.bytes {
+        // Under `ulimit -v`, room is kept for one OpenBLAS buffer more than `reserveBLASWorkspace`
+        // had it map: a deep network's eval under ulimit -v 1000000, its batch cut to what 80 % of
+        // the rest held, spun in OpenBLAS's mmap retries at its first convolution.
+        if let left = addressSpaceLeft().map({ max(0, $0 - blasBufferBytes) }), left < budget.bytes {
             budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker beside OpenBLAS's workspace")
         }
         return budget
