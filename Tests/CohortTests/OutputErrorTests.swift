@@ -50,19 +50,11 @@ final class OutputErrorTests: XCTestCase {
     /// "pipe:[N]", which is no path to follow by hand (it said "The file doesn't exist").
     func testOutputToStandardOutputGoesIntoAPipe() throws {
         let pipe = Pipe()
-        let process = Process()
-        process.executableURL = try cohortBinary()
-        process.arguments = ["predict", "c.yaml", "test-images.idx", "--output", "/dev/stdout"]
-        process.currentDirectoryURL = directory
-        let err = Pipe()
-        process.standardOutput = pipe
-        process.standardError = err
-        try process.run()
+        let predicted = try run(["predict", "c.yaml", "test-images.idx", "--output", "/dev/stdout"], output: pipe.fileHandleForWriting)
+        try pipe.fileHandleForWriting.close()
         let csv = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, message)
-        XCTAssertEqual(message, "")
+        XCTAssertEqual(predicted.status, 0, predicted.err)
+        XCTAssertEqual(predicted.err, "")
         XCTAssertEqual(csv.split(separator: "\n").count, 21, csv)
         XCTAssertTrue(csv.hasPrefix("index,label,p0,p1,p2,p3\n0,"), csv)
     }
