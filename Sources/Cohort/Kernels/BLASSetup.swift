@@ -60,9 +60,10 @@ public func reserveBLASWorkspace() throws {
                        beta: 0, c: &c, ldc: side)
     }
     guard let team = ThreadTeam.current else { return product() }
-    // OpenBLAS lends a thread the buffer another has given back: products one after the other map
-    // one buffer, and the first products that overlap later map the rest (under a tight limit, an
-    // eval then spun in OpenBLAS's mmap retries). Each member holds its product until all are in one.
+    // OpenBLAS lends a thread the buffer another has given back, so products one after the other
+    // may map fewer buffers than the team's overlapping products later need (a ResNet-110's eval
+    // under ulimit -v 1000000 spun in OpenBLAS's mmap retries at its first convolution; with the
+    // products held to start together it ran). Each member waits until all are in.
     let started = Atomic<Int>(0)
     team.run { _ in
         started.add(1, ordering: .sequentiallyConsistent)

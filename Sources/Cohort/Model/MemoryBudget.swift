@@ -23,9 +23,10 @@ public struct MemoryBudget: Sendable {
         if let limit = cgroupMemoryLimit(), limit / workers < budget.bytes {
             budget = MemoryBudget(bytes: limit / workers, description: gibibytes("the", limit) + " of its cgroup's limit" + share)
         }
-        // Under `ulimit -v`, room is kept for one OpenBLAS buffer more than `reserveBLASWorkspace`
-        // had it map: a deep network's eval under ulimit -v 1000000, its batch cut to what 80 % of
-        // the rest held, spun in OpenBLAS's mmap retries at its first convolution.
+        // Under `ulimit -v`, the size of one OpenBLAS buffer is kept back besides the 20 % margin:
+        // without it, a ResNet-110's eval under ulimit -v 900000, its batch cut to what 80 % of the
+        // rest held, failed an allocation (SIGABRT), and under 1000000, before the reserve's
+        // products overlapped, spun in OpenBLAS's mmap retries.
         if let left = addressSpaceLeft().map({ max(0, $0 - blasBufferBytes) }), left < budget.bytes {
             budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker beside OpenBLAS's workspace")
         }
