@@ -175,6 +175,33 @@ final class MetricsTests: XCTestCase {
         XCTAssertNotNil(summary.bestTest, "the best evaluation counts those before the resume")
     }
 
+    /// A run stopped at step 7 (between the points of steps 6 and 8) logs a point of step 7 and
+    /// ends its curves there; resumed, its log is the straight run's: step 8's point counts step 7
+    /// again, as it does after a resume from the checkpoint of step 3 (written between points).
+    func testARunStoppedBetweenLoggedStepsResumesTheSameCurves() throws {
+        let straight = try temporaryDirectory(self)
+        try train(config(in: straight, maxSteps: 13))
+        func comparable(_ lines: [[String: Any]]) -> [String] {
+            lines.map { line in
+                ["step", "epoch", "train_loss", "train_accuracy", "lr", "test_loss", "test_accuracy", "test_samples"]
+                    .compactMap { key in line[key].map { "\(key)=\($0)" } }.joined(separator: " ")
+            }
+        }
+        let expected = comparable(try metricsLines(straight))
+        let stopped = try temporaryDirectory(self)
+        try train(config(in: stopped, maxSteps: 13), stopAfter: 7)
+        XCTAssertEqual(try metricsLines(stopped).filter { $0["train_loss"] != nil }.compactMap { $0["step"] as? Int }, [2, 4, 5, 6, 7])
+        try train(config(in: stopped, maxSteps: 13), resume: .auto)
+        XCTAssertEqual(comparable(try metricsLines(stopped)), expected)
+        let steps = try readRecords(Data(contentsOf: XCTUnwrap(try eventFiles(stopped).first))).map(decodeEvent).dropFirst().map(\.step)
+        XCTAssertEqual(steps, try metricsLines(stopped).map { Int64($0["step"] as! Int) }, "the event file rebuilt without step 7")
+
+        let fromThree = try temporaryDirectory(self)
+        try train(config(in: fromThree, maxSteps: 13), stopAfter: 8)
+        try train(config(in: fromThree, maxSteps: 13), resume: .directory(fromThree.appendingPathComponent("run/checkpoints/3").path))
+        XCTAssertEqual(comparable(try metricsLines(fromThree)), expected)
+    }
+
     /// A fresh run that fails before its first checkpoint (the loss diverges at once) leaves the
     /// earlier run's curves as they were, as it leaves its checkpoints: that run can still resume.
     func testAFreshRunThatFailsEarlyLeavesTheEarlierCurves() throws {

@@ -12,10 +12,13 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
     public var worldSize: Int
     /// The config the run was trained with.
     public var config: String
+    /// The steps after the last point of the metrics log (nil in checkpoints of earlier versions:
+    /// none). Open at a stop between logged steps, whose point a resumed run replaces.
+    public var logWindow: LogWindow?
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, seed, config
-        case stepInEpoch = "step_in_epoch", batchSize = "batch_size", worldSize = "world_size"
+        case stepInEpoch = "step_in_epoch", batchSize = "batch_size", worldSize = "world_size", logWindow = "log_window"
     }
 }
 
@@ -80,12 +83,14 @@ public enum TrainingCheckpoint {
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
                 let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw CohortError("\(path): unreadable progress record: '\(key)' is not \(key == "config" ? "a string" : "a whole number")")
+            let kind = key == "config" ? "a string" : key.hasPrefix("log_window") && !key.hasSuffix(".steps") ? "a number" : "a whole number"
+            throw CohortError("\(path): unreadable progress record: '\(key)' is not \(kind)")
         } catch {
             throw CohortError("\(path): unreadable progress record (not JSON)")
         }
         for (key, value, least) in [("step", progress.step, 0), ("epoch", progress.epoch, 0), ("step_in_epoch", progress.stepInEpoch, 0),
-                                    ("batch_size", progress.batchSize, 1), ("world_size", progress.worldSize, 1)] where value < least {
+                                    ("batch_size", progress.batchSize, 1), ("world_size", progress.worldSize, 1),
+                                    ("log_window.steps", progress.logWindow?.steps ?? 0, 0)] where value < least {
             throw CohortError("\(path): '\(key)' is \(value), must be >= \(least)")
         }
         return progress

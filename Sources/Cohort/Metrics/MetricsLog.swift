@@ -43,23 +43,28 @@ public struct MetricPoint: Equatable, Sendable {
 /// and appends after them, so that the file reads as if the run had never stopped; lines of steps
 /// after that point (written before a crash, or by a run resumed from an older checkpoint) are
 /// dropped, as are lines that do not parse (a line cut short by a crash). Lines of per-layer
-/// statistics (`train.histograms_every_steps`) are kept or dropped by their step alike.
+/// statistics (`train.histograms_every_steps`) are kept or dropped by their step alike. A run stopped
+/// between logged steps logs a point of the steps since the last one; its checkpoint keeps them
+/// (`LogWindow`), so the resumed run drops that point and counts them in its next.
 public final class MetricsLog {
     public let url: URL
     /// Every point of the file, the kept ones of earlier runs first.
     public private(set) var points: [MetricPoint]
     private let handle: FileHandle
 
-    /// Opens `url` for a run that starts fresh (`resumedStep` nil) or resumes after `resumedStep`.
-    public init(url: URL, resumedStep: Int?) throws {
+    /// Opens `url` for a run that starts fresh (`resumedStep` nil) or resumes after `resumedStep`,
+    /// whose checkpoint carries an open window (`windowOpen`) or not.
+    public init(url: URL, resumedStep: Int?, windowOpen: Bool = false) throws {
         self.url = url
         var kept: [String] = []
         points = []
         if let resumedStep, FileManager.default.fileExists(atPath: url.path) {
             for line in try MetricsLog.lines(of: url) {
                 guard let step = MetricsLog.step(of: line), step <= resumedStep else { continue }
+                let point = MetricsLog.parse(line)
+                if windowOpen, step == resumedStep, point?.split == .train { continue }
                 kept.append(line)
-                if let point = MetricsLog.parse(line) { points.append(point) }
+                if let point { points.append(point) }
             }
         }
         let text = kept.map { $0 + "\n" }.joined()

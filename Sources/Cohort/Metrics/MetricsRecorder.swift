@@ -14,6 +14,7 @@ import Foundation
 public final class MetricsRecorder {
     public let directory: URL
     private let resumedStep: Int?
+    private let windowOpen: Bool
     private var log: MetricsLog?
     private var tensorBoard: TensorBoardWriter?
     /// Points measured while the files are held back.
@@ -25,10 +26,12 @@ public final class MetricsRecorder {
     public var tensorBoardDirectory: URL { directory.appendingPathComponent("tensorboard") }
 
     /// Opens the files of a run that starts fresh (`resumedStep` nil) or resumes after
-    /// `resumedStep`; with `holdUntilCheckpoint`, a fresh run opens them at its first checkpoint.
-    public init(runDirectory: String, resumedStep: Int?, holdUntilCheckpoint: Bool = false) throws {
+    /// `resumedStep` (`windowOpen`: its checkpoint carries steps after the last logged point, see
+    /// `MetricsLog`); with `holdUntilCheckpoint`, a fresh run opens them at its first checkpoint.
+    public init(runDirectory: String, resumedStep: Int?, windowOpen: Bool = false, holdUntilCheckpoint: Bool = false) throws {
         directory = URL(fileURLWithPath: runDirectory)
         self.resumedStep = resumedStep
+        self.windowOpen = windowOpen
         try createDirectories(directory, named: "run directory")
         if !(holdUntilCheckpoint && resumedStep == nil) { try open() }
     }
@@ -80,7 +83,7 @@ public final class MetricsRecorder {
     }
 
     private func open() throws {
-        let log = try MetricsLog(url: metricsURL, resumedStep: resumedStep)
+        let log = try MetricsLog(url: metricsURL, resumedStep: resumedStep, windowOpen: windowOpen)
         for point in pending { try log.append(point) }
         pending = []
         let tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, points: log.points)

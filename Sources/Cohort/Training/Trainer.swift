@@ -86,11 +86,13 @@ public final class Trainer {
         let optimizer = makeOptimizer(config.optimizer, count: model.parameters.count)
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
         var startStep = 0
+        var window = LogWindow()
         var replacingEarlierRun = true
         if let directory = try checkpointToResume(resume, store: store) {
             replacingEarlierRun = false
             let progress = try TrainingCheckpoint.restore(from: directory, model: model, optimizer: optimizer)
             startStep = progress.step
+            window = progress.logWindow ?? LogWindow()
             guard startStep <= totalSteps else {
                 let key = config.train.maxSteps != nil ? "train.max_steps" : "train.epochs"
                 throw CohortError("\(config.sourcePath): \(key): the run has \(totalSteps) steps, but \(directory.path) is at step \(startStep): a resumed run can only go on (--resume DIR resumes an earlier checkpoint)")
@@ -124,6 +126,7 @@ public final class Trainer {
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
             ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep,
+                                  windowOpen: !window.isEmpty,
                                   holdUntilCheckpoint: replacingEarlierRun && !store.completeSteps().isEmpty) : nil
         if communicator.isCoordinator, replacingEarlierRun, let newest = store.completeSteps().max() {
             log("note: \(config.checkpoint.dir) holds the checkpoints of an earlier run (the newest at step \(newest)); this run starts afresh and replaces them at its first checkpoint (to continue that run instead: --resume auto)")
@@ -144,7 +147,6 @@ public final class Trainer {
         log("training \(model.parameters.count) parameters on \(train.count) samples: \(totalSteps) steps of \(batchSize) (\(plan.stepsPerEpoch) per epoch), world=\(world)")
 
         var lastLoss = Double.nan
-        var windowLoss = 0.0, windowAccuracy = 0.0, windowSteps = 0, windowSeconds = 0.0
         var trainingSeconds = 0.0
         var lastCheckpoint: String?
         for step in startStep..<totalSteps {
@@ -167,7 +169,7 @@ public final class Trainer {
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - stepStarted) / 1e9
             lastLoss = loss
-            windowLoss += loss; windowAccuracy += accuracy; windowSteps += 1; windowSeconds += seconds
+            window.add(loss: loss, accuracy: accuracy, seconds: seconds)
             trainingSeconds += seconds
             let epoch = plan.epoch(ofStep: step) + 1
             reporter.step(done, loss: loss, accuracy: accuracy, seconds: seconds)
@@ -177,13 +179,13 @@ public final class Trainer {
             }
             let endOfEpoch = done % plan.stepsPerEpoch == 0
             let stopping = done == stopAfterStep || stopRequested
-            if done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps || stopping {
-                let point = MetricPoint.train(step: done, epoch: epoch, loss: windowLoss / Double(windowSteps),
-                                              accuracy: windowAccuracy / Double(windowSteps), lr: lr,
-                                              imagesPerSecond: Double(windowSteps * batchSize) / max(windowSeconds, 1e-9))
+            let logStep = done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps
+            if logStep || stopping {
+                let point = window.point(step: done, epoch: epoch, lr: lr, batchSize: batchSize)
                 reporter.logged(point)
                 try recorder?.record(point)
-                windowLoss = 0; windowAccuracy = 0; windowSteps = 0; windowSeconds = 0
+                // A stop's point is the stopped run's last; its window stays open in the checkpoint.
+                if logStep { window = LogWindow() }
             }
             if endOfEpoch, let test, done != totalSteps {
                 let result = try evaluate(model, on: test, step: done)
@@ -194,7 +196,7 @@ public final class Trainer {
             let every = config.checkpoint.everySteps
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize,
-                                                    store: store, replacingEarlierRun: replacingEarlierRun)
+                                                    window: window, store: store, replacingEarlierRun: replacingEarlierRun)
                 replacingEarlierRun = false
                 try recorder?.checkpointWritten()
             }
@@ -272,8 +274,8 @@ public final class Trainer {
         }
     }
 
-    private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan,
-                                batchSize: Int, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
+    private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan, batchSize: Int,
+                                window: LogWindow, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
         guard communicator.isCoordinator else { return nil }
         // Its own loaders refuse a checkpoint holding a NaN or an infinity: a batch norm's running
         // variance can overflow while the loss stays finite (the layers before it scale freely).
@@ -286,7 +288,7 @@ public final class Trainer {
         }
         let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,
                                         seed: config.seed, batchSize: batchSize, worldSize: communicator.worldSize,
-                                        config: config.sourceText)
+                                        config: config.sourceText, logWindow: window)
         try store.write(step: step, files: TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress),
                         replacingEarlierRun: replacingEarlierRun)
         return store.root.appendingPathComponent(String(step)).path

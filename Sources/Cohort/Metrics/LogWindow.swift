@@ -1,0 +1,33 @@
+import Foundation
+
+/// The training figures of the steps since the last logged point, whose means the next point
+/// holds. A checkpoint carries it, so that a resumed run logs the points the run would have logged
+/// had it never stopped.
+public struct LogWindow: Codable, Equatable, Sendable {
+    public var steps = 0
+    public var lossSum = 0.0
+    public var accuracySum = 0.0
+    public var seconds = 0.0
+
+    public init() {}
+
+    public var isEmpty: Bool { steps == 0 }
+
+    public mutating func add(loss: Double, accuracy: Double, seconds: Double) {
+        steps += 1
+        lossSum += loss
+        accuracySum += accuracy
+        self.seconds += seconds
+    }
+
+    /// The point of the window ending after `step`.
+    public func point(step: Int, epoch: Int, lr: Double, batchSize: Int) -> MetricPoint {
+        .train(step: step, epoch: epoch, loss: lossSum / Double(steps), accuracy: accuracySum / Double(steps), lr: lr,
+               imagesPerSecond: Double(steps * batchSize) / max(seconds, 1e-9))
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case steps, seconds
+        case lossSum = "loss_sum", accuracySum = "accuracy_sum"
+    }
+}
