@@ -134,11 +134,15 @@ final class EvalPredictTests: XCTestCase {
 
     /// Inference on a checkpoint runs in batches of up to 256 that fit the memory budget as
     /// training counts it (a deep ResNet's eval, predict and inspect at 256 had ended with a failed
-    /// allocation under a ulimit its training passed), and refuses where one sample does not fit.
+    /// allocation under a ulimit its training passed), and refuses where one sample does not fit;
+    /// inspect, which keeps every layer's activations, counts training's buffers.
     func testInferenceBatchesFitTheMemoryBudget() throws {
-        let model = try Model<Float>(layers: [Dense<Float>(input: [100], outFeatures: 50, bias: true, initializer: LayerInit(), index: 0)],
+        let model = try Model<Float>(layers: [Dense<Float>(input: [100], outFeatures: 50, bias: true, initializer: LayerInit(), index: 0),
+                                              Activation<Float>(.tanh, input: [50]),
+                                              Dense<Float>(input: [50], outFeatures: 10, bias: true, initializer: LayerInit(), index: 2)],
                                      inputShape: [100])
-        let perSample = 2 * model.activationBytes(maxBatch: 1)
+        let perSample = 2 * model.inferenceBytes(maxBatch: 1)
+        XCTAssertLessThan(model.inferenceBytes(maxBatch: 1), model.activationBytes(maxBatch: 1))
         func budget(_ samples: Double) -> MemoryBudget { MemoryBudget(bytes: samples * perSample / 0.8, description: "a test's") }
         XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(1e6)), 256)
         XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(40.5)), 40)
@@ -146,6 +150,8 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertThrowsError(try model.inferenceBatch(upTo: 256, budget: budget(0.5))) {
             XCTAssertEqual(($0 as? CohortError)?.message, "model.layers: the activations of one sample need about 0 MB, more than 80 % of a test's")
         }
+        let keeping = 2 * model.activationBytes(maxBatch: 1) / perSample
+        XCTAssertEqual(try model.inferenceBatch(upTo: 256, keepingActivations: true, budget: budget(40.5 * keeping)), 40)
     }
 
     func testPredictErrorsAreOneLineNamingTheFile() throws {

@@ -14,7 +14,8 @@ final class InspectionContext {
     let chunk: Int
     private(set) var written: [String] = []
 
-    /// `chunk`: the largest batch that fits (`Model.inferenceBatch`).
+    /// `chunk`: the largest batch that fits (`Model.inferenceBatch`); the views read every layer's
+    /// activations, so the model keeps them as training does.
     init(model: Model<Float>, test: Dataset?, output: URL, chunk: Int) {
         self.model = model
         self.test = test

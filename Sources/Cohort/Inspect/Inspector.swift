@@ -38,7 +38,7 @@ public enum Inspector {
             throw CohortError("\(output.path): cannot create the output directory (\(reason(error)))")
         }
         defer { try? FileManager.default.removeItem(at: staging) }
-        let context = InspectionContext(model: model, test: test, output: staging, chunk: try model.inferenceBatch(upTo: min(256, max(test?.count ?? 1, 1))))
+        let context = InspectionContext(model: model, test: test, output: staging, chunk: try model.inferenceBatch(upTo: min(256, max(test?.count ?? 1, 1)), keepingActivations: true))
         let page = try write(context, title: title, summary: summary, options: options)
         try removeEarlierPictures(in: output)
         for name in context.written + ["index.html"] {

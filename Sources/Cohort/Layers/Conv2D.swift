@@ -97,21 +97,31 @@ public final class Conv2D<Element: Scalar>: Layer {
     }
 
     public func reserve(maxBatch: Int) {
+        reserve(maxBatch: maxBatch, training: true)
+    }
+
+    public func reserveForInference(maxBatch: Int) {
+        reserve(maxBatch: maxBatch, training: false)
+    }
+
+    /// Without `training`, none of backward's buffers, nor the moments a batch norm after takes in training.
+    private func reserve(maxBatch: Int, training: Bool) {
         let threads = ThreadTeam.current?.size ?? 1
-        imageMoments = Buffer(count: 2 * maxBatch * outChannels)
+        imageMoments = Buffer(count: training ? 2 * maxBatch * outChannels : 0)
         if let tiling {
             let perImage = 16 * (geometry.channels + outChannels) * tiling.tilesPerImage
             imagesPerChunk = max(1, min(maxBatch, chunkElements / perImage))
             filters = Buffer(count: 16 * outChannels * geometry.channels)
             transformScratch = Buffer(count: scratchStride(tiling) * threads)
             workspaces = (0..<threads).map { _ in
-                ConvolutionWorkspace(winograd: tiling, inChannels: geometry.channels, outChannels: outChannels, images: imagesPerChunk)
+                ConvolutionWorkspace(winograd: tiling, inChannels: geometry.channels, outChannels: outChannels,
+                                     images: imagesPerChunk, training: training)
             }
             return
         }
         workspaces = (0..<threads).map { member in
             ConvolutionWorkspace(columns: geometry.patchSize * geometry.outHeight * geometry.outWidth,
-                                 weightGradient: member == 0 ? 0 : outChannels * geometry.patchSize)
+                                 weightGradient: member == 0 ? 0 : outChannels * geometry.patchSize, training: training)
         }
     }
 
@@ -419,22 +429,23 @@ final class ConvolutionWorkspace<Element: Scalar> {
     /// Winograd: dU, `[16, out, in]`.
     let filterGradient: Buffer<Element>
 
-    init(columns: Int, weightGradient: Int) {
+    /// Without `training`, no gradients.
+    init(columns: Int, weightGradient: Int, training: Bool) {
         self.columns = Buffer(count: columns)
-        columnGradient = Buffer(count: columns)
-        self.weightGradient = Buffer(count: weightGradient)
+        columnGradient = Buffer(count: training ? columns : 0)
+        self.weightGradient = Buffer(count: training ? weightGradient : 0)
         inputTiles = Buffer(count: 0)
         productTiles = Buffer(count: 0)
         filterGradient = Buffer(count: 0)
     }
 
-    init(winograd tiling: WinogradTiling, inChannels: Int, outChannels: Int, images: Int) {
+    init(winograd tiling: WinogradTiling, inChannels: Int, outChannels: Int, images: Int, training: Bool) {
         columns = Buffer(count: 0)
         columnGradient = Buffer(count: 0)
         weightGradient = Buffer(count: 0)
         inputTiles = Buffer(count: tiling.transformedCount(channels: inChannels, images: images))
         productTiles = Buffer(count: tiling.transformedCount(channels: outChannels, images: images))
-        filterGradient = Buffer(count: 16 * outChannels * inChannels)
+        filterGradient = Buffer(count: training ? 16 * outChannels * inChannels : 0)
     }
 }
 

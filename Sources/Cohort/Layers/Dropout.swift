@@ -20,6 +20,11 @@ public final class Dropout<Element: Scalar>: Layer {
         mask = Buffer(count: maxBatch * inputSize)
     }
 
+    /// Inference copies its input: no mask.
+    public func reserveForInference(maxBatch: Int) {
+        mask = Buffer(count: 0)
+    }
+
     public func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) {
         let size = inputSize
         guard context.isTraining, probability > 0 else {

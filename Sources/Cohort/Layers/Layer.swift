@@ -68,6 +68,9 @@ public protocol Layer<Element>: AnyObject {
     func initialize(seed: UInt64, layerIndex: Int)
     /// Allocates workspace for batches of up to `maxBatch` samples.
     func reserve(maxBatch: Int)
+    /// Allocates what a forward in inference mode needs for batches of up to `maxBatch` samples,
+    /// nothing for backward (`Model.reserveForInference`); by default, `reserve(maxBatch:)`.
+    func reserveForInference(maxBatch: Int)
     /// The layer's state-dict tensors besides parameters (batch-norm running statistics).
     func buffers() -> [StateTensor]
     /// The layers this one is made of, with the names their tensors take (`"0"`, `"body"`); none for a plain layer.
@@ -75,6 +78,8 @@ public protocol Layer<Element>: AnyObject {
     /// Values per sample the layer keeps between forward and backward besides its output (a block's
     /// inner activations and their gradients), for the memory estimate.
     var activationValuesPerSample: Int { get }
+    /// The same after `reserveForInference`.
+    var inferenceValuesPerSample: Int { get }
     /// x: `[N, inputShape]`, y: `[N, outputShape]`.
     func forward(_ x: UnsafePointer<Element>, _ y: UnsafeMutablePointer<Element>, batch: Int, context: StepContext) throws
     /// Given x, y and dy of the last forward, adds parameter gradients and writes dx (when asked for).
@@ -87,9 +92,11 @@ extension Layer {
     public func bind(parameters: UnsafeMutablePointer<Element>, gradients: UnsafeMutablePointer<Element>) {}
     public func initialize(seed: UInt64, layerIndex: Int) {}
     public func reserve(maxBatch: Int) {}
+    public func reserveForInference(maxBatch: Int) { reserve(maxBatch: maxBatch) }
     public func buffers() -> [StateTensor] { [] }
     public var sublayers: [(name: String, layer: any Layer<Element>)] { [] }
     public var activationValuesPerSample: Int { 0 }
+    public var inferenceValuesPerSample: Int { activationValuesPerSample }
     public var inputSize: Int { inputShape.reduce(1, *) }
     public var outputSize: Int { outputShape.reduce(1, *) }
 }

@@ -75,12 +75,36 @@ public final class Residual<Element: Scalar>: Layer {
             + outputSize * ((appliesReLU ? 1 : 0) + (finalNorm == nil ? 1 : 0)) + (shortcut == nil ? 0 : outputSize + inputSize)
     }
 
+    public var inferenceValuesPerSample: Int {
+        body.inferenceValuesPerSample + (shortcut?.inferenceValuesPerSample ?? 0)
+            + outputSize * ((finalNorm == nil ? 1 : 0) + (shortcut == nil ? 0 : 1))
+    }
+
     /// The pool the branches' output gradients come from (`Sequential.gradientPool`), given by the
     /// sequence the block is in; nil: each branch its own.
-    var gradientPool: GradientPool<Element>? {
+    var gradientPool: BufferPool<Element>? {
         didSet {
             body.gradientPool = gradientPool
             shortcut?.gradientPool = gradientPool
+        }
+    }
+
+    /// The pool the branches' outputs come from in inference (`Sequential.outputPool`).
+    var outputPool: BufferPool<Element>? {
+        didSet {
+            body.outputPool = outputPool
+            shortcut?.outputPool = outputPool
+        }
+    }
+
+    public func reserveForInference(maxBatch: Int) {
+        body.reserveForInference(maxBatch: maxBatch)
+        bodyOutput = Buffer(count: finalNorm == nil ? maxBatch * outputSize : 0)
+        maskedGradient = Buffer(count: 0)
+        shortcutInputGradient = Buffer(count: 0)
+        if let shortcut {
+            shortcut.reserveForInference(maxBatch: maxBatch)
+            shortcutOutput = Buffer(count: maxBatch * outputSize)
         }
     }
 

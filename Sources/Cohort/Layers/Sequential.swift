@@ -2,9 +2,11 @@
 /// are the branches of a `Residual`. Child `j` owns the tensors named `"j.<name>"`.
 ///
 /// The sequence allocates the activations between its children once, in `reserve(maxBatch:)`; the
-/// gradients of their outputs alternate between the two buffers of a `GradientPool` (or, with
+/// gradients of their outputs alternate between the two buffers of a `BufferPool` (or, with
 /// `keepsActivationGradients`, have a buffer each, for the debug probes that read them after
-/// backward). Its own input and output are the caller's. Two kinds of child share their
+/// backward). Reserved for inference only (`reserveForInference`), the children's outputs
+/// themselves alternate between the two buffers of another pool, and no gradient has a buffer.
+/// Its own input and output are the caller's. Two kinds of child share their
 /// input's buffers instead of writing their own: a `flatten` (the layout does not change) and a
 /// ReLU right after a batch norm or a residual block, which applies it in its own pass
 /// (`BatchNorm.appliesReLU`, `Residual.appliesReLU`) so the ReLU is not run. Where a sequence ends in such children, the last child that computes anything
@@ -32,7 +34,8 @@ public final class Sequential<Element: Scalar>: Layer {
     /// The first child with parameters (`layers.count` if none): without an input gradient to
     /// give back, the children before it have nothing to compute in backward, and it no input gradient.
     private let firstWithParameters: Int
-    /// Per child: its output buffer and its gradient's, as allocated (shared children: nil).
+    /// Per child: its output buffer and its gradient's, as allocated (shared children, and every
+    /// child after `reserveForInference`: nil).
     private var ownOutputs: [UnsafeMutablePointer<Element>?]
     private var ownOutputGradients: [UnsafeMutablePointer<Element>?]
     private var storage: [Buffer<Element>] = []
@@ -40,9 +43,15 @@ public final class Sequential<Element: Scalar>: Layer {
     private var gradientSlots: [Int?]
     /// Where the children's output gradients live: set by the container of a nested sequence, else
     /// the sequence's own.
-    var gradientPool: GradientPool<Element>?
-    private let ownPool = GradientPool<Element>()
-    private var pool: GradientPool<Element> { gradientPool ?? ownPool }
+    var gradientPool: BufferPool<Element>?
+    private let ownPool = BufferPool<Element>()
+    private var pool: BufferPool<Element> { gradientPool ?? ownPool }
+    /// After `reserveForInference`: where the children's outputs alternate (set by the container of
+    /// a nested sequence, else the sequence's own), and which of its buffers holds each child's.
+    var outputPool: BufferPool<Element>?
+    private let ownOutputPool = BufferPool<Element>()
+    private var inferencePool: BufferPool<Element> { outputPool ?? ownOutputPool }
+    private var outputSlots: [Int?]
     /// Every child's output gradient in a buffer of its own, still there after backward
     /// (`Model.activationGradient`); set before `reserve`.
     var keepsActivationGradients = false
@@ -95,6 +104,7 @@ public final class Sequential<Element: Scalar>: Layer {
         ownOutputs = Array(repeating: nil, count: layers.count)
         ownOutputGradients = Array(repeating: nil, count: layers.count)
         gradientSlots = Array(repeating: nil, count: layers.count)
+        outputSlots = Array(repeating: nil, count: layers.count)
         outputs = []
         outputGradients = Array(repeating: nil, count: layers.count)
     }
@@ -137,12 +147,38 @@ public final class Sequential<Element: Scalar>: Layer {
         }
     }
 
+    /// The two buffers the children's outputs alternate between, at most (sequences of one depth share them).
+    public var inferenceValuesPerSample: Int {
+        let outputs = layers.indices.filter { !shares[$0] && $0 < tailStart }.map { layers[$0].outputSize }
+        return 2 * (outputs.max() ?? 0) + layers.reduce(0) { $0 + $1.inferenceValuesPerSample }
+    }
+
+    public func reserveForInference(maxBatch: Int) {
+        storage = []
+        var owners = 0
+        for (index, layer) in layers.enumerated() {
+            (layer as? Residual<Element>)?.outputPool = inferencePool.deeper
+            layer.reserveForInference(maxBatch: maxBatch)
+            ownOutputs[index] = nil
+            ownOutputGradients[index] = nil
+            gradientSlots[index] = nil
+            outputSlots[index] = nil
+            guard !shares[index] && index < tailStart else { continue }
+            inferencePool.require(maxBatch * layer.outputSize, slot: owners % 2)
+            outputSlots[index] = owners % 2
+            owners += 1
+        }
+        resolvedInput = nil
+        gradientsResolved = false
+    }
+
     public func reserve(maxBatch: Int) {
         storage = []
         var owners = 0
         for (index, layer) in layers.enumerated() {
             (layer as? Residual<Element>)?.gradientPool = pool.deeper
             layer.reserve(maxBatch: maxBatch)
+            outputSlots[index] = nil
             guard !shares[index] && index < tailStart else { continue }
             let output = Buffer<Element>(count: maxBatch * layer.outputSize)
             storage.append(output)
@@ -177,7 +213,7 @@ public final class Sequential<Element: Scalar>: Layer {
             } else if shares[index] {
                 outputs[index] = index == 0 ? UnsafeMutablePointer(mutating: x) : outputs[index - 1]
             } else {
-                outputs[index] = ownOutputs[index]!
+                outputs[index] = ownOutputs[index] ?? inferencePool.pointer(outputSlots[index]!)
             }
         }
         resolvedInput = x

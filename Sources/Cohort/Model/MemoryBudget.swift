@@ -41,12 +41,14 @@ public struct MemoryBudget: Sendable {
 }
 
 extension Model {
-    /// The largest batch, up to `limit`, whose buffers fit in the budget as training counts them
-    /// (twice `activationBytes`), for inference in batches of it (eval, predict, inspect on a
-    /// checkpoint: their batches of 256 had ended a deep network's run with a failed allocation,
-    /// under a limit its training passed). Throws where one sample does not fit.
-    public func inferenceBatch(upTo limit: Int, budget: MemoryBudget = .current()) throws -> Int {
-        let perSample = 2 * activationBytes(maxBatch: 1)
+    /// The largest batch, up to `limit`, whose buffers fit in the budget, counted as training
+    /// counts its own (twice the estimate, for workspace), for inference in batches of it (eval,
+    /// predict, inspect on a checkpoint: their batches of 256 had ended a deep network's run with a
+    /// failed allocation, under a limit its training passed): the buffers of
+    /// `reserveForInference`, or with `keepingActivations` (inspect reads every layer's) those of
+    /// `reserve`. Throws where one sample does not fit.
+    public func inferenceBatch(upTo limit: Int, keepingActivations: Bool = false, budget: MemoryBudget = .current()) throws -> Int {
+        let perSample = 2 * (keepingActivations ? activationBytes(maxBatch: 1) : inferenceBytes(maxBatch: 1))
         let fitting = budget.bytes * 0.8 / perSample
         guard fitting >= 1 else {
             throw CohortError("model.layers: the activations of one sample need about \(memorySize(perSample)), more than \(budget.allowance)")

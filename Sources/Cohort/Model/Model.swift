@@ -25,6 +25,8 @@ public final class Model<Element: Scalar> {
     /// The parameter gradients: a buffer of the model's own, or the memory `placeGradients` moved them to.
     public private(set) var gradients: Buffer<Element>
     public private(set) var maxBatch = 0
+    /// Whether the buffers are `reserveForInference`'s: forward only, from the first layer.
+    public private(set) var reservedForInference = false
     private var inputBuffer = Buffer<Element>(count: 0)
     /// The gradient of the model's input: only with `keepsActivationGradients`, when a flatten at the
     /// front hands it to the next layer as that layer's input gradient, which the probes read.
@@ -181,10 +183,30 @@ public final class Model<Element: Scalar> {
         }
     }
 
+    /// At most the bytes that `reserveForInference(maxBatch:)` allocates for activations.
+    public func inferenceBytes(maxBatch: Int) -> Double {
+        Double(inputSize + root.outputSize + root.inferenceValuesPerSample) * Double(maxBatch) * Double(MemoryLayout<Element>.size)
+    }
+
+    /// Allocates what inference (`forward` in inference mode from the first layer) needs for
+    /// batches of up to `maxBatch` samples: the layers' outputs take turns in two buffers per depth
+    /// of nesting, and nothing is kept for backward, as under PyTorch's `torch.no_grad()`.
+    public func reserveForInference(maxBatch: Int) {
+        guard maxBatch > self.maxBatch || !reservedForInference else { return }
+        self.maxBatch = maxBatch
+        reservedForInference = true
+        inputBuffer = Buffer(count: maxBatch * inputSize)
+        inputGradientBuffer = nil
+        outputBuffer = Buffer(count: maxBatch * root.outputSize)
+        outputGradientBuffer = Buffer(count: 0)
+        root.reserveForInference(maxBatch: maxBatch)
+    }
+
     /// Allocates activations and workspace for batches of up to `maxBatch` samples.
     public func reserve(maxBatch: Int) {
-        guard maxBatch > self.maxBatch else { return }
+        guard maxBatch > self.maxBatch || reservedForInference else { return }
         self.maxBatch = maxBatch
+        reservedForInference = false
         inputBuffer = Buffer(count: maxBatch * inputSize)
         inputGradientBuffer = keepsActivationGradients ? Buffer(count: maxBatch * inputSize) : nil
         outputBuffer = Buffer(count: maxBatch * root.outputSize)
@@ -212,6 +234,7 @@ public final class Model<Element: Scalar> {
     /// Runs the layers from `start` on (earlier activations are those of the last forward).
     public func forward(batch: Int, context: StepContext, fromLayer start: Int = 0) throws {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the reserved \(maxBatch)")
+        precondition(!reservedForInference || (start == 0 && !context.isTraining), "a model reserved for inference runs it whole")
         try root.forward(inputBuffer.pointer, outputBuffer.pointer, batch: batch, context: context, from: start)
     }
 
@@ -222,6 +245,7 @@ public final class Model<Element: Scalar> {
     /// Zeroes the parameter gradients (unless `gradientsAreZero`), then backpropagates
     /// `outputGradient` through every layer.
     public func backward(batch: Int, context: StepContext) throws {
+        precondition(!reservedForInference, "a model reserved for inference has no buffers for backward")
         if !gradientsAreZero { fillZero(gradients.pointer, count: gradients.count) }
         gradientsAreZero = false
         try root.backward(inputBuffer.pointer, outputBuffer.pointer, outputGradientBuffer.pointer, inputGradientBuffer?.pointer,

@@ -11,10 +11,15 @@ public enum Evaluator {
 
     public static func evaluate(model: Model<Float>, data: Dataset, communicator: Communicator, chunk: Int = 256) throws -> Result {
         let mine = BatchPlan.slice(batch: data.count, rank: communicator.rank, worldSize: communicator.worldSize)
-        // A model reserved for training is evaluated in batches of that size, so that evaluation
-        // never grows its buffers beyond what the memory check allowed.
-        let size = model.maxBatch > 0 ? model.maxBatch : try model.inferenceBatch(upTo: min(chunk, max(mine.count, 1)))
-        model.reserve(maxBatch: size)
+        // A model reserved for training is evaluated in batches of that size with its buffers, so
+        // that evaluation never grows them beyond what the memory check allowed.
+        let size: Int
+        if model.maxBatch > 0 {
+            size = model.maxBatch
+        } else {
+            size = try model.inferenceBatch(upTo: min(chunk, max(mine.count, 1)))
+            model.reserveForInference(maxBatch: size)
+        }
         let labels = Buffer<Int32>(count: size)
         let indices = Array(mine)
         var lossSum = 0.0, correct = 0

@@ -11,7 +11,7 @@ public enum Predictor {
                                _ each: (Int, Int, [Double]) throws -> Void) throws {
         let count = images.count, classes = model.classes
         let chunk = try model.inferenceBatch(upTo: min(chunk, max(count, 1)))
-        model.reserve(maxBatch: chunk)
+        model.reserveForInference(maxBatch: chunk)
         let context = StepContext(isTraining: false, seed: 0, step: 0, firstSampleIndex: 0, globalBatch: count,
                                   communicator: SoloCommunicator())
         let indices = Array(0..<count)
