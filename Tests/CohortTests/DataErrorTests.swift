@@ -100,6 +100,43 @@ final class DataErrorTests: XCTestCase {
         XCTAssertFalse(first.out.contains("channels last"), first.out)
     }
 
+    /// A training file rewritten smaller in place while the run reads its memory-mapped pages
+    /// (`np.save` over it, say) is a one-line error naming it and status 1, not a SIGBUS and a
+    /// backtrace.
+    func testADataFileThatShrinksUnderTheRunIsAnErrorNamingIt() throws {
+        let directory = try temporaryDirectory(self)
+        let train = try writeSyntheticData(in: directory, name: "train", count: 20_000, rows: 28, columns: 28, classes: 10, seed: 1)
+        try """
+            data: {train: {images: \(train.images), labels: \(train.labels)}}
+            model: {input: [1, 28, 28], layers: [flatten, {dense: {out_features: 10}}]}
+            train: {batch_size: 64, max_steps: 100000000, log_every_steps: 1}
+            checkpoint: {dir: run, every_steps: 100000000}
+            """.write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try cohortBinary()
+        process.arguments = ["train", "c.yaml"]
+        process.currentDirectoryURL = directory
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let metrics = directory.appendingPathComponent("run/metrics.jsonl")
+        let deadline = Date().addingTimeInterval(60)
+        while (try? Data(contentsOf: metrics))?.isEmpty ?? true {
+            XCTAssertTrue(process.isRunning, "the run ended before its first step")
+            guard process.isRunning, Date() < deadline else { return XCTFail("no step within 60 s") }
+            usleep(20_000)
+        }
+        XCTAssertEqual(truncate(train.images, 16 + 28 * 28), 0, "truncating \(train.images)")
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 1)
+        XCTAssertEqual(String(decoding: stderr, as: UTF8.self),
+                       "error: \(train.images): the file changed under the run (it shrank while memory-mapped: rewritten or truncated); let a run finish before replacing its data, or write the new data under another name\n")
+    }
+
     func testEveryDataMistakeIsOneLineNamingTheFileOrKey() throws {
         let good = try Data(contentsOf: directory.appendingPathComponent("train-x.npy"))
         let labels = rawBytes([Int64](repeating: 1, count: 64))

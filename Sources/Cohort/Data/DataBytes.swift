@@ -46,6 +46,7 @@ public final class DataBytes: @unchecked Sendable {
             // Samples are read in shuffled order: read-ahead would only bring in other workers' pages.
             madvise(mapped, size, MADV_RANDOM)
             (base, count, isMapped) = (UnsafeRawPointer(mapped), size, true)
+            MappedFileFaults.register(base: base, count: count, path: path)
         }
     }
 
@@ -71,7 +72,10 @@ public final class DataBytes: @unchecked Sendable {
     }
 
     deinit {
-        if isMapped { munmap(UnsafeMutableRawPointer(mutating: base), count) } else { free(UnsafeMutableRawPointer(mutating: base)) }
+        if isMapped {
+            MappedFileFaults.unregister(base: base)
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        } else { free(UnsafeMutableRawPointer(mutating: base)) }
     }
 
     /// How many bytes of a mapped file's pages a process may hold before `didRead` hands them back:
