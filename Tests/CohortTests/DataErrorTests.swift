@@ -78,6 +78,33 @@ final class DataErrorTests: XCTestCase {
         }
     }
 
+    /// `data.normalize` in 0-255 units for pixels scaled to [0, 1] makes every input nearly one
+    /// constant, and in [0, 1] units for unscaled pixels spreads them over hundreds: both train,
+    /// with a note; matching units say nothing. A `data.scale` that float images do not take says so.
+    func testNormalizeInOtherUnitsThanTheDataTrainsWithANote() throws {
+        let pixels = try IDXFile(path: directory.appendingPathComponent("train-images.idx").path).bytes
+        try npyFile(rawBytes(pixels.map { Float($0) / 255 }), descr: "<f4", shape: [64, 6, 6]).write(to: directory.appendingPathComponent("scaled.npy"))
+        let cases: [([String: String], String?)] = [
+            (["mean: [0.2], std: [0.3]": "mean: [33.3], std: [78.6]"],
+             "note: data.normalize: \(directory.path)/train-x.npy has values in [0, 1] after data.scale, which mean [33.3], std [78.6] map into a range 0.0127 wide: every input nearly one constant; are mean and std in 0-255 units?"),
+            (["  normalize:": "  scale: 1.0\n  normalize:"],
+             "note: data.normalize: \(directory.path)/train-x.npy has values in [0, 255] after data.scale, which mean [0.2], std [0.3] spread over 850 or more; are mean and std for values in [0, 1]? set data.scale: 0.00392156862745098 (1/255), or multiply them by 255"),
+            (["train-x.npy": "scaled.npy", "  normalize:": "  scale: 0.5\n  normalize:"],
+             "note: data.scale 0.5 does not apply to \(directory.path)/scaled.npy: its float32 images are used as stored"),
+            ([:], nil),
+        ]
+        for (index, (changes, note)) in cases.enumerated() {
+            try config(changes.merging(["dir: run": "dir: run\(index)"]) { $1 }).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+            let trained = try runCohort(["train", "c.yaml"], in: directory)
+            XCTAssertEqual(trained.status, 0, trained.err)
+            if let note {
+                XCTAssertTrue(trained.out.contains(note), trained.out)
+            } else {
+                XCTAssertFalse(trained.out.contains("note:"), trained.out)
+            }
+        }
+    }
+
     /// Images `[N, H, W, C]` for `input: [C, H, W]` have the element count the interface asks for,
     /// so they train, but the run says they look channels last; channels first it says nothing.
     func testChannelsLastImagesTrainWithANote() throws {

@@ -56,6 +56,48 @@ public struct SampleSource: Sendable {
         return "note: \(path): float images hold values up to \(largest), used as stored (data.scale applies to integer pixels only); if they are 0 to 255, save them divided by 255 or set data.normalize"
     }
 
+    /// The least and greatest of the first `samples` samples' stored values.
+    private func storedRange(samples: Int) -> (Double, Double) {
+        let start = bytes.base + offset, values = min(samples, count) * sampleSize
+        func value(_ i: Int) -> Double {
+            switch element {
+            case .float32: return Double(start.assumingMemoryBound(to: Float.self)[i])
+            case .float64: return start.assumingMemoryBound(to: Double.self)[i]
+            default: return Double(start.assumingMemoryBound(to: UInt8.self)[i])
+            }
+        }
+        return (0..<values).reduce((Double.infinity, -Double.infinity)) { range, i in (min(range.0, value(i)), max(range.1, value(i))) }
+    }
+
+    /// A `note:` line when `data.normalize` is in other units than the values it normalises: the
+    /// inputs (integer pixels from 0 to 255 times `scale`, float values as stored in the first
+    /// `samples`) spread over less than 0.1 standard deviations in every channel (mean and std in
+    /// 0-255 units for pixels scaled to [0, 1]: every input nearly one constant, trained at chance),
+    /// or over more than 100 in every channel (the reverse).
+    public func normalizationNote(_ transform: InputTransform, samples: Int = 64) -> String? {
+        guard let mean = transform.mean, let std = transform.std else { return nil }
+        let isInteger = element == .uint8
+        let (low, high) = isInteger ? (0, 255 * Double(transform.scale)) : storedRange(samples: samples)
+        guard high > low, high.isFinite, low.isFinite else { return nil }
+        let spreads = std.map { (high - low) / Double($0) }
+        let values = String(format: "[%g, %g]", low, high) + (isInteger ? " after data.scale" : ", used as stored")
+        func list(_ values: [Float]) -> String { "[" + values.map { String(format: "%g", $0) }.joined(separator: ", ") + "]" }
+        let given = "mean \(list(mean)), std \(list(std))"
+        if spreads.max()! < 0.1 {
+            return "note: data.normalize: \(path) has values in \(values), which \(given) map into a range \(String(format: "%.3g", spreads.max()!)) wide: every input nearly one constant; are mean and std in 0-255 units? give them in the units of the values (divided by 255)"
+        }
+        if spreads.min()! > 100 {
+            return "note: data.normalize: \(path) has values in \(values), which \(given) spread over \(String(format: "%.0f", spreads.min()!)) or more; are mean and std for values in [0, 1]?\(isInteger ? " set data.scale: 0.00392156862745098 (1/255), or multiply them by 255" : " multiply them by the values' range")"
+        }
+        return nil
+    }
+
+    /// A `note:` line when `data.scale` was set but these samples are float, which it does not touch.
+    public func unusedScaleNote(_ scale: Double) -> String? {
+        guard element != .uint8, scale != DataConfig().scale else { return nil }
+        return "note: data.scale \(scale) does not apply to \(path): its \(element.rawValue) images are used as stored (data.scale multiplies integer pixels; data.normalize applies to every kind)"
+    }
+
     /// A `note:` line when the samples look channels last for `inputShape` (`looksChannelsLast`).
     public func channelsLastNote(for inputShape: [Int]) -> String? {
         guard looksChannelsLast(for: inputShape) else { return nil }

@@ -56,7 +56,8 @@ public final class Trainer {
         let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
         try test?.checkEverySample()
         let notes = ([train] + (test.map { [$0] } ?? [])).flatMap { data in
-            [data.images.channelsLastNote(for: model.inputShape), data.images.unscaledFloatNote(normalized: transform.mean != nil)].compactMap { $0 }
+            [data.images.channelsLastNote(for: model.inputShape), data.images.unscaledFloatNote(normalized: transform.mean != nil),
+             data.images.unusedScaleNote(config.data.scale), data.images.normalizationNote(transform)].compactMap { $0 }
         }
         var said = Set<String>()
         for note in notes where said.insert(note).inserted { log(note) }
