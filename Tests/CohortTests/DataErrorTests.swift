@@ -198,6 +198,7 @@ final class DataErrorTests: XCTestCase {
             ("padding negative", nil, ["padding: 1": "padding: -1"], ["train"], ["c.yaml: data.augment.random_crop.padding: must be in 0...4096, got -1"]),
             ("crop unknown key", nil, ["padding: 1": "padding: 1, size: 6"], ["train"], ["c.yaml: data.augment.random_crop.size: unknown key"]),
             ("flip probability", nil, ["horizontal_flip: 0.5": "horizontal_flip: 1.5"], ["train"], ["c.yaml: data.augment.horizontal_flip: must be a probability in [0, 1], got 1.5"]),
+            ("flip probability not a number", nil, ["horizontal_flip: 0.5": "horizontal_flip: .nan"], ["train"], ["c.yaml: data.augment.horizontal_flip: must be a probability in [0, 1], got .nan"]),
             ("augment unknown key", nil, ["horizontal_flip: 0.5": "vertical_flip: 0.5"], ["train"], ["c.yaml: data.augment.vertical_flip: unknown key"]),
             ("augment on sequences", nil, ["input: [1, 6, 6]": "input: [6, 6]", "layers: [{conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}, relu, ": "layers: ["], ["train"], ["c.yaml: data.augment: crops and flips are of images"]),
             ("cifar and images", nil, ["train: {images: train-x.npy,": "train: {cifar10: [a.bin], images: train-x.npy,"], ["train"], ["c.yaml: data.train.images: give either images and labels, or cifar10"]),

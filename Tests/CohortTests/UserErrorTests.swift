@@ -192,7 +192,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "shapes do not chain", files: yaml(config(["    - flatten: {}\n": ""])), arguments: ["train", "c.yaml"], expected: ["model.layers[4] (dense)", "[3, 3, 3]"]),
             Case(name: "config not found", arguments: ["train", "none.yaml"], expected: ["none.yaml: config file not found"]),
             Case(name: "config is a directory", files: yaml(config()), arguments: ["eval", "."], expected: [".: is a directory, expected a YAML config file"]),
-            Case(name: "data file missing", files: yaml(config(["train-images.idx": "missing-images.idx"])), arguments: ["train", "c.yaml"], expected: ["missing-images.idx: no such file"]),
+            Case(name: "data file missing", files: yaml(config(["train-images.idx": "missing-images.idx"])), arguments: ["train", "c.yaml"], expected: ["data.train.images: missing-images.idx: no such file (a relative path is looked for next to the config, then in the current directory, "]),
             Case(name: "not IDX", files: ["bad.idx": Data("hello, world".utf8), "c.yaml": Data(config(["train-images.idx": "bad.idx"]).utf8)], arguments: ["train", "c.yaml"], expected: ["bad.idx: not an IDX file"]),
             Case(name: "truncated IDX", files: ["short.idx": images.prefix(200), "c.yaml": Data(config(["train-images.idx": "short.idx"]).utf8)], arguments: ["train", "c.yaml"], expected: ["short.idx: truncated"]),
             Case(name: "corrupt gzip", files: ["bad.gz": gzip, "c.yaml": Data(config(["train-images.idx": "bad.gz"]).utf8)], arguments: ["train", "c.yaml"], expected: ["bad.gz", "gzip"]),

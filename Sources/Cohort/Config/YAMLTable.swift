@@ -85,7 +85,7 @@ struct YAMLTable {
             throw fail(key, "expected a number, got \(YAMLTable.describe(node))", node.mark)
         }
         if !value.isFinite || !check(value) {
-            let finite = value.isFinite ? "" : expected.isEmpty ? "a finite number" : "a finite number "
+            let finite = value.isFinite || expected.hasPrefix("a ") ? "" : expected.isEmpty ? "a finite number" : "a finite number "
             throw fail(key, "must be \(finite)\(expected), got \(node.string ?? String(value))", node.mark)
         }
         return value

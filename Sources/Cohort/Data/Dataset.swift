@@ -1,3 +1,5 @@
+import Foundation
+
 /// Images and labels: images read where they are stored (`SampleSource`), converted by the
 /// `InputTransform` when a batch is gathered; labels checked and held in memory.
 public struct Dataset: Sendable {
@@ -14,6 +16,7 @@ public struct Dataset: Sendable {
     /// Loads `files` and checks them against the model: matching counts, sample size, labels below `classes`.
     public init(_ files: DataFiles, transform: InputTransform, classes: Int, role: String) throws {
         self.transform = transform
+        try Dataset.checkExist(files, role: role)
         switch files {
         case .cifar(let format, let paths):
             let expected = transform.inputShape.reduce(1, *)
@@ -28,6 +31,21 @@ public struct Dataset: Sendable {
         case .arrays(let pair):
             images = try SampleSource(images: StoredArray.open(path: pair.images), inputShape: transform.inputShape)
             labels = try Dataset.readLabels(pair.labels, count: images.count, imagesPath: pair.images, classes: classes, role: role)
+        }
+    }
+
+    /// Throws for the first file that does not exist, naming its key and, for a relative path
+    /// (one not found next to the config, `ConfigLoader.resolve`), where it was looked for.
+    private static func checkExist(_ files: DataFiles, role: String) throws {
+        let keyed: [(key: String, path: String)]
+        switch files {
+        case .cifar(let format, let paths): keyed = paths.enumerated().map { ("\(role).\(format.rawValue)[\($0.offset)]", $0.element) }
+        case .arrays(let pair): keyed = [("\(role).images", pair.images), ("\(role).labels", pair.labels)]
+        }
+        var status = stat()
+        for (key, path) in keyed where lstat(path, &status) != 0 && errno == ENOENT {
+            let place = path.hasPrefix("/") ? "" : " (a relative path is looked for next to the config, then in the current directory, \(FileManager.default.currentDirectoryPath))"
+            throw CohortError("\(key): \(path): no such file\(place)")
         }
     }
 
