@@ -35,7 +35,7 @@ struct Eval: ParsableCommand {
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard result.loss.isFinite else {
-                throw CohortError("\(directory.path): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause))")
+                throw CohortError("\(directory.path): the model's outputs on \(testFiles.described(as: "data.test")) are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause))")
             }
             guard communicator.isCoordinator else { return 0 }
             if let note = test.images.channelsLastNote(for: model.inputShape) { printError(note) }

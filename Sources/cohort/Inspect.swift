@@ -47,7 +47,7 @@ struct Inspect: ParsableCommand {
                 page = try Inspector.run(model: model, test: test, output: outputURL, title: "cohort inspect \(name)",
                                          summary: "Config \(config.sourcePath), checkpoint \(directory.path), model input \(model.inputShape), \(model.layers.count) layers.")
             } catch let error as Predictor.NonFiniteOutputs {
-                throw CohortError(error.message(checkpoint: directory.path, data: "data.test", consequence: "there is nothing to picture"))
+                throw CohortError(error.message(checkpoint: directory.path, data: config.data.test.map { $0.described(as: "data.test") } ?? "data.test", consequence: "there is nothing to picture"))
             }
             printLine("inspect: \(page.files.count) pictures in \(outputURL.appendingPathComponent("index.html").path) world=\(communicator.worldSize)")
             return 0

@@ -172,7 +172,7 @@ final class CheckpointTests: XCTestCase {
         try SafeTensors.encode(state).write(to: directory.appendingPathComponent("init.safetensors"))
         var message = ""
         XCTAssertThrowsError(try train(config)) { message = "\($0)" }
-        XCTAssertTrue(message.hasPrefix("after step 5: the model's outputs on data.test are NaN or infinite"), message)
+        XCTAssertTrue(message.hasPrefix("after step 5: the model's outputs on data.test (\(pair.images)) are NaN or infinite"), message)
     }
 
     /// Resuming under another seed draws other shuffles and masks from there on: said, as a changed batch size is.

@@ -122,14 +122,14 @@ final class EvalPredictTests: XCTestCase {
         try store.write(step: try XCTUnwrap(Int(checkpoint.lastPathComponent)), files: files.map { ($0.key, $0.value) })
         let evaluated = try runCohort(["eval", "c.yaml", "--json"], in: directory)
         XCTAssertEqual(evaluated.status, 1)
-        XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n"), evaluated.err)
+        XCTAssertTrue(evaluated.err.hasSuffix("the model's outputs on data.test (\(directory.path)/test-images.idx) are NaN or infinite, so its accuracy means nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n"), evaluated.err)
         let predicted = try runCohort(["predict", "c.yaml", "test-images.idx"], in: directory)
         XCTAssertEqual(predicted.status, 1)
         XCTAssertEqual(predicted.err, "error: \(checkpoint.path): the model's outputs on test-images.idx are NaN or infinite (first on sample 0), so it predicts nothing (its weights or batch norms' running statistics, values that overflow float32 say, do not make a model)\n")
         XCTAssertEqual(predicted.out, "")
         let inspected = try runCohort(["inspect", "c.yaml"], in: directory)
         XCTAssertEqual(inspected.status, 1)
-        XCTAssertTrue(inspected.err.hasPrefix("error: \(checkpoint.path): the model's outputs on data.test are NaN or infinite (first on sample 0), so there is nothing to picture"), inspected.err)
+        XCTAssertTrue(inspected.err.hasPrefix("error: \(checkpoint.path): the model's outputs on data.test (\(directory.path)/test-images.idx) are NaN or infinite (first on sample 0), so there is nothing to picture"), inspected.err)
     }
 
     /// Inference on a checkpoint runs in batches of up to 256 that fit the memory budget as

@@ -26,6 +26,14 @@ public enum DataFiles: Sendable, Equatable {
     case arrays(IDXPair)
     case cifar(CIFARFormat, [String])
 
+    /// The key and the images' file(s), for messages: `data.test (x_test.npy)`.
+    public func described(as key: String) -> String {
+        switch self {
+        case .arrays(let pair): "\(key) (\(pair.images))"
+        case .cifar(_, let paths): "\(key) (\(paths.joined(separator: ", ")))"
+        }
+    }
+
     public var paths: [String] {
         switch self {
         case .arrays(let pair): [pair.images, pair.labels]

@@ -242,7 +242,7 @@ public final class Trainer {
     private func evaluate(_ model: Model<Float>, on test: Dataset, step: Int) throws -> Evaluator.Result {
         let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
         guard result.loss.isFinite else {
-            throw CohortError("after step \(step): the model's outputs on data.test are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause)); training stopped",
+            throw CohortError("after step \(step): the model's outputs on \(config.data.test?.described(as: "data.test") ?? "data.test") are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause)); training stopped",
                               sameOnEveryWorker: true)
         }
         return result
