@@ -73,7 +73,7 @@ public struct SampleSource: Sendable {
     /// inputs (integer pixels from 0 to 255 times `scale`, float values as stored in the first
     /// `samples`) spread over less than 0.1 standard deviations in every channel (mean and std in
     /// 0-255 units for pixels scaled to [0, 1]: every input nearly one constant, trained at chance),
-    /// or over more than 100 in every channel (the reverse).
+    /// or over more than 100 in every channel (the reverse), or over more than 10,000 in any.
     public func normalizationNote(_ transform: InputTransform, samples: Int = 64) -> String? {
         guard let mean = transform.mean, let std = transform.std else { return nil }
         let isInteger = element == .uint8
@@ -87,7 +87,12 @@ public struct SampleSource: Sendable {
             return "note: data.normalize: \(path) has values in \(values), which \(given) map into a range \(String(format: "%.3g", spreads.max()!)) wide: every input nearly one constant; are mean and std in 0-255 units? give them in the units of the values (divided by 255)"
         }
         if spreads.min()! > 100 {
-            return "note: data.normalize: \(path) has values in \(values), which \(given) spread over \(String(format: "%.0f", spreads.min()!)) or more; are mean and std for values in [0, 1]?\(isInteger ? " set data.scale: 0.00392156862745098 (1/255), or multiply them by 255" : " multiply them by the values' range")"
+            return "note: data.normalize: \(path) has values in \(values), which \(given) spread over \(String(format: "%.3g", spreads.min()!)) or more; are mean and std for values in [0, 1]?\(isInteger ? " set data.scale: 0.00392156862745098 (1/255), or multiply them by 255" : " multiply them by the values' range")"
+        }
+        // One channel's std far too small: its inputs reach the thousands of the first layer's
+        // weights, and the loss turns NaN with nothing pointing here.
+        if let channel = spreads.indices.first(where: { spreads[$0] > 10_000 }) {
+            return "note: data.normalize.std[\(channel)]: \(String(format: "%g", std[channel])) spreads \(path)'s values in \(values) over \(String(format: "%.3g", spreads[channel])) standard deviations; is it a typo?"
         }
         return nil
     }
