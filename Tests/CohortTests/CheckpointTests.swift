@@ -186,6 +186,20 @@ final class CheckpointTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("note: the checkpoint's run had seed 11; with this config's seed 12") }, "\(lines)")
     }
 
+    /// Resuming on other data of as many samples (regenerated, reordered) says so; on the same data, nothing.
+    func testResumingOnOtherDataOfTheSameCountSaysSo() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 6))
+        var lines: [String] = []
+        _ = try train(smallRun(in: directory, maxSteps: 9), resume: .auto, log: { lines.append($0) })
+        XCTAssertFalse(lines.contains { $0.hasPrefix("note:") }, "\(lines)")
+        let config = try smallRun(in: directory, maxSteps: 12)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 50, rows: 6, columns: 6, classes: 4, seed: 4)
+        lines = []
+        _ = try train(config, resume: .auto, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.hasPrefix("note: the checkpoint's run trained on other data than data.train (") && $0.contains("as many samples, but other labels or images") }, "\(lines)")
+    }
+
     /// A model of no parameters trained "successfully" (784 pixels read as 784 logits); PyTorch's
     /// optimizers refuse an empty parameter list.
     func testAModelWithoutParametersIsRefused() throws {

@@ -15,10 +15,13 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
     /// The steps after the last point of the metrics log (nil in checkpoints of earlier versions:
     /// none). Open at a stop between logged steps, whose point a resumed run replaces.
     public var logWindow: LogWindow?
+    /// `Dataset.fingerprint` of the training data (nil in checkpoints of earlier versions).
+    public var dataFingerprint: UInt32?
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, seed, config
         case stepInEpoch = "step_in_epoch", batchSize = "batch_size", worldSize = "world_size", logWindow = "log_window"
+        case dataFingerprint = "data_fingerprint"
     }
 }
 

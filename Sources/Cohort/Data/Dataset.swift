@@ -34,6 +34,21 @@ public struct Dataset: Sendable {
         }
     }
 
+    /// A checksum of the labels and of 16 samples spread over the file, as stored: a resumed run
+    /// whose data give another one was trained on other data (same count, other content or order).
+    public var fingerprint: UInt32 {
+        let sampleBytes = images.sampleSize * images.element.size
+        let picked = Set((0..<16).map { $0 * (count - 1) / 15 })
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(labels.count * 4 + picked.count * sampleBytes)
+        labels.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        for index in picked.sorted() {
+            let start = images.bytes.base + images.offset + index * sampleBytes
+            bytes.append(contentsOf: UnsafeRawBufferPointer(start: start, count: sampleBytes))
+        }
+        return CRC32C.checksum(bytes)
+    }
+
     /// Throws for the first file that does not exist, naming its key and, for a relative path
     /// (one not found next to the config, `ConfigLoader.resolve`), where it was looked for.
     private static func checkExist(_ files: DataFiles, role: String) throws {

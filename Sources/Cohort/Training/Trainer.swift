@@ -88,6 +88,7 @@ public final class Trainer {
         let store = CheckpointStore(runDirectory: config.checkpoint.dir, keep: config.checkpoint.keep)
         var startStep = 0
         var window = LogWindow()
+        let dataFingerprint = train.fingerprint
         var replacingEarlierRun = true
         if let directory = try checkpointToResume(resume, store: store) {
             replacingEarlierRun = false
@@ -105,6 +106,8 @@ public final class Trainer {
             if progress.batchSize != batchSize || progress.epoch != plan.epoch(ofStep: startStep)
                 || progress.stepInEpoch != startStep % plan.stepsPerEpoch {
                 log("note: the checkpoint's run had train.batch_size \(progress.batchSize) and was at step \(progress.stepInEpoch + 1) of epoch \(progress.epoch + 1); with this config's batch size and data, step \(startStep + 1) is step \(startStep % plan.stepsPerEpoch + 1) of epoch \(plan.epoch(ofStep: startStep) + 1), so the samples from here on are not those the interrupted run would have drawn")
+            } else if let trained = progress.dataFingerprint, trained != dataFingerprint {
+                log("note: the checkpoint's run trained on other data than \(trainFiles.described(as: "data.train")): as many samples, but other labels or images, or another order, so the samples from here on are not those the interrupted run would have drawn")
             }
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
@@ -197,7 +200,8 @@ public final class Trainer {
             let every = config.checkpoint.everySteps
             if (every > 0 && done % every == 0) || done == totalSteps || stopping {
                 lastCheckpoint = try saveCheckpoint(step: done, model: model, optimizer: optimizer, plan: plan, batchSize: batchSize,
-                                                    window: window, store: store, replacingEarlierRun: replacingEarlierRun)
+                                                    window: window, dataFingerprint: dataFingerprint, store: store,
+                                                    replacingEarlierRun: replacingEarlierRun)
                 replacingEarlierRun = false
                 try recorder?.checkpointWritten()
             }
@@ -276,7 +280,7 @@ public final class Trainer {
     }
 
     private func saveCheckpoint(step: Int, model: Model<Float>, optimizer: Optimizer, plan: BatchPlan, batchSize: Int,
-                                window: LogWindow, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
+                                window: LogWindow, dataFingerprint: UInt32, store: CheckpointStore, replacingEarlierRun: Bool) throws -> String? {
         guard communicator.isCoordinator else { return nil }
         // Its own loaders refuse a checkpoint holding a NaN or an infinity: a batch norm's running
         // variance can overflow while the loss stays finite (the layers before it scale freely).
@@ -289,7 +293,7 @@ public final class Trainer {
         }
         let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,
                                         seed: config.seed, batchSize: batchSize, worldSize: communicator.worldSize,
-                                        config: config.sourceText, logWindow: window)
+                                        config: config.sourceText, logWindow: window, dataFingerprint: dataFingerprint)
         try store.write(step: step, files: TrainingCheckpoint.files(model: model, optimizer: optimizer, progress: progress),
                         replacingEarlierRun: replacingEarlierRun)
         return store.root.appendingPathComponent(String(step)).path
