@@ -75,9 +75,15 @@ func writeResult(_ data: Data, to path: String, what: String) throws {
     }
     var status = stat()
     // The kernel follows the links itself: /dev/stdout into a pipe leads to "pipe:[N]", no path.
-    if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+    let found = stat(path, &status) == 0
+    if found && (status.st_mode & S_IFMT) != S_IFREG {
         try writeInPlace(data, to: path, what: what)
         return
+    }
+    // A new file, or a link to one, is made; a loop of links (ELOOP) or a path through a file
+    // (ENOTDIR) is an error, not a file that replaces the last link.
+    if !found && errno != ENOENT {
+        throw CohortError("\(path): cannot write \(what) (\(String(cString: strerror(errno))))")
     }
     let target = followingLinks(URL(fileURLWithPath: path))
     let directory = target.deletingLastPathComponent().path

@@ -99,4 +99,16 @@ final class OutputErrorTests: XCTestCase {
         let csv = try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8)
         XCTAssertEqual(csv.split(separator: "\n").count, 21, csv)
     }
+
+    /// A loop of links is an error that leaves the links, not a file that replaces one of them.
+    func testOutputThroughALoopOfLinksIsAnError() throws {
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("a.csv").path, withDestinationPath: "b.csv")
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("b.csv").path, withDestinationPath: "a.csv")
+        let looped = try runCohort(["predict", "c.yaml", "test-images.idx", "--output", "a.csv"], in: directory)
+        XCTAssertEqual(looped.status, 1, looped.err)
+        XCTAssertEqual(looped.err, "error: a.csv: cannot write the predictions (Too many levels of symbolic links)\n")
+        for (name, other) in [("a.csv", "b.csv"), ("b.csv", "a.csv")] {
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: directory.appendingPathComponent(name).path), other)
+        }
+    }
 }
