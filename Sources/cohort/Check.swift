@@ -91,6 +91,7 @@ func runCheck(path: String, options: CheckOptions, overrides: [ConfigOverride]) 
             throw error
         }
         terminal?.write("\r\u{1B}[K")
+        report.notes.forEach(printLine)
         if report.gradient.samples < options.samples {
             printLine("note: --samples \(options.samples): the training set has \(report.gradient.samples) samples, all of them checked")
         }

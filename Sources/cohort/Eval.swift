@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
                 throw CohortError("\(directory.path): the model's outputs on \(testFiles.described(as: "data.test")) are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause))")
             }
             guard communicator.isCoordinator else { return 0 }
-            if let note = test.images.channelsLastNote(for: model.inputShape) { printError(note) }
+            test.images.notes(transform, scale: config.data.scale).forEach(printError)
             var lines = [String(format: "checkpoint %@: test loss %.4f accuracy %.4f (%d samples)",
                                 directory.path, result.loss, result.accuracy, result.samples)]
             lines += ConfusionTable.lines(result.confusion)

@@ -42,7 +42,7 @@ struct Predict: ParsableCommand {
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
-            if let note = file.channelsLastNote(for: model.inputShape) { printError(note) }
+            file.notes(transform, scale: config.data.scale).forEach(printError)
             var isDirectory: ObjCBool = false
             if output?.isEmpty == true { throw CohortError("--output: expected the name of the CSV file to write, got an empty string") }
             if let output, FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {

@@ -446,6 +446,22 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try restore(progressJSON(#"{"step": "four", "world_size": 1, "# + fields + "}")),
                        "progress.json: unreadable progress record: 'step' is not a whole number")
         XCTAssertEqual(try restore(progressJSON(#"{"world_size": 1, "# + fields + "}")), "progress.json: unreadable progress record: 'step' is missing")
+        XCTAssertEqual(try restore(progressJSON(#"{"step": 4.5, "world_size": 1, "# + fields + "}")),
+                       "progress.json: unreadable progress record: a count is not a whole number")
+        XCTAssertEqual(try restore(progressJSON("[4]")), "progress.json: unreadable progress record (not a JSON object)")
+        let window = #"{"step": 4, "world_size": 1, "# + fields + #", "log_window": "#
+        for (value, message) in [
+            (#"[]"#, "unreadable progress record: 'log_window' is not an object (steps, loss_sum, accuracy_sum, seconds)"),
+            (#"{}"#, "unreadable progress record: 'log_window.steps' is missing"),
+            (#"{"steps": 1.5, "loss_sum": 1, "accuracy_sum": 0.5, "seconds": 1}"#, "unreadable progress record: a count is not a whole number"),
+            (#"{"steps": 5, "loss_sum": 1, "accuracy_sum": 0.5, "seconds": 1}"#, "'log_window' holds 5 steps, but the run is at step 4"),
+            (#"{"steps": 2, "loss_sum": -1, "accuracy_sum": 0.5, "seconds": 1}"#, "'log_window' has loss_sum -1.0, not a finite number >= 0"),
+            (#"{"steps": 2, "loss_sum": 1, "accuracy_sum": 2.5, "seconds": 1}"#, "'log_window' has accuracy_sum 2.5 over 2 steps (at most 1 a step)"),
+            (#"{"steps": 0, "loss_sum": 1, "accuracy_sum": 0, "seconds": 1}"#, "'log_window' has sums over 0 steps"),
+        ] {
+            XCTAssertEqual(try restore(progressJSON(window + value + "}")), "progress.json: " + message)
+        }
+        XCTAssertEqual(try restore(progressJSON(window + #"{"steps": 2, "loss_sum": 2.5, "accuracy_sum": 1.5, "seconds": 0.01}}"#)), "restored")
         XCTAssertEqual(try restore(optimizerState { tensors in
             let index = tensors.firstIndex { $0.0 == "exp_avg" }!
             tensors[index].1 = .init(floats: [0, .nan] + [Float](repeating: 0, count: model.parameters.count - 2), shape: [model.parameters.count])

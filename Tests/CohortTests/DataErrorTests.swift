@@ -109,6 +109,24 @@ final class DataErrorTests: XCTestCase {
                 XCTAssertFalse(trained.out.contains("note:"), trained.out)
             }
         }
+        // eval (on standard error, beside its result) and check say it too.
+        try config(cases[0].0).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let note = try XCTUnwrap(cases[0].1).replacingOccurrences(of: "train-x.npy", with: "test-x.npy")
+        let evaluated = try runCohort(["eval", "c.yaml", "--checkpoint", "run0/checkpoints/8"], in: directory)
+        XCTAssertEqual(evaluated.status, 0, evaluated.err)
+        XCTAssertTrue(evaluated.err.hasPrefix(note), evaluated.err)
+        let checked = try runCohort(["check", "c.yaml", "--steps", "1"], in: directory)
+        XCTAssertEqual(checked.status, 0, checked.err)
+        XCTAssertTrue(checked.out.contains(try XCTUnwrap(cases[0].1)), checked.out)
+    }
+
+    /// A data file that is a link to nothing says so, naming its key.
+    func testADanglingLinkAsADataFileIsNamed() throws {
+        try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("gone.npy").path, withDestinationPath: "moved.npy")
+        try config(["train-x.npy": "gone.npy"]).write(to: directory.appendingPathComponent("c.yaml"), atomically: true, encoding: .utf8)
+        let trained = try runCohort(["train", "c.yaml"], in: directory)
+        XCTAssertEqual(trained.status, 1)
+        XCTAssertEqual(trained.err, "error: data.train.images: gone.npy: a symbolic link to moved.npy, which does not exist\n")
     }
 
     /// Images `[N, H, W, C]` for `input: [C, H, W]` have the element count the interface asks for,

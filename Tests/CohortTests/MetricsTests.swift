@@ -196,6 +196,22 @@ final class MetricsTests: XCTestCase {
         let steps = try readRecords(Data(contentsOf: XCTUnwrap(try eventFiles(stopped).first))).map(decodeEvent).dropFirst().map(\.step)
         XCTAssertEqual(steps, try metricsLines(stopped).map { Int64($0["step"] as! Int) }, "the event file rebuilt without step 7")
 
+        // A run of 7 steps extended to 13 (a constant learning rate: the cosine spans the run): its
+        // final evaluation at step 7 stays, its train point goes.
+        func constant(_ directory: URL, _ steps: Int) throws -> TrainingConfig {
+            var config = try config(in: directory, maxSteps: steps)
+            config.optimizer.schedule = ScheduleConfig()
+            return config
+        }
+        let constantStraight = try temporaryDirectory(self), extended = try temporaryDirectory(self)
+        try train(constant(constantStraight, 13))
+        try train(constant(extended, 7))
+        try train(constant(extended, 13), resume: .auto)
+        var expectedExtended = comparable(try metricsLines(constantStraight))
+        expectedExtended.insert("step=7 epoch=2 test_loss=", at: try XCTUnwrap(expectedExtended.firstIndex { $0.hasPrefix("step=8 ") }))
+        XCTAssertEqual(comparable(try metricsLines(extended)).map { $0.hasPrefix("step=7 epoch=2 test_loss=") ? "step=7 epoch=2 test_loss=" : $0 },
+                       expectedExtended)
+
         let fromThree = try temporaryDirectory(self)
         try train(config(in: fromThree, maxSteps: 13), stopAfter: 8)
         try train(config(in: fromThree, maxSteps: 13), resume: .directory(fromThree.appendingPathComponent("run/checkpoints/3").path))

@@ -78,23 +78,35 @@ public enum TrainingCheckpoint {
 
     /// `progress.json`, its counts checked (a negative step would index before the shuffled samples).
     static func readProgress(_ data: Data, path: String) throws -> TrainingProgress {
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            throw CohortError("\(path): unreadable progress record (not a JSON object)")
+        }
         let progress: TrainingProgress
         do {
             progress = try JSONDecoder().decode(TrainingProgress.self, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw CohortError("\(path): unreadable progress record: '\(key.stringValue)' is missing")
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw CohortError("\(path): unreadable progress record: '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))' is missing")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
                 let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            let kind = key == "config" ? "a string" : key.hasPrefix("log_window") && !key.hasSuffix(".steps") ? "a number" : "a whole number"
+            let kind = switch key {
+            case "config": "a string"
+            case "log_window": "an object (steps, loss_sum, accuracy_sum, seconds)"
+            case "log_window.steps": "a whole number"
+            case _ where key.hasPrefix("log_window."): "a number"
+            default: "a whole number"
+            }
             throw CohortError("\(path): unreadable progress record: '\(key)' is not \(kind)")
         } catch {
-            throw CohortError("\(path): unreadable progress record (not JSON)")
+            // JSON as such, but a number where a whole one belongs (the decoder names no key then).
+            throw CohortError("\(path): unreadable progress record: a count is not a whole number")
         }
         for (key, value, least) in [("step", progress.step, 0), ("epoch", progress.epoch, 0), ("step_in_epoch", progress.stepInEpoch, 0),
-                                    ("batch_size", progress.batchSize, 1), ("world_size", progress.worldSize, 1),
-                                    ("log_window.steps", progress.logWindow?.steps ?? 0, 0)] where value < least {
+                                    ("batch_size", progress.batchSize, 1), ("world_size", progress.worldSize, 1)] where value < least {
             throw CohortError("\(path): '\(key)' is \(value), must be >= \(least)")
+        }
+        if let window = progress.logWindow, let fault = window.fault(atStep: progress.step) {
+            throw CohortError("\(path): 'log_window' \(fault)")
         }
         return progress
     }

@@ -58,7 +58,10 @@ public struct Dataset: Sendable {
         case .arrays(let pair): keyed = [("\(role).images", pair.images), ("\(role).labels", pair.labels)]
         }
         var status = stat()
-        for (key, path) in keyed where lstat(path, &status) != 0 && errno == ENOENT {
+        for (key, path) in keyed where stat(path, &status) != 0 && errno == ENOENT {
+            if let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                throw CohortError("\(key): \(path): a symbolic link to \(destination), which does not exist")
+            }
             let place = path.hasPrefix("/") ? "" : " (a relative path is looked for next to the config, then in the current directory, \(FileManager.default.currentDirectoryPath))"
             throw CohortError("\(key): \(path): no such file\(place)")
         }

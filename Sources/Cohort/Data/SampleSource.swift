@@ -103,6 +103,13 @@ public struct SampleSource: Sendable {
         return "note: data.scale \(scale) does not apply to \(path): its \(element.rawValue) images are used as stored (data.scale multiplies integer pixels; data.normalize applies to every kind)"
     }
 
+    /// The `note:` lines these images call for under `transform` and the config's `data.scale`:
+    /// channels last, float pixels of 0 to 255, normalisation in other units, a scale unused.
+    public func notes(_ transform: InputTransform, scale: Double) -> [String] {
+        [channelsLastNote(for: transform.inputShape), unscaledFloatNote(normalized: transform.mean != nil),
+         unusedScaleNote(scale), normalizationNote(transform)].compactMap { $0 }
+    }
+
     /// A `note:` line when the samples look channels last for `inputShape` (`looksChannelsLast`).
     public func channelsLastNote(for inputShape: [Int]) -> String? {
         guard looksChannelsLast(for: inputShape) else { return nil }

@@ -18,6 +18,8 @@ public enum ModelCheck {
     public struct Report: Sendable {
         public var parameterCount: Int
         public var trainingSamples: Int
+        /// The training data's `note:` lines (`SampleSource.notes`).
+        public var notes: [String] = []
         public var gradient: GradientCheck.Report
         public var probe: TrainingProbe.Result
         /// Everything passed: gradients agree, and no value became NaN or infinite.
@@ -69,6 +71,7 @@ public enum ModelCheck {
         let schedule = LearningRateSchedule(base: config.optimizer.lr, config: config.optimizer.schedule, totalSteps: totalSteps)
         let probe = try TrainingProbe.run(stepper, data: train, plan: plan, schedule: schedule,
                                           steps: min(options.steps, totalSteps))
-        return Report(parameterCount: model.parameters.count, trainingSamples: train.count, gradient: gradient, probe: probe)
+        return Report(parameterCount: model.parameters.count, trainingSamples: train.count,
+                      notes: train.images.notes(transform, scale: config.data.scale), gradient: gradient, probe: probe)
     }
 }

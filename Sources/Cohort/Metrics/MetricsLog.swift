@@ -44,8 +44,9 @@ public struct MetricPoint: Equatable, Sendable {
 /// after that point (written before a crash, or by a run resumed from an older checkpoint) are
 /// dropped, as are lines that do not parse (a line cut short by a crash). Lines of per-layer
 /// statistics (`train.histograms_every_steps`) are kept or dropped by their step alike. A run stopped
-/// between logged steps logs a point of the steps since the last one; its checkpoint keeps them
-/// (`LogWindow`), so the resumed run drops that point and counts them in its next.
+/// (or ending) between logged steps logs a point of the steps since the last one; its checkpoint
+/// keeps them (`LogWindow`), so the resumed (or extended) run drops that point and counts them in
+/// its next. The evaluation at the end of a run that is extended stays: it was made.
 public final class MetricsLog {
     public let url: URL
     /// Every point of the file, the kept ones of earlier runs first.

@@ -55,10 +55,7 @@ public final class Trainer {
         let train = try Dataset(trainFiles, transform: transform, classes: model.classes, role: "data.train")
         let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
         try test?.checkEverySample()
-        let notes = ([train] + (test.map { [$0] } ?? [])).flatMap { data in
-            [data.images.channelsLastNote(for: model.inputShape), data.images.unscaledFloatNote(normalized: transform.mean != nil),
-             data.images.unusedScaleNote(config.data.scale), data.images.normalizationNote(transform)].compactMap { $0 }
-        }
+        let notes = ([train] + (test.map { [$0] } ?? [])).flatMap { $0.images.notes(transform, scale: config.data.scale) }
         var said = Set<String>()
         for note in notes where said.insert(note).inserted { log(note) }
         let batchSize = try config.batchSize(trainingSamples: train.count)
@@ -183,12 +180,13 @@ public final class Trainer {
             }
             let endOfEpoch = done % plan.stepsPerEpoch == 0
             let stopping = done == stopAfterStep || stopRequested
-            let logStep = done % config.train.logEverySteps == 0 || endOfEpoch || done == totalSteps
-            if logStep || stopping {
+            let logStep = done % config.train.logEverySteps == 0 || endOfEpoch
+            if logStep || stopping || done == totalSteps {
                 let point = window.point(step: done, epoch: epoch, lr: lr, batchSize: batchSize)
                 reporter.logged(point)
                 try recorder?.record(point)
-                // A stop's point is the stopped run's last; its window stays open in the checkpoint.
+                // The point of a stop, or of a run's end between logged steps, is that run's last;
+                // its window stays open in the checkpoint, for a resumed or extended run to count again.
                 if logStep { window = LogWindow() }
             }
             if endOfEpoch, let test, done != totalSteps {
