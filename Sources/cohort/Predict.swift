@@ -42,7 +42,6 @@ struct Predict: ParsableCommand {
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }
-            file.notes(transform, scale: config.data.scale).forEach(printError)
             var isDirectory: ObjCBool = false
             if output?.isEmpty == true { throw CohortError("--output: expected the name of the CSV file to write, got an empty string") }
             if let output, FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -56,6 +55,8 @@ struct Predict: ParsableCommand {
             } catch let error as Predictor.NonFiniteOutputs {
                 throw CohortError(error.message(checkpoint: directory.path, data: images, consequence: "it predicts nothing"))
             }
+            // After the images passed their checks: a note beside an error about them says nothing.
+            file.notes(transform, scale: config.data.scale).forEach(printError)
             if let output {
                 try writeResult(Data(csv.utf8), to: output, what: "the predictions")
             } else {
