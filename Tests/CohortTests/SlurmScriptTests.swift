@@ -53,7 +53,13 @@ final class SlurmScriptTests: XCTestCase {
                     "$preempt" "$(stamp true 1000)" "$(stamp true 60)"
                 exit 0
             fi
-            printf '{\\n  "jobs": [\\n    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": "%s",\\n' \\
+            printf '{\\n  "jobs": [\\n'
+            # Slurm 22.05 ignores -j and lists every job it knows: with FAKE_SQUEUE_OTHER, a finished one first.
+            if [ -n "${FAKE_SQUEUE_OTHER:-}" ]; then
+                printf '    {\\n      "end_time": 2000,\\n      "job_id": 41,\\n      "job_state": "COMPLETED",\\n'
+                printf '      "preempt_time": 0,\\n      "start_time": 1000,\\n      "time_limit": 60\\n    },\\n'
+            fi
+            printf '    {\\n      "end_time": %s,\\n      "job_id": 42,\\n      "job_state": "%s",\\n' \\
                 "${FAKE_END_TIME:-4600}" "${FAKE_JOB_STATE:-RUNNING}"
             printf '      "preempt_time": %s,\\n      "start_time": 1000,\\n      "time_limit": 60\\n    }\\n  ]\\n}\\n' "${FAKE_PREEMPT_TIME:-0}"
             """
@@ -159,6 +165,18 @@ final class SlurmScriptTests: XCTestCase {
                 XCTAssertNotNil(recorded("sbatch.args"), "\(end) \(preempted) \(layout)")
             }
         }
+    }
+
+    /// Slurm 22.05 lists every job whatever -j says: the cancelled job is found among them (a job
+    /// finished before it, listed first, had been read, and the cancelled run resubmitted).
+    func testACancelledJobListedAfterAnotherIsNotResubmitted() throws {
+        let result = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "CANCELLED", "FAKE_END_TIME": "1010", "FAKE_SQUEUE_OTHER": "1"])
+        XCTAssertEqual(result.status, 75)
+        XCTAssertNil(recorded("sbatch.args"))
+        XCTAssertTrue(result.err.contains("the job was cancelled: not resubmitted"), result.err)
+        let running = try slurm(["c.yaml"], ["FAKE_STATUS": "75", "FAKE_JOB_STATE": "RUNNING", "FAKE_SQUEUE_OTHER": "1"])
+        XCTAssertEqual(running.status, 0, running.err)
+        XCTAssertNotNil(recorded("sbatch.args"), "a signalled job still running is resubmitted")
     }
 
     /// Later Slurm versions print the state as a list and the times as objects.
