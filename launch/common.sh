@@ -36,6 +36,14 @@ mca_defaults() {
     done
 }
 
+# shell_words WORD...: the words as a shell reads them back (quoted where they hold spaces and the
+# like), for the command a stopped run prints to continue with.
+shell_words() {
+    local words
+    words=$(printf '%q ' "$@")
+    echo "${words% }"
+}
+
 cohort_bin() {
     local bin=${COHORT_BIN:-$here/.build/release/cohort}
     [ -x "$bin" ] || die "$bin: no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)"
@@ -55,10 +63,10 @@ cohort_bin() {
 # error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
 # says why (--quiet would hide some of them, such as a refused binding, and print others whole).
 run_mpirun() {
-    local stopped=0 status grace=15 flag said finished
+    local stopped=0 status grace=15 flag said finished checkpointed
     flag=$(mktemp)
     rm -f "$flag"
-    said=$flag.said finished=$flag.finished
+    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     setsid mpirun "$@" 2> >(trap '' INT HUP
                             framed=0 message=
@@ -71,14 +79,19 @@ run_mpirun() {
                                     [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
                                 else
                                     printf '%s\n' "$line" >&2
-                                    case $line in error:*) touch "$flag" ;; esac
+                                    case $line in
+                                        error:*) touch "$flag" ;;
+                                        "stopped at step "*) touch "$checkpointed" ;;
+                                    esac
                                 fi
                             done
                             touch "$finished") &
     local pid=$!
     # `|| true`: a signal that comes as mpirun ends finds no process, and under `set -e` the failed
     # kill would end this script with status 1 (a finished run reported as failed).
-    trap '[ "$stopped" = 1 ] || kill -USR1 "$pid" 2>/dev/null || true; stopped=1' TERM INT HUP
+    # Every signal is passed on: one that came before mpirun had started the workers is lost, and
+    # a second ends them at once, as it does a cohort run itself.
+    trap 'kill -USR1 "$pid" 2>/dev/null || true; stopped=1' TERM INT HUP
     local waited=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
@@ -94,10 +107,17 @@ run_mpirun() {
     while [ ! -e "$finished" ] && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
     local reason=
     [ -s "$said" ] && reason=$(head -n 1 "$said")
-    rm -f "$said" "$finished"
+    local took_checkpoint=0
+    [ -e "$checkpointed" ] && took_checkpoint=1
+    rm -f "$said" "$finished" "$checkpointed"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     # A stop request that came as the run ended normally changes nothing: the run is complete.
-    if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then exit 75; fi
+    if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then
+        [ "$took_checkpoint" = 1 ] && exit 75
+        # Before a worker had set up its handler (it ends on the signal), or a second signal.
+        echo "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from" >&2
+        exit 1
+    fi
     if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
         exit 1

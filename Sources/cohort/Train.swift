@@ -54,7 +54,7 @@ struct Train: ParsableCommand {
             guard communicator.isCoordinator else { return summary.interrupted ? interruptedExitStatus : 0 }
             if summary.interrupted {
                 let cause = summary.signal != 0 ? StopSignal.name(summary.signal) : "a signal to another worker"
-                let command = continueCommand(worldSize: communicator.worldSize) + " \(path)\(overrides.commandLine) --resume auto"
+                let command = continueCommand(worldSize: communicator.worldSize) + " \(shellQuoted(path))\(overrides.commandLine) --resume auto"
                 printError("stopped at step \(summary.steps) by \(cause); checkpoint \(summary.checkpoint ?? "?"); continue with: \(command)")
                 return interruptedExitStatus
             }

@@ -15,7 +15,8 @@ final class LaunchScriptTests: XCTestCase {
         try writeSmallRun(in: directory, steps: 3)
         for (text, expected) in [("garbage line here ===\n", "error: hosts: line 1: expected a host name then options such as slots=N, got 'garbage line here ==='\n"),
                                  ("# only a comment\n\n", "error: hosts: no hosts in the hostfile\n"),
-                                 ("localhost slots=two\n", "error: hosts: line 1: expected a host name then options such as slots=N, got 'localhost slots=two'\n")] {
+                                 ("localhost slots=two\n", "error: hosts: line 1: expected a host name then options such as slots=N, got 'localhost slots=two'\n"),
+                                 ("# windows\r\nlocalhost slots=2\r\n", "error: hosts: line 1 ends in a carriage return (Windows line endings, which mpirun cannot read): convert the file with dos2unix, or sed -i 's/\\r$//' hosts\n")] {
             let result = try hosts(text, in: directory)
             XCTAssertEqual(result.status, 2, text)
             XCTAssertEqual(result.err, expected)
@@ -65,6 +66,60 @@ final class LaunchScriptTests: XCTestCase {
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
         XCTAssertEqual(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "")
+    }
+
+    /// Each stop signal reaches mpirun (one that came before it had started the workers was lost,
+    /// and the next ignored); the script exits 75 only when rank 0 says it stopped with a checkpoint,
+    /// else (a worker ended on the signal as it started) it is an error. A fake `mpirun` counts the
+    /// SIGUSR1s: in `checkpoint` mode it stops as rank 0 does at the first, else it ends at the second.
+    func testEveryStopSignalReachesMpirunAndOnlyACheckpointIsAStop() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let fake = bin.appendingPathComponent("mpirun")
+        try """
+            #!/bin/bash
+            count=0
+            trap 'count=$((count + 1)); echo $count > "$FAKE_LOG"
+                  if [ "$FAKE_MODE" = checkpoint ]; then echo "stopped at step 3 by SIGUSR1; checkpoint run/checkpoints/3; continue with: x" >&2; exit 75; fi
+                  [ $count -ge 2 ] && exit 1' USR1
+            echo $$ > "$FAKE_LOG.ready"
+            while :; do sleep 0.05; done
+
+            """.write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for (mode, signals, status, lastLine) in [("checkpoint", 1, Int32(75), "stopped at step 3 by SIGUSR1; checkpoint run/checkpoints/3; continue with: x"),
+                                                  ("lost", 2, 1, "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from")] {
+            let log = directory.appendingPathComponent("usr1-\(mode)")
+            let process = Process()
+            process.executableURL = projectDirectory.appendingPathComponent("launch/local")
+            process.arguments = ["-n", "1", "c.yaml"]
+            process.currentDirectoryURL = directory
+            process.environment = ProcessInfo.processInfo.environment.merging(
+                ["COHORT_BIN": try cohortBinary().path, "PATH": path, "FAKE_LOG": log.path, "FAKE_MODE": mode]) { $1 }
+            let err = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = err
+            try process.run()
+            XCTAssertTrue(MPIJob.waitFor(log.path + ".ready"), "the fake mpirun did not start")
+            // A signal the script does not pass on would leave both waiting for ever.
+            let fakePID = Int32((try? String(contentsOf: URL(fileURLWithPath: log.path + ".ready"), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(fakePID, SIGKILL); kill(pid, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: watchdog)
+            defer { watchdog.cancel() }
+            for _ in 0..<signals {
+                kill(process.processIdentifier, SIGINT)
+                usleep(1_500_000)  // past the script's one-second poll
+            }
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, status, text)
+            XCTAssertEqual(try String(contentsOf: log, encoding: .utf8), "\(signals)\n")
+            XCTAssertEqual(text.split(separator: "\n").last.map(String.init), lastLine, text)
+        }
     }
 
     /// A host whose daemon cannot be started (here a remote shell that fails, as ssh does for an

@@ -111,4 +111,20 @@ final class HangupTests: XCTestCase {
         kill(process.processIdentifier, SIGHUP)
         try assertStopped(process, err, latest: latest, by: "SIGHUP", continueWith: "cohort train c.yaml --resume auto")
     }
+
+    /// Slurm at a job's time limit signals each task twice at once (through srun and directly): the
+    /// same signal again within a second is not the second signal that ends a run at once.
+    func testTheSameSignalTwiceAtOnceStillStopsAfterACheckpoint() throws {
+        let directory = try temporaryDirectory(self)
+        let latest = try writeEndlessRun(in: directory)
+        let (process, err) = try start(try cohortBinary(), ["train", "c.yaml"], in: directory)
+        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
+        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
+        kill(process.processIdentifier, SIGTERM)
+        usleep(20_000)  // handled apart (two pending at once would be one)
+        kill(process.processIdentifier, SIGTERM)
+        try assertStopped(process, err, latest: latest, by: "SIGTERM", continueWith: "cohort train c.yaml --resume auto")
+    }
 }
