@@ -46,7 +46,7 @@ shell_words() {
 
 cohort_bin() {
     local bin=${COHORT_BIN:-$here/.build/release/cohort}
-    [ -x "$bin" ] || die "$bin: no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)"
+    [ -f "$bin" ] && [ -x "$bin" ] || die "$bin: no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)"
     echo "$bin"
 }
 
@@ -113,7 +113,8 @@ run_mpirun() {
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     # A stop request that came as the run ended normally changes nothing: the run is complete.
     if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then
-        [ "$took_checkpoint" = 1 ] && exit 75
+        # Rank 0's stop line, or the workers' status passed on by mpirun.
+        if [ "$took_checkpoint" = 1 ] || [ "$status" = 75 ]; then exit 75; fi
         # Before a worker had set up its handler (it ends on the signal), or a second signal.
         echo "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from" >&2
         exit 1

@@ -40,6 +40,17 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(folder.err, "error: \(directory.path): not a file (expected an OpenMPI hostfile)\n")
     }
 
+    /// COHORT_BIN naming a directory passed the check for an executable, and mpirun's failure to
+    /// start it was reported as a worker killed by a signal.
+    func testABinaryThatIsADirectoryIsNamed() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "1", "c.yaml"], in: directory,
+                                    environment: ["COHORT_BIN": directory.path])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertEqual(result.err, "error: \(directory.path): no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)\n")
+    }
+
     /// A stop signal that comes once mpirun has ended, while the script waits out its poll: the kill
     /// it forwards finds no process, which under `set -e` ended the script with status 1 and no word.
     /// An `mpirun` that succeeds at once stands in for a run that has just finished.

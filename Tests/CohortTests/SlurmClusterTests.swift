@@ -229,6 +229,25 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(try weights("run", step: step + 40), try reference(steps: step + 40), "stopped at the warning and resumed against uninterrupted")
     }
 
+    /// The time limit itself, its warning not taken (here a signal the script ignores): Slurm signals
+    /// each worker SIGTERM twice at once (through srun and directly), which had ended them with no
+    /// checkpoint and no resubmission. They stop with a checkpoint, which the held resubmission
+    /// would resume, and their stop line says to run the script again.
+    func testTheTimeLimitItselfCheckpointsAndResubmits() throws {
+        try startCluster()
+        let config = try writeConfig("run", steps: 1_000_000, every: 0)
+        let first = try submit(["--time=1", "--signal=B:URG@2"], config: config, ["COHORT_SBATCH_ARGS": "--hold --time=10"])
+        try waitForTheQueue(timeout: 150)
+        let held = try jobs()
+        let stopped = output(of: first)
+        XCTAssertEqual(held.map(\.state), ["TIMEOUT", "PENDING"], "\(held)\n\(stopped)")
+        XCTAssertNotNil(stoppedStep(stopped), stopped)
+        XCTAssertTrue(stopped.contains("by SIGTERM; checkpoint "), stopped)
+        XCTAssertTrue(stopped.contains("continue with: sbatch \(script.path) "), stopped)
+        XCTAssertTrue(stopped.contains("resubmitted to resume: Submitted batch job \(try XCTUnwrap(held.last?.id))"), stopped)
+        _ = try slurm(["scancel", "\(try XCTUnwrap(held.last?.id))"])
+    }
+
     /// `scancel --signal=KILL` cancels the job (Slurm: SIGTERM, then SIGKILL after KillWait): no resubmission.
     func testScancelKillEndsTheRunForGood() throws {
         try startCluster()
