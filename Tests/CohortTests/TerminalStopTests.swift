@@ -100,7 +100,9 @@ private func killMPIRunsOf(_ directory: URL) {
 
 /// A lone `cohort train` whose terminal closes (SIGHUP) stops as on Ctrl-C: a checkpoint, exit 75.
 final class HangupTests: XCTestCase {
-    func testAClosedTerminalStopsALoneRunAfterACheckpoint() throws {
+    /// Starts an endless lone run, waits for its first checkpoint, calls `signal` with its pid,
+    /// and checks that it stopped by `name` after a checkpoint (killed after two minutes regardless).
+    func checkALoneRunStops(by name: String, _ signal: (pid_t) -> Void) throws {
         let directory = try temporaryDirectory(self)
         let latest = try writeEndlessRun(in: directory)
         let (process, err) = try start(try cohortBinary(), ["train", "c.yaml"], in: directory)
@@ -108,23 +110,21 @@ final class HangupTests: XCTestCase {
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         defer { watchdog.cancel() }
         XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
-        kill(process.processIdentifier, SIGHUP)
-        try assertStopped(process, err, latest: latest, by: "SIGHUP", continueWith: "cohort train c.yaml --resume auto")
+        signal(process.processIdentifier)
+        try assertStopped(process, err, latest: latest, by: name, continueWith: "cohort train c.yaml --resume auto")
+    }
+
+    func testAClosedTerminalStopsALoneRunAfterACheckpoint() throws {
+        try checkALoneRunStops(by: "SIGHUP") { kill($0, SIGHUP) }
     }
 
     /// Slurm at a job's time limit signals each task twice at once (through srun and directly): the
     /// same signal again within a second is not the second signal that ends a run at once.
     func testTheSameSignalTwiceAtOnceStillStopsAfterACheckpoint() throws {
-        let directory = try temporaryDirectory(self)
-        let latest = try writeEndlessRun(in: directory)
-        let (process, err) = try start(try cohortBinary(), ["train", "c.yaml"], in: directory)
-        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        defer { watchdog.cancel() }
-        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
-        kill(process.processIdentifier, SIGTERM)
-        usleep(20_000)  // handled apart (two pending at once would be one)
-        kill(process.processIdentifier, SIGTERM)
-        try assertStopped(process, err, latest: latest, by: "SIGTERM", continueWith: "cohort train c.yaml --resume auto")
+        try checkALoneRunStops(by: "SIGTERM") { pid in
+            kill(pid, SIGTERM)
+            usleep(20_000)  // handled apart (two pending at once would be one)
+            kill(pid, SIGTERM)
+        }
     }
 }
