@@ -6,9 +6,20 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 die() { echo "error: $*" >&2; exit 2; }
 
-# The user's extra mpirun options (COHORT_MPIRUN_ARGS), split on white space as a shell would.
-# shellcheck disable=SC2206
-user_args=(${COHORT_MPIRUN_ARGS:-})
+# split_words VARIABLE: the words of the environment variable VARIABLE (COHORT_MPIRUN_ARGS, ...) as
+# a shell reads a command line, into the array `words`: quotes and backslashes honoured (-x 'A=b c'
+# is two words), nothing expanded or run (a * stays a *); an unmatched quote is an error.
+split_words() {
+    local value=${!1:-}
+    words=()
+    [ -n "$value" ] || return 0
+    xargs -r -n1 true <<<"$value" 2>/dev/null || die "$1: unmatched quote in '$value'"
+    mapfile -d '' -t words < <(xargs -r -n1 printf '%s\0' <<<"$value")
+}
+
+# The user's extra mpirun options.
+split_words COHORT_MPIRUN_ARGS
+user_args=("${words[@]}")
 
 # user_sets OPTION [MCA_NAME]: whether the user's options already give OPTION (e.g. --bind-to), or
 # with MCA_NAME the MCA parameter of that name (--mca, -mca, --gmca, -gmca). mpirun refuses an MCA

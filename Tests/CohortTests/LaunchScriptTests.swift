@@ -40,6 +40,31 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(folder.err, "error: \(directory.path): not a file (expected an OpenMPI hostfile)\n")
     }
 
+    /// COHORT_MPIRUN_ARGS is read as a shell reads words: quotes keep `-x 'FOO=a b'` one option and
+    /// a `*` is not a file name pattern (both were split or expanded); an unmatched quote is named.
+    func testMpirunOptionsAreSplitAsAShellWould() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let fake = bin.appendingPathComponent("mpirun")
+        try "#!/bin/bash\nprintf '[%s]' \"$@\" > \"$FAKE_LOG\"\n".write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let log = directory.appendingPathComponent("args")
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        func local(_ options: String) throws -> ProcessResult {
+            try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "1", "c.yaml"], in: directory,
+                           environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path, "FAKE_LOG": log.path, "COHORT_MPIRUN_ARGS": options])
+        }
+        let quoted = try local(#"-x 'FOO=a b' --mca btl "self,tcp" *"#)
+        XCTAssertEqual(quoted.status, 0, quoted.err)
+        let recorded = try String(contentsOf: log, encoding: .utf8), binary = try cohortBinary().path
+        XCTAssertTrue(recorded.contains("[-x][FOO=a b][--mca][btl][self,tcp][*][\(binary)][train][c.yaml]"), recorded)
+        let unmatched = try local("-x 'FOO=a b")
+        XCTAssertEqual(unmatched.status, 2)
+        XCTAssertEqual(unmatched.err, "error: COHORT_MPIRUN_ARGS: unmatched quote in '-x 'FOO=a b'\n")
+    }
+
     /// COHORT_BIN naming a directory passed the check for an executable, and mpirun's failure to
     /// start it was reported as a worker killed by a signal.
     func testABinaryThatIsADirectoryIsNamed() throws {
