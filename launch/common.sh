@@ -110,7 +110,7 @@ run_mpirun() {
             waited=$((waited + 1))
             if [ "$waited" -ge "$grace" ]; then kill -KILL "$pid" 2>/dev/null; fi
         fi
-    done
+    done 2>/dev/null  # bash's notice of a job killed, which quotes the whole reader above
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
     trap - TERM INT HUP
     # The reader of mpirun's messages ends when their pipe closes, just after mpirun.
