@@ -29,14 +29,14 @@ enum MappedFileFaults {
     /// Names `path` in the error of a fault in `[base, base + count)` (and installs the handler once).
     static func register(base: UnsafeRawPointer, count: Int, path: String) {
         installIfNeeded()
-        guard let free = (0..<capacity).first(where: { table[$0].message == nil }) else { return }
+        guard let slot = (0..<capacity).first(where: { table[$0].message == nil }) else { return }
         let text = "error: \(path): the file changed under the run (it shrank while memory-mapped: rewritten or truncated); let a run finish before replacing its data, or write the new data under another name\n"
         let start = UInt(bitPattern: base)
         // The length is stored before the message, which the handler takes as the entry's mark.
-        table[free].start = start
-        table[free].end = start + UInt(count)
-        table[free].length = strlen(text)
-        table[free].message = strdup(text)
+        table[slot].start = start
+        table[slot].end = start + UInt(count)
+        table[slot].length = strlen(text)
+        table[slot].message = strdup(text)
     }
 
     static func unregister(base: UnsafeRawPointer) {

@@ -47,11 +47,7 @@ public struct SampleSource: Sendable {
     /// of N(0, 1) data had said otherwise). Looks at the first `samples`.
     public func unscaledFloatNote(normalized: Bool, samples: Int = 64) -> String? {
         guard !normalized, element == .float32 || element == .float64 else { return nil }
-        let start = bytes.base + offset, values = min(samples, count) * sampleSize
-        func value(_ i: Int) -> Double {
-            element == .float32 ? Double(start.assumingMemoryBound(to: Float.self)[i]) : start.assumingMemoryBound(to: Double.self)[i]
-        }
-        let (smallest, largest) = (0..<values).reduce((0.0, 0.0)) { range, i in (min(range.0, value(i)), max(range.1, value(i))) }
+        let (smallest, largest) = storedRange(samples: samples)
         guard largest > 2, smallest >= 0 else { return nil }
         return "note: \(path): float images hold values up to \(largest), used as stored (data.scale applies to integer pixels only); if they are 0 to 255, save them divided by 255 or set data.normalize"
     }
