@@ -68,7 +68,7 @@ cohort_bin() {
 # which a worker that prints much then blocks.) mpirun runs in a session of its own, so that a
 # terminal's Ctrl-C (sent to the whole foreground process group) does not reach it. Once a worker has
 # reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
-# and it waits on TCP retransmissions) it is ended here.
+# and it waits on TCP retransmissions) it is ended here, with its remote shells.
 #
 # mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
 # error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
@@ -108,16 +108,26 @@ run_mpirun() {
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
         if [ -e "$flag" ]; then
             waited=$((waited + 1))
-            if [ "$waited" -ge "$grace" ]; then kill -KILL "$pid" 2>/dev/null; fi
+            if [ "$waited" -ge "$grace" ]; then pkill -KILL -s "$pid" 2>/dev/null; fi
         fi
     done 2>/dev/null  # bash's notice of a job killed, which quotes the whole reader above
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
+    # What mpirun leaves of its session (each remote shell has a process group of its own): the
+    # remote shell of a host cut off, with the daemon's session attached, would hold mpirun's output
+    # open and this script with it.
+    pkill -KILL -s "$pid" 2>/dev/null || true
     trap - TERM INT HUP
     # The reader of mpirun's messages ends when their pipe closes, just after mpirun.
     local tries=0
     while [ ! -e "$finished" ] && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
-    local reason=
-    [ -s "$said" ] && reason=$(head -n 1 "$said")
+    # mpirun's held-back messages, each one line: the first, and those the job's end is told from.
+    local reason= daemons= unlaunched= killed=
+    if [ -s "$said" ]; then
+        reason=$(head -n 1 "$said")
+        daemons=$(grep -m 1 '^ORTE was unable to reliably start one or more daemons' "$said" || true)
+        unlaunched=$(sed -n 's/^mpirun was unable to launch the specified application.* Executable: \([^ ]*\) Node: \([^ ]*\) .*/\1 on \2/p' "$said" | head -n 1)
+        killed=$(sed -n 's/^mpirun noticed that process rank \([0-9]*\) with PID [0-9]* on node \([^ ]*\) exited on signal \([0-9]* ([^)]*)\).*/(rank \1 on \2) was killed by signal \3/p' "$said" | head -n 1)
+    fi
     local took_checkpoint=0
     [ -e "$checkpointed" ] && took_checkpoint=1
     rm -f "$said" "$finished" "$checkpointed"
@@ -130,15 +140,20 @@ run_mpirun() {
         echo "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from" >&2
         exit 1
     fi
-    if [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
+    if [ -n "$daemons" ]; then
+        echo "error: mpirun could not start its daemon on every host (exit $status; the lines above may say why, as ssh's do, or a host could not connect back to this one: a firewall, a link down); no worker ran" >&2
+        exit 1
+    elif [ -n "$unlaunched" ]; then
+        echo "error: mpirun could not run $unlaunched (no such file there, or not executable); no worker ran" >&2
+        exit 1
+    elif [ -n "$killed" ]; then
+        echo "error: a worker $killed and the job ended; continue with --resume auto" >&2
+        exit 1
+    elif [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2
         exit 1
     elif [ "$status" -gt 127 ]; then
-        case $reason in
-            "ORTE was unable to reliably start one or more daemons"*)
-                echo "error: mpirun could not start its daemon on every host (exit $status; the lines above may say why, as ssh's do); no worker ran" >&2 ;;
-            *) echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2 ;;
-        esac
+        echo "error: mpirun lost a worker or a host (exit $status) and ended the job; continue with --resume auto" >&2
         exit 1
     fi
     if [ "$status" != 0 ] && [ "$status" != 75 ]; then

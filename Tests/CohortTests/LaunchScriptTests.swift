@@ -171,7 +171,7 @@ final class LaunchScriptTests: XCTestCase {
                                     environment: ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--mca plm_rsh_agent \(shell.path)"])
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.err, "unreachable-rsh: farhost: no route to host\n"
-                       + "error: mpirun could not start its daemon on every host (exit 255; the lines above may say why, as ssh's do); no worker ran\n")
+                       + "error: mpirun could not start its daemon on every host (exit 255; the lines above may say why, as ssh's do, or a host could not connect back to this one: a firewall, a link down); no worker ran\n")
     }
 
     /// mpirun's reason, in one line: its page of text for an unknown binding, and nothing at all (it
@@ -188,6 +188,35 @@ final class LaunchScriptTests: XCTestCase {
             XCTAssertTrue(result.err.hasPrefix("error: mpirun failed (status 1): "), result.err)
             XCTAssertTrue(result.err.contains(reason), result.err)
             XCTAssertEqual(result.err.split(separator: "\n").count, 1, result.err)
+        }
+    }
+
+    /// mpirun's messages name what ended the job: a program it could not start (exit 132) and a
+    /// worker killed by a signal. Both were "a worker was killed by signal N" from the exit status
+    /// alone (signal 4 for the first). An `mpirun` that prints OpenMPI 4.1's own texts stands in.
+    func testMpirunsReasonForTheEndIsNamed() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let dashes = String(repeating: "-", count: 74)
+        let unlaunched = [dashes, "mpirun was unable to launch the specified application as it could not access",
+                          "or execute an executable:", "", "Executable: /opt/cohort/bin/cohort", "Node: node7", "",
+                          "while attempting to start process rank 1.", dashes]
+        let killed = [dashes, "Primary job  terminated normally, but 1 process returned",
+                      "a non-zero exit code. Per user-direction, the job has been aborted.", dashes,
+                      dashes, "mpirun noticed that process rank 1 with PID 0 on node node7 exited on signal 9 (Killed).", dashes]
+        for (lines, status, expected) in [(unlaunched, 132, "error: mpirun could not run /opt/cohort/bin/cohort on node7 (no such file there, or not executable); no worker ran\n"),
+                                          (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n")] {
+            let text = lines.map { "echo '\($0)' >&2\n" }.joined()
+            let fake = bin.appendingPathComponent("mpirun")
+            try "#!/bin/bash\n\(text)exit \(status)\n".write(to: fake, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+            let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+            let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
+                                        environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
+            XCTAssertEqual(result.status, 1, result.err)
+            XCTAssertEqual(result.err, expected)
         }
     }
 }
