@@ -3,6 +3,7 @@
 # shellcheck shell=bash
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+start_line= start_timeout=0
 
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -70,14 +71,30 @@ cohort_bin() {
 # reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
 # and it waits on TCP retransmissions) it is ended here, with its remote shells.
 #
+# With `start_line` set (launch/hosts), rank 0 writes that line once every worker has started
+# (COHORT_START_LINE); until it comes, a stop request ends the launch at once, and `start_timeout`
+# seconds (0: no limit) end it with an error: a remote shell that hangs leaves mpirun waiting forever.
+#
 # mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
 # error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
 # says why (--quiet would hide some of them, such as a refused binding, and print others whole).
+# pass_on_stop: run_mpirun's handler of a stop signal. Before the workers have started (start_line
+# not yet seen) there is nothing to checkpoint, and mpirun, waiting on a host, would keep waiting (or
+# end with status 0): the launch is ended at once.
+pass_on_stop() {
+    stopped=1
+    if [ -n "$start_line" ] && [ ! -e "$started" ] && [ ! -e "$flag" ]; then
+        pkill -KILL -s "$pid" 2>/dev/null || true
+    else
+        kill -USR1 "$pid" 2>/dev/null || true
+    fi
+}
+
 run_mpirun() {
-    local stopped=0 status grace=15 flag said finished checkpointed
+    local stopped=0 status grace=15 flag said finished checkpointed started
     flag=$(mktemp)
     rm -f "$flag"
-    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed
+    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed started=$flag.started
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     setsid mpirun "$@" 2> >(trap '' INT HUP
                             framed=0 message=
@@ -88,6 +105,10 @@ run_mpirun() {
                                 elif [ "$framed" = 1 ]; then
                                     read -r -a words <<<"$line"
                                     [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
+                                elif [ -n "$start_line" ] && [ "$line" = "$start_line" ]; then
+                                    touch "$started"
+                                elif [[ $line == "mpirun: Forwarding signal "* ]]; then
+                                    :  # the SIGUSR1 passed on here, not the signal the user sent
                                 else
                                     printf '%s\n' "$line" >&2
                                     case $line in
@@ -102,13 +123,19 @@ run_mpirun() {
     # kill would end this script with status 1 (a finished run reported as failed).
     # Every signal is passed on: one that came before mpirun had started the workers is lost, and
     # a second ends them at once, as it does a cohort run itself.
-    trap 'kill -USR1 "$pid" 2>/dev/null || true; stopped=1' TERM INT HUP
-    local waited=0
+    trap 'pass_on_stop' TERM INT HUP
+    local waited=0 starting=0 unstarted=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
         if [ -e "$flag" ]; then
             waited=$((waited + 1))
             if [ "$waited" -ge "$grace" ]; then pkill -KILL -s "$pid" 2>/dev/null; fi
+        elif [ -n "$start_line" ] && [ ! -e "$started" ]; then
+            starting=$((starting + 1))
+            if [ "$start_timeout" -gt 0 ] && [ "$starting" -ge "$start_timeout" ]; then
+                unstarted=1
+                pkill -KILL -s "$pid" 2>/dev/null
+            fi
         fi
     done 2>/dev/null  # bash's notice of a job killed, which quotes the whole reader above
     { wait "$pid"; } 2>/dev/null && status=0 || status=$?
@@ -130,8 +157,12 @@ run_mpirun() {
     fi
     local took_checkpoint=0
     [ -e "$checkpointed" ] && took_checkpoint=1
-    rm -f "$said" "$finished" "$checkpointed"
+    rm -f "$said" "$finished" "$checkpointed" "$started"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
+    if [ "$unstarted" = 1 ]; then
+        echo "error: the workers had not started $start_timeout s after mpirun began: a host's remote shell has not come back (a host down or not answering ssh; COHORT_START_TIMEOUT sets the wait); no worker ran" >&2
+        exit 1
+    fi
     # A stop request that came as the run ended normally changes nothing: the run is complete.
     if [ "$stopped" = 1 ] && [ "$status" != 0 ]; then
         # Rank 0's stop line, or the workers' status passed on by mpirun.

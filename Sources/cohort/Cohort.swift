@@ -88,6 +88,7 @@ let interruptedExitStatus: Int32 = 75
 /// every worker meets alike (`CohortError.sameOnEveryWorker`) is printed by rank 0 alone.
 func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     let communicator = MPICommunicator()
+    announceStart(communicator)
     configureBLASThreads(worldSize: communicator.worldSize)
     do {
         try communicator.checkEnvironment()
@@ -113,6 +114,14 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
         communicator.finalize()
         exit(1)
     }
+}
+
+/// Tells `launch/hosts` that every worker has started (every host's daemon answered mpirun): rank 0
+/// writes the line the script asked for in `COHORT_START_LINE` to standard error, where the script
+/// reads it and keeps it out of what it prints.
+func announceStart(_ communicator: MPICommunicator) {
+    guard communicator.isCoordinator, let line = ProcessInfo.processInfo.environment["COHORT_START_LINE"], !line.isEmpty else { return }
+    printError(line)
 }
 
 /// The config to use when none is given: `configs/mnist-cnn.yaml` in the current directory, or in

@@ -24,6 +24,7 @@ final class LaunchScriptTests: XCTestCase {
         let good = try hosts("# this machine\nlocalhost slots=2 # both cores\n", in: directory)
         XCTAssertEqual(good.status, 0, good.err)
         XCTAssertTrue(good.out.contains("world=2"), good.out)
+        XCTAssertFalse(good.err.contains("workers started"), good.err)
     }
 
     /// mpirun refuses slots given to a host on two lines, and a directory is no hostfile: both were
@@ -218,5 +219,47 @@ final class LaunchScriptTests: XCTestCase {
             XCTAssertEqual(result.status, 1, result.err)
             XCTAssertEqual(result.err, expected)
         }
+    }
+
+    /// A host's remote shell that never comes back (ssh to a host that hangs): mpirun waits for it
+    /// forever, a stop request included, and said nothing. The launch now ends after
+    /// COHORT_START_TIMEOUT seconds with one line, and at once on a stop request.
+    func testARemoteShellThatHangsEndsTheLaunch() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let shell = directory.appendingPathComponent("hanging-rsh")
+        try "#!/bin/sh\nexec sleep 600\n".write(to: shell, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shell.path)
+        try "localhost slots=1\nfarhost slots=1\n".write(to: directory.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
+        let environment = ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--mca plm_rsh_agent \(shell.path)"]
+        let start = Date()
+        let waited = try runProcess(projectDirectory.appendingPathComponent("launch/hosts"), ["hosts", "c.yaml"], in: directory,
+                                    environment: environment.merging(["COHORT_START_TIMEOUT": "3"]) { $1 })
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        XCTAssertEqual(waited.status, 1)
+        XCTAssertEqual(waited.err, "error: the workers had not started 3 s after mpirun began: a host's remote shell has not come back (a host down or not answering ssh; COHORT_START_TIMEOUT sets the wait); no worker ran\n")
+
+        let process = Process()
+        process.executableURL = projectDirectory.appendingPathComponent("launch/hosts")
+        process.arguments = ["hosts", "c.yaml"]
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        sleep(2)
+        let stopAt = Date()
+        kill(process.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(stopAt), 10, text)
+        XCTAssertEqual(process.terminationStatus, 1, text)
+        XCTAssertTrue(text.hasPrefix("error: the job ended on the stop request before rank 0 took a checkpoint"), text)
+
+        let refused = try runProcess(projectDirectory.appendingPathComponent("launch/hosts"), ["hosts", "c.yaml"], in: directory,
+                                     environment: environment.merging(["COHORT_START_TIMEOUT": "soon"]) { $1 })
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertEqual(refused.err, "error: COHORT_START_TIMEOUT: expected a number of seconds (0: no limit), got 'soon'\n")
     }
 }
