@@ -78,10 +78,11 @@ cohort_bin() {
 # mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
 # error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
 # says why (--quiet would hide some of them, such as a refused binding, and print others whole).
-# pass_on_stop: run_mpirun's handler of a stop signal. Before the workers have started (start_line
+# pass_on_stop SIGNAL: run_mpirun's handler of a stop signal. Before the workers have started (start_line
 # not yet seen) there is nothing to checkpoint, and mpirun, waiting on a host, would keep waiting (or
 # end with status 0): the launch is ended at once.
 pass_on_stop() {
+    [ "$stopped" = 1 ] || echo "$1" > "$received"
     stopped=1
     if [ -n "$start_line" ] && [ ! -e "$started" ] && [ ! -e "$flag" ]; then
         pkill -KILL -s "$pid" 2>/dev/null || true
@@ -91,10 +92,10 @@ pass_on_stop() {
 }
 
 run_mpirun() {
-    local stopped=0 status grace=15 flag said finished checkpointed started
+    local stopped=0 status grace=15 flag said finished checkpointed started received
     flag=$(mktemp)
     rm -f "$flag"
-    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed started=$flag.started
+    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed started=$flag.started received=$flag.received
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     setsid mpirun "$@" 2> >(trap '' INT HUP
                             framed=0 message=
@@ -110,6 +111,10 @@ run_mpirun() {
                                 elif [[ $line == "mpirun: Forwarding signal "* ]]; then
                                     :  # the SIGUSR1 passed on here, not the signal the user sent
                                 else
+                                    # The stop line names the signal this script got, not the SIGUSR1 it passed on.
+                                    if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then
+                                        line=${line/ by SIGUSR1;/ by $(<"$received");}
+                                    fi
                                     printf '%s\n' "$line" >&2
                                     case $line in
                                         error:*) touch "$flag" ;;
@@ -123,7 +128,9 @@ run_mpirun() {
     # kill would end this script with status 1 (a finished run reported as failed).
     # Every signal is passed on: one that came before mpirun had started the workers is lost, and
     # a second ends them at once, as it does a cohort run itself.
-    trap 'pass_on_stop' TERM INT HUP
+    trap 'pass_on_stop SIGTERM' TERM
+    trap 'pass_on_stop SIGINT' INT
+    trap 'pass_on_stop SIGHUP' HUP
     local waited=0 starting=0 unstarted=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
@@ -157,7 +164,7 @@ run_mpirun() {
     fi
     local took_checkpoint=0
     [ -e "$checkpointed" ] && took_checkpoint=1
-    rm -f "$said" "$finished" "$checkpointed" "$started"
+    rm -f "$said" "$finished" "$checkpointed" "$started" "$received"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     if [ "$unstarted" = 1 ]; then
         echo "error: the workers had not started $start_timeout s after mpirun began: a host's remote shell has not come back (a host down or not answering ssh; COHORT_START_TIMEOUT sets the wait); no worker ran" >&2

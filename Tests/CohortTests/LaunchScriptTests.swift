@@ -109,6 +109,7 @@ final class LaunchScriptTests: XCTestCase {
     /// and the next ignored); the script exits 75 only when rank 0 says it stopped with a checkpoint,
     /// else (a worker ended on the signal as it started) it is an error. A fake `mpirun` counts the
     /// SIGUSR1s: in `checkpoint` mode it stops as rank 0 does at the first, else it ends at the second.
+    /// The stop line names the SIGINT the script got, not the SIGUSR1 it passed on (Ctrl-C said SIGUSR1).
     func testEveryStopSignalReachesMpirunAndOnlyACheckpointIsAStop() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
@@ -127,7 +128,7 @@ final class LaunchScriptTests: XCTestCase {
             """.write(to: fake, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
         let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        for (mode, signals, status, lastLine) in [("checkpoint", 1, Int32(75), "stopped at step 3 by SIGUSR1; checkpoint run/checkpoints/3; continue with: x"),
+        for (mode, signals, status, lastLine) in [("checkpoint", 1, Int32(75), "stopped at step 3 by SIGINT; checkpoint run/checkpoints/3; continue with: x"),
                                                   ("lost", 2, 1, "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from")] {
             let log = directory.appendingPathComponent("usr1-\(mode)")
             let process = Process()
