@@ -110,6 +110,8 @@ run_mpirun() {
                                     touch "$started"
                                 elif [[ $line == "mpirun: Forwarding signal "* ]]; then
                                     :  # the SIGUSR1 passed on here, not the signal the user sent
+                                elif [[ $line =~ ^\[[^]]+\]\ ([0-9]+\ more\ process.*sent\ help\ message|Set\ MCA\ parameter\ \"orte_base_help_aggregate\") ]]; then
+                                    :  # the count of messages held back above, and how to see them all
                                 else
                                     # The stop line names the signal this script got, not the SIGUSR1 it passed on.
                                     if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then

@@ -263,4 +263,17 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(refused.status, 2)
         XCTAssertEqual(refused.err, "error: COHORT_START_TIMEOUT: expected a number of seconds (0: no limit), got 'soon'\n")
     }
+
+    /// A worker's error after set-up ends the job through MPI_Abort: its line was followed by two of
+    /// mpirun's ("1 more process has sent help message ...", "Set MCA parameter ...").
+    func testAWorkersErrorIsTheOnlyLine() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 20)
+        let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml", "--set", "optimizer.lr=1e30"],
+                                    in: directory, environment: ["COHORT_BIN": try cohortBinary().path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.err.hasPrefix("error: step "), result.err)
+        XCTAssertTrue(result.err.contains("the loss became NaN"), result.err)
+        XCTAssertEqual(result.err.split(separator: "\n").count, 1, result.err)
+    }
 }
