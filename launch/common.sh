@@ -3,7 +3,8 @@
 # shellcheck shell=bash
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-start_line= start_timeout=0
+# What rank 0 says once every worker has started (run_mpirun), and how long to wait for it.
+start_line="cohort: workers started $$" start_timeout=0
 
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -62,6 +63,27 @@ cohort_bin() {
     echo "$bin"
 }
 
+# kill_session PID: every process of the session mpirun (PID) leads, its remote shells included
+# (each has a process group of its own); mpirun alone where pkill is missing.
+kill_session() {
+    pkill -KILL -s "$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null || true
+}
+
+# pass_on_stop SIGNAL: run_mpirun's handler of a stop signal. Before the workers have started (their
+# start line not yet seen) there is nothing to checkpoint, and mpirun, waiting on a host, would keep
+# waiting (or end with status 0, the run reported as complete): the launch is ended at once. A
+# signal before mpirun has been started is acted on as soon as it has.
+pass_on_stop() {
+    [ "$stopped" = 1 ] || echo "$1" > "$received"
+    stopped=1
+    [ -n "$pid" ] || return 0
+    if [ ! -e "$started" ] && [ ! -e "$flag" ]; then
+        kill_session "$pid"
+    else
+        kill -USR1 "$pid" 2>/dev/null || true
+    fi
+}
+
 # run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM, SIGINT and SIGHUP are passed on to mpirun once,
 # as SIGUSR1, which mpirun hands to every worker, on every host, and goes on: the workers stop at the
 # same step, checkpoint it and exit 75, and mpirun with them. (A SIGTERM or SIGINT makes mpirun end
@@ -71,33 +93,26 @@ cohort_bin() {
 # reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
 # and it waits on TCP retransmissions) it is ended here, with its remote shells.
 #
-# With `start_line` set (launch/hosts), rank 0 writes that line once every worker has started
-# (COHORT_START_LINE); until it comes, a stop request ends the launch at once, and `start_timeout`
-# seconds (0: no limit) end it with an error: a remote shell that hangs leaves mpirun waiting forever.
+# Rank 0 writes `start_line` (passed as COHORT_START_LINE) once every worker has started; until it
+# comes, a stop request ends the launch at once, and `start_timeout` seconds (0: no limit; set by
+# launch/hosts) end it with an error: a remote shell that hangs leaves mpirun waiting forever.
 #
 # mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
 # error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
 # says why (--quiet would hide some of them, such as a refused binding, and print others whole).
-# pass_on_stop SIGNAL: run_mpirun's handler of a stop signal. Before the workers have started (start_line
-# not yet seen) there is nothing to checkpoint, and mpirun, waiting on a host, would keep waiting (or
-# end with status 0): the launch is ended at once.
-pass_on_stop() {
-    [ "$stopped" = 1 ] || echo "$1" > "$received"
-    stopped=1
-    if [ -n "$start_line" ] && [ ! -e "$started" ] && [ ! -e "$flag" ]; then
-        pkill -KILL -s "$pid" 2>/dev/null || true
-    else
-        kill -USR1 "$pid" 2>/dev/null || true
-    fi
-}
-
 run_mpirun() {
     local stopped=0 status grace=15 flag said finished checkpointed started received
     flag=$(mktemp)
     rm -f "$flag"
     said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed started=$flag.started received=$flag.received
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    setsid mpirun "$@" 2> >(trap '' INT HUP
+    local pid=
+    # `|| true` in the handlers: a signal that comes as mpirun ends finds no process, and under
+    # `set -e` the failed kill would end this script with status 1 (a finished run reported as failed).
+    trap 'pass_on_stop SIGTERM' TERM
+    trap 'pass_on_stop SIGINT' INT
+    trap 'pass_on_stop SIGHUP' HUP
+    setsid mpirun -x COHORT_START_LINE="$start_line" "$@" 2> >(trap '' INT HUP
                             framed=0 message=
                             while IFS= read -r line; do
                                 if [[ $line =~ ^-{20,}$ ]]; then
@@ -106,12 +121,14 @@ run_mpirun() {
                                 elif [ "$framed" = 1 ]; then
                                     read -r -a words <<<"$line"
                                     [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
-                                elif [ -n "$start_line" ] && [ "$line" = "$start_line" ]; then
+                                elif [ "$line" = "$start_line" ]; then
                                     touch "$started"
                                 elif [[ $line == "mpirun: Forwarding signal "* ]]; then
                                     :  # the SIGUSR1 passed on here, not the signal the user sent
                                 elif [[ $line =~ ^\[[^]]+\]\ ([0-9]+\ more\ process.*sent\ help\ message|Set\ MCA\ parameter\ \"orte_base_help_aggregate\") ]]; then
                                     :  # the count of messages held back above, and how to see them all
+                                elif [[ $line =~ ^\[[^]]+\]\ \[\[[0-9]+,[0-9]+\],[0-9]+\]\ ORTE_ERROR_LOG:\ .*show_help\.c\ at\ line\ [0-9]+$ ]]; then
+                                    :  # mpirun mixing up two workers' MPI_Abort notices at once (OpenMPI 4.1)
                                 else
                                     # The stop line names the signal this script got, not the SIGUSR1 it passed on.
                                     if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then
@@ -125,25 +142,20 @@ run_mpirun() {
                                 fi
                             done
                             touch "$finished") &
-    local pid=$!
-    # `|| true`: a signal that comes as mpirun ends finds no process, and under `set -e` the failed
-    # kill would end this script with status 1 (a finished run reported as failed).
-    # Every signal is passed on: one that came before mpirun had started the workers is lost, and
-    # a second ends them at once, as it does a cohort run itself.
-    trap 'pass_on_stop SIGTERM' TERM
-    trap 'pass_on_stop SIGINT' INT
-    trap 'pass_on_stop SIGHUP' HUP
+    pid=$!
+    # Every signal is passed on (a second ends the workers at once, as it does a cohort run itself).
+    [ "$stopped" = 0 ] || pass_on_stop
     local waited=0 starting=0 unstarted=0
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
         if [ -e "$flag" ]; then
             waited=$((waited + 1))
-            if [ "$waited" -ge "$grace" ]; then pkill -KILL -s "$pid" 2>/dev/null; fi
-        elif [ -n "$start_line" ] && [ ! -e "$started" ]; then
+            if [ "$waited" -ge "$grace" ]; then kill_session "$pid"; fi
+        elif [ ! -e "$started" ]; then
             starting=$((starting + 1))
             if [ "$start_timeout" -gt 0 ] && [ "$starting" -ge "$start_timeout" ]; then
                 unstarted=1
-                pkill -KILL -s "$pid" 2>/dev/null
+                kill_session "$pid"
             fi
         fi
     done 2>/dev/null  # bash's notice of a job killed, which quotes the whole reader above
@@ -151,7 +163,7 @@ run_mpirun() {
     # What mpirun leaves of its session (each remote shell has a process group of its own): the
     # remote shell of a host cut off, with the daemon's session attached, would hold mpirun's output
     # open and this script with it.
-    pkill -KILL -s "$pid" 2>/dev/null || true
+    kill_session "$pid"
     trap - TERM INT HUP
     # The reader of mpirun's messages ends when their pipe closes, just after mpirun.
     local tries=0
@@ -164,8 +176,9 @@ run_mpirun() {
         unlaunched=$(sed -n 's/^mpirun was unable to launch the specified application.* Executable: \([^ ]*\) Node: \([^ ]*\) .*/\1 on \2/p' "$said" | head -n 1)
         killed=$(sed -n 's/^mpirun noticed that process rank \([0-9]*\) with PID [0-9]* on node \([^ ]*\) exited on signal \([0-9]* ([^)]*)\).*/(rank \1 on \2) was killed by signal \3/p' "$said" | head -n 1)
     fi
-    local took_checkpoint=0
+    local took_checkpoint=0 was_started=0
     [ -e "$checkpointed" ] && took_checkpoint=1
+    [ -e "$started" ] && was_started=1
     rm -f "$said" "$finished" "$checkpointed" "$started" "$received"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     if [ "$unstarted" = 1 ]; then
@@ -188,6 +201,9 @@ run_mpirun() {
         exit 1
     elif [ -n "$killed" ]; then
         echo "error: a worker $killed and the job ended; continue with --resume auto" >&2
+        exit 1
+    elif [ "$status" -gt 127 ] && [ "$was_started" = 0 ]; then
+        echo "error: mpirun ended (exit $status) before the workers had started (a host lost, or mpirun killed); no worker ran" >&2
         exit 1
     elif [ "$status" -gt 128 ] && [ "$status" -le 192 ]; then
         echo "error: a worker was killed by signal $((status - 128)) and the job ended; continue with --resume auto" >&2

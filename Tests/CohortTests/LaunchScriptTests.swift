@@ -122,6 +122,9 @@ final class LaunchScriptTests: XCTestCase {
             trap 'count=$((count + 1)); echo $count > "$FAKE_LOG"
                   if [ "$FAKE_MODE" = checkpoint ]; then echo "stopped at step 3 by SIGUSR1; checkpoint run/checkpoints/3; continue with: x" >&2; exit 75; fi
                   [ $count -ge 2 ] && exit 1' USR1
+            # As rank 0 does once every worker has started: the line the script asked for.
+            for a in "$@"; do case $a in COHORT_START_LINE=*) echo "${a#COHORT_START_LINE=}" >&2 ;; esac; done
+            sleep 0.2
             echo $$ > "$FAKE_LOG.ready"
             while :; do sleep 0.05; done
 
@@ -195,7 +198,8 @@ final class LaunchScriptTests: XCTestCase {
 
     /// mpirun's messages name what ended the job: a program it could not start (exit 132) and a
     /// worker killed by a signal. Both were "a worker was killed by signal N" from the exit status
-    /// alone (signal 4 for the first). An `mpirun` that prints OpenMPI 4.1's own texts stands in.
+    /// alone (signal 4 for the first). An `mpirun` that prints OpenMPI 4.1's own texts stands in; one
+    /// that ends before rank 0's start line said "continue with --resume auto" with nothing to resume.
     func testMpirunsReasonForTheEndIsNamed() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
@@ -209,7 +213,8 @@ final class LaunchScriptTests: XCTestCase {
                       "a non-zero exit code. Per user-direction, the job has been aborted.", dashes,
                       dashes, "mpirun noticed that process rank 1 with PID 0 on node node7 exited on signal 9 (Killed).", dashes]
         for (lines, status, expected) in [(unlaunched, 132, "error: mpirun could not run /opt/cohort/bin/cohort on node7 (no such file there, or not executable); no worker ran\n"),
-                                          (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n")] {
+                                          (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n"),
+                                          ([], 213, "error: mpirun ended (exit 213) before the workers had started (a host lost, or mpirun killed); no worker ran\n")] {
             let text = lines.map { "echo '\($0)' >&2\n" }.joined()
             let fake = bin.appendingPathComponent("mpirun")
             try "#!/bin/bash\n\(text)exit \(status)\n".write(to: fake, atomically: true, encoding: .utf8)

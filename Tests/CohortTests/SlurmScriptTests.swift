@@ -28,6 +28,9 @@ final class SlurmScriptTests: XCTestCase {
                 trap 'echo TERM >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' TERM
                 trap 'echo USR1 >> "$FAKE_LOG/$(basename "$0").signals"; exit 75' USR1
                 echo $$ > "$FAKE_LOG/$(basename "$0").pid"
+                # As rank 0 does once every worker has started (mpirun under run_mpirun): the line asked for.
+                for a in "$@"; do case $a in COHORT_START_LINE=*) echo "${a#COHORT_START_LINE=}" >&2 ;; esac; done
+                sleep 0.2
                 touch "$FAKE_LOG/started"
                 while :; do sleep 0.05; done
             fi
