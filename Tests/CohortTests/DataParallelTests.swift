@@ -153,6 +153,8 @@ final class DataParallelTests: XCTestCase {
         XCTAssertNotEqual(ended.status, 0)
         XCTAssertTrue(ended.error.contains("timed out on rank"), ended.error)
         XCTAssertTrue(ended.error.contains("after 3 s"), ended.error)
+        // With a checkpoint behind it, the run goes on from there (the line said only what timed out).
+        XCTAssertTrue(ended.error.hasSuffix("; continue with --resume auto\n"), ended.error)
         XCTAssertEqual(ended.error.split(separator: "\n").count, 1, ended.error)
         XCTAssertLessThan(Date().timeIntervalSince(started), 40)
     }

@@ -254,7 +254,7 @@ func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: D
         if polls & 255 == 0 {
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if elapsed > timeoutSeconds {
-                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g)",
+                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g): another worker stalled or was lost, or the link to its host; continue with --resume auto",
                                          operation, step, rank, elapsed, timeoutSeconds))
             }
         }
