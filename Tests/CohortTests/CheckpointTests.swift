@@ -546,7 +546,8 @@ extension CheckpointTests {
         try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
         let mount = Process()
         mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=28k", "tmpfs", disk.path]
+        // Room for the run's lock, a checkpoint or two and the metrics, not for every checkpoint.
+        mount.arguments = ["-t", "tmpfs", "-o", "size=32k", "tmpfs", disk.path]
         try mount.run()
         mount.waitUntilExit()
         XCTAssertEqual(mount.terminationStatus, 0)

@@ -39,7 +39,7 @@ public final class TensorBoardWriter {
         } catch {
             throw CohortError("\(directory.path): cannot prepare the TensorBoard directory (\(reason(error)))")
         }
-        url = directory.appendingPathComponent("events.out.tfevents.\(Int(time)).\(TensorBoardWriter.hostName())")
+        url = directory.appendingPathComponent("events.out.tfevents.\(Int(time)).\(localHostName())")  // as TensorFlow names them
         var data = TensorBoardWriter.record(TensorBoardWriter.event(wallTime: time, step: 0, fileVersion: "brain.Event:2"))
         for point in points { data.append(TensorBoardWriter.record(TensorBoardWriter.event(point))) }
         do {
@@ -169,13 +169,5 @@ public final class TensorBoardWriter {
 
     private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to data: inout Data) {
         withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
-    }
-
-    /// This machine's name, as TensorFlow puts it in event file names.
-    private static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        let name = String(cString: buffer)
-        return name.isEmpty ? "localhost" : name
     }
 }

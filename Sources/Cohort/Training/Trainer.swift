@@ -37,6 +37,8 @@ public final class Trainer {
     /// Where to draw a live progress bar per epoch (stdout on a terminal), instead of a line every
     /// `train.log_every_steps`; nil: plain lines. Only the coordinator draws.
     public var terminal: ProgressReporter.Terminal?
+    /// The run directory's lock, held by the coordinator while `run` trains.
+    private var runLock: RunLock?
 
     /// `log` receives progress lines; only the coordinator's are printed.
     public init(config: TrainingConfig, communicator: Communicator, log: @escaping (String) -> Void) {
@@ -47,6 +49,7 @@ public final class Trainer {
 
     public func run(resume: ResumeMode) throws -> TrainingSummary {
         let started = Date()
+        defer { runLock = nil }
         let model = try Model<Float>.built(from: config)
         guard let trainFiles = config.data.train else {
             throw CohortError("\(config.sourcePath): data.train: missing: the training data is required")
@@ -123,7 +126,10 @@ public final class Trainer {
         guard budget.holds(activationBytes + dataBytes) else {
             throw CohortError("\(config.sourcePath): data: each worker holds \(memorySize(dataBytes)) of data (gzip files and CIFAR batches are read whole) besides \(memorySize(activationBytes)) of activations, more than \(budget.allowance); decompress gzip files (gunzip -k) so that they are memory-mapped")
         }
-        if communicator.isCoordinator { try store.prepare() }
+        if communicator.isCoordinator {
+            try store.prepare()
+            runLock = try RunLock.acquire(URL(fileURLWithPath: config.checkpoint.dir), key: "\(config.sourcePath): checkpoint.dir: \(config.checkpoint.dir)")
+        }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
             ? try MetricsRecorder(runDirectory: config.checkpoint.dir, resumedStep: replacingEarlierRun ? nil : startStep,
