@@ -134,7 +134,7 @@ final class UserErrorTests: XCTestCase {
         let trained = try run(["train", "good.yaml"], workers: 1)
         XCTAssertEqual(trained.status, 0, trained.error)
         let before = try snapshot()
-        XCTAssertEqual(before.count, 12, "two checkpoints of four files, latest, metrics.jsonl, the TensorBoard file and curves.svg")
+        XCTAssertEqual(before.count, 13, "two checkpoints of four files, latest, metrics.jsonl, the TensorBoard file, curves.svg and the run's .lock")
 
         let images = try Data(contentsOf: URL(fileURLWithPath: train.images))
         let state = try SafeTensors.read(path: directory.appendingPathComponent("run/checkpoints/20/model.safetensors").path).tensors
