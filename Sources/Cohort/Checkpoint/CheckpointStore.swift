@@ -22,7 +22,12 @@ public struct CheckpointStore {
     /// Makes the checkpoint directory and checks that checkpoints can be written there, so that a
     /// run that could not save its work stops before it starts; removes the temporary directories
     /// of checkpoints whose writer was killed (`.tmp-<step>-<pid>` of a process no longer running).
-    public func prepare() throws {
+    ///
+    /// With `lockKey` (training), takes the run directory's `RunLock` first, naming the directory
+    /// as `lockKey` if another run holds it: the temporaries are then known to be no live writer's,
+    /// on whichever host shares the directory.
+    @discardableResult
+    public func prepare(lockKey: String? = nil) throws -> RunLock? {
         let fm = FileManager.default
         try createDirectories(root, named: "checkpoint directory")
         var isDirectory: ObjCBool = false
@@ -36,11 +41,13 @@ public struct CheckpointStore {
         if fm.fileExists(atPath: latest.path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw CohortError("\(latest.path): a directory where the pointer to the newest checkpoint goes (remove it)")
         }
+        let lock = try lockKey.flatMap { try RunLock.acquire(root.deletingLastPathComponent(), key: $0) }
         for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] where name.hasPrefix(".tmp-") {
             guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid != getpid(),
                   kill(pid, 0) != 0 && errno == ESRCH else { continue }
             try? fm.removeItem(at: root.appendingPathComponent(name))
         }
+        return lock
     }
 
     /// Writes the files of the checkpoint of `step` and makes it the latest. With

@@ -127,8 +127,7 @@ public final class Trainer {
             throw CohortError("\(config.sourcePath): data: each worker holds \(memorySize(dataBytes)) of data (gzip files and CIFAR batches are read whole) besides \(memorySize(activationBytes)) of activations, more than \(budget.allowance); decompress gzip files (gunzip -k) so that they are memory-mapped")
         }
         if communicator.isCoordinator {
-            try store.prepare()
-            runLock = try RunLock.acquire(URL(fileURLWithPath: config.checkpoint.dir), key: "\(config.sourcePath): checkpoint.dir: \(config.checkpoint.dir)")
+            runLock = try store.prepare(lockKey: "\(config.sourcePath): checkpoint.dir: \(config.checkpoint.dir)")
         }
         // Last in set-up, so that a run refused for any other reason leaves an earlier run's curves alone.
         let recorder = communicator.isCoordinator
