@@ -9,6 +9,23 @@ final class LaunchScriptTests: XCTestCase {
                               environment: ["COHORT_BIN": try cohortBinary().path])
     }
 
+    /// `text` as an executable script `name` in `directory`.
+    @discardableResult
+    func writeScript(_ text: String, named name: String, in directory: URL) throws -> URL {
+        let script = directory.appendingPathComponent(name)
+        try text.write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        return script
+    }
+
+    /// `text` as the `mpirun` of `directory/bin`; returns a PATH on which it comes first.
+    func fakeMpirun(_ text: String, in directory: URL) throws -> String {
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try writeScript(text, named: "mpirun", in: bin)
+        return bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+    }
+
     /// OpenMPI's complaint about a hostfile was hidden by --quiet: it failed with status 1 and nothing said.
     func testAHostfileThatIsNotOneIsNamed() throws {
         let directory = try temporaryDirectory(self)
@@ -46,13 +63,8 @@ final class LaunchScriptTests: XCTestCase {
     func testMpirunOptionsAreSplitAsAShellWould() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let bin = directory.appendingPathComponent("bin")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-        let fake = bin.appendingPathComponent("mpirun")
-        try "#!/bin/bash\nprintf '[%s]' \"$@\" > \"$FAKE_LOG\"\n".write(to: fake, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let path = try fakeMpirun("#!/bin/bash\nprintf '[%s]' \"$@\" > \"$FAKE_LOG\"\n", in: directory)
         let log = directory.appendingPathComponent("args")
-        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         func local(_ options: String) throws -> ProcessResult {
             try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "1", "c.yaml"], in: directory,
                            environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path, "FAKE_LOG": log.path, "COHORT_MPIRUN_ARGS": options])
@@ -83,12 +95,7 @@ final class LaunchScriptTests: XCTestCase {
     func testAStopSignalAfterMpirunEndedLeavesTheStatusAlone() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let bin = directory.appendingPathComponent("bin")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-        let fake = bin.appendingPathComponent("mpirun")
-        try "#!/bin/sh\nexit 0\n".write(to: fake, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
-        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let path = try fakeMpirun("#!/bin/sh\nexit 0\n", in: directory)
         let process = Process()
         process.executableURL = projectDirectory.appendingPathComponent("launch/local")
         process.arguments = ["-n", "1", "c.yaml"]
@@ -113,10 +120,7 @@ final class LaunchScriptTests: XCTestCase {
     func testEveryStopSignalReachesMpirunAndOnlyACheckpointIsAStop() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let bin = directory.appendingPathComponent("bin")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-        let fake = bin.appendingPathComponent("mpirun")
-        try """
+        let path = try fakeMpirun("""
             #!/bin/bash
             count=0
             trap 'count=$((count + 1)); echo $count > "$FAKE_LOG"
@@ -128,9 +132,7 @@ final class LaunchScriptTests: XCTestCase {
             echo $$ > "$FAKE_LOG.ready"
             while :; do sleep 0.05; done
 
-            """.write(to: fake, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
-        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+            """, in: directory)
         for (mode, signals, status, lastLine) in [("checkpoint", 1, Int32(75), "stopped at step 3 by SIGINT; checkpoint run/checkpoints/3; continue with: x"),
                                                   ("lost", 2, 1, "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from")] {
             let log = directory.appendingPathComponent("usr1-\(mode)")
@@ -168,9 +170,7 @@ final class LaunchScriptTests: XCTestCase {
     func testAHostThatCannotBeReachedIsNotALostRun() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let shell = directory.appendingPathComponent("unreachable-rsh")
-        try "#!/bin/sh\necho \"unreachable-rsh: $1: no route to host\" >&2\nexit 255\n".write(to: shell, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shell.path)
+        let shell = try writeScript("#!/bin/sh\necho \"unreachable-rsh: $1: no route to host\" >&2\nexit 255\n", named: "unreachable-rsh", in: directory)
         try "localhost slots=1\nfarhost slots=1\n".write(to: directory.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
         let result = try runProcess(projectDirectory.appendingPathComponent("launch/hosts"), ["hosts", "c.yaml"], in: directory,
                                     environment: ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--mca plm_rsh_agent \(shell.path)"])
@@ -203,8 +203,6 @@ final class LaunchScriptTests: XCTestCase {
     func testMpirunsReasonForTheEndIsNamed() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let bin = directory.appendingPathComponent("bin")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         let dashes = String(repeating: "-", count: 74)
         let unlaunched = [dashes, "mpirun was unable to launch the specified application as it could not access",
                           "or execute an executable:", "", "Executable: /opt/cohort/bin/cohort", "Node: node7", "",
@@ -216,10 +214,7 @@ final class LaunchScriptTests: XCTestCase {
                                           (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n"),
                                           ([], 213, "error: mpirun ended (exit 213) before the workers had started (a host lost, or mpirun killed); no worker ran\n")] {
             let text = lines.map { "echo '\($0)' >&2\n" }.joined()
-            let fake = bin.appendingPathComponent("mpirun")
-            try "#!/bin/bash\n\(text)exit \(status)\n".write(to: fake, atomically: true, encoding: .utf8)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
-            let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+            let path = try fakeMpirun("#!/bin/bash\n\(text)exit \(status)\n", in: directory)
             let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
                                         environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
             XCTAssertEqual(result.status, 1, result.err)
@@ -233,9 +228,7 @@ final class LaunchScriptTests: XCTestCase {
     func testARemoteShellThatHangsEndsTheLaunch() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let shell = directory.appendingPathComponent("hanging-rsh")
-        try "#!/bin/sh\nexec sleep 600\n".write(to: shell, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: shell.path)
+        let shell = try writeScript("#!/bin/sh\nexec sleep 600\n", named: "hanging-rsh", in: directory)
         try "localhost slots=1\nfarhost slots=1\n".write(to: directory.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
         let environment = ["COHORT_BIN": try cohortBinary().path, "COHORT_MPIRUN_ARGS": "--mca plm_rsh_agent \(shell.path)"]
         let start = Date()
