@@ -84,6 +84,21 @@ pass_on_stop() {
     fi
 }
 
+# held_in_page LINE: whether LINE is part of one of mpirun's messages framed by lines of dashes (a
+# reader's state: `framed`, `message`); the closing line appends the message to $said as one line.
+held_in_page() {
+    if [[ $1 =~ ^-{20,}$ ]]; then
+        [ "$framed" = 1 ] && printf '%s\n' "$message" >> "$said"
+        framed=$((1 - framed)) message=
+        return 0
+    fi
+    [ "$framed" = 1 ] || return 1
+    local words
+    read -r -a words <<<"$1"
+    [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
+    return 0
+}
+
 # run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM, SIGINT and SIGHUP are passed on to mpirun once,
 # as SIGUSR1, which mpirun hands to every worker, on every host, and goes on: the workers stop at the
 # same step, checkpoint it and exit 75, and mpirun with them. (A SIGTERM or SIGINT makes mpirun end
@@ -97,14 +112,15 @@ pass_on_stop() {
 # comes, a stop request ends the launch at once, and `start_timeout` seconds (0: no limit; set by
 # launch/hosts) end it with an error: a remote shell that hangs leaves mpirun waiting forever.
 #
-# mpirun's own messages (framed by lines of dashes) are held back, each as one line: after a worker's
-# error they only repeat that the job ended, and when mpirun fails before any worker starts, the first
-# says why (--quiet would hide some of them, such as a refused binding, and print others whole).
+# mpirun's own messages (framed by lines of dashes), on either stream, are held back, each as one
+# line: after a worker's error they only repeat that the job ended, and when mpirun fails before any
+# worker starts, the first says why (--quiet would hide some of them, such as a refused binding, and
+# print others whole). A remote daemon's messages come on standard output, through its remote shell.
 run_mpirun() {
-    local stopped=0 status grace=15 flag said finished checkpointed started received
+    local stopped=0 status grace=15 flag said finished finished_out checkpointed started received
     flag=$(mktemp)
     rm -f "$flag"
-    said=$flag.said finished=$flag.finished checkpointed=$flag.checkpointed started=$flag.started received=$flag.received
+    said=$flag.said finished=$flag.finished finished_out=$flag.finished-out checkpointed=$flag.checkpointed started=$flag.started received=$flag.received
     [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     local pid=
     # `|| true` in the handlers: a signal that comes as mpirun ends finds no process, and under
@@ -112,15 +128,16 @@ run_mpirun() {
     trap 'pass_on_stop SIGTERM' TERM
     trap 'pass_on_stop SIGINT' INT
     trap 'pass_on_stop SIGHUP' HUP
-    setsid mpirun -x COHORT_START_LINE="$start_line" "$@" 2> >(trap '' INT HUP
+    setsid mpirun -x COHORT_START_LINE="$start_line" "$@" > >(trap '' INT HUP
+                            framed=0 message=
+                            while IFS= read -r line || [ -n "$line" ]; do
+                                held_in_page "$line" || printf '%s\n' "$line"
+                            done
+                            touch "$finished_out") 2> >(trap '' INT HUP
                             framed=0 message=
                             while IFS= read -r line; do
-                                if [[ $line =~ ^-{20,}$ ]]; then
-                                    [ "$framed" = 1 ] && printf '%s\n' "$message" >> "$said"
-                                    framed=$((1 - framed)) message=
-                                elif [ "$framed" = 1 ]; then
-                                    read -r -a words <<<"$line"
-                                    [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
+                                if held_in_page "$line"; then
+                                    :
                                 elif [ "$line" = "$start_line" ]; then
                                     touch "$started"
                                 elif [[ $line == "mpirun: Forwarding signal "* ]]; then
@@ -165,21 +182,22 @@ run_mpirun() {
     # open and this script with it.
     kill_session "$pid"
     trap - TERM INT HUP
-    # The reader of mpirun's messages ends when their pipe closes, just after mpirun.
+    # The readers of mpirun's output end when their pipes close, just after mpirun.
     local tries=0
-    while [ ! -e "$finished" ] && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
+    while { [ ! -e "$finished" ] || [ ! -e "$finished_out" ]; } && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
     # mpirun's held-back messages, each one line: the first, and those the job's end is told from.
-    local reason= daemons= unlaunched= killed=
+    local reason= daemons= unreachable= unlaunched= killed=
     if [ -s "$said" ]; then
         reason=$(head -n 1 "$said")
         daemons=$(grep -m 1 '^ORTE was unable to reliably start one or more daemons' "$said" || true)
+        unreachable=$(sed -n 's/^A process or daemon was unable to complete a TCP connection to another process: Local host: \([^ ]*\) Remote host: \([^ ]*\) .*/\1 could not open a TCP connection to \2/p' "$said" | head -n 1)
         unlaunched=$(sed -n 's/^mpirun was unable to launch the specified application.* Executable: \([^ ]*\) Node: \([^ ]*\) .*/\1 on \2/p' "$said" | head -n 1)
         killed=$(sed -n 's/^mpirun noticed that process rank \([0-9]*\) with PID [0-9]* on node \([^ ]*\) exited on signal \([0-9]* ([^)]*)\).*/(rank \1 on \2) was killed by signal \3/p' "$said" | head -n 1)
     fi
     local took_checkpoint=0 was_started=0
     [ -e "$checkpointed" ] && took_checkpoint=1
     [ -e "$started" ] && was_started=1
-    rm -f "$said" "$finished" "$checkpointed" "$started" "$received"
+    rm -f "$said" "$finished" "$finished_out" "$checkpointed" "$started" "$received"
     if [ -e "$flag" ]; then rm -f "$flag"; exit 1; fi
     if [ "$unstarted" = 1 ]; then
         echo "error: the workers had not started $start_timeout s after mpirun began: a host's remote shell has not come back (a host down or not answering ssh; COHORT_START_TIMEOUT sets the wait); no worker ran" >&2
@@ -193,7 +211,10 @@ run_mpirun() {
         echo "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from" >&2
         exit 1
     fi
-    if [ -n "$daemons" ]; then
+    if [ -n "$daemons" ] && [ -n "$unreachable" ]; then
+        echo "error: mpirun could not start its daemon on every host: $unreachable (a firewall there, a link down, or no interface in common: see --mca oob_tcp_if_include); no worker ran" >&2
+        exit 1
+    elif [ -n "$daemons" ]; then
         echo "error: mpirun could not start its daemon on every host (exit $status; the lines above may say why, as ssh's do, or a host could not connect back to this one: a firewall, a link down); no worker ran" >&2
         exit 1
     elif [ -n "$unlaunched" ]; then

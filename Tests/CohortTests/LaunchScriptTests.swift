@@ -200,6 +200,8 @@ final class LaunchScriptTests: XCTestCase {
     /// worker killed by a signal. Both were "a worker was killed by signal N" from the exit status
     /// alone (signal 4 for the first). An `mpirun` that prints OpenMPI 4.1's own texts stands in; one
     /// that ends before rank 0's start line said "continue with --resume auto" with nothing to resume.
+    /// A daemon that cannot connect back prints its page on mpirun's standard output (through its
+    /// remote shell): it was 9 lines there, the hosts now named in the one line.
     func testMpirunsReasonForTheEndIsNamed() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
@@ -210,15 +212,23 @@ final class LaunchScriptTests: XCTestCase {
         let killed = [dashes, "Primary job  terminated normally, but 1 process returned",
                       "a non-zero exit code. Per user-direction, the job has been aborted.", dashes,
                       dashes, "mpirun noticed that process rank 1 with PID 0 on node node7 exited on signal 9 (Killed).", dashes]
-        for (lines, status, expected) in [(unlaunched, 132, "error: mpirun could not run /opt/cohort/bin/cohort on node7 (no such file there, or not executable); no worker ran\n"),
+        let frame = String(repeating: "-", count: 60)
+        let unreachable = [frame, "A process or daemon was unable to complete a TCP connection", "to another process:",
+                           "  Local host:    node7", "  Remote host:   login1", "This is usually caused by a firewall on the remote host. Please",
+                           "check that any firewall (e.g., iptables) has been disabled and", "try again.", frame].map { ">" + $0 }
+            + [dashes, "ORTE was unable to reliably start one or more daemons.", "This usually is caused by:", dashes]
+        for (lines, status, expected) in [(unreachable, 1, "error: mpirun could not start its daemon on every host: node7 could not open a TCP connection to login1 (a firewall there, a link down, or no interface in common: see --mca oob_tcp_if_include); no worker ran\n"),
+                                          (unlaunched, 132, "error: mpirun could not run /opt/cohort/bin/cohort on node7 (no such file there, or not executable); no worker ran\n"),
                                           (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n"),
                                           ([], 213, "error: mpirun ended (exit 213) before the workers had started (a host lost, or mpirun killed); no worker ran\n")] {
-            let text = lines.map { "echo '\($0)' >&2\n" }.joined()
+            // A line that starts with ">" goes to standard output.
+            let text = lines.map { $0.hasPrefix(">") ? "echo '\($0.dropFirst())'\n" : "echo '\($0)' >&2\n" }.joined()
             let path = try fakeMpirun("#!/bin/bash\n\(text)exit \(status)\n", in: directory)
             let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
                                         environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
             XCTAssertEqual(result.status, 1, result.err)
             XCTAssertEqual(result.err, expected)
+            XCTAssertEqual(result.out, "")
         }
     }
 

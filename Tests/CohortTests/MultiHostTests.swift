@@ -143,7 +143,8 @@ final class MultiHostTests: XCTestCase {
 
     /// A host whose daemon starts but cannot connect back to mpirun (its link is down; a firewall
     /// does the same): mpirun's daemon, detached from its remote shell, exited unseen and the launch
-    /// waited with no word (608 s seen, orte_startup_timeout notwithstanding).
+    /// waited with no word (608 s seen, orte_startup_timeout notwithstanding). Now one line names
+    /// the host (the daemon's page, on standard output, was 9 lines beside it).
     func testAHostThatCannotConnectBackEndsTheLaunchAtOnce() throws {
         let directory = try temporaryDirectory(self)
         let data = try writeSyntheticData(in: directory, name: "train", count: 600, rows: 6, columns: 6, classes: 5, seed: 4)
@@ -153,21 +154,25 @@ final class MultiHostTests: XCTestCase {
         let cut = try shell([scripts.appendingPathComponent("testhosts").path, "cut", "cohort-h2"])
         XCTAssertEqual(cut.status, 0, cut.error)
         let job = try launchOnHosts(config: config, directory: directory)
-        let err = Pipe()
+        let err = Pipe(), out = Pipe()
         job.standardError = err
+        job.standardOutput = out
         let start = Date()
         try job.run()
         // Past two minutes, every process of the test hosts is ended (mpirun too: it holds the pipe).
         let watchdog = DispatchWorkItem { [self] in _ = try? shell([scripts.appendingPathComponent("testhosts").path, "down"]) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         job.waitUntilExit()
         watchdog.cancel()
         let seconds = Date().timeIntervalSince(start)
         XCTAssertLessThan(seconds, 60, "the launch took \(seconds) s to fail: \(errText)")
         XCTAssertEqual(job.terminationStatus, 1, errText)
         XCTAssertTrue(errText.hasSuffix("no worker ran\n"), errText)
-        XCTAssertTrue(errText.contains("error: mpirun could not start its daemon on every host"), errText)
+        XCTAssertTrue(errText.contains("error: mpirun could not start its daemon on every host: cohort-h2 could not open a TCP connection to cohort-h1"), errText)
+        XCTAssertEqual(errText.split(separator: "\n").count, 1, errText)
+        XCTAssertEqual(outText, "", "the daemon's page is held back from standard output")
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints").path))
     }
 }
