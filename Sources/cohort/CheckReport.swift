@@ -29,7 +29,11 @@ enum CheckReport {
     }
 
     static func gradientLines(_ report: GradientCheck.Report, coordinates: Int) -> [String] {
-        var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinates per tensor; loss \(String(format: "%.4f", report.loss)):"]
+        let shared = report.endToEndCoordinates.upperBound < coordinates
+        let endToEnd = report.endToEndCoordinates.count == 1 ? "\(report.endToEndCoordinates.lowerBound)"
+            : "\(report.endToEndCoordinates.lowerBound)-\(report.endToEndCoordinates.upperBound)"
+        var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinates per tensor"
+                     + (shared ? " (\(endToEnd) end to end, shared among many tensors)" : "") + "; loss \(String(format: "%.4f", report.loss)):"]
         let header = ["layer", "kind", "tensor", "local error", "end-to-end error", "result"]
         var rows: [[String]] = []
         for row in report.rows {

@@ -41,6 +41,38 @@ final class DebugModeTests: XCTestCase {
         XCTAssertTrue(try row(report, 3, "weight").passed, "the layer above it is untouched")
     }
 
+    /// End to end, a model of many tensors shares 20 tensors' worth of coordinates (each costs two
+    /// forward passes from its layer: ResNet-56's check spent 50 of its 52 s there), at least one a
+    /// tensor; a model of up to 20 tensors has them all.
+    func testEndToEndCoordinatesAreSharedAmongManyTensors() {
+        let options = GradientCheck.Options()
+        XCTAssertEqual(GradientCheck.endToEndCoordinates(tensors: 20, options: options), Array(repeating: 30, count: 20))
+        let resnet20 = GradientCheck.endToEndCoordinates(tensors: 65, options: options)
+        XCTAssertEqual(resnet20.reduce(0, +), 600)
+        XCTAssertEqual(Set(resnet20), [9, 10])
+        XCTAssertEqual(resnet20.last, 10, "the later (cheaper) tensors take what does not divide")
+        XCTAssertEqual(GradientCheck.endToEndCoordinates(tensors: 900, options: options), Array(repeating: 1, count: 900))
+    }
+
+    /// A deep chain (21 orthogonal dense layers, which keep the gradient's size: 42 tensors, 14 or
+    /// 15 coordinates each end to end) with the dx of a layer near its input wrong: every weight
+    /// below it still fails end to end, every one above passes.
+    func testASharedEndToEndCheckStillFailsEveryTensorBelowAWrongGradient() throws {
+        var layers: [any Layer<Double>] = []
+        for index in 0..<21 {
+            if index == 3 { layers.append(WrongInputGradient<Double>(input: [6])) }
+            layers.append(try Dense<Double>(input: [6], outFeatures: 6, bias: true, initializer: LayerInit(weight: .orthogonal(gain: 1)),
+                                            index: LayerPlace(integerLiteral: layers.count)))
+        }
+        let report = try gradientCheck(layers, input: [6])
+        XCTAssertEqual(report.endToEndCoordinates, 14...15)
+        let wrong = try XCTUnwrap(layers.firstIndex { $0.kind == "wrong_dx" })
+        XCTAssertEqual(report.culprit?.layer, wrong)
+        for row in report.rows where row.tensor == "weight" {
+            XCTAssertEqual(row.endToEndPassed, row.layer > wrong, "\(row.layer).weight \(String(describing: row.endToEndError))")
+        }
+    }
+
     func testGradientCheckNamesTheLayerWhoseWeightGradientIsWrong() throws {
         let report = try gradientCheck([
             try Dense<Double>(input: [6], outFeatures: 5, bias: true, initializer: LayerInit(), index: 0),

@@ -10,7 +10,9 @@
 ///   step's mask, batch norm in training mode). A gradient that is wrong downstream of a layer makes
 ///   this fail for every layer below it.
 ///
-/// Each tensor is checked on a random sample of its coordinates. Coordinates at a kink (a ReLU's
+/// Each tensor is checked on a random sample of its coordinates; end to end, a model of many
+/// tensors shares a fixed number of coordinates among them (`Options.endToEndFullTensors`), since
+/// each costs two forward passes from its layer. Coordinates at a kink (a ReLU's
 /// input at 0, tied maxima of a max-pool window), where the one-sided differences disagree, are
 /// skipped: the function has no derivative there. A tensor's error is
 /// `max |analytic - numeric| / max(|analytic|, |numeric|)` over its checked coordinates; when both
@@ -23,6 +25,11 @@ public enum GradientCheck {
     public struct Options: Sendable {
         /// Coordinates compared per tensor.
         public var coordinates = 30
+        /// End to end, a model of up to this many parameter tensors has `coordinates` compared in
+        /// each; one of more shares `coordinates * endToEndFullTensors` among them (at least one a
+        /// tensor). Each costs two forward passes from its tensor's layer, so with a count per
+        /// tensor the check grew with the square of the depth (ResNet-56: 50 of its 52 s).
+        public var endToEndFullTensors = 20
         /// Largest error of a correct local check (Double, smooth at the sampled points). A layer
         /// of layers (a residual block, a nested sequence) is held to `endToEndTolerance` instead:
         /// a perturbation of a weight inside it moves many units through its nonlinearities, as end
@@ -58,6 +65,8 @@ public enum GradientCheck {
         public var rows: [Row]
         public var samples: Int
         public var loss: Double
+        /// The fewest and most coordinates compared end to end in one tensor.
+        public var endToEndCoordinates: ClosedRange<Int>
         public var passed: Bool { rows.allSatisfy(\.passed) }
 
         /// The layer to blame: the first whose own backward is wrong; failing that (every layer
@@ -76,7 +85,9 @@ public enum GradientCheck {
         precondition(labels.count == batch && batch <= model.maxBatch)
         let tensors = model.layers.reduce(0) { $0 + $1.parameterShapes.count }
         let total = tensors + model.layers.count
-        let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context, options: options) {
+        let allotted = endToEndCoordinates(tensors: tensors, options: options)
+        let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context,
+                                          coordinates: allotted, options: options) {
             progress($0, total)
         }
         try model.forward(batch: batch, context: context)
@@ -100,7 +111,17 @@ public enum GradientCheck {
             offset += layer.parameterShapes.reduce(0) { $0 + $1.count }
             progress(tensors + index + 1, total)
         }
-        return Report(rows: rows, samples: batch, loss: loss)
+        return Report(rows: rows, samples: batch, loss: loss,
+                      endToEndCoordinates: (allotted.min() ?? options.coordinates)...(allotted.max() ?? options.coordinates))
+    }
+
+    /// The coordinates each of `tensors` parameter tensors has compared end to end, in model order:
+    /// `coordinates * endToEndFullTensors` shared evenly, the later tensors (the cheaper) taking
+    /// what does not divide; at most `coordinates`, at least one.
+    static func endToEndCoordinates(tensors: Int, options: Options) -> [Int] {
+        let total = options.coordinates * options.endToEndFullTensors
+        let each = total / max(tensors, 1), extra = total % max(tensors, 1)
+        return (0..<tensors).map { max(1, min(options.coordinates, each + ($0 >= tensors - extra ? 1 : 0))) }
     }
 
     /// The mean loss over the batch; with `gradient`, its gradient goes to `model.outputGradient`.
@@ -111,10 +132,10 @@ public enum GradientCheck {
         }
     }
 
-    /// Each parameter tensor's end-to-end error, by state-dict name (nil: unresolved); `finished(n)`
-    /// after the n-th tensor.
+    /// Each parameter tensor's end-to-end error, by state-dict name (nil: unresolved), on
+    /// `coordinates[k]` coordinates of the k-th tensor; `finished(n)` after the n-th tensor.
     private static func endToEndErrors(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
-                                       options: Options, finished: (Int) -> Void) throws -> [String: Double?] {
+                                       coordinates: [Int], options: Options, finished: (Int) -> Void) throws -> [String: Double?] {
         try model.forward(batch: batch, context: context)
         let base = crossEntropy(model: model, batch: batch, labels: labels, gradient: true)
         try model.backward(batch: batch, context: context)
@@ -123,21 +144,23 @@ public enum GradientCheck {
         // What the loss's rounding lets central differences resolve, with margin.
         let floor = 1e5 * (abs(base) + 1).ulp / h
         var errors: [String: Double?] = [:]
-        var offset = 0
+        var offset = 0, tensor = 0
         for (index, layer) in model.layers.enumerated() {
             for shape in layer.parameterShapes {
                 let values = model.parameters.pointer + offset
-                let picks = sample(count: shape.count, limit: 3 * options.coordinates,
+                let limit = coordinates[tensor]
+                let picks = sample(count: shape.count, limit: 3 * limit,
                                    random: CounterRandom(options.seed, 0xE2E, UInt64(index), UInt64(offset)))
                 let first = offset
-                let comparison = try compare(values, picks: picks, limit: options.coordinates, h: h, floor: floor, base: base,
+                let comparison = try compare(values, picks: picks, limit: limit, h: h, floor: floor, base: base,
                                              analytic: { analytic[first + $0] }) {
                     try model.forward(batch: batch, context: context, fromLayer: index)
                     return crossEntropy(model: model, batch: batch, labels: labels, gradient: false)
                 }
                 errors["\(index).\(shape.name)"] = comparison.error
                 offset += shape.count
-                finished(errors.count)
+                tensor += 1
+                finished(tensor)
                 // The last evaluation left the activations after this layer perturbed; later layers start from them.
                 try model.forward(batch: batch, context: context, fromLayer: index)
             }
