@@ -99,6 +99,54 @@ held_in_page() {
     return 0
 }
 
+# mpirun_noise LINE: whether LINE is one of mpirun's that tell the user nothing here:
+# - "mpirun: Forwarding signal 10 to job": the SIGUSR1 passed on here, not the signal the user sent;
+# - "[host:pid] 1 more process has sent help message ..." and "[host:pid] Set MCA parameter
+#   "orte_base_help_aggregate" ...": the count of messages held back, and how to see them all;
+# - "[host:pid] [[job,0],0] ORTE_ERROR_LOG: ... show_help.c at line N": mpirun mixing up two workers'
+#   MPI_Abort notices at once (OpenMPI 4.1).
+mpirun_noise() {
+    [[ $1 == "mpirun: Forwarding signal "* ]] ||
+        [[ $1 =~ ^\[[^]]+\]\ ([0-9]+\ more\ process.*sent\ help\ message|Set\ MCA\ parameter\ \"orte_base_help_aggregate\") ]] ||
+        [[ $1 =~ ^\[[^]]+\]\ \[\[[0-9]+,[0-9]+\],[0-9]+\]\ ORTE_ERROR_LOG:\ .*show_help\.c\ at\ line\ [0-9]+$ ]]
+}
+
+# copy_mpirun_output: run_mpirun's reader of mpirun's standard output (the workers' lines, and a
+# remote daemon's own through its remote shell): every line on to this script's, but mpirun's pages.
+copy_mpirun_output() {
+    trap '' INT HUP
+    local framed=0 message= line
+    while IFS= read -r line || [ -n "$line" ]; do
+        held_in_page "$line" || printf '%s\n' "$line"
+    done
+    touch "$finished_out"
+}
+
+# read_mpirun_errors: run_mpirun's reader of mpirun's standard error: mpirun's pages and noise held
+# back, rank 0's start line taken out, and every other line on to this script's, noting for
+# run_mpirun a worker's error and the stop line (which names the signal this script got, not the
+# SIGUSR1 it passed on).
+read_mpirun_errors() {
+    trap '' INT HUP
+    local framed=0 message= line
+    while IFS= read -r line; do
+        held_in_page "$line" || mpirun_noise "$line" && continue
+        if [ "$line" = "$start_line" ]; then
+            touch "$started"
+            continue
+        fi
+        if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then
+            line=${line/ by SIGUSR1;/ by $(<"$received");}
+        fi
+        printf '%s\n' "$line" >&2
+        case $line in
+            error:*) touch "$flag" ;;
+            "stopped at step "*) touch "$checkpointed" ;;
+        esac
+    done
+    touch "$finished"
+}
+
 # run_mpirun ARGS...: runs mpirun with ARGS. SIGTERM, SIGINT and SIGHUP are passed on to mpirun once,
 # as SIGUSR1, which mpirun hands to every worker, on every host, and goes on: the workers stop at the
 # same step, checkpoint it and exit 75, and mpirun with them. (A SIGTERM or SIGINT makes mpirun end
@@ -128,37 +176,7 @@ run_mpirun() {
     trap 'pass_on_stop SIGTERM' TERM
     trap 'pass_on_stop SIGINT' INT
     trap 'pass_on_stop SIGHUP' HUP
-    setsid mpirun -x COHORT_START_LINE="$start_line" "$@" > >(trap '' INT HUP
-                            framed=0 message=
-                            while IFS= read -r line || [ -n "$line" ]; do
-                                held_in_page "$line" || printf '%s\n' "$line"
-                            done
-                            touch "$finished_out") 2> >(trap '' INT HUP
-                            framed=0 message=
-                            while IFS= read -r line; do
-                                if held_in_page "$line"; then
-                                    :
-                                elif [ "$line" = "$start_line" ]; then
-                                    touch "$started"
-                                elif [[ $line == "mpirun: Forwarding signal "* ]]; then
-                                    :  # the SIGUSR1 passed on here, not the signal the user sent
-                                elif [[ $line =~ ^\[[^]]+\]\ ([0-9]+\ more\ process.*sent\ help\ message|Set\ MCA\ parameter\ \"orte_base_help_aggregate\") ]]; then
-                                    :  # the count of messages held back above, and how to see them all
-                                elif [[ $line =~ ^\[[^]]+\]\ \[\[[0-9]+,[0-9]+\],[0-9]+\]\ ORTE_ERROR_LOG:\ .*show_help\.c\ at\ line\ [0-9]+$ ]]; then
-                                    :  # mpirun mixing up two workers' MPI_Abort notices at once (OpenMPI 4.1)
-                                else
-                                    # The stop line names the signal this script got, not the SIGUSR1 it passed on.
-                                    if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then
-                                        line=${line/ by SIGUSR1;/ by $(<"$received");}
-                                    fi
-                                    printf '%s\n' "$line" >&2
-                                    case $line in
-                                        error:*) touch "$flag" ;;
-                                        "stopped at step "*) touch "$checkpointed" ;;
-                                    esac
-                                fi
-                            done
-                            touch "$finished") &
+    setsid mpirun -x COHORT_START_LINE="$start_line" "$@" > >(copy_mpirun_output) 2> >(read_mpirun_errors) &
     pid=$!
     # Every signal is passed on (a second ends the workers at once, as it does a cohort run itself).
     [ "$stopped" = 0 ] || pass_on_stop
