@@ -148,7 +148,7 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(40.5)), 40)
         XCTAssertEqual(try model.inferenceBatch(upTo: 256, budget: budget(1)), 1)
         XCTAssertThrowsError(try model.inferenceBatch(upTo: 256, budget: budget(0.5))) {
-            XCTAssertEqual(($0 as? CohortError)?.message, "model.layers: the activations of one sample need about 0 MB, more than 80 % of a test's")
+            XCTAssertEqual(($0 as? CohortError)?.message, "model.layers: the activations of one sample need about 0 MB, more than 80 % of a test's; make the model smaller (fewer or narrower layers, a smaller model.input)")
         }
         let keeping = 2 * model.activationBytes(maxBatch: 1) / perSample
         XCTAssertEqual(try model.inferenceBatch(upTo: 256, keepingActivations: true, budget: budget(40.5 * keeping)), 40)

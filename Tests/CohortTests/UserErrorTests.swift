@@ -48,6 +48,17 @@ final class UserErrorTests: XCTestCase {
                      arguments: ["train", "c.yaml"], expected: ["model.layers[0] (gru): hidden_size \(h): its weights need about"])]
     }
 
+    /// A model of which one sample's activations need more than this machine's memory (a
+    /// 1,048,576-channel convolution of the 6 x 6 input, then ReLUs, each ~0.6 GB a sample with its
+    /// gradient and workspace): no batch size helps, so the message asks for a smaller model.
+    func oneSamplePastTheMemory() -> Case {
+        let layers = Int(Double(ProcessInfo.processInfo.physicalMemory) / 0.6e9) + 2
+        let text = "    - conv2d: {out_channels: 1048576, kernel_size: 1}\n" + String(repeating: "    - relu: {}\n", count: layers)
+            + "    - adaptiveavgpool2d: {output_size: 1}\n    - flatten: {}\n    - dense: {out_features: 4}"
+        return Case(name: "one sample past the memory", files: yaml(config(layers: text)), arguments: ["train", "c.yaml"],
+                    expected: ["c.yaml: model.layers: the activations of one sample need about", "make the model smaller"])
+    }
+
     struct Case {
         var name: String
         var files: [String: Data] = [:]
@@ -242,7 +253,7 @@ final class UserErrorTests: XCTestCase {
             Case(name: "unknown option under mpirun", arguments: ["train", "good.yaml", "--bogus"],
                  expected: ["Unknown option '--bogus' (see 'cohort train --help')"], workers: 2),
             Case(name: "bad config under mpirun", files: ["c.yaml": Data(config(["lr: 0.05": "lr: -1"]).utf8)], arguments: ["train", "c.yaml"], expected: ["optimizer.lr: must be > 0 and within float32's range, got -1"], workers: 2),
-        ] + recurrentWeightsPastTheMemory()
+        ] + recurrentWeightsPastTheMemory() + [oneSamplePastTheMemory()]
         var errors: [String: String] = [:]
         for item in cases {
             for (name, data) in item.files { try data.write(to: directory.appendingPathComponent(name)) }

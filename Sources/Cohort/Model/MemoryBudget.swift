@@ -34,10 +34,17 @@ public struct MemoryBudget: Sendable {
     }
 
     /// Whether `bytes` fit in 80 % of the budget (the rest for what is not counted).
-    public func holds(_ bytes: Double) -> Bool { bytes < self.bytes * 0.8 }
+    public func holds(_ bytes: Double) -> Bool { bytes <= self.bytes * 0.8 }
 
     /// What `holds` allows, for messages: "80 % of this machine's 23.5 GiB".
     public var allowance: String { "80 % of " + description }
+
+    /// Throws where one sample's buffers, `perSample` bytes, do not fit: no batch size helps then,
+    /// the model is what to change. `source`: the config's path, to begin the message with.
+    func checkOneSample(_ perSample: Double, source: String? = nil) throws {
+        guard !holds(perSample) else { return }
+        throw CohortError((source.map { "\($0): " } ?? "") + "model.layers: the activations of one sample need about \(memorySize(perSample)), more than \(allowance); make the model smaller (fewer or narrower layers, a smaller model.input)")
+    }
 }
 
 extension Model {
@@ -49,11 +56,8 @@ extension Model {
     /// `reserve`. Throws where one sample does not fit.
     public func inferenceBatch(upTo limit: Int, keepingActivations: Bool = false, budget: MemoryBudget = .current()) throws -> Int {
         let perSample = 2 * (keepingActivations ? activationBytes(maxBatch: 1) : inferenceBytes(maxBatch: 1))
-        let fitting = budget.bytes * 0.8 / perSample
-        guard fitting >= 1 else {
-            throw CohortError("model.layers: the activations of one sample need about \(memorySize(perSample)), more than \(budget.allowance)")
-        }
-        return Int(min(Double(limit), fitting.rounded(.down)))
+        try budget.checkOneSample(perSample)
+        return Int(min(Double(limit), max(1, (budget.bytes * 0.8 / perSample).rounded(.down))))
     }
 }
 

@@ -114,11 +114,7 @@ public final class Trainer {
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
         let budget = MemoryBudget.current()
         guard budget.holds(activationBytes) else {
-            // Where one sample is too many, no batch size helps: the model is what to change.
-            let perSample = 2 * model.activationBytes(maxBatch: 1)
-            if !budget.holds(perSample) {
-                throw CohortError("\(config.sourcePath): model.layers: the activations of one sample need about \(memorySize(perSample)), more than \(budget.allowance); make the model smaller (fewer or narrower layers, a smaller model.input)")
-            }
+            try budget.checkOneSample(2 * model.activationBytes(maxBatch: 1), source: config.sourcePath)
             throw CohortError("\(config.sourcePath): train.batch_size: \(maxLocal) samples per worker and micro-batch need about \(memorySize(activationBytes)) of activations, more than \(budget.allowance); lower the batch size, use more workers or raise train.accumulate")
         }
         // Every worker on a node holds its own copy of gzip (and CIFAR) data; memory-mapped files only what it reads.
