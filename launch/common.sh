@@ -153,8 +153,9 @@ read_mpirun_errors() {
 # the job itself: it kills workers whose step outlasts its grace, and stops reading their output, on
 # which a worker that prints much then blocks.) mpirun runs in a session of its own, so that a
 # terminal's Ctrl-C (sent to the whole foreground process group) does not reach it. Once a worker has
-# reported an error, mpirun gets `grace` seconds to end the job: past that (its link to a host is cut
-# and it waits on TCP retransmissions) it is ended here, with its remote shells.
+# reported an error, mpirun gets `grace` seconds to end the job (it takes about 1 s on one host):
+# past that (its link to a host is cut and it waits on TCP retransmissions) it is ended here, with its
+# remote shells, whose daemons then end their workers.
 #
 # Rank 0 writes `start_line` (passed as COHORT_START_LINE) once every worker has started; until it
 # comes, a stop request ends the launch at once, and `start_timeout` seconds (0: no limit; set by
@@ -165,7 +166,7 @@ read_mpirun_errors() {
 # worker starts, the first says why (--quiet would hide some of them, such as a refused binding, and
 # print others whole). A remote daemon's messages come on standard output, through its remote shell.
 run_mpirun() {
-    local stopped=0 status grace=15 flag said finished finished_out checkpointed started received
+    local stopped=0 status grace=5 flag said finished finished_out checkpointed started received
     flag=$(mktemp)
     rm -f "$flag"
     said=$flag.said finished=$flag.finished finished_out=$flag.finished-out checkpointed=$flag.checkpointed started=$flag.started received=$flag.received
@@ -180,15 +181,16 @@ run_mpirun() {
     pid=$!
     # Every signal is passed on (a second ends the workers at once, as it does a cohort run itself).
     [ "$stopped" = 0 ] || pass_on_stop
-    local waited=0 starting=0 unstarted=0
+    # Ticks of 0.2 s: a run's end is seen that soon after mpirun's.
+    local ticks_per_second=5 waited=0 starting=0 unstarted=0
     while kill -0 "$pid" 2>/dev/null; do
-        sleep 1 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
+        sleep 0.2 || true  # a Ctrl-C ends the sleep too (the trap runs, the loop goes on)
         if [ -e "$flag" ]; then
             waited=$((waited + 1))
-            if [ "$waited" -ge "$grace" ]; then kill_session "$pid"; fi
+            if [ "$waited" -ge $((grace * ticks_per_second)) ]; then kill_session "$pid"; fi
         elif [ ! -e "$started" ]; then
             starting=$((starting + 1))
-            if [ "$start_timeout" -gt 0 ] && [ "$starting" -ge "$start_timeout" ]; then
+            if [ "$start_timeout" -gt 0 ] && [ "$starting" -ge $((start_timeout * ticks_per_second)) ]; then
                 unstarted=1
                 kill_session "$pid"
             fi
