@@ -85,18 +85,30 @@ pass_on_stop() {
 }
 
 # held_in_page LINE: whether LINE is part of one of mpirun's messages framed by lines of dashes (a
-# reader's state: `framed`, `message`); the closing line appends the message to $said as one line.
+# reader's state: `page`, the lines of the message so far, empty outside one); the closing line
+# appends the message to $said as one line. A message still open when the stream ends was none:
+# `release_page` prints its lines as they came.
 held_in_page() {
-    if [[ $1 =~ ^-{20,}$ ]]; then
-        [ "$framed" = 1 ] && printf '%s\n' "$message" >> "$said"
-        framed=$((1 - framed)) message=
+    if [ ${#page[@]} -eq 0 ]; then
+        [[ $1 =~ ^-{20,}$ ]] || return 1
+        page=("$1")
         return 0
     fi
-    [ "$framed" = 1 ] || return 1
-    local words
-    read -r -a words <<<"$1"
-    [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
-    return 0
+    if [[ $1 =~ ^-{20,}$ ]]; then
+        local held words message=
+        for held in "${page[@]:1}"; do
+            read -r -a words <<<"$held"
+            [ ${#words[@]} -gt 0 ] && message+="${message:+ }${words[*]}"
+        done
+        printf '%s\n' "$message" >> "$said"
+        page=()
+        return 0
+    fi
+    page+=("$1")
+}
+
+release_page() {
+    [ ${#page[@]} -eq 0 ] || printf '%s\n' "${page[@]}" 2>/dev/null || true
 }
 
 # mpirun_noise LINE: whether LINE is one of mpirun's that tell the user nothing here:
@@ -113,12 +125,15 @@ mpirun_noise() {
 
 # copy_mpirun_output: run_mpirun's reader of mpirun's standard output (the workers' lines, and a
 # remote daemon's own through its remote shell): every line on to this script's, but mpirun's pages.
+# Where that output cannot be written (a full disk, a closed pipe or terminal), the lines are read
+# and dropped: mpirun, writing to a reader that had ended, would end the job on SIGPIPE.
 copy_mpirun_output() {
-    trap '' INT HUP
-    local framed=0 message= line
+    trap '' INT HUP PIPE
+    local page=() line
     while IFS= read -r line || [ -n "$line" ]; do
-        held_in_page "$line" || printf '%s\n' "$line"
+        held_in_page "$line" || printf '%s\n' "$line" 2>/dev/null || true
     done
+    release_page
     touch "$finished_out"
 }
 
@@ -127,8 +142,8 @@ copy_mpirun_output() {
 # run_mpirun a worker's error and the stop line (which names the signal this script got, not the
 # SIGUSR1 it passed on).
 read_mpirun_errors() {
-    trap '' INT HUP
-    local framed=0 message= line
+    trap '' INT HUP PIPE
+    local page=() line
     while IFS= read -r line; do
         held_in_page "$line" || mpirun_noise "$line" && continue
         if [ "$line" = "$start_line" ]; then
@@ -138,12 +153,13 @@ read_mpirun_errors() {
         if [[ $line == "stopped at step "*" by SIGUSR1;"* ]] && [ -s "$received" ]; then
             line=${line/ by SIGUSR1;/ by $(<"$received");}
         fi
-        printf '%s\n' "$line" >&2
+        printf '%s\n' "$line" >&2 2>/dev/null || true
         case $line in
             error:*) touch "$flag" ;;
             "stopped at step "*) touch "$checkpointed" ;;
         esac
     done
+    release_page >&2
     touch "$finished"
 }
 
@@ -201,7 +217,8 @@ run_mpirun() {
     # remote shell of a host cut off, with the daemon's session attached, would hold mpirun's output
     # open and this script with it.
     kill_session "$pid"
-    trap - TERM INT HUP
+    # The job is over: a stop request now has nothing to stop, and the end is reported as it was.
+    trap '' TERM INT HUP
     # The readers of mpirun's output end when their pipes close, just after mpirun.
     local tries=0
     while { [ ! -e "$finished" ] || [ ! -e "$finished_out" ]; } && [ "$tries" -lt 50 ]; do sleep 0.1 || true; tries=$((tries + 1)); done
@@ -210,7 +227,10 @@ run_mpirun() {
     if [ -s "$said" ]; then
         reason=$(head -n 1 "$said")
         daemons=$(grep -m 1 '^ORTE was unable to reliably start one or more daemons' "$said" || true)
-        unreachable=$(sed -n 's/^A process or daemon was unable to complete a TCP connection to another process: Local host: \([^ ]*\) Remote host: \([^ ]*\) .*/\1 could not open a TCP connection to \2/p' "$said" | head -n 1)
+        # Every host that could not connect back (to mpirun's host, the first message's remote).
+        local tcp='^A process or daemon was unable to complete a TCP connection to another process: Local host: \([^ ]*\) Remote host: \([^ ]*\) .*'
+        unreachable=$(sed -n "s/$tcp/\\1/p" "$said" | sort -u | paste -sd ,)
+        [ -z "$unreachable" ] || unreachable="${unreachable//,/, } could not open a TCP connection to $(sed -n "s/$tcp/\\2/p" "$said" | head -n 1)"
         unlaunched=$(sed -n 's/^mpirun was unable to launch the specified application.* Executable: \([^ ]*\) Node: \([^ ]*\) .*/\1 on \2/p' "$said" | head -n 1)
         killed=$(sed -n 's/^mpirun noticed that process rank \([0-9]*\) with PID [0-9]* on node \([^ ]*\) exited on signal \([0-9]* ([^)]*)\).*/(rank \1 on \2) was killed by signal \3/p' "$said" | head -n 1)
     fi

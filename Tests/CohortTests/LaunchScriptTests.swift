@@ -89,13 +89,14 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(result.err, "error: \(directory.path): no cohort binary (build it with 'swift build -c release' or set COHORT_BIN)\n")
     }
 
-    /// A stop signal that comes once mpirun has ended, while the script waits out its poll: the kill
-    /// it forwards finds no process, which under `set -e` ended the script with status 1 and no word.
-    /// An `mpirun` that succeeds at once stands in for a run that has just finished.
+    /// A stop signal that comes once mpirun has ended, while the script waits out its poll or reports
+    /// the end: the kill it forwards finds no process, which under `set -e` ended the script with
+    /// status 1 and no word. An `mpirun` that succeeds at once stands in for a run that has just finished.
     func testAStopSignalAfterMpirunEndedLeavesTheStatusAlone() throws {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
-        let path = try fakeMpirun("#!/bin/sh\nexit 0\n", in: directory)
+        let ended = directory.appendingPathComponent("mpirun-ended").path
+        let path = try fakeMpirun("#!/bin/sh\ntouch \(ended)\nexit 0\n", in: directory)
         let process = Process()
         process.executableURL = projectDirectory.appendingPathComponent("launch/local")
         process.arguments = ["-n", "1", "c.yaml"]
@@ -105,7 +106,8 @@ final class LaunchScriptTests: XCTestCase {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = err
         try process.run()
-        usleep(400_000)  // within the script's one-second poll, mpirun long gone
+        XCTAssertTrue(MPIJob.waitFor(ended, timeout: 30))
+        usleep(20_000)  // mpirun gone; the script in its 0.2 s poll, or reporting the end
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0)
@@ -213,11 +215,14 @@ final class LaunchScriptTests: XCTestCase {
                       "a non-zero exit code. Per user-direction, the job has been aborted.", dashes,
                       dashes, "mpirun noticed that process rank 1 with PID 0 on node node7 exited on signal 9 (Killed).", dashes]
         let frame = String(repeating: "-", count: 60)
-        let unreachable = [frame, "A process or daemon was unable to complete a TCP connection", "to another process:",
-                           "  Local host:    node7", "  Remote host:   login1", "This is usually caused by a firewall on the remote host. Please",
-                           "check that any firewall (e.g., iptables) has been disabled and", "try again.", frame].map { ">" + $0 }
+        func tcpPage(_ host: String) -> [String] {
+            [frame, "A process or daemon was unable to complete a TCP connection", "to another process:",
+             "  Local host:    \(host)", "  Remote host:   login1", "This is usually caused by a firewall on the remote host. Please",
+             "check that any firewall (e.g., iptables) has been disabled and", "try again.", frame].map { ">" + $0 }
+        }
+        let unreachable = tcpPage("node8") + tcpPage("node7") + tcpPage("node8")
             + [dashes, "ORTE was unable to reliably start one or more daemons.", "This usually is caused by:", dashes]
-        for (lines, status, expected) in [(unreachable, 1, "error: mpirun could not start its daemon on every host: node7 could not open a TCP connection to login1 (a firewall there, a link down, or no interface in common: see --mca oob_tcp_if_include); no worker ran\n"),
+        for (lines, status, expected) in [(unreachable, 1, "error: mpirun could not start its daemon on every host: node7, node8 could not open a TCP connection to login1 (a firewall there, a link down, or no interface in common: see --mca oob_tcp_if_include); no worker ran\n"),
                                           (unlaunched, 132, "error: mpirun could not run /opt/cohort/bin/cohort on node7 (no such file there, or not executable); no worker ran\n"),
                                           (killed, 137, "error: a worker (rank 1 on node7) was killed by signal 9 (Killed) and the job ended; continue with --resume auto\n"),
                                           ([], 213, "error: mpirun ended (exit 213) before the workers had started (a host lost, or mpirun killed); no worker ran\n")] {
@@ -230,6 +235,43 @@ final class LaunchScriptTests: XCTestCase {
             XCTAssertEqual(result.err, expected)
             XCTAssertEqual(result.out, "")
         }
+    }
+
+    /// Standard output that cannot be written (a full disk; a closed pipe or terminal) leaves the run
+    /// alone, its lines read and dropped: the reader of mpirun's output had ended at the first failed
+    /// write, and mpirun, writing on, on SIGPIPE (a 400-step run killed at step 356, exit 1). An
+    /// `mpirun` that prints 3,000 lines stands in.
+    func testOutputThatCannotBeWrittenLeavesTheRunAlone() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let path = try fakeMpirun("#!/bin/bash\nfor i in $(seq 1 3000); do echo \"step $i\"; done\necho finished >&2\nexit 0\n", in: directory)
+        let process = Process()
+        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
+        process.arguments = ["-n", "2", "c.yaml"]
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path, "PATH": path]) { $1 }
+        let err = Pipe()
+        process.standardOutput = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+        process.standardError = err
+        try process.run()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, errText)
+        XCTAssertEqual(errText, "finished\n")
+    }
+
+    /// A line of dashes that no second one closes was no message of mpirun's: it and the lines after
+    /// it are printed as they came, where they had been held back to the end and lost.
+    func testAnUnclosedFrameIsPrinted() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let dashes = String(repeating: "-", count: 30)
+        let path = try fakeMpirun("#!/bin/bash\necho before\necho \(dashes)\necho '  after'\necho done: 3 steps\necho \(dashes) >&2\necho stray >&2\nexit 0\n", in: directory)
+        let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
+                                    environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertEqual(result.out, "before\n\(dashes)\n  after\ndone: 3 steps\n")
+        XCTAssertEqual(result.err, "\(dashes)\nstray\n")
     }
 
     /// A host's remote shell that never comes back (ssh to a host that hangs): mpirun waits for it
