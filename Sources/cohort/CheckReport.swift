@@ -42,7 +42,7 @@ enum CheckReport {
         let shared = report.endToEndCoordinates.lowerBound < coordinates
         let endToEnd = report.endToEndCoordinates.count == 1 ? "\(report.endToEndCoordinates.lowerBound)"
             : "\(report.endToEndCoordinates.lowerBound)-\(report.endToEndCoordinates.upperBound)"
-        var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinates per tensor"
+        var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinate\(coordinates == 1 ? "" : "s") per tensor"
                      + (shared ? " (\(endToEnd) end to end, shared among many tensors)" : "") + "; loss \(String(format: "%.4f", report.loss)):"]
         let header = ["layer", "kind", "tensor", "local error", "end-to-end error", "result"]
         var rows: [[String]] = []
