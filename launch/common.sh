@@ -107,6 +107,7 @@ held_in_page() {
     page+=("$1")
 }
 
+# release_page: prints the lines of a message still open (`page`), as they came.
 release_page() {
     [ ${#page[@]} -eq 0 ] || printf '%s\n' "${page[@]}" 2>/dev/null || true
 }

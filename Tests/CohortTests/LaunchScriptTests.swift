@@ -18,6 +18,22 @@ final class LaunchScriptTests: XCTestCase {
         return script
     }
 
+    /// `launch/SCRIPT ARGUMENTS` in `directory`, started, with `environment` added to this process's,
+    /// standard output to `output` (default: nowhere); returns it and the pipe of its standard error.
+    func startLaunch(_ script: String, _ arguments: [String], in directory: URL, environment: [String: String],
+                     output: FileHandle = .nullDevice) throws -> (process: Process, err: Pipe) {
+        let process = Process()
+        process.executableURL = projectDirectory.appendingPathComponent("launch/\(script)")
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let err = Pipe()
+        process.standardOutput = output
+        process.standardError = err
+        try process.run()
+        return (process, err)
+    }
+
     /// `text` as the `mpirun` of `directory/bin`; returns a PATH on which it comes first.
     func fakeMpirun(_ text: String, in directory: URL) throws -> String {
         let bin = directory.appendingPathComponent("bin")
@@ -97,15 +113,8 @@ final class LaunchScriptTests: XCTestCase {
         try writeSmallRun(in: directory, steps: 3)
         let ended = directory.appendingPathComponent("mpirun-ended").path
         let path = try fakeMpirun("#!/bin/sh\ntouch \(ended)\nexit 0\n", in: directory)
-        let process = Process()
-        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
-        process.arguments = ["-n", "1", "c.yaml"]
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path, "PATH": path]) { $1 }
-        let err = Pipe()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = err
-        try process.run()
+        let (process, err) = try startLaunch("local", ["-n", "1", "c.yaml"], in: directory,
+                                             environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
         XCTAssertTrue(MPIJob.waitFor(ended, timeout: 30))
         usleep(20_000)  // mpirun gone; the script in its 0.2 s poll, or reporting the end
         kill(process.processIdentifier, SIGINT)
@@ -138,16 +147,9 @@ final class LaunchScriptTests: XCTestCase {
         for (mode, signals, status, lastLine) in [("checkpoint", 1, Int32(75), "stopped at step 3 by SIGINT; checkpoint run/checkpoints/3; continue with: x"),
                                                   ("lost", 2, 1, "error: the job ended on the stop request before rank 0 took a checkpoint (during start-up, or a second signal); nothing new to resume from")] {
             let log = directory.appendingPathComponent("usr1-\(mode)")
-            let process = Process()
-            process.executableURL = projectDirectory.appendingPathComponent("launch/local")
-            process.arguments = ["-n", "1", "c.yaml"]
-            process.currentDirectoryURL = directory
-            process.environment = ProcessInfo.processInfo.environment.merging(
-                ["COHORT_BIN": try cohortBinary().path, "PATH": path, "FAKE_LOG": log.path, "FAKE_MODE": mode]) { $1 }
-            let err = Pipe()
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = err
-            try process.run()
+            let (process, err) = try startLaunch("local", ["-n", "1", "c.yaml"], in: directory,
+                                                 environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path,
+                                                               "FAKE_LOG": log.path, "FAKE_MODE": mode])
             XCTAssertTrue(MPIJob.waitFor(log.path + ".ready"), "the fake mpirun did not start")
             // A signal the script does not pass on would leave both waiting for ever.
             let fakePID = Int32((try? String(contentsOf: URL(fileURLWithPath: log.path + ".ready"), encoding: .utf8))?
@@ -245,15 +247,9 @@ final class LaunchScriptTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         try writeSmallRun(in: directory, steps: 3)
         let path = try fakeMpirun("#!/bin/bash\nfor i in $(seq 1 3000); do echo \"step $i\"; done\necho finished >&2\nexit 0\n", in: directory)
-        let process = Process()
-        process.executableURL = projectDirectory.appendingPathComponent("launch/local")
-        process.arguments = ["-n", "2", "c.yaml"]
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(["COHORT_BIN": try cohortBinary().path, "PATH": path]) { $1 }
-        let err = Pipe()
-        process.standardOutput = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
-        process.standardError = err
-        try process.run()
+        let (process, err) = try startLaunch("local", ["-n", "2", "c.yaml"], in: directory,
+                                             environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path],
+                                             output: try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full")))
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0, errText)
@@ -290,15 +286,7 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(waited.status, 1)
         XCTAssertEqual(waited.err, "error: the workers had not started 3 s after mpirun began: a host's remote shell has not come back (a host down or not answering ssh; COHORT_START_TIMEOUT sets the wait); no worker ran\n")
 
-        let process = Process()
-        process.executableURL = projectDirectory.appendingPathComponent("launch/hosts")
-        process.arguments = ["hosts", "c.yaml"]
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let (process, err) = try startLaunch("hosts", ["hosts", "c.yaml"], in: directory, environment: environment)
         sleep(2)
         let stopAt = Date()
         kill(process.processIdentifier, SIGTERM)
