@@ -237,8 +237,8 @@ public enum GradientCheck {
     /// norm's bias over 256 samples, its ReLU's kinks within the step of some of 200,000 values,
     /// failed at 4.5e-4).
     static func compare(_ values: UnsafeMutablePointer<Double>, picks: [Int], limit: Int, h: Double, floor: Double, kink: Double,
-                                base: Double, analytic: (Int) -> Double,
-                                _ f: () throws -> Double) throws -> (error: Double?, checked: Int, skipped: Int) {
+                        base: Double, analytic: (Int) -> Double,
+                        _ f: () throws -> Double) throws -> (error: Double?, checked: Int, skipped: Int) {
         var pairs: [(analytic: Double, numeric: Double)] = []
         var skipped = 0
         for i in picks where pairs.count < limit {
