@@ -127,9 +127,11 @@ mpirun_noise() {
 # copy_mpirun_output: run_mpirun's reader of mpirun's standard output (the workers' lines, and a
 # remote daemon's own through its remote shell): every line on to this script's, but mpirun's pages.
 # Where that output cannot be written (a full disk, a closed pipe or terminal), the lines are read
-# and dropped: mpirun, writing to a reader that had ended, would end the job on SIGPIPE.
+# and dropped: mpirun, writing to a reader that had ended, would end the job on SIGPIPE. Both readers
+# ignore the stop signals, which reach them too when sent to the script's process group (`timeout`,
+# `kill -- -PGID`): they end with mpirun's output, after the stop line.
 copy_mpirun_output() {
-    trap '' INT HUP PIPE
+    trap '' INT HUP TERM PIPE
     local page=() line
     while IFS= read -r line || [ -n "$line" ]; do
         held_in_page "$line" || printf '%s\n' "$line" 2>/dev/null || true
@@ -143,9 +145,9 @@ copy_mpirun_output() {
 # run_mpirun a worker's error and the stop line (which names the signal this script got, not the
 # SIGUSR1 it passed on).
 read_mpirun_errors() {
-    trap '' INT HUP PIPE
+    trap '' INT HUP TERM PIPE
     local page=() line
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do
         held_in_page "$line" || mpirun_noise "$line" && continue
         if [ "$line" = "$start_line" ]; then
             touch "$started"

@@ -47,7 +47,7 @@ struct CheckOptions: ParsableArguments {
     @Option(name: .customLong("steps"), parsing: .unconditional, help: "Training steps to watch for statistics and NaN (default: 3).")
     var givenSteps: Int?
 
-    @Option(name: .customLong("coordinates"), parsing: .unconditional, help: "Coordinates compared per tensor in the gradient check (default: 30); end to end, a model of more than 20 tensors shares 20 tensors' worth among them.")
+    @Option(name: .customLong("coordinates"), parsing: .unconditional, help: "Coordinates compared per tensor in the gradient check, 1 to 1000000 (default: 30); end to end, a model of more than 20 tensors shares 20 tensors' worth among them.")
     var givenCoordinates: Int?
 
     var samples: Int { givenSamples ?? 4 }

@@ -39,11 +39,9 @@ enum CheckReport {
     }
 
     static func gradientLines(_ report: GradientCheck.Report, coordinates: Int) -> [String] {
-        let shared = report.endToEndCoordinates.lowerBound < coordinates
-        let endToEnd = report.endToEndCoordinates.count == 1 ? "\(report.endToEndCoordinates.lowerBound)"
-            : "\(report.endToEndCoordinates.lowerBound)-\(report.endToEndCoordinates.upperBound)"
+        let shared = report.endToEndCoordinates.map { " (\($0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)") end to end, shared among many tensors)" }
         var lines = ["gradient check in Double on \(report.samples) training sample\(report.samples == 1 ? "" : "s") (dropout masks of step 1, batch norm in training mode), up to \(coordinates) coordinate\(coordinates == 1 ? "" : "s") per tensor"
-                     + (shared ? " (\(endToEnd) end to end, shared among many tensors)" : "") + "; loss \(String(format: "%.4f", report.loss)):"]
+                     + (shared ?? "") + "; loss \(String(format: "%.4f", report.loss)):"]
         let header = ["layer", "kind", "tensor", "local error", "end-to-end error", "result"]
         var rows: [[String]] = []
         for row in report.rows {

@@ -54,6 +54,19 @@ final class DebugModeTests: XCTestCase {
         XCTAssertEqual(GradientCheck.endToEndCoordinates(tensors: 900, options: options), Array(repeating: 1, count: 900))
     }
 
+    /// Tensors smaller than their share are compared whole, as alone: nothing was shared (the
+    /// header said "(14-15 end to end, shared among many tensors)" of 42 one-value tensors).
+    func testTensorsSmallerThanTheirShareAreNotCalledShared() throws {
+        var layers: [any Layer<Double>] = []
+        for index in 0..<20 {
+            layers.append(try Dense<Double>(input: [1], outFeatures: 1, bias: true, initializer: LayerInit(weight: .constant(1)),
+                                            index: LayerPlace(integerLiteral: index)))
+        }
+        layers.append(try Dense<Double>(input: [1], outFeatures: 2, bias: true, initializer: LayerInit(), index: 20))
+        let report = try gradientCheck(layers, input: [1])
+        XCTAssertNil(report.endToEndCoordinates)
+    }
+
     /// A deep chain (21 orthogonal dense layers, which keep the gradient's size: 42 tensors, 14 or
     /// 15 coordinates each end to end) with the dx of a layer near its input wrong: every weight
     /// below it still fails end to end, every one above passes.

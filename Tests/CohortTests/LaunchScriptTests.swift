@@ -270,6 +270,18 @@ final class LaunchScriptTests: XCTestCase {
         XCTAssertEqual(result.err, "\(dashes)\nstray\n")
     }
 
+    /// A worker's last line of standard error without its newline (cut off as the job ended) was
+    /// dropped, an error with it: mpirun's status alone was reported.
+    func testALastErrorLineWithoutANewlineIsKept() throws {
+        let directory = try temporaryDirectory(self)
+        try writeSmallRun(in: directory, steps: 3)
+        let path = try fakeMpirun("#!/bin/bash\nprintf 'error: c.yaml: cut off' >&2\nexit 1\n", in: directory)
+        let result = try runProcess(projectDirectory.appendingPathComponent("launch/local"), ["-n", "2", "c.yaml"], in: directory,
+                                    environment: ["COHORT_BIN": try cohortBinary().path, "PATH": path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.err, "error: c.yaml: cut off\n")
+    }
+
     /// A host's remote shell that never comes back (ssh to a host that hangs): mpirun waits for it
     /// forever, a stop request included, and said nothing. The launch now ends after
     /// COHORT_START_TIMEOUT seconds with one line, and at once on a stop request.

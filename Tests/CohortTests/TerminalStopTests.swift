@@ -15,6 +15,12 @@ final class TerminalStopTests: XCTestCase {
         try stopFromTheTerminal(with: SIGHUP, twice: false)
     }
 
+    /// `timeout` and `kill -- -PGID` send SIGTERM to the whole group too: it ended the script's
+    /// readers of mpirun's output, and the stop line was lost (exit 75 6 s later, no word).
+    func testASIGTERMToTheGroupStopsEveryWorkerAfterACheckpoint() throws {
+        try stopFromTheTerminal(with: SIGTERM, twice: false)
+    }
+
     /// Starts `launch/local -n 2` as the leader of a process group of its own (as a shell starts a
     /// foreground job), sends `signal` to the group once training has checkpointed (`twice`: again
     /// a moment later, an impatient user), and checks the stop.
@@ -40,7 +46,7 @@ final class TerminalStopTests: XCTestCase {
         }
         let launcher = projectDirectory.appendingPathComponent("launch/local").path
         // The stop line names the signal the user sent (it said SIGUSR1, what the script passes on).
-        let step = try assertStopped(process, err, latest: latest, by: signal == SIGINT ? "SIGINT" : "SIGHUP", continueWith: "\(launcher) -n 2 c.yaml --resume auto")
+        let step = try assertStopped(process, err, latest: latest, by: signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "SIGHUP", continueWith: "\(launcher) -n 2 c.yaml --resume auto")
         // Nothing goes on after the launcher has returned.
         sleep(2)
         XCTAssertEqual(try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), step)

@@ -65,8 +65,9 @@ public enum GradientCheck {
         public var rows: [Row]
         public var samples: Int
         public var loss: Double
-        /// The fewest and most coordinates compared end to end in one tensor.
-        public var endToEndCoordinates: ClosedRange<Int>
+        /// The fewest and most coordinates allotted to a tensor end to end, where a tensor got fewer
+        /// than it would have alone (shared among many tensors); nil where none did.
+        public var endToEndCoordinates: ClosedRange<Int>?
         public var passed: Bool { rows.allSatisfy(\.passed) }
 
         /// The layer to blame: the first whose own backward is wrong; failing that (every layer
@@ -86,6 +87,8 @@ public enum GradientCheck {
         let tensors = model.layers.reduce(0) { $0 + $1.parameterShapes.count }
         let total = tensors + model.layers.count
         let allotted = endToEndCoordinates(tensors: tensors, options: options)
+        let tensorSizes = model.layers.flatMap { $0.parameterShapes.map(\.count) }
+        let shared = zip(allotted, tensorSizes).contains { $0 < min(options.coordinates, $1) }
         let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context,
                                           coordinates: allotted, options: options) {
             progress($0, total)
@@ -112,7 +115,7 @@ public enum GradientCheck {
             progress(tensors + index + 1, total)
         }
         return Report(rows: rows, samples: batch, loss: loss,
-                      endToEndCoordinates: (allotted.min() ?? options.coordinates)...(allotted.max() ?? options.coordinates))
+                      endToEndCoordinates: shared ? allotted.min()!...allotted.max()! : nil)
     }
 
     /// The coordinates each of `tensors` parameter tensors has compared end to end, in model order:
