@@ -116,9 +116,9 @@ func runWorker(_ body: (MPICommunicator) throws -> Int32) -> Never {
     }
 }
 
-/// Tells `launch/hosts` that every worker has started (every host's daemon answered mpirun): rank 0
-/// writes the line the script asked for in `COHORT_START_LINE` to standard error, where the script
-/// reads it and keeps it out of what it prints.
+/// Tells the launch scripts (`run_mpirun` in launch/common.sh) that every worker has started (every
+/// host's daemon answered mpirun): rank 0 writes the line the script asked for in
+/// `COHORT_START_LINE` to standard error, where the script reads it and keeps it out of what it prints.
 func announceStart(_ communicator: MPICommunicator) {
     guard communicator.isCoordinator, let line = ProcessInfo.processInfo.environment["COHORT_START_LINE"], !line.isEmpty else { return }
     printError(line)

@@ -84,10 +84,9 @@ public enum GradientCheck {
     public static func run(model: Model<Double>, batch: Int, labels: [Int32], context: StepContext,
                            options: Options = Options(), progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Report {
         precondition(labels.count == batch && batch <= model.maxBatch)
-        let tensors = model.layers.reduce(0) { $0 + $1.parameterShapes.count }
-        let total = tensors + model.layers.count
-        let allotted = endToEndCoordinates(tensors: tensors, options: options)
         let tensorSizes = model.layers.flatMap { $0.parameterShapes.map(\.count) }
+        let tensors = tensorSizes.count, total = tensors + model.layers.count
+        let allotted = endToEndCoordinates(tensors: tensors, options: options)
         let shared = zip(allotted, tensorSizes).contains { $0 < min(options.coordinates, $1) }
         let endToEnd = try endToEndErrors(model: model, batch: batch, labels: labels, context: context,
                                           coordinates: allotted, options: options) {
