@@ -144,7 +144,8 @@ public enum GradientCheck {
         let analytic = Array(model.gradients.buffer)
         let h = 1e-6
         // What the loss's rounding lets central differences resolve, with margin.
-        let floor = 1e5 * (abs(base) + 1).ulp / h
+        let rounding = (abs(base) + 1).ulp / h
+        let floor = 1e5 * rounding
         var errors: [String: Double?] = [:]
         var offset = 0, tensor = 0
         for (index, layer) in model.layers.enumerated() {
@@ -154,7 +155,7 @@ public enum GradientCheck {
                 let picks = sample(count: shape.count, limit: 3 * limit,
                                    random: CounterRandom(options.seed, 0xE2E, UInt64(index), UInt64(offset)))
                 let first = offset
-                let comparison = try compare(values, picks: picks, limit: limit, h: h, floor: floor,
+                let comparison = try compare(values, picks: picks, limit: limit, h: h, rounding: rounding, floor: floor,
                                              kink: options.endToEndTolerance, base: base,
                                              analytic: { analytic[first + $0] }) {
                     try model.forward(batch: batch, context: context, fromLayer: index)
@@ -219,10 +220,11 @@ public enum GradientCheck {
             let rms = (squares / Double(max(tensor.count, 1))).squareRoot()
             // A step relative to the tensor's own scale, so that tiny activations are not jumped over.
             let h = 1e-5 * (rms > 0 ? rms : 1)
-            let floor = 1e3 * (magnitude + .leastNormalMagnitude).ulp / h
+            let rounding = (magnitude + .leastNormalMagnitude).ulp / h
+            let floor = 1e3 * rounding
             let picks = sample(count: tensor.count, limit: 3 * options.coordinates,
                                random: CounterRandom(options.seed, 0x5A3, UInt64(index), UInt64(number)))
-            let comparison = try compare(tensor.values, picks: picks, limit: options.coordinates, h: h, floor: floor,
+            let comparison = try compare(tensor.values, picks: picks, limit: options.coordinates, h: h, rounding: rounding, floor: floor,
                                          kink: layer.sublayers.isEmpty ? options.localTolerance : options.endToEndTolerance,
                                          base: base, analytic: tensor.analytic, f)
             results.append(TensorResult(tensor: tensor.name, error: comparison.error, checked: comparison.checked,
@@ -232,30 +234,22 @@ public enum GradientCheck {
     }
 
     /// Central differences of `f` at coordinates `picks` of `values` (until `limit` of them are
-    /// usable), against `analytic`. `f()` at the unperturbed point is `base`. A coordinate whose
-    /// one-sided differences disagree by more than `kink` (relative) has a kink within `h` and is
-    /// skipped; one that crosses a kink unseen moves the central difference by at most half that,
-    /// so `kink` is the check's tolerance (at 1e-3 for a local check of tolerance 1e-4, a batch
-    /// norm's bias over 256 samples, its ReLU's kinks within the step of some of 200,000 values,
-    /// failed at 4.5e-4).
-    static func compare(_ values: UnsafeMutablePointer<Double>, picks: [Int], limit: Int, h: Double, floor: Double, kink: Double,
+    /// usable, see `centralDifference`), against `analytic`. `f()` at the unperturbed point is `base`;
+    /// `rounding` is about what rounding `f` moves a one-sided difference of step `h` by, and a
+    /// tensor whose differences and gradients are all below `floor` is unresolved (error nil).
+    static func compare(_ values: UnsafeMutablePointer<Double>, picks: [Int], limit: Int, h: Double, rounding: Double,
+                        floor: Double, kink: Double,
                         base: Double, analytic: (Int) -> Double,
                         _ f: () throws -> Double) throws -> (error: Double?, checked: Int, skipped: Int) {
         var pairs: [(analytic: Double, numeric: Double)] = []
         var skipped = 0
         for i in picks where pairs.count < limit {
-            let saved = values[i]
-            values[i] = saved + h
-            let plus = try f()
-            values[i] = saved - h
-            let minus = try f()
-            values[i] = saved
-            let forward = (plus - base) / h, backward = (base - minus) / h
-            if abs(forward - backward) > kink * max(abs(forward), abs(backward), floor) {
+            guard let numeric = try centralDifference(values + i, h: h, rounding: rounding, floor: floor, kink: kink,
+                                                      base: base, f) else {
                 skipped += 1
                 continue
             }
-            pairs.append((analytic(i), (plus - minus) / (2 * h)))
+            pairs.append((analytic(i), numeric))
         }
         var difference = 0.0, scale = 0.0
         for pair in pairs {
@@ -267,6 +261,40 @@ public enum GradientCheck {
         if difference.isNaN { return (.infinity, pairs.count, skipped) }
         guard scale >= floor else { return (nil, pairs.count, skipped) }
         return (difference / scale, pairs.count, skipped)
+    }
+
+    /// The central difference of `f` in `value`, or nil at a kink. One-sided differences that
+    /// disagree by more than `kink` (relative) mean a kink within the step or curvature; a kink
+    /// crossed unseen moves the central difference by at most half their disagreement, so `kink`
+    /// is the check's tolerance (at 1e-3 for a local check of tolerance 1e-4, a batch norm's bias
+    /// over 256 samples, its ReLU's kinks within the step of some of 200,000 values, failed at
+    /// 4.5e-4). Half the step tells the causes apart: a kink beyond it leaves the differences
+    /// agreeing there; curvature halves their disagreement and leaves the central difference as it
+    /// was; a kink nearer does neither, and the coordinate is skipped. A disagreement within a few
+    /// times `rounding` (what rounding moves a one-sided difference by) is rounding, not a kink: a
+    /// kink hidden in it moves the central difference by no more than rounding does (an LSTM's and
+    /// a GRU's weights had a few coordinates of tiny gradient in thirty skipped as kinks so).
+    static func centralDifference(_ value: UnsafeMutablePointer<Double>, h: Double, rounding: Double, floor: Double,
+                                  kink: Double, base: Double, _ f: () throws -> Double) throws -> Double? {
+        let saved = value.pointee
+        defer { value.pointee = saved }
+        func differences(_ step: Double) throws -> (disagreement: Double, bound: Double, central: Double) {
+            value.pointee = saved + step
+            let plus = try f()
+            value.pointee = saved - step
+            let minus = try f()
+            let forward = (plus - base) / step, backward = (base - minus) / step
+            let bound = max(kink * max(abs(forward), abs(backward), floor), 4 * rounding * h / step)
+            return (abs(forward - backward), bound, (plus - minus) / (2 * step))
+        }
+        // Written so that NaN passes through as a difference, and fails the check.
+        let whole = try differences(h)
+        if !(whole.disagreement > whole.bound) { return whole.central }
+        let half = try differences(h / 2)
+        if !(half.disagreement > half.bound) { return half.central }
+        let curved = abs(half.disagreement / whole.disagreement - 0.5) <= 0.05
+            && abs(half.central - whole.central) <= 0.1 * whole.bound
+        return curved ? half.central : nil
     }
 
     /// Up to `limit` distinct indices below `count`, in random order: all of them when there are few.
