@@ -93,6 +93,54 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThan(try compareWithIm2col(Float.self, input: [16, 15, 15], out: 24, padding: 1, batch: 5, chunkElements: 40_000), 1e-5)
     }
 
+    /// A weight gradient that is exactly 0 because every product behind it is (ReLU zeros in x and
+    /// in dy, one 5 x 5 image): im2col sums those products and keeps it 0; Winograd's transforms
+    /// mix products that cancel only in exact arithmetic and leave rounding there, which Adam-family
+    /// optimizers step on (README, "How correctness is checked"; `COHORT_CONV_ALGORITHM=im2col`).
+    func testIm2colKeepsAWeightGradientThatIsExactlyZeroAndWinogradDoesNot() throws {
+        let channels = 16, side = 5, kernel = 3
+        let random = CounterRandom(29, 5)
+        let x = Buffer<Float>(count: channels * side * side), dy = Buffer<Float>(count: channels * side * side)
+        for i in 0..<x.count { x.pointer[i] = max(0, Float(random.normal(UInt64(i))) - 0.7) }
+        for i in 0..<dy.count { dy.pointer[i] = random.normal(UInt64(50_000 + i)) > 0 ? Float(random.normal(UInt64(90_000 + i))) : 0 }
+        // Which of dW[o, i, ky, kx] = sum over (r, c) of dy[o, r, c] x[i, r + ky - 1, c + kx - 1] has every product 0.
+        var exactlyZero: [Int] = []
+        for o in 0..<channels {
+            for i in 0..<channels {
+                for ky in 0..<kernel {
+                    for kx in 0..<kernel {
+                        var any = false
+                        for r in 0..<side {
+                            for c in 0..<side {
+                                let (u, v) = (r + ky - 1, c + kx - 1)
+                                guard u >= 0, u < side, v >= 0, v < side else { continue }
+                                if dy.pointer[(o * side + r) * side + c] != 0 && x.pointer[(i * side + u) * side + v] != 0 { any = true }
+                            }
+                        }
+                        if !any { exactlyZero.append(((o * channels + i) * kernel + ky) * kernel + kx) }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(exactlyZero.count, 20, "\(exactlyZero.count)")
+        let context = StepContext(isTraining: true, seed: 1, step: 0, firstSampleIndex: 0, globalBatch: 1,
+                                  communicator: SoloCommunicator())
+        func nonzero(_ algorithm: ConvolutionAlgorithm) throws -> Int {
+            let conv = try makeConv(Float.self, input: [channels, side, side], out: channels, padding: 1, bias: false, algorithm)
+            XCTAssertEqual(conv.algorithm, algorithm)
+            let parameters = Buffer<Float>(count: conv.parameterShapes[0].count), gradients = Buffer<Float>(count: parameters.count)
+            for i in 0..<parameters.count { parameters.pointer[i] = Float(random.normal(UInt64(200_000 + i))) }
+            conv.bind(parameters: parameters.pointer, gradients: gradients.pointer)
+            conv.reserve(maxBatch: 1)
+            let y = Buffer<Float>(count: dy.count), dx = Buffer<Float>(count: x.count)
+            try conv.forward(x.pointer, y.pointer, batch: 1, context: context)
+            try conv.backward(x.pointer, y.pointer, dy.pointer, dx.pointer, batch: 1, context: context)
+            return exactlyZero.filter { gradients.pointer[$0] != 0 }.count
+        }
+        XCTAssertEqual(try nonzero(.im2col), 0)
+        XCTAssertGreaterThan(try nonzero(.winograd), 0, "if Winograd keeps exact zeros now, the README's caveat can go")
+    }
+
     func testAutomaticChoiceKeepsFewChannelsAndOtherKernelsOnIm2col() throws {
         func algorithm(_ input: [Int], out: Int, kernel: Int = 3, stride: Int = 1) throws -> ConvolutionAlgorithm {
             try Conv2D<Float>(input: input, outChannels: out, kernel: kernel, stride: stride, padding: 1, bias: false,
