@@ -166,6 +166,51 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// `model.convolution` chooses for every convolution of the model, those inside residual blocks
+    /// included, before the environment; `winograd` where it applies and im2col elsewhere.
+    func testModelConvolutionChoosesForEveryLayer() throws {
+        func algorithms(_ preference: String?) throws -> [ConvolutionAlgorithm] {
+            let text = """
+                data: {train: {images: x.npy, labels: y.npy}}
+                model:
+                  input: [3, 8, 8]
+                  \(preference.map { "convolution: \($0)" } ?? "")
+                  layers:
+                    - conv2d: {out_channels: 16, kernel_size: 3, padding: 1}
+                    - residual:
+                        body:
+                          - conv2d: {out_channels: 16, kernel_size: 3, padding: 1}
+                          - conv2d: {out_channels: 32, kernel_size: 3, stride: 2, padding: 1}
+                        shortcut:
+                          - conv2d: {out_channels: 32, kernel_size: 1, stride: 2}
+                    - flatten: {}
+                    - dense: {out_features: 10}
+                train: {batch_size: 4, max_steps: 1}
+                """
+            let model = try Model<Float>(try ConfigLoader.parse(text, file: "c.yaml").model)
+            var found: [ConvolutionAlgorithm] = []
+            func walk(_ layer: any Layer<Float>) {
+                if let conv = layer as? Conv2D<Float> { found.append(conv.algorithm) }
+                for sublayer in layer.sublayers { walk(sublayer.layer) }
+            }
+            model.layers.forEach(walk)
+            return found
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, nil) {
+            XCTAssertEqual(try algorithms(nil), [.im2col, .winograd, .im2col, .im2col])
+            XCTAssertEqual(try algorithms("auto"), [.im2col, .winograd, .im2col, .im2col])
+            XCTAssertEqual(try algorithms("im2col"), [.im2col, .im2col, .im2col, .im2col])
+            XCTAssertEqual(try algorithms("winograd"), [.winograd, .winograd, .im2col, .im2col])
+        }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "winograd") {
+            XCTAssertEqual(try algorithms("im2col"), [.im2col, .im2col, .im2col, .im2col])
+            XCTAssertEqual(try algorithms("auto"), [.winograd, .winograd, .im2col, .im2col])
+        }
+        XCTAssertThrowsError(try algorithms("direct")) { error in
+            XCTAssertEqual("\(error)", "c.yaml: model.convolution: unknown 'direct' (expected auto, im2col or winograd) (line 4)")
+        }
+    }
+
     func testExplicitWinogradOnAStridedConvolutionIsAnError() {
         XCTAssertThrowsError(try Conv2D<Float>(input: [4, 8, 8], outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: false,
                                                initializer: LayerInit(), index: 2, algorithm: .winograd))

@@ -207,7 +207,7 @@ public enum ConfigLoader {
 
     private static func readModel(_ table: inout YAMLTable, base: String) throws -> ModelConfig {
         var model = ModelConfig()
-        table.accepted = ["input", "layers", "init"]
+        table.accepted = ["input", "layers", "init", "convolution"]
         guard let input = try table.intList("input") else {
             throw table.missing("input", "the input shape, [C, H, W] for images, [T, F] for sequences")
         }
@@ -228,6 +228,12 @@ public enum ConfigLoader {
         if var initTable = try table.table("init") {
             if let from = try initTable.path("from") { model.initFrom = resolve(from, base: base) }
             try initTable.finish()
+        }
+        if let given = try table.string("convolution") {
+            guard let preference = ConvolutionPreference(rawValue: given) else {
+                throw table.fail("convolution", "unknown '\(given)' (expected auto, im2col or winograd)", table.node("convolution")?.mark)
+            }
+            model.convolution = preference
         }
         try table.finish()
         return model

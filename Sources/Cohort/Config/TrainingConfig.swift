@@ -93,6 +93,8 @@ public struct ModelConfig: Sendable {
     public var layers: [LayerSpec] = []
     /// Initial weights in safetensors with PyTorch names.
     public var initFrom: String?
+    /// How every convolution computes (`model.convolution`).
+    public var convolution = ConvolutionPreference.auto
 }
 
 public struct ScheduleConfig: Sendable, Equatable {

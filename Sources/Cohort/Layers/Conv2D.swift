@@ -53,8 +53,11 @@ public final class Conv2D<Element: Scalar>: Layer {
     /// (`BatchNorm.takeInputMoments`); nil: not summed. Set by `Sequential` around a training forward.
     var outputMoments: (sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>)?
 
+    /// `algorithm`: this one (an error where Winograd cannot compute the layer); else as `preference`
+    /// says, or the environment (`ConvolutionAlgorithm.environmentVariable`), or automatically.
     public init(input: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool,
-                initializer: LayerInit, index: LayerPlace, algorithm: ConvolutionAlgorithm? = nil) throws {
+                initializer: LayerInit, index: LayerPlace, algorithm: ConvolutionAlgorithm? = nil,
+                preference: ConvolutionPreference = .auto) throws {
         guard input.count == 3 else {
             throw layerError(index, "conv2d", "expects an input [C, H, W], got \(describe(input))")
         }
@@ -69,7 +72,7 @@ public final class Conv2D<Element: Scalar>: Layer {
         outputShape = [outChannels, g.outHeight, g.outWidth]
         hasBias = bias
         self.initializer = initializer
-        let chosen = try algorithm ?? ConvolutionAlgorithm.automatic(for: g, outChannels: outChannels)
+        let chosen = try algorithm ?? ConvolutionAlgorithm.chosen(preference, for: g, outChannels: outChannels)
         guard chosen == .im2col || WinogradTiling.applies(to: g) else {
             throw layerError(index, "conv2d", "Winograd F(2x2, 3x3) needs kernel_size 3 and stride 1, got \(kernel) and \(stride)")
         }
@@ -449,6 +452,13 @@ final class ConvolutionWorkspace<Element: Scalar> {
     }
 }
 
+/// What a model's convolutions prefer (`model.convolution`, or `COHORT_CONV_ALGORITHM`): Winograd
+/// where it applies and pays (`auto`), wherever it applies, or im2col everywhere (whose weight
+/// gradients keep the exact zeros PyTorch's do, which Winograd's rounding does not).
+public enum ConvolutionPreference: String, Sendable, CaseIterable {
+    case auto, im2col, winograd
+}
+
 /// How a `Conv2D` computes: im2col + GEMM for every shape, Winograd F(2x2, 3x3) for 3x3 kernels of stride 1.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     case im2col, winograd
@@ -457,14 +467,20 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// `auto`), for measuring one against the other; a layer that Winograd cannot compute stays im2col.
     public static let environmentVariable = "COHORT_CONV_ALGORITHM"
 
-    /// Winograd where it applies and the channels make its GEMMs worth it, unless the environment says otherwise.
-    static func automatic(for g: WindowGeometry, outChannels: Int) throws -> ConvolutionAlgorithm {
+    /// What `preference` picks for a layer of geometry `g`; `.auto` defers to the environment, whose
+    /// own `auto` (or absence) is Winograd where it applies and the channels make its GEMMs worth it.
+    static func chosen(_ preference: ConvolutionPreference, for g: WindowGeometry, outChannels: Int) throws -> ConvolutionAlgorithm {
         let fits = WinogradTiling.applies(to: g)
-        switch ProcessInfo.processInfo.environment[environmentVariable] ?? "auto" {
-        case "auto": return fits && min(g.channels, outChannels) >= minimumWinogradChannels ? .winograd : .im2col
-        case "winograd": return fits ? .winograd : .im2col
-        case "im2col": return .im2col
-        case let other: throw CohortError("\(environmentVariable)=\(other): expected im2col, winograd or auto")
+        switch preference {
+        case .winograd: return fits ? .winograd : .im2col
+        case .im2col: return .im2col
+        case .auto:
+            let given = ProcessInfo.processInfo.environment[environmentVariable] ?? "auto"
+            guard let environment = ConvolutionPreference(rawValue: given) else {
+                throw CohortError("\(environmentVariable)=\(given): expected im2col, winograd or auto")
+            }
+            guard environment == .auto else { return try chosen(environment, for: g, outChannels: outChannels) }
+            return fits && min(g.channels, outChannels) >= minimumWinogradChannels ? .winograd : .im2col
         }
     }
 

@@ -50,7 +50,8 @@ public final class Model<Element: Scalar> {
 
     /// Builds the layers of `config`, inferring every shape from `config.input`.
     public convenience init(_ config: ModelConfig) throws {
-        try self.init(layers: Model.makeLayers(config.layers, input: config.input, place: { LayerPlace(integerLiteral: $0) }),
+        try self.init(layers: Model.makeLayers(config.layers, input: config.input, convolution: config.convolution,
+                                               place: { LayerPlace(integerLiteral: $0) }),
                       inputShape: config.input)
     }
 
@@ -99,13 +100,14 @@ public final class Model<Element: Scalar> {
     }
 
     /// The layers of `specs`, the first taking `input`; `place(i)` names layer i in messages.
-    static func makeLayers(_ specs: [LayerSpec], input: [Int], place: (Int) -> LayerPlace) throws -> [any Layer<Element>] {
+    static func makeLayers(_ specs: [LayerSpec], input: [Int], convolution: ConvolutionPreference = .auto,
+                           place: (Int) -> LayerPlace) throws -> [any Layer<Element>] {
         var shape = input
         var layers: [any Layer<Element>] = []
         for (index, spec) in specs.enumerated() {
             let layer: any Layer<Element>
             do {
-                layer = try makeLayer(spec, input: shape, index: place(index))
+                layer = try makeLayer(spec, input: shape, index: place(index), convolution: convolution)
             } catch let error as CohortError where spec.isRecurrent && index > 0 && specs[index - 1].isRecurrent && shape.count == 1 {
                 throw CohortError(error.message + "; give \(place(index - 1)) return_sequences: true to pass it every step")
             }
@@ -115,11 +117,12 @@ public final class Model<Element: Scalar> {
         return layers
     }
 
-    static func makeLayer(_ spec: LayerSpec, input: [Int], index: LayerPlace) throws -> any Layer<Element> {
+    static func makeLayer(_ spec: LayerSpec, input: [Int], index: LayerPlace,
+                          convolution: ConvolutionPreference = .auto) throws -> any Layer<Element> {
         switch spec {
         case let .conv2d(out, kernel, stride, padding, bias, initializer):
             return try Conv2D<Element>(input: input, outChannels: out, kernel: kernel, stride: stride, padding: padding,
-                                       bias: bias, initializer: initializer, index: index)
+                                       bias: bias, initializer: initializer, index: index, preference: convolution)
         case let .dense(out, bias, initializer):
             return try Dense<Element>(input: input, outFeatures: out, bias: bias, initializer: initializer, index: index)
         case let .batchnorm(momentum, epsilon, synchronized, initializer):
@@ -146,10 +149,12 @@ public final class Model<Element: Scalar> {
         case let .adaptiveAvgPool(height, width):
             return try AdaptiveAvgPool2D<Element>(input: input, outHeight: height, outWidth: width, index: index)
         case let .residual(bodySpecs, shortcutSpecs):
-            let body = try Sequential(makeLayers(bodySpecs, input: input, place: { index.item("residual.body", $0) }),
+            let body = try Sequential(makeLayers(bodySpecs, input: input, convolution: convolution,
+                                                 place: { index.item("residual.body", $0) }),
                                       inputShape: input, place: { index.item("residual.body", $0) })
             let shortcut = try shortcutSpecs.isEmpty ? nil
-                : Sequential(makeLayers(shortcutSpecs, input: input, place: { index.item("residual.shortcut", $0) }),
+                : Sequential(makeLayers(shortcutSpecs, input: input, convolution: convolution,
+                                        place: { index.item("residual.shortcut", $0) }),
                              inputShape: input, place: { index.item("residual.shortcut", $0) })
             return try Residual(body: body, shortcut: shortcut, place: index)
         }
