@@ -206,6 +206,9 @@ final class WinogradTests: XCTestCase {
             XCTAssertEqual(try algorithms("im2col"), [.im2col, .im2col, .im2col, .im2col])
             XCTAssertEqual(try algorithms("auto"), [.winograd, .winograd, .im2col, .im2col])
         }
+        try withEnvironment(ConvolutionAlgorithm.environmentVariable, "fast") {
+            XCTAssertThrowsError(try algorithms("im2col"), "a mistyped environment is an error even where the config decides")
+        }
         XCTAssertThrowsError(try algorithms("direct")) { error in
             XCTAssertEqual("\(error)", "c.yaml: model.convolution: unknown 'direct' (expected auto, im2col or winograd) (line 4)")
         }

@@ -470,17 +470,15 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     /// What `preference` picks for a layer of geometry `g`; `.auto` defers to the environment, whose
     /// own `auto` (or absence) is Winograd where it applies and the channels make its GEMMs worth it.
     static func chosen(_ preference: ConvolutionPreference, for g: WindowGeometry, outChannels: Int) throws -> ConvolutionAlgorithm {
+        let given = ProcessInfo.processInfo.environment[environmentVariable] ?? "auto"
+        guard let environment = ConvolutionPreference(rawValue: given) else {
+            throw CohortError("\(environmentVariable)=\(given): expected im2col, winograd or auto")
+        }
         let fits = WinogradTiling.applies(to: g)
-        switch preference {
+        switch preference == .auto ? environment : preference {
         case .winograd: return fits ? .winograd : .im2col
         case .im2col: return .im2col
-        case .auto:
-            let given = ProcessInfo.processInfo.environment[environmentVariable] ?? "auto"
-            guard let environment = ConvolutionPreference(rawValue: given) else {
-                throw CohortError("\(environmentVariable)=\(given): expected im2col, winograd or auto")
-            }
-            guard environment == .auto else { return try chosen(environment, for: g, outChannels: outChannels) }
-            return fits && min(g.channels, outChannels) >= minimumWinogradChannels ? .winograd : .im2col
+        case .auto: return fits && min(g.channels, outChannels) >= minimumWinogradChannels ? .winograd : .im2col
         }
     }
 
