@@ -463,8 +463,9 @@ public enum ConvolutionPreference: String, Sendable, CaseIterable {
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
     case im2col, winograd
 
-    /// The environment variable that overrides the choice for every layer (`im2col`, `winograd` or
-    /// `auto`), for measuring one against the other; a layer that Winograd cannot compute stays im2col.
+    /// The environment variable that chooses for every layer of a model whose `model.convolution` is
+    /// `auto` (`im2col`, `winograd` or `auto`), for measuring one against the other; a layer that
+    /// Winograd cannot compute stays im2col.
     public static let environmentVariable = "COHORT_CONV_ALGORITHM"
 
     /// What `preference` picks for a layer of geometry `g`; `.auto` defers to the environment, whose
