@@ -96,7 +96,7 @@ final class WinogradTests: XCTestCase {
     /// A weight gradient that is exactly 0 because every product behind it is (ReLU zeros in x and
     /// in dy, one 5 x 5 image): im2col sums those products and keeps it 0; Winograd's transforms
     /// mix products that cancel only in exact arithmetic and leave rounding there, which Adam-family
-    /// optimizers step on (README, "How correctness is checked"; `COHORT_CONV_ALGORITHM=im2col`).
+    /// optimizers step on (README, "How correctness is checked"; `model.convolution: im2col`).
     func testIm2colKeepsAWeightGradientThatIsExactlyZeroAndWinogradDoesNot() throws {
         let channels = 16, side = 5, kernel = 3
         let random = CounterRandom(29, 5)
