@@ -24,8 +24,8 @@ struct CohortCommand: ParsableCommand {
     static func main() {
         // A closed pipe is an error that the writer reports (`printResult`), not a signal that ends the process.
         signal(SIGPIPE, SIG_IGN)
-        holdStandardDescriptors()
         BLASKernels.selectFastKernels()
+        holdStandardDescriptors()
         refuseAddressSpaceTooSmallToStart()
         refuseArgumentsThatAreNotUTF8()
         var command: ParsableCommand

@@ -132,16 +132,18 @@ public enum BLASKernels {
     }
 
     /// Restarts the process with faster kernels when OpenBLAS picked slower ones and the user did not
-    /// choose (`OPENBLAS_CORETYPE` unset). Call first thing, before MPI starts: the process keeps
-    /// its PID, so this works under mpirun too.
+    /// choose (`OPENBLAS_CORETYPE` unset). Call first thing, before MPI starts and before anything
+    /// opens a file on a closed standard descriptor (the new process inherits the descriptors, and
+    /// must see the closed ones closed): the process keeps its PID, so this works under mpirun too.
     public static func selectFastKernels() {
         let environment = ProcessInfo.processInfo.environment
         guard environment["OPENBLAS_CORETYPE"] == nil, environment["COHORT_BLAS_REEXEC"] == nil,
               let core = betterCore(current: current, cpu: thisCPU()) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv("COHORT_BLAS_REEXEC", "1", 1)
-        var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
-        execv("/proc/self/exe", &arguments)
+        // The arguments as the process got them: `CommandLine.arguments` has replaced what is not
+        // UTF-8, and the new process would then take another file name than the one given.
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only on failure: carry on with the slower kernels.
     }
 }
