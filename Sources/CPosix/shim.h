@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
 
 /* Swaps two paths atomically (Linux renameat2 with RENAME_EXCHANGE), which glibc declares only
    under _GNU_SOURCE. Returns 0 or -1 with errno set. */
@@ -49,5 +52,31 @@ static inline void cohort_spin_pause(void) {
 /* Asks for the cache line holding p ahead of its use (a hint: never faults). */
 static inline void cohort_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
+}
+
+/* Whether the program was started as the dynamic loader's argument (`ld-linux-x86-64.so.2 prog`):
+   the kernel then ran the loader as the program and gave it no interpreter's base (AT_BASE 0), and
+   /proc/self/exe is the loader, not the program. */
+static inline int cohort_started_by_loader(void) {
+    return getauxval(AT_BASE) == 0;
+}
+
+/* The calling thread's name (what ps and pgrep show of a process's main thread), at most 15 bytes,
+   into name[16]. */
+static inline void cohort_process_name(char name[16]) {
+    name[0] = 0;
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    name[15] = 0;
+}
+
+/* Names the calling thread (the first 15 bytes of name). */
+static inline void cohort_set_process_name(const char *name) {
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+/* Whether a signal's disposition is to ignore it (SIG_IGN), as nohup leaves SIGHUP for the program
+   it starts; SIG_IGN is a macro Swift cannot import. */
+static inline int cohort_action_ignores(const struct sigaction *action) {
+    return action->sa_handler == SIG_IGN;
 }
 #endif

@@ -22,6 +22,7 @@ struct CohortCommand: ParsableCommand {
         subcommands: [Train.self, Eval.self, Predict.self, Inspect.self, Check.self, Bench.self])
 
     static func main() {
+        StopSignal.hold()
         // A closed pipe is an error that the writer reports (`printResult`), not a signal that ends the process.
         signal(SIGPIPE, SIG_IGN)
         BLASKernels.selectFastKernels()
@@ -34,6 +35,8 @@ struct CohortCommand: ParsableCommand {
         } catch {
             exitRefusingArguments(error)
         }
+        // `train` takes the held stop signals once it can stop cleanly (`StopSignal.install`).
+        if !(command is Train) { StopSignal.release() }
         do {
             try command.run()
         } catch {
@@ -52,10 +55,10 @@ struct CohortCommand: ParsableCommand {
     /// Swift reads the command line as UTF-8, replacing what is not: a file name in another encoding
     /// would name another file (`--output` would write to it). One line, exit status 64.
     private static func refuseArgumentsThatAreNotUTF8() {
-        for index in 1..<Int(CommandLine.argc) {
+        for index in stride(from: 1, to: Int(CommandLine.argc), by: 1) {
             guard let argument = CommandLine.unsafeArgv[index], String(validatingCString: argument) == nil else { continue }
             if LauncherEnvironment.rank == 0 {
-                printError("error: argument \(index) ('\(String(decoding: UnsafeRawBufferPointer(start: argument, count: strlen(argument)), as: UTF8.self))') is not valid UTF-8; Cohort takes file names in UTF-8")
+                printError("error: argument \(index) ('\(String(decoding: UnsafeRawBufferPointer(start: argument, count: strlen(argument)), as: UTF8.self))') is not valid UTF-8; Cohort takes its arguments, file names too, in UTF-8")
             }
             Foundation.exit(64)
         }

@@ -8,9 +8,25 @@ func printLine(_ line: String) {
     fflush(stdout)
 }
 
-/// A line on standard error (unbuffered), its control characters escaped (`oneLine`).
+/// A line on standard error (unbuffered), its control characters escaped (`oneLine`). Best effort:
+/// standard error that cannot be written (a full disk, a reader gone, a descriptor open only for
+/// reading) loses the line, where `FileHandle.write` had ended the process on SIGILL (status 132
+/// instead of the command's own: 75 after a clean stop, which a launcher resubmits on).
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((oneLine(line) + "\n").utf8))
+    let bytes = Array((oneLine(line) + "\n").utf8)
+    bytes.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
 }
 
 /// `text` with its control characters written as escapes (`\n`, `\u{1B}`): a message that quotes
@@ -30,16 +46,24 @@ func oneLine(_ text: String) -> String {
     return String(line)
 }
 
-/// Whether the process started with standard output closed (`>&-`): `holdStandardDescriptors`
-/// then put /dev/null there, and what the command was run for has nowhere to go.
-nonisolated(unsafe) var standardOutputWasClosed = false
+/// Which of standard input, output and error the process started without (`>&-`):
+/// `holdStandardDescriptors` then put /dev/null there, and what the command was run for has
+/// nowhere to go through them.
+nonisolated(unsafe) var standardDescriptorWasClosed = [false, false, false]
+
+var standardOutputWasClosed: Bool { standardDescriptorWasClosed[1] }
+
+/// What standard descriptor `descriptor` (0, 1 or 2) is called.
+private func standardName(_ descriptor: Int32) -> String {
+    ["standard input", "standard output", "standard error"][Int(descriptor)]
+}
 
 /// Puts /dev/null on standard input, output or error where the process started without them, so
 /// that no file, pipe or socket opened later (MPI's, OpenBLAS's) takes their numbers and receives
 /// what is written to standard output. Call first thing.
 func holdStandardDescriptors() {
     for descriptor: Int32 in 0...2 where fcntl(descriptor, F_GETFD) == -1 {
-        if descriptor == 1 { standardOutputWasClosed = true }
+        standardDescriptorWasClosed[Int(descriptor)] = true
         let opened = open("/dev/null", O_RDWR)
         if opened >= 0 && opened != descriptor {
             dup2(opened, descriptor)
@@ -69,7 +93,9 @@ func writeResult(_ data: Data, to path: String, what: String) throws {
     // This process's own descriptors, written where they stand (a file's offset, an append), not
     // reopened: replacing the file that /dev/stdout leads to lost what a shell had written there.
     if let descriptor = ownDescriptor(path) {
-        if descriptor == 1 && standardOutputWasClosed { throw CohortError("\(path): cannot write \(what) (standard output is closed)") }
+        if (0...2).contains(descriptor) && standardDescriptorWasClosed[Int(descriptor)] {
+            throw CohortError("\(path): cannot write \(what) (\(standardName(descriptor)) is closed)")
+        }
         try writeAll(data, to: descriptor, path: path, what: what)
         return
     }
@@ -97,10 +123,11 @@ func writeResult(_ data: Data, to path: String, what: String) throws {
     }
 }
 
-/// The descriptor a path names that stands for one of this process's own: /dev/stdout,
-/// /dev/stderr, /dev/fd/N, /proc/self/fd/N.
+/// The descriptor a path names that stands for one of this process's own: /dev/stdin,
+/// /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N.
 private func ownDescriptor(_ path: String) -> Int32? {
     switch path {
+    case "/dev/stdin": return 0
     case "/dev/stdout": return 1
     case "/dev/stderr": return 2
     default:

@@ -37,7 +37,11 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let path = config ?? defaultConfigPath()
-        if debug { runCheck(path: path, options: checkOptions, overrides: overrides.parsed) }
+        if debug {
+            // The check is no run to stop cleanly: a signal during it ends it, as `cohort check`.
+            StopSignal.release()
+            runCheck(path: path, options: checkOptions, overrides: overrides.parsed)
+        }
         let resumeMode: ResumeMode = switch resume {
         case nil: .fresh
         case "auto": .auto

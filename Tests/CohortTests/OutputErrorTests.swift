@@ -83,6 +83,36 @@ final class OutputErrorTests: XCTestCase {
         }
     }
 
+    /// `--output /dev/stdin` or `/dev/stderr` where that descriptor was closed at start is an error,
+    /// as `/dev/stdout` is: the predictions went into the /dev/null put there, with exit status 0.
+    func testOutputToAClosedStandardInputOrErrorIsRefused() throws {
+        let cohort = try cohortBinary().path
+        let input = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                   ["-c", "exec \"$0\" \"$@\" <&-", cohort, "predict", "c.yaml", "test-images.idx", "--output", "/dev/stdin"],
+                                   in: directory)
+        XCTAssertEqual(input.status, 1, input.err)
+        XCTAssertEqual(input.err, "error: /dev/stdin: cannot write the predictions (standard input is closed)\n")
+        // Standard error closed too: nothing to read the message from, the status says it.
+        let error = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                   ["-c", "exec \"$0\" \"$@\" 2>&-", cohort, "predict", "c.yaml", "test-images.idx", "--output", "/dev/stderr"],
+                                   in: directory)
+        XCTAssertEqual(error.status, 1)
+        XCTAssertEqual(error.out, "")
+    }
+
+    /// A standard error that cannot be written (a full disk, a descriptor open only for reading)
+    /// loses the error line but not the exit status: the write had ended the process on SIGILL (132).
+    func testAnUnwritableStandardErrorKeepsTheExitStatus() throws {
+        let cohort = try cohortBinary().path
+        for (redirection, arguments, status) in [("2>/dev/full", ["train", "--bogus"], Int32(64)),
+                                                 ("2</dev/null", ["eval", "missing.yaml"], 1),
+                                                 ("2>/dev/full", ["predict", "c.yaml", "missing.idx"], 1)] {
+            let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "exec \"$0\" \"$@\" \(redirection)", cohort] + arguments,
+                                        in: directory)
+            XCTAssertEqual(result.status, status, "\(arguments) \(redirection)")
+        }
+    }
+
     /// --output through a link to a device writes to the device and leaves the link (a temporary
     /// file renamed over it replaced /dev/full itself, run as root); through a link to a file, the file.
     func testOutputGoesThroughLinksAndIntoDevices() throws {

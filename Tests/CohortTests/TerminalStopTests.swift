@@ -125,6 +125,51 @@ final class HangupTests: XCTestCase {
         try checkALoneRunStops(by: "SIGHUP") { kill($0, SIGHUP) }
     }
 
+    /// Under `nohup` (SIGHUP ignored at start) a closed terminal does not stop the run: the handler
+    /// had replaced the ignored disposition. SIGTERM still stops it.
+    func testSIGHUPIgnoredAtStartStaysIgnored() throws {
+        let directory = try temporaryDirectory(self)
+        let latest = try writeEndlessRun(in: directory)
+        let (process, err) = try start(URL(fileURLWithPath: "/bin/bash"),
+                                       ["-c", "trap '' HUP; exec \"$0\" \"$@\"", try cohortBinary().path, "train", "c.yaml"], in: directory)
+        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
+        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
+        kill(process.processIdentifier, SIGHUP)
+        sleep(1)
+        XCTAssertTrue(process.isRunning, "SIGHUP, ignored at start, stopped the run")
+        kill(process.processIdentifier, SIGTERM)
+        try assertStopped(process, err, latest: latest, by: "SIGTERM", continueWith: "cohort train c.yaml --resume auto")
+    }
+
+    /// The process keeps its name (`ps`, `pgrep -x cohort`) where it restarts itself for faster BLAS
+    /// kernels (a Zen 4): an exec of /proc/self/exe had named it "exe".
+    func testARunIsNamedCohort() throws {
+        try checkALoneRunStops(by: "SIGTERM") { pid in
+            XCTAssertEqual(try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8), "cohort\n")
+            kill(pid, SIGTERM)
+        }
+    }
+
+    /// A run whose standard error is a full disk still stops with status 75 after its checkpoint
+    /// (the stop line is lost): writing that line had ended the process on SIGILL (132), and a
+    /// launcher that resubmits on 75 would not have.
+    func testAStopWithStandardErrorOnAFullDiskKeepsStatus75() throws {
+        let directory = try temporaryDirectory(self)
+        let latest = try writeEndlessRun(in: directory)
+        let (process, _) = try start(URL(fileURLWithPath: "/bin/bash"),
+                                     ["-c", "exec \"$0\" \"$@\" 2>/dev/full", try cohortBinary().path, "train", "c.yaml"], in: directory)
+        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
+        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 75)
+    }
+
     /// Slurm at a job's time limit signals each task twice at once (through srun and directly): the
     /// same signal again within a second is not the second signal that ends a run at once.
     func testTheSameSignalTwiceAtOnceStillStopsAfterACheckpoint() throws {

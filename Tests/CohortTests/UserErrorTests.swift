@@ -123,7 +123,7 @@ final class UserErrorTests: XCTestCase {
         XCTAssertEqual(device.error, "error: /dev/zero: is a device or a socket, not a data file\n")
         let encoded = try run(["predict", "good.yaml", "test-images.idx", "--output"], workers: 1, shellFirst: "set -- \"$@\" \"$(printf 'p\\377.csv')\"")
         XCTAssertEqual(encoded.status, 64)
-        XCTAssertEqual(encoded.error, "error: argument 5 ('p\u{FFFD}.csv') is not valid UTF-8; Cohort takes file names in UTF-8\n")
+        XCTAssertEqual(encoded.error, "error: argument 5 ('p\u{FFFD}.csv') is not valid UTF-8; Cohort takes its arguments, file names too, in UTF-8\n")
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: directory.path).contains { $0.hasSuffix(".csv") })
     }
 

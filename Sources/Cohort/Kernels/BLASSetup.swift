@@ -135,15 +135,31 @@ public enum BLASKernels {
     /// choose (`OPENBLAS_CORETYPE` unset). Call first thing, before MPI starts and before anything
     /// opens a file on a closed standard descriptor (the new process inherits the descriptors, and
     /// must see the closed ones closed): the process keeps its PID, so this works under mpirun too.
+    /// The new process takes back the name the first had (`ps`, `pgrep -x cohort`; an exec of
+    /// /proc/self/exe names it "exe"). No restart for a program started as the dynamic loader's
+    /// argument: /proc/self/exe is then the loader.
     public static func selectFastKernels() {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["OPENBLAS_CORETYPE"] == nil, environment["COHORT_BLAS_REEXEC"] == nil,
+        if let name = environment[restartedNameVariable] {
+            cohort_set_process_name(name)
+            unsetenv(restartedNameVariable)
+        }
+        guard environment["OPENBLAS_CORETYPE"] == nil, environment["COHORT_BLAS_REEXEC"] == nil, cohort_started_by_loader() == 0,
               let core = betterCore(current: current, cpu: thisCPU()) else { return }
+        var name = [CChar](repeating: 0, count: 16)
+        cohort_process_name(&name)
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv("COHORT_BLAS_REEXEC", "1", 1)
+        setenv(restartedNameVariable, name, 1)
+        StopSignal.carryOverExec()
         // The arguments as the process got them: `CommandLine.arguments` has replaced what is not
         // UTF-8, and the new process would then take another file name than the one given.
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only on failure: carry on with the slower kernels.
+        StopSignal.stayAfterFailedExec()
+        unsetenv(restartedNameVariable)
     }
+
+    /// The environment variable that carries the process's name into the restarted one.
+    static let restartedNameVariable = "COHORT_RESTARTED_AS"
 }
