@@ -107,18 +107,29 @@ private func killMPIRunsOf(_ directory: URL) {
 
 /// A lone `cohort train` whose terminal closes (SIGHUP) stops as on Ctrl-C: a checkpoint, exit 75.
 final class HangupTests: XCTestCase {
-    /// Starts an endless lone run, waits for its first checkpoint, calls `signal` with its pid,
-    /// and checks that it stopped by `name` after a checkpoint (killed after two minutes regardless).
-    func checkALoneRunStops(by name: String, _ signal: (pid_t) -> Void) throws {
+    /// Starts an endless lone run (through `bash -c shell`, which ends by exec'ing it, when given),
+    /// waits for its first checkpoint and calls `body` with the process, its standard error and
+    /// the run's `checkpoints/latest`; the run is killed after two minutes regardless.
+    func withEndlessRun(through shell: String? = nil, _ body: (Process, Pipe, URL) throws -> Void) throws {
         let directory = try temporaryDirectory(self)
         let latest = try writeEndlessRun(in: directory)
-        let (process, err) = try start(try cohortBinary(), ["train", "c.yaml"], in: directory)
+        let cohort = try cohortBinary()
+        let (process, err) = try shell.map { try start(URL(fileURLWithPath: "/bin/bash"), ["-c", $0, cohort.path, "train", "c.yaml"], in: directory) }
+            ?? start(cohort, ["train", "c.yaml"], in: directory)
         let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
         defer { watchdog.cancel() }
         XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
-        signal(process.processIdentifier)
-        try assertStopped(process, err, latest: latest, by: name, continueWith: "cohort train c.yaml --resume auto")
+        try body(process, err, latest)
+    }
+
+    /// Calls `signal` with the pid of an endless lone run after its first checkpoint, and checks
+    /// that it stopped by `name` after a checkpoint.
+    func checkALoneRunStops(by name: String, _ signal: (pid_t) -> Void) throws {
+        try withEndlessRun { process, err, latest in
+            signal(process.processIdentifier)
+            try assertStopped(process, err, latest: latest, by: name, continueWith: "cohort train c.yaml --resume auto")
+        }
     }
 
     func testAClosedTerminalStopsALoneRunAfterACheckpoint() throws {
@@ -128,19 +139,13 @@ final class HangupTests: XCTestCase {
     /// Under `nohup` (SIGHUP ignored at start) a closed terminal does not stop the run: the handler
     /// had replaced the ignored disposition. SIGTERM still stops it.
     func testSIGHUPIgnoredAtStartStaysIgnored() throws {
-        let directory = try temporaryDirectory(self)
-        let latest = try writeEndlessRun(in: directory)
-        let (process, err) = try start(URL(fileURLWithPath: "/bin/bash"),
-                                       ["-c", "trap '' HUP; exec \"$0\" \"$@\"", try cohortBinary().path, "train", "c.yaml"], in: directory)
-        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        defer { watchdog.cancel() }
-        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
-        kill(process.processIdentifier, SIGHUP)
-        sleep(1)
-        XCTAssertTrue(process.isRunning, "SIGHUP, ignored at start, stopped the run")
-        kill(process.processIdentifier, SIGTERM)
-        try assertStopped(process, err, latest: latest, by: "SIGTERM", continueWith: "cohort train c.yaml --resume auto")
+        try withEndlessRun(through: "trap '' HUP; exec \"$0\" \"$@\"") { process, err, latest in
+            kill(process.processIdentifier, SIGHUP)
+            sleep(1)
+            XCTAssertTrue(process.isRunning, "SIGHUP, ignored at start, stopped the run")
+            kill(process.processIdentifier, SIGTERM)
+            try assertStopped(process, err, latest: latest, by: "SIGTERM", continueWith: "cohort train c.yaml --resume auto")
+        }
     }
 
     /// The process keeps its name (`ps`, `pgrep -x cohort`) where it restarts itself for faster BLAS
@@ -156,18 +161,12 @@ final class HangupTests: XCTestCase {
     /// (the stop line is lost): writing that line had ended the process on SIGILL (132), and a
     /// launcher that resubmits on 75 would not have.
     func testAStopWithStandardErrorOnAFullDiskKeepsStatus75() throws {
-        let directory = try temporaryDirectory(self)
-        let latest = try writeEndlessRun(in: directory)
-        let (process, _) = try start(URL(fileURLWithPath: "/bin/bash"),
-                                     ["-c", "exec \"$0\" \"$@\" 2>/dev/full", try cohortBinary().path, "train", "c.yaml"], in: directory)
-        let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        defer { watchdog.cancel() }
-        XCTAssertTrue(MPIJob.waitFor(latest.path), "no checkpoint within a minute")
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationReason, .exit)
-        XCTAssertEqual(process.terminationStatus, 75)
+        try withEndlessRun(through: "exec \"$0\" \"$@\" 2>/dev/full") { process, _, _ in
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationReason, .exit)
+            XCTAssertEqual(process.terminationStatus, 75)
+        }
     }
 
     /// Slurm at a job's time limit signals each task twice at once (through srun and directly): the
