@@ -58,10 +58,19 @@ private func standardName(_ descriptor: Int32) -> String {
     ["standard input", "standard output", "standard error"][Int(descriptor)]
 }
 
+/// The descriptors above 2 the process started with (what a shell's `3>file` gives it): the only
+/// ones `--output /dev/fd/N` may name. The others are the process's own (MPI's: one of them hung
+/// the write, another took the predictions into OpenMPI's shared-memory file).
+nonisolated(unsafe) var descriptorsOpenAtStart: Set<Int32> = []
+
 /// Puts /dev/null on standard input, output or error where the process started without them, so
 /// that no file, pipe or socket opened later (MPI's, OpenBLAS's) takes their numbers and receives
-/// what is written to standard output. Call first thing.
+/// what is written to standard output, and notes the other descriptors open at start
+/// (`descriptorsOpenAtStart`). Call first thing.
 func holdStandardDescriptors() {
+    let listed = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    // The listing's own descriptor is closed by now.
+    descriptorsOpenAtStart = Set(listed.compactMap { Int32($0) }.filter { $0 > 2 && fcntl($0, F_GETFD) != -1 })
     for descriptor: Int32 in 0...2 where fcntl(descriptor, F_GETFD) == -1 {
         standardDescriptorWasClosed[Int(descriptor)] = true
         let opened = open("/dev/null", O_RDWR)
@@ -95,6 +104,9 @@ func writeResult(_ data: Data, to path: String, what: String) throws {
     if let descriptor = ownDescriptor(path) {
         if (0...2).contains(descriptor) && standardDescriptorWasClosed[Int(descriptor)] {
             throw CohortError("\(path): cannot write \(what) (\(standardName(descriptor)) is closed)")
+        }
+        if descriptor > 2 && !descriptorsOpenAtStart.contains(descriptor) {
+            throw CohortError("\(path): cannot write \(what) (descriptor \(descriptor) was not open when cohort started: open it in the shell, as \(descriptor)>FILE, or give a file name)")
         }
         try writeAll(data, to: descriptor, path: path, what: what)
         return

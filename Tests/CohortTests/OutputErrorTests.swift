@@ -100,6 +100,24 @@ final class OutputErrorTests: XCTestCase {
         XCTAssertEqual(error.out, "")
     }
 
+    /// `--output /dev/fd/N` writes into a descriptor the process started with (`3>file`), and
+    /// refuses any other: those are its own (MPI's; one hung the write, another took the
+    /// predictions into OpenMPI's shared-memory file).
+    func testOutputToADescriptorMustNameOneOpenAtStart() throws {
+        let cohort = try cohortBinary().path
+        let given = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                   ["-c", "exec \"$0\" \"$@\" 3>p.csv", cohort, "predict", "c.yaml", "test-images.idx", "--output", "/dev/fd/3"],
+                                   in: directory)
+        XCTAssertEqual(given.status, 0, given.err)
+        let csv = try String(contentsOf: directory.appendingPathComponent("p.csv"), encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 21, csv)
+        for descriptor in [7, 12, 16] {
+            let other = try runProcess(try cohortBinary(), ["predict", "c.yaml", "test-images.idx", "--output", "/dev/fd/\(descriptor)"], in: directory)
+            XCTAssertEqual(other.status, 1, other.err)
+            XCTAssertEqual(other.err, "error: /dev/fd/\(descriptor): cannot write the predictions (descriptor \(descriptor) was not open when cohort started: open it in the shell, as \(descriptor)>FILE, or give a file name)\n")
+        }
+    }
+
     /// A standard error that cannot be written (a full disk, a descriptor open only for reading)
     /// loses the error line but not the exit status: the write had ended the process on SIGILL (132).
     func testAnUnwritableStandardErrorKeepsTheExitStatus() throws {
