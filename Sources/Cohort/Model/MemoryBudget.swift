@@ -28,7 +28,8 @@ public struct MemoryBudget: Sendable {
         // rest held, failed an allocation (SIGABRT), and under 1000000, before the reserve's
         // products overlapped, spun in OpenBLAS's mmap retries.
         if let left = addressSpaceLeft().map({ max(0, $0 - blasBufferBytes) }), left < budget.bytes {
-            budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker beside OpenBLAS's workspace")
+            // With the workspace named, "80 % of the 0 MB" says by how much to raise the limit.
+            budget = MemoryBudget(bytes: left, description: gibibytes("the", left) + " that ulimit -v leaves this worker beside OpenBLAS's \(memorySize(blasBufferBytes)) of workspace")
         }
         return budget
     }
