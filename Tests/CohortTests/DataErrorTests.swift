@@ -230,6 +230,11 @@ final class DataErrorTests: XCTestCase {
             ("cifar size", Data(count: 3073 * 2 + 5), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: 6151 bytes is not a whole number of CIFAR-10 records of 3073 bytes"]),
             ("cifar shape", Data(count: 3073), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}"], ["train"], ["bad.npy: CIFAR-10 images are [3, 32, 32]", "model.input [1, 6, 6]"]),
             ("cifar layout", Data(count: 3073), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 16, 64]"], ["train"], ["bad.npy: CIFAR-10 images are [3, 32, 32] but model.input is [3, 16, 64]"]),
+            ("cifar rows for a recurrent network", Data(count: 3073),
+             ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [32, 96]",
+              "layers: [{conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}, relu, flatten, {dense: {out_features: 4}}]": "layers: [{lstm: {hidden_size: 4}}, {dense: {out_features: 4}}]",
+              "  augment: {random_crop: {padding: 1}, horizontal_flip: 0.5}\n": ""], ["train"],
+             ["bad.npy: CIFAR-10 images are [3, 32, 32] but model.input is [32, 96]", "[3, 1024] for a sequence of the colour planes"]),
             ("cifar-100 size", Data([7] + [UInt8](repeating: 0, count: 3072)), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar100: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: 3073 bytes is not a whole number of CIFAR-100 records of 3074 bytes"]),
             ("cifar label", Data([7] + [UInt8](repeating: 0, count: 3072)), ["train: {images: train-x.npy, labels: train-y.npy}": "train: {cifar10: [bad.npy]}", "input: [1, 6, 6]": "input: [3, 32, 32]"], ["train"], ["bad.npy: label 7 of record 0 is out of range for a model with 4 outputs"]),
         ]

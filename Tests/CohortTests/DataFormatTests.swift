@@ -108,6 +108,25 @@ final class DataFormatTests: XCTestCase {
         XCTAssertEqual(wide.withUnsafeBytes { IDXFile.announcedLength($0) }, Int.max, "past Int.max")
     }
 
+    /// A gzip file that inflates past what its header announces is refused as soon as it does: 3 GB
+    /// of zeros after a small array were inflated whole (8 s, 3.1 GB) before the error.
+    func testAGzipFileIsNotInflatedPastWhatItsHeaderAnnounces() throws {
+        let directory = try temporaryDirectory(self)
+        let npy = directory.appendingPathComponent("x.npy")
+        try npyFile(Data(repeating: 7, count: 2 * 16), descr: "|u1", shape: [2, 4, 4]).write(to: npy)
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // 64 MB of zeros after the array, in the same stream: inflated whole, the error came after them.
+        gzip.arguments = ["-c", "cd '\(directory.path)' && { cat x.npy; head -c 67108864 /dev/zero; } | gzip -1 > x.npy.gz"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        XCTAssertEqual(gzip.terminationStatus, 0)
+        let announced = try Data(contentsOf: npy).count
+        XCTAssertThrowsError(try StoredArray.open(path: npy.path + ".gz")) { error in
+            XCTAssertEqual("\(error)", "\(npy.path).gz: inflates to more than the \(announced) bytes its header announces (data after the values, or another file's header)")
+        }
+    }
+
     func testUncompressedFilesAreMemoryMappedAndGzipIsReadWhole() throws {
         let directory = try temporaryDirectory(self)
         let pair = try writeSyntheticData(in: directory, name: "d", count: 20, rows: 4, columns: 4, classes: 3, seed: 1)

@@ -75,6 +75,23 @@ final class NumPyTests: XCTestCase {
         }
     }
 
+    /// A descr without its byte-order character ('u1', 'f4'), which NumPy reads as the machine's
+    /// order, is read so; it had been "unknown dtype".
+    func testADescrWithoutByteOrderIsTheMachinesOrder() throws {
+        XCTAssertEqual(try NumPyFile.element("u1").get(), .uint8)
+        XCTAssertEqual(try NumPyFile.element("f4").get(), .float32)
+        XCTAssertEqual(try NumPyFile.element("i8").get(), .int64)
+        XCTAssertEqual(try NumPyFile.element("<f8").get(), .float64)
+        XCTAssertThrowsError(try NumPyFile.element("").get())
+        XCTAssertThrowsError(try NumPyFile.element("f2").get())
+        let directory = try temporaryDirectory(self)
+        let url = directory.appendingPathComponent("x.npy")
+        try npyFile(rawBytes((0..<12).map(Float.init)), descr: "f4", shape: [2, 6]).write(to: url)
+        let source = try SampleSource(images: StoredArray.open(path: url.path), inputShape: [6])
+        XCTAssertEqual(source.element, .float32)
+        XCTAssertEqual(source.count, 2)
+    }
+
     /// Written by NumPy itself (`Fixtures/make_normalize_fixture.py`): uint8 images, int64 labels, float64.
     func testFilesSavedByNumPyAreRead() throws {
         let data = try Dataset(IDXPair(images: fixtureDirectory.appendingPathComponent("normalize-images.npy").path,

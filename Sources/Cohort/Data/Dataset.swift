@@ -23,9 +23,11 @@ public struct Dataset: Sendable {
             guard expected == CIFARFile.sampleShape.reduce(1, *) else {
                 throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] (3072 values) but model.input \(describe(transform.inputShape)) needs \(expected)")
             }
-            // Flat ([3072]) is an MLP's view of them; any other image shape would read them scrambled.
-            guard transform.inputShape.count != 3 || transform.inputShape == CIFARFile.sampleShape else {
-                throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] but model.input is \(describe(transform.inputShape)): use [3, 32, 32] (or a flat [3072])")
+            // Flat ([3072]) is an MLP's view of them, [3, 1024] a sequence of the three colour planes;
+            // any other shape would read them scrambled: [32, 96], a recurrent network's rows, would
+            // take three rows of one colour plane for each row of the image.
+            guard [[3072], [3, 1024], CIFARFile.sampleShape].contains(transform.inputShape) else {
+                throw CohortError("\(paths[0]): \(format.name) images are [3, 32, 32] but model.input is \(describe(transform.inputShape)): use [3, 32, 32] (or a flat [3072], or [3, 1024] for a sequence of the colour planes)")
             }
             (images, labels) = try CIFARFile.read(paths, format: format, classes: classes)
         case .arrays(let pair):

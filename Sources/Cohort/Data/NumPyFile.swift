@@ -13,10 +13,13 @@ public enum NumPyFile {
 
     /// The element type of `descr`, or why it is refused.
     public static func element(_ descr: String) -> Result<ElementType, NumPyHeaderError> {
-        let order = descr.first ?? " ", type = descr.dropFirst()
+        // Without a byte-order character ('u1', 'f4': NumPy reads them, some writers write them) the
+        // order is the machine's, as '='.
+        let ordered = "<>|=".contains(descr.first ?? " ")
+        let order = ordered ? descr.first! : "=", type = ordered ? descr.dropFirst() : Substring(descr)
         let known: [Substring: ElementType] = ["u1": .uint8, "i1": .int8, "u2": .uint16, "i2": .int16, "u4": .uint32,
                                                "i4": .int32, "u8": .uint64, "i8": .int64, "f4": .float32, "f8": .float64]
-        guard "<>|=".contains(order) else { return .failure(NumPyHeaderError("unknown dtype '\(descr)'")) }
+        guard !type.isEmpty else { return .failure(NumPyHeaderError("unknown dtype '\(descr)'")) }
         switch type.first {
         case "O": return .failure(NumPyHeaderError("holds Python objects (dtype '\(descr)'), not numbers; save a numeric array"))
         case "U", "S", "a": return .failure(NumPyHeaderError("holds strings (dtype '\(descr)'), not numbers; save a numeric array"))
