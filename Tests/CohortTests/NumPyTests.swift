@@ -84,6 +84,9 @@ final class NumPyTests: XCTestCase {
         XCTAssertEqual(try NumPyFile.element("<f8").get(), .float64)
         XCTAssertThrowsError(try NumPyFile.element("").get())
         XCTAssertThrowsError(try NumPyFile.element("f2").get())
+        XCTAssertThrowsError(try NumPyFile.element("|b1").get()) { error in
+            XCTAssertEqual((error as? NumPyHeaderError)?.reason, "holds booleans (dtype '|b1'); save labels as integers: np.save(path, y.astype(np.int64))")
+        }
         let directory = try temporaryDirectory(self)
         let url = directory.appendingPathComponent("x.npy")
         try npyFile(rawBytes((0..<12).map(Float.init)), descr: "f4", shape: [2, 6]).write(to: url)

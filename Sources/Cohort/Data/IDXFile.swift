@@ -34,17 +34,26 @@ public struct IDXFile: Sendable {
     static func array(_ bytes: DataBytes) throws -> StoredArray {
         let path = bytes.path, count = bytes.count
         let raw = bytes.base.assumingMemoryBound(to: UInt8.self)
+        guard count > 0 else { throw CohortError("\(path): an empty file, not an IDX or NumPy .npy array") }
         guard count >= 4 else { throw CohortError("\(path): not an IDX file (only \(count) bytes)") }
         guard raw[0] == 0, raw[1] == 0 else {
             // The likeliest other files, by their first bytes: a zip (np.savez's .npz, torch.save's
-            // archive) and a pickle (pickle.dump, an old torch.save).
+            // archive), a pickle (pickle.dump, an old torch.save), another compression than gzip,
+            // and CIFAR's batches (no magic: records of a label and 3,072 pixels) given where an
+            // array is read.
             if raw[0] == 0x50, raw[1] == 0x4B, raw[2] == 3, raw[3] == 4 {
                 throw CohortError("\(path): a zip archive (np.savez's .npz or torch.save's), not an array; save each array with np.save(path, a) (a tensor: t.numpy())")
             }
             if raw[0] == 0x80, (2...5).contains(raw[1]) {
                 throw CohortError("\(path): a Python pickle (pickle.dump or torch.save), not an array; save the array with np.save(path, a) (a tensor: t.numpy())")
             }
-            throw CohortError("\(path): not an IDX file nor NumPy .npy (bad magic number)")
+            for (magic, name) in [([0xFD, 0x37, 0x7A, 0x58], "xz"), ([0x42, 0x5A, 0x68], "bzip2"), ([0x28, 0xB5, 0x2F, 0xFD], "zstd")] as [([UInt8], String)]
+                where count >= magic.count && magic.indices.allSatisfy({ raw[$0] == magic[$0] }) {
+                throw CohortError("\(path): compressed with \(name); Cohort reads gzip or uncompressed files: decompress it")
+            }
+            let cifar = count % 3073 == 0 ? "CIFAR-10" : count % 3074 == 0 ? "CIFAR-100" : nil
+            throw CohortError("\(path): not an IDX file nor NumPy .npy (bad magic number)"
+                              + (cifar.map { "; if it is a \($0) batch, give it as data.train/test's \($0.lowercased().replacingOccurrences(of: "-", with: "")) list, or save its images as .npy for predict" } ?? ""))
         }
         guard raw[2] == 0x08 else {
             throw CohortError("\(path): IDX element type 0x\(String(raw[2], radix: 16)) is not supported (expected 0x08, unsigned bytes)")

@@ -23,6 +23,8 @@ public enum NumPyFile {
         switch type.first {
         case "O": return .failure(NumPyHeaderError("holds Python objects (dtype '\(descr)'), not numbers; save a numeric array"))
         case "U", "S", "a": return .failure(NumPyHeaderError("holds strings (dtype '\(descr)'), not numbers; save a numeric array"))
+        case "b" where type == "b1":
+            return .failure(NumPyHeaderError("holds booleans (dtype '\(descr)'); save labels as integers: np.save(path, y.astype(np.int64))"))
         default: break
         }
         guard let element = known[type] else {
