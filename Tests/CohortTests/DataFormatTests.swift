@@ -80,12 +80,7 @@ final class DataFormatTests: XCTestCase {
         for (name, header) in [("big.idx", idx), ("big.npy", npy)] {
             try (header + Data(count: 1 << 20)).write(to: directory.appendingPathComponent(name))
         }
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
-        gzip.arguments = ["-c", "cd '\(directory.path)' && gzip big.idx big.npy"]
-        try gzip.run()
-        gzip.waitUntilExit()
-        XCTAssertEqual(gzip.terminationStatus, 0)
+        try shell("gzip big.idx big.npy", in: directory)
         for (name, gib) in [("big.idx.gz", "3725290.3"), ("big.npy.gz", "3725290.3")] {
             let path = directory.appendingPathComponent(name).path
             XCTAssertThrowsError(try StoredArray.open(path: path)) { error in
@@ -114,13 +109,8 @@ final class DataFormatTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let npy = directory.appendingPathComponent("x.npy")
         try npyFile(Data(repeating: 7, count: 2 * 16), descr: "|u1", shape: [2, 4, 4]).write(to: npy)
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
         // 64 MB of zeros after the array, in the same stream: inflated whole, the error came after them.
-        gzip.arguments = ["-c", "cd '\(directory.path)' && { cat x.npy; head -c 67108864 /dev/zero; } | gzip -1 > x.npy.gz"]
-        try gzip.run()
-        gzip.waitUntilExit()
-        XCTAssertEqual(gzip.terminationStatus, 0)
+        try shell("{ cat x.npy; head -c 67108864 /dev/zero; } | gzip -1 > x.npy.gz", in: directory)
         let announced = try Data(contentsOf: npy).count
         XCTAssertThrowsError(try StoredArray.open(path: npy.path + ".gz")) { error in
             XCTAssertEqual("\(error)", "\(npy.path).gz: inflates to more than the \(announced) bytes its header announces (data after the values, or another file's header)")
@@ -132,11 +122,7 @@ final class DataFormatTests: XCTestCase {
         let pair = try writeSyntheticData(in: directory, name: "d", count: 20, rows: 4, columns: 4, classes: 3, seed: 1)
         let npy = directory.appendingPathComponent("x.npy")
         try npyFile(Data(repeating: 7, count: 20 * 16), descr: "|u1", shape: [20, 4, 4]).write(to: npy)
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
-        gzip.arguments = ["-c", "gzip -k '\(pair.images)' && gzip -c '\(npy.path)' > '\(npy.path).gz'"]
-        try gzip.run()
-        gzip.waitUntilExit()
+        try shell("gzip -k '\(pair.images)' && gzip -c '\(npy.path)' > '\(npy.path).gz'", in: directory)
         for path in [pair.images, npy.path] {
             let source = try SampleSource(images: StoredArray.open(path: path), inputShape: [1, 4, 4])
             XCTAssertTrue(source.bytes.isMapped, path)
@@ -200,4 +186,10 @@ final class DataFormatTests: XCTestCase {
         XCTAssertEqual(variant.data.train?.paths.count, 5)
         XCTAssertEqual(variant.data.test, .cifar(.cifar10, ["test_batch.bin"]))
     }
+}
+
+/// Runs `command` with /bin/sh in `directory` and checks that it succeeded.
+private func shell(_ command: String, in directory: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    let result = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", command], in: directory, file: file, line: line)
+    XCTAssertEqual(result.status, 0, "\(command): \(result.err)", file: file, line: line)
 }
