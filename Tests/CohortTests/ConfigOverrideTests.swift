@@ -34,6 +34,15 @@ final class ConfigOverrideTests: XCTestCase {
         }
     }
 
+    /// Switching optimizers from the command line: the old one's keys set to null are left out,
+    /// as a null is everywhere; they had been "adam has no such setting".
+    func testANullKeyOfAnotherOptimizerIsLeftOut() throws {
+        let adam = try parse("optimizer.name=adam", "optimizer.momentum=null", "optimizer.lr=0.001").optimizer
+        XCTAssertEqual(adam.name, .adam)
+        XCTAssertEqual(adam.lr, 0.001)
+        XCTAssertTrue(message("optimizer.name=adam", "optimizer.momentum=0.9").contains("optimizer.momentum: adam has no such setting"))
+    }
+
     func testSetReplacesAValue() throws {
         XCTAssertEqual(try parse("optimizer.lr=0.5").optimizer.lr, 0.5)
         XCTAssertEqual(try parse("seed=9").seed, 9)

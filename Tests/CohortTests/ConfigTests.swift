@@ -235,7 +235,10 @@ final class ConfigTests: XCTestCase {
     /// Integers past 64 bits were "not integers"; a NaN in a list was "not a number".
     func testHugeIntegersAndNaNInListsAreNamedForWhatTheyAre() {
         let seed = message("seed: 99999999999999999999\n" + valid.replacingOccurrences(of: "seed: 5\n", with: ""))
-        XCTAssertTrue(seed.hasPrefix("c.yaml: seed: must fit in 64 bits, got 99999999999999999999"), seed)
+        XCTAssertTrue(seed.hasPrefix("c.yaml: seed: must be in 0...9223372036854775807, got 99999999999999999999"), seed)
+        // 2^64 - 1 fits in 64 bits: the message is the key's own range ("64 bits" had said otherwise).
+        let unsigned = message("seed: 18446744073709551615\n" + valid.replacingOccurrences(of: "seed: 5\n", with: ""))
+        XCTAssertTrue(unsigned.hasPrefix("c.yaml: seed: must be in 0...9223372036854775807, got 18446744073709551615"), unsigned)
         let batch = message(valid.replacingOccurrences(of: "batch_size: 64", with: "batch_size: 99999999999999999999"))
         XCTAssertTrue(batch.hasPrefix("c.yaml: train.batch_size: must fit in 64 bits, got 99999999999999999999"), batch)
         // A quoted number is a string, not an overflow.

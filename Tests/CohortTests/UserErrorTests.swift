@@ -121,6 +121,11 @@ final class UserErrorTests: XCTestCase {
         XCTAssertEqual(piped.error, "error: images.fifo: is a pipe (FIFO), not a file; Cohort reads data from files it can map (IDX, .npy, CIFAR, or gzip)\n")
         let device = try run(["predict", "good.yaml", "/dev/zero"], workers: 1)
         XCTAssertEqual(device.error, "error: /dev/zero: is a device or a socket, not a data file\n")
+        // A config through a pipe (`cohort train /dev/stdin`, `<(...)`) had been "not readable or not UTF-8 text".
+        XCTAssertEqual(mkfifo(directory.appendingPathComponent("config.fifo").path, 0o644), 0)
+        let pipedConfig = try run(["train", "config.fifo"], workers: 1)
+        XCTAssertEqual(pipedConfig.status, 1)
+        XCTAssertEqual(pipedConfig.error, "error: config.fifo: is a pipe, not a file; save the config to a file\n")
         let encoded = try run(["predict", "good.yaml", "test-images.idx", "--output"], workers: 1, shellFirst: "set -- \"$@\" \"$(printf 'p\\377.csv')\"")
         XCTAssertEqual(encoded.status, 64)
         XCTAssertEqual(encoded.error, "error: argument 5 ('p\u{FFFD}.csv') is not valid UTF-8; Cohort takes its arguments, file names too, in UTF-8\n")

@@ -15,6 +15,11 @@ public enum ConfigLoader {
             throw CohortError("\(path): config file not found")
         }
         guard !isDirectory.boolValue else { throw CohortError("\(path): is a directory, expected a YAML config file") }
+        var status = stat()
+        if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+            // Every worker reads the config, and a resumed run names it: a pipe is read once, by one.
+            throw CohortError("\(path): is \((status.st_mode & S_IFMT) == S_IFIFO ? "a pipe" : "a device or socket"), not a file; save the config to a file")
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw CohortError("\(path): cannot read the config file (not readable or not UTF-8 text)")
         }
@@ -447,6 +452,12 @@ public enum ConfigLoader {
         for key in table.keys where !own.contains(key) {
             let owners = OptimizerName.allCases.filter { $0.keys.contains(key) }.map(\.rawValue)
             guard !owners.isEmpty else { continue }
+            // Another optimizer's key set to null is no setting (`--set optimizer.momentum=null` when
+            // switching to adam): read, and left out.
+            if table.isNull(key) {
+                _ = table.node(key)
+                continue
+            }
             let mark = table.node(key)?.mark
             throw table.fail(key, "\(name.rawValue) has no such setting (\(owners.joined(separator: " and ")) \(owners.count == 1 ? "has" : "have") it); \(name.rawValue) takes lr, \(name.keys.joined(separator: ", ")) and schedule", mark)
         }

@@ -60,7 +60,8 @@ struct YAMLTable {
         guard let node = node(key) else { return nil }
         guard case .scalar = node, let value = node.int else {
             if let text = YAMLTable.unquotedWholeNumber(node) {
-                throw fail(key, "must fit in 64 bits, got \(text)", node.mark)
+                // Past Int's range: the key's own range says more than "64 bits" (a seed of 2^64 - 1 fits them).
+                throw fail(key, range.map { "must be in \($0.lowerBound)...\($0.upperBound), got \(text)" } ?? "must fit in 64 bits, got \(text)", node.mark)
             }
             throw fail(key, "expected an integer, got \(YAMLTable.describe(node))", node.mark)
         }

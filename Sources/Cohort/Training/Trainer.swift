@@ -107,7 +107,7 @@ public final class Trainer {
                 || progress.stepInEpoch != startStep % plan.stepsPerEpoch {
                 log("note: the checkpoint's run had train.batch_size \(progress.batchSize) and was at step \(progress.stepInEpoch + 1) of epoch \(progress.epoch + 1); with this config's batch size and data, step \(startStep + 1) is step \(startStep % plan.stepsPerEpoch + 1) of epoch \(plan.epoch(ofStep: startStep) + 1), so the samples from here on are not those the interrupted run would have drawn")
             } else if let trained = progress.dataFingerprint, trained != dataFingerprint {
-                log("note: the checkpoint's run trained on other data than \(trainFiles.described(as: "data.train")): as many samples, but other labels or images, or another order, so the samples from here on are not those the interrupted run would have drawn")
+                log("note: the checkpoint's run trained on other data than \(trainFiles.described(as: "data.train")): other images, labels, order or number of samples, so the samples from here on are not those the interrupted run would have drawn")
             }
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
