@@ -115,6 +115,27 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try store.latestDirectory()?.lastPathComponent, "5")
     }
 
+    /// `--resume auto` with a `latest` that is damaged or names a removed checkpoint takes the newest
+    /// complete one, and says so: it had done so silently (after a resume from an earlier
+    /// checkpoint, the newest can be the abandoned branch's).
+    func testAResumePastADamagedLatestSaysWhichCheckpointItTakes() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 9))
+        let root = directory.appendingPathComponent("run/checkpoints")
+        let latest = root.appendingPathComponent("latest")
+        for (content, why) in [("garbage", "does not hold a step"), ("4", "names step 4, which has no complete checkpoint"), (nil, "is missing or unreadable")] {
+            try? FileManager.default.removeItem(at: latest)
+            if let content { try Data(content.utf8).write(to: latest) }
+            var lines: [String] = []
+            _ = try train(smallRun(in: directory, maxSteps: 9), resume: .auto, log: { lines.append($0) })
+            XCTAssertTrue(lines.contains("note: \(latest.path) \(why); taking the newest complete checkpoint, \(root.appendingPathComponent("9").path) (pass --resume DIR to choose another)"), "\(lines)")
+        }
+        try Data("9\n".utf8).write(to: latest)
+        var intact: [String] = []
+        _ = try train(smallRun(in: directory, maxSteps: 9), resume: .auto, log: { intact.append($0) })
+        XCTAssertFalse(intact.contains { $0.contains("taking the newest complete checkpoint") }, "\(intact)")
+    }
+
     /// Adam at an absurd rate: the weights before a batch norm grow until its running variance
     /// overflows while the loss stays finite. The run used to end "done" with a checkpoint that eval
     /// and --resume refuse; now it stops with the tensor named and the last good checkpoint kept.

@@ -267,7 +267,7 @@ public final class Trainer {
     private func checkpointToResume(_ resume: ResumeMode, store: CheckpointStore) throws -> URL? {
         switch resume {
         case .fresh: return nil
-        case .auto: return try store.latestDirectory()
+        case .auto: return try store.latestDirectory(note: log)
         case .directory(let path):
             guard !path.isEmpty else { throw CohortError("--resume: expected auto or a checkpoint directory, got an empty string") }
             let url = URL(fileURLWithPath: path)
