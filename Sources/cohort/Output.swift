@@ -13,20 +13,7 @@ func printLine(_ line: String) {
 /// reading) loses the line, where `FileHandle.write` had ended the process on SIGILL (status 132
 /// instead of the command's own: 75 after a clean stop, which a launcher resubmits on).
 func printError(_ line: String) {
-    let bytes = Array((oneLine(line) + "\n").utf8)
-    bytes.withUnsafeBytes { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-            if written > 0 {
-                offset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else {
-                return
-            }
-        }
-    }
+    try? writeAll(Data((oneLine(line) + "\n").utf8), to: 2, path: "standard error", what: "an error line")
 }
 
 /// `text` with its control characters written as escapes (`\n`, `\u{1B}`): a message that quotes
