@@ -213,12 +213,39 @@ final class CheckpointTests: XCTestCase {
         _ = try train(smallRun(in: directory, maxSteps: 6))
         var lines: [String] = []
         _ = try train(smallRun(in: directory, maxSteps: 9), resume: .auto, log: { lines.append($0) })
-        XCTAssertFalse(lines.contains { $0.hasPrefix("note:") }, "\(lines)")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("note:") }, [
+            "note: this config changes settings the checkpoint's run trained with: the cosine schedule's length (train.max_steps or epochs) 6 steps -> 9 steps; steps from 7 on follow this config"])
         let config = try smallRun(in: directory, maxSteps: 12)
         _ = try writeSyntheticData(in: directory, name: "train", count: 50, rows: 6, columns: 6, classes: 4, seed: 4)
         lines = []
         _ = try train(config, resume: .auto, log: { lines.append($0) })
         XCTAssertTrue(lines.contains { $0.hasPrefix("note: the checkpoint's run trained on other data than data.train (") && $0.contains("other images, labels, order or number of samples") }, "\(lines)")
+    }
+
+    /// Resuming with other settings of the data pipeline, layers, optimizer or training loop names
+    /// each one (they had changed the run silently); an initializer, spent at step 0, is no change.
+    func testResumingWithOtherTrainingSettingsNamesEach() throws {
+        let directory = try temporaryDirectory(self)
+        _ = try train(smallRun(in: directory, maxSteps: 6))
+        var config = try smallRun(in: directory, maxSteps: 6)
+        config.optimizer.lr = 0.1
+        config.data.shuffle = false
+        config.data.augment.flipProbability = 0.5
+        config.train.clipGradNorm = 1
+        config.model.layers[8] = .dropout(p: 0.5)
+        config.model.layers[5] = .dense(outFeatures: 12, bias: true, initializer: LayerInit(weight: .constant(0.5)))
+        var lines: [String] = []
+        _ = try train(config, resume: .auto, log: { lines.append($0) })
+        XCTAssertEqual(lines.filter { $0.hasPrefix("note:") }, [
+            "note: this config changes settings the checkpoint's run trained with: data.shuffle true -> false, data.augment.horizontal_flip 0.0 -> 0.5, model.layers (a dropout rate, batch norm setting, activation or pooling), optimizer.lr 0.05 -> 0.1, train.clip_grad_norm none -> 1.0; steps from 7 on follow this config"])
+        config.model.layers[8] = .dropout(p: 0.3)
+        config.optimizer.lr = 0.05
+        config.data.shuffle = true
+        config.data.augment.flipProbability = 0
+        config.train.clipGradNorm = nil
+        lines = []
+        _ = try train(config, resume: .auto, log: { lines.append($0) })
+        XCTAssertFalse(lines.contains { $0.hasPrefix("note:") }, "\(lines)")
     }
 
     /// A model of no parameters trained "successfully" (784 pixels read as 784 logits); PyTorch's

@@ -109,6 +109,16 @@ public final class Trainer {
             } else if let trained = progress.dataFingerprint, trained != dataFingerprint {
                 log("note: the checkpoint's run trained on other data than \(trainFiles.described(as: "data.train")): other images, labels, order or number of samples, so the samples from here on are not those the interrupted run would have drawn")
             }
+            // A checkpoint's config parses as it did when written, unless Cohort has since changed its keys.
+            if let trained = try? ConfigLoader.parse(progress.config, file: config.sourcePath) {
+                let changes = changedTrainingSettings(checkpointed: trained, resumed: config) { run in
+                    guard let batch = try? run.batchSize(trainingSamples: train.count) else { return nil }
+                    return run.train.maxSteps ?? run.train.epochs.map { $0 * (train.count / batch) }
+                }
+                if !changes.isEmpty {
+                    log("note: this config changes settings the checkpoint's run trained with: \(changes.joined(separator: ", ")); steps from \(startStep + 1) on follow this config")
+                }
+            }
         }
         let maxLocal = BatchPlan.slice(batch: batchSize, rank: 0, worldSize: world, microBatch: 0, of: microBatches).count
         let activationBytes = 2 * model.activationBytes(maxBatch: maxLocal)
