@@ -31,7 +31,7 @@ struct Eval: ParsableCommand {
             }
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
             let test = try Dataset(testFiles, transform: transform, classes: model.classes, role: "data.test")
-            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "evaluate")
+            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "evaluate", communicator: communicator)
             try communicator.completeSetup()
             let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
             guard result.loss.isFinite else {

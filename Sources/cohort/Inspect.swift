@@ -35,7 +35,7 @@ struct Inspect: ParsableCommand {
             let model = try Model<Float>.built(from: config)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
             let test = try config.data.test.map { try Dataset($0, transform: transform, classes: model.classes, role: "data.test") }
-            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "inspect")
+            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "inspect", communicator: communicator)
             try communicator.completeSetup()
             // One process draws the pictures; under mpirun the other workers only wait.
             guard communicator.isCoordinator else { return 0 }

@@ -38,7 +38,7 @@ struct Predict: ParsableCommand {
             let model = try Model<Float>.built(from: config)
             let file = try Predictor.readImages(path: images, inputShape: model.inputShape)
             let transform = try InputTransform(config.data, inputShape: model.inputShape, seed: config.seed, file: config.sourcePath)
-            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with")
+            let directory = try loadCheckpoint(checkpoint, into: model, config: config, purpose: "predict with", communicator: communicator)
             try communicator.completeSetup()
             // One process is plenty for inference on a file; under mpirun the others only wait.
             guard communicator.isCoordinator else { return 0 }

@@ -57,6 +57,18 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertTrue(result.out.contains("per-class accuracy"), result.out)
     }
 
+    /// `--checkpoint auto` past a `latest` naming no complete checkpoint says which one it takes,
+    /// as `--resume auto` does (it had taken the newest silently).
+    func testEvalPastADanglingLatestSaysWhichCheckpointItTakes() throws {
+        let directory = try trainedRun()
+        let checkpoints = directory.appendingPathComponent("run/checkpoints")
+        try "999\n".write(to: checkpoints.appendingPathComponent("latest"), atomically: true, encoding: .utf8)
+        let result = try runCohort(["eval", "c.yaml"], in: directory)
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertEqual(result.err, "note: \(checkpoints.path)/latest names step 999, which has no complete checkpoint; taking the newest complete checkpoint, \(checkpoints.path)/20 (pass --checkpoint DIR to choose another)\n")
+        XCTAssertTrue(result.out.hasPrefix("checkpoint \(checkpoints.path)/20: test loss "), result.out)
+    }
+
     func testEvalMatrixUnderMPIIsSummedOverTheWorkers() throws {
         let directory = try trainedRun()
         let alone = try runCohort(["eval", "c.yaml"], in: directory)

@@ -126,8 +126,8 @@ public struct CheckpointStore {
     /// If `latest` is unreadable or names a step without a complete checkpoint (it was removed by
     /// hand), the newest complete checkpoint is used instead: a directory has its manifest only once
     /// every file in it was written. `note` is told so (after a resume from an earlier checkpoint,
-    /// the newest may be the abandoned branch's).
-    public func latestDirectory(note: (String) -> Void = { _ in }) throws -> URL? {
+    /// the newest may be the abandoned branch's), and of `choosing`, the option that picks another.
+    public func latestDirectory(choosing: String = "--resume DIR", note: (String) -> Void = { _ in }) throws -> URL? {
         let pointer = root.appendingPathComponent("latest")
         let text = try? String(contentsOf: pointer, encoding: .utf8)
         let named = text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
@@ -136,7 +136,7 @@ public struct CheckpointStore {
         }
         guard let newest = completeSteps().max().map({ root.appendingPathComponent(String($0)) }) else { return nil }
         let why = text == nil ? "is missing or unreadable" : named.map { "names step \($0), which has no complete checkpoint" } ?? "does not hold a step"
-        note("note: \(pointer.path) \(why); taking the newest complete checkpoint, \(newest.path) (pass --resume DIR to choose another)")
+        note("note: \(pointer.path) \(why); taking the newest complete checkpoint, \(newest.path) (pass \(choosing) to choose another)")
         return newest
     }
 
