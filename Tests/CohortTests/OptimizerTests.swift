@@ -188,4 +188,32 @@ final class OptimizerTests: XCTestCase {
             checkpoint: {dir: \(directory.appendingPathComponent("run").path), every_steps: 3}
             """, file: "inline.yaml")
     }
+
+    /// A NaN in training blames the weight decay or the momentum only where they alone make the
+    /// weights grow: SGD's heavy ball past lr x decay x (1 - dampening) = 2 (1 + momentum), AdamW's
+    /// decoupled decay past lr x decay = 2; Adam, RMSprop and Adagrad bound the decay's term.
+    func testADivergenceIsBlamedOnTheDecayOrMomentumOnlyWhereTheyAloneGrowTheWeights() {
+        func cause(_ name: OptimizerName, lr: Double, decay: Double, momentum: Double = 0, dampening: Double = 0) -> String? {
+            var config = OptimizerConfig.defaults(for: name, lr: lr)
+            config.weightDecay = decay
+            config.momentum = momentum
+            config.dampening = dampening
+            return config.divergenceCause
+        }
+        XCTAssertNil(cause(.sgd, lr: 0.1, decay: 5e-4, momentum: 0.9))
+        XCTAssertNil(cause(.sgd, lr: 1, decay: 3.7, momentum: 0.9))
+        XCTAssertEqual(cause(.sgd, lr: 1, decay: 3.8, momentum: 0.9), "lower optimizer.weight_decay: with lr 1.0 its decay alone grows the weights at every step")
+        XCTAssertNil(cause(.sgd, lr: 1, decay: 4, momentum: 0.9, dampening: 0.5))
+        var nesterov = OptimizerConfig.defaults(for: .sgd, lr: 1)
+        (nesterov.momentum, nesterov.nesterov, nesterov.weightDecay) = (0.5, true, 1.4)
+        XCTAssertNil(nesterov.divergenceCause)
+        nesterov.weightDecay = 1.5
+        XCTAssertNotNil(nesterov.divergenceCause, "Nesterov's bound: 2 (1 + m) / (1 + 2 m) = 1.5")
+        XCTAssertNil(cause(.adamw, lr: 1e-3, decay: 1e-2))
+        XCTAssertNotNil(cause(.adamw, lr: 0.1, decay: 20))
+        XCTAssertNil(cause(.adam, lr: 1, decay: 1e6))
+        XCTAssertNil(cause(.adagrad, lr: 1, decay: 1e6))
+        XCTAssertEqual(cause(.rmsprop, lr: 0.01, decay: 0, momentum: 1), "lower optimizer.momentum below 1: at 1.0 every update adds up without fading")
+        XCTAssertNil(cause(.rmsprop, lr: 0.01, decay: 0, momentum: 0.99))
+    }
 }

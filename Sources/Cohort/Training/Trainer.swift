@@ -148,6 +148,7 @@ public final class Trainer {
         let stepper = TrainingStep(model: model, optimizer: optimizer, communicator: communicator,
                                    seed: config.seed, maxLocalBatch: maxLocal, microBatches: microBatches)
         stepper.clipGradNorm = config.train.clipGradNorm
+        stepper.divergenceCause = config.optimizer.divergenceCause
         stepper.compression = config.distributed.compress
         try stepper.placeGradientsForSum()
         if config.distributed.overlap { try stepper.overlapCommunication(bucketCount: config.distributed.bucketCount) }
@@ -255,7 +256,7 @@ public final class Trainer {
     private func evaluate(_ model: Model<Float>, on test: Dataset, step: Int) throws -> Evaluator.Result {
         let result = try Evaluator.evaluate(model: model, data: test, communicator: communicator)
         guard result.loss.isFinite else {
-            throw CohortError("after step \(step): the model's outputs on \(config.data.test?.described(as: "data.test") ?? "data.test") are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause)); training stopped",
+            throw CohortError("after step \(step): the model's outputs on \(config.data.test?.described(as: "data.test") ?? "data.test") are NaN or infinite, so its accuracy means nothing (\(Predictor.nonFiniteCause)); training stopped\(config.optimizer.divergenceCause.map { " (\($0))" } ?? "")",
                               sameOnEveryWorker: true)
         }
         return result
@@ -297,7 +298,7 @@ public final class Trainer {
             guard case .scalars(let raw) = tensor.storage else { continue }
             let values = raw.assumingMemoryBound(to: Float.self)
             if let bad = (0..<tensor.count).first(where: { !values[$0].isFinite }) {
-                throw CohortError("step \(step): tensor '\(tensor.name)' became NaN or infinite (element \(bad)); training stopped without writing the checkpoint of step \(step) (lower optimizer.lr?)")
+                throw CohortError("step \(step): tensor '\(tensor.name)' became NaN or infinite (element \(bad)); training stopped without writing the checkpoint of step \(step) (\(config.optimizer.divergenceCause ?? "lower optimizer.lr?"))")
             }
         }
         let progress = TrainingProgress(step: step, epoch: step / plan.stepsPerEpoch, stepInEpoch: step % plan.stepsPerEpoch,

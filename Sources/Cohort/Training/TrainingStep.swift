@@ -11,6 +11,9 @@ public final class TrainingStep {
     public let labels: Buffer<Int32>
     /// Clip the summed gradient to this global L2 norm before the update (`train.clip_grad_norm`).
     public var clipGradNorm: Double?
+    /// What the errors about a NaN or infinite loss or gradient suggest instead of the learning rate
+    /// (`OptimizerConfig.divergenceCause`).
+    public var divergenceCause: String?
     /// How the gradients travel (`distributed.compress`).
     public var compression = GradientCompression.none
     /// Parts of the global batch per step (`train.accumulate`).
@@ -119,11 +122,11 @@ public final class TrainingStep {
         try communicator.allreduceSum(totals.pointer, count: 3)
         let loss = totals.pointer[0] / Double(globalBatch)
         guard loss.isFinite else {
-            throw CohortError("step \(step + 1): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (lower optimizer.lr?)",
+            throw CohortError("step \(step + 1): the loss became \(loss.isNaN ? "NaN" : "infinite"); training stopped before updating the weights (\(divergenceCause ?? "lower optimizer.lr?"))",
                               sameOnEveryWorker: true)
         }
         guard allFinite(model.gradients.pointer, count: model.gradients.count) else {
-            throw CohortError("step \(step + 1): a gradient became NaN or infinite; training stopped before updating the weights (lower optimizer.lr, or find the layer with `cohort check`)",
+            throw CohortError("step \(step + 1): a gradient became NaN or infinite; training stopped before updating the weights (\(divergenceCause ?? "lower optimizer.lr, or find the layer with `cohort check`"))",
                               sameOnEveryWorker: true)
         }
         if let clipGradNorm { clipGradientNorm(model.gradients.pointer, count: model.gradients.count, maxNorm: clipGradNorm) }
