@@ -207,6 +207,35 @@ final class GradientCheckTests: XCTestCase {
         }
         XCTAssertLessThan(relativeError(analytic, estimated), tolerance, file: file, line: line)
     }
+
+    /// A failing comparison is made again at a tenth and a hundredth of the step: an error that
+    /// shrinks with the step (kinks crossed within it) passes, one that does not (a wrong gradient)
+    /// or that only rounding moves still fails, and an unresolved retry changes nothing.
+    func testAFailingComparisonIsRetriedAtSmallerStepsAndKeepsTheLeastError() {
+        var steps: [Double] = []
+        let kinks = GradientCheck.leastError(step: 1e-6, tolerance: 1e-3) { h in
+            steps.append(h)
+            return (2e3 * h, 30, 0)
+        }
+        XCTAssertEqual(steps, [1e-6, 1e-7])
+        XCTAssertEqual(try XCTUnwrap(kinks.error), 2e-4, accuracy: 1e-12)
+        steps = []
+        let wrong = GradientCheck.leastError(step: 1e-6, tolerance: 1e-3) { h in
+            steps.append(h)
+            return (5e-2 + 1e-12 / h, 30, 0)
+        }
+        XCTAssertEqual(steps, [1e-6, 1e-7, 1e-8])
+        XCTAssertEqual(try XCTUnwrap(wrong.error), 5e-2 + 1e-6, accuracy: 1e-12)
+        let unresolved = GradientCheck.leastError(step: 1e-6, tolerance: 1e-3) { h in (h == 1e-6 ? 3e-3 : nil, 30, 0) }
+        XCTAssertEqual(unresolved.error, 3e-3)
+        steps = []
+        let passing = GradientCheck.leastError(step: 1e-5, tolerance: 1e-4) { h in
+            steps.append(h)
+            return (1e-6, 30, 2)
+        }
+        XCTAssertEqual(steps, [1e-5])
+        XCTAssertEqual(passing.skipped, 2)
+    }
 }
 
 /// im2col and col2im against the definition, element by element, over many geometries (rows of 8
