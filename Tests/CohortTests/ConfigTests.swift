@@ -46,6 +46,20 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.checkpoint.everySteps, 50)
     }
 
+    /// A window's side may be written as PyTorch writes it, two equal integers; a rectangle, or a
+    /// list of another length, is an error naming the key.
+    func testAWindowSideTakesTwoEqualIntegersAsPyTorchWritesThem() throws {
+        let pairs = valid.replacingOccurrences(of: "kernel_size: 3, padding: 1", with: "kernel_size: [3, 3], stride: [1, 1], padding: [1, 1]")
+            .replacingOccurrences(of: "maxpool2d: {kernel_size: 2}", with: "maxpool2d: {kernel_size: [2, 2], stride: [2, 2]}")
+        XCTAssertEqual(try ConfigLoader.parse(pairs, file: "c.yaml").model.layers, try ConfigLoader.parse(valid, file: "c.yaml").model.layers)
+        assertMessages([
+            ("kernel_size: 3,", "kernel_size: [3, 5],", "model.layers[0].conv2d.kernel_size: [3, 5] is a rectangle; Cohort's windows are square: give one integer"),
+            ("padding: 1", "padding: [1]", "model.layers[0].conv2d.padding: expected one integer or two equal ones, got a list of 1"),
+            ("maxpool2d: {kernel_size: 2}", "maxpool2d: {kernel_size: 2, stride: [2, x]}", "model.layers[3].maxpool2d.stride: expected a list of integers, got"),
+            ("kernel_size: 3,", "kernel_size: [0, 0],", "model.layers[0].conv2d.kernel_size: must be "),
+        ])
+    }
+
     func testUnknownKeyIsNamedWithItsPath() {
         let text = valid.replacingOccurrences(of: "lr: 0.01", with: "learning_rate: 0.01, lr: 0.01")
         XCTAssertTrue(message(text).contains("c.yaml: optimizer.learning_rate: unknown key"), message(text))

@@ -265,9 +265,9 @@ public enum ConfigLoader {
         switch name {
         case "conv2d":
             guard let out = try options.int("out_channels", range: 1...ConfigLoader.largestWidth) else { throw options.missing("out_channels", "required") }
-            guard let kernel = try options.int("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
-            let stride = try options.int("stride", range: 1...ConfigLoader.largestWindow) ?? 1
-            let padding = try options.int("padding", range: 0...ConfigLoader.largestWindow) ?? 0
+            guard let kernel = try options.side("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
+            let stride = try options.side("stride", range: 1...ConfigLoader.largestWindow) ?? 1
+            let padding = try options.side("padding", range: 0...ConfigLoader.largestWindow) ?? 0
             let bias = try options.bool("bias") ?? true
             spec = .conv2d(outChannels: out, kernel: kernel, stride: stride, padding: padding, bias: bias,
                            initializer: try readInit(&options, bias: bias))
@@ -294,9 +294,9 @@ public enum ConfigLoader {
         case "relu", "sigmoid", "tanh":
             spec = .activation(Activation<Float>.Function(rawValue: name)!)
         case "maxpool2d", "avgpool2d":
-            guard let kernel = try options.int("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
-            let stride = try options.int("stride", range: 1...ConfigLoader.largestWindow) ?? kernel
-            let padding = try options.int("padding", range: 0...ConfigLoader.largestWindow) ?? 0
+            guard let kernel = try options.side("kernel_size", range: 1...ConfigLoader.largestWindow) else { throw options.missing("kernel_size", "required") }
+            let stride = try options.side("stride", range: 1...ConfigLoader.largestWindow) ?? kernel
+            let padding = try options.side("padding", range: 0...ConfigLoader.largestWindow) ?? 0
             spec = .pool(Pool2D<Float>.Mode(rawValue: name)!, kernel: kernel, stride: stride, padding: padding)
         case "flatten":
             spec = .flatten

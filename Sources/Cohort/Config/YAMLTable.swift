@@ -128,6 +128,21 @@ struct YAMLTable {
         }
     }
 
+    /// A square window's side (`kernel_size`, `stride`, `padding`): one integer, or two equal ones
+    /// as PyTorch writes them (`kernel_size=(3, 3)`); a rectangle is an error saying so.
+    mutating func side(_ key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let node = node(key), case .sequence(let items) = node else { return try int(key, range: range) }
+        let sides = try intList(key) ?? []
+        guard sides.count == 2 else {
+            throw fail(key, "expected one integer or two equal ones, got a list of \(items.count)", node.mark)
+        }
+        guard sides[0] == sides[1] else {
+            throw fail(key, "\(Cohort.describe(sides)) is a rectangle; Cohort's windows are square: give one integer", node.mark)
+        }
+        guard range.contains(sides[0]) else { throw fail(key, "must be \(YAMLTable.describe(range)), got \(sides[0])", node.mark) }
+        return sides[0]
+    }
+
     mutating func doubleList(_ key: String) throws -> [Double]? {
         guard let node = node(key) else { return nil }
         guard case .sequence(let sequence) = node else {
