@@ -510,6 +510,8 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(try restore(progressJSON(window + value + "}")), "progress.json: " + message)
         }
         XCTAssertEqual(try restore(progressJSON(window + #"{"steps": 2, "loss_sum": 2.5, "accuracy_sum": 1.5, "seconds": 0.01}}"#)), "restored")
+        XCTAssertEqual(try restore(progressJSON(#"{"step": 3, "world_size": 1, "# + fields + "}")),
+                       "progress.json: 'step' is 3, but the checkpoint's directory is named 4 (checkpoints are named after their step): renamed by hand? name it 3, or resume another")
         XCTAssertEqual(try restore(optimizerState { tensors in
             let index = tensors.firstIndex { $0.0 == "exp_avg" }!
             tensors[index].1 = .init(floats: [0, .nan] + [Float](repeating: 0, count: model.parameters.count - 2), shape: [model.parameters.count])

@@ -73,7 +73,13 @@ public enum TrainingCheckpoint {
         // Past 2^53 the step count is no longer a count (a float's bias correction, an overflow at +1).
         guard (0...(Int64(1) << 53)).contains(steps) else { throw CohortError("\(optimizerPath): tensor 'steps' is \(steps), not a count of steps") }
         optimizer.steps = steps
-        return try readProgress(try file(progressFile), path: directory.appendingPathComponent(progressFile).path)
+        let progressPath = directory.appendingPathComponent(progressFile).path
+        let progress = try readProgress(try file(progressFile), path: progressPath)
+        // The store names a checkpoint after its step, and a resumed run writes its own under those names.
+        if let named = Int(directory.lastPathComponent), named != progress.step {
+            throw CohortError("\(progressPath): 'step' is \(progress.step), but the checkpoint's directory is named \(named) (checkpoints are named after their step): renamed by hand? name it \(progress.step), or resume another")
+        }
+        return progress
     }
 
     /// `progress.json`, its counts checked (a negative step would index before the shuffled samples).
