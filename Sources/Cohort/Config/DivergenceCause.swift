@@ -4,9 +4,10 @@ extension OptimizerConfig {
     /// most likely).
     ///
     /// SGD's decay on its own is heavy-ball descent on lambda/2 |w|^2, stable while
-    /// lr x weight_decay x (1 - dampening) < 2 (1 + momentum) (Nesterov's: over 1 + 2 momentum); AdamW's decoupled decay scales the
-    /// weights by 1 - lr x weight_decay, stable while that product is < 2. Adam, RMSprop and Adagrad
-    /// divide the decay's term by the gradients' own scale, which bounds it.
+    /// lr x weight_decay x (1 - dampening) < 2 (1 + momentum), Nesterov's while it is below that over
+    /// 1 + 2 momentum; AdamW's decoupled decay scales the weights by 1 - lr x weight_decay, stable
+    /// while that product is < 2. Adam, RMSprop and Adagrad divide the decay's term by the
+    /// gradients' own scale, which bounds it.
     public var divergenceCause: String? {
         let shrink: Double
         let bound: Double
