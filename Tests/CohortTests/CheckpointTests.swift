@@ -237,7 +237,7 @@ final class CheckpointTests: XCTestCase {
         var lines: [String] = []
         _ = try train(config, resume: .auto, log: { lines.append($0) })
         XCTAssertEqual(lines.filter { $0.hasPrefix("note:") }, [
-            "note: this config changes settings the checkpoint's run trained with: data.shuffle true -> false, data.augment.horizontal_flip 0.0 -> 0.5, model.layers (a dropout rate, batch norm setting, activation or pooling), optimizer.lr 0.05 -> 0.1, train.clip_grad_norm none -> 1.0; steps from 7 on follow this config"])
+            "note: this config changes settings the checkpoint's run trained with: data.shuffle true -> false, data.augment.horizontal_flip 0.0 -> 0.5, model.layers[8] {dropout: {p: 0.3}} -> {dropout: {p: 0.5}}, optimizer.lr 0.05 -> 0.1, train.clip_grad_norm none -> 1.0; steps from 7 on follow this config"])
         config.model.layers[8] = .dropout(p: 0.3)
         config.optimizer.lr = 0.05
         config.data.shuffle = true
@@ -246,6 +246,47 @@ final class CheckpointTests: XCTestCase {
         lines = []
         _ = try train(config, resume: .auto, log: { lines.append($0) })
         XCTAssertFalse(lines.contains { $0.hasPrefix("note:") }, "\(lines)")
+    }
+
+    /// A resumed run takes its weights from the checkpoint, so a `model.init.from` file removed since
+    /// is no error (it had stopped the resume).
+    func testResumingDoesNotNeedTheInitialWeightsFile() throws {
+        let directory = try temporaryDirectory(self)
+        var config = try smallRun(in: directory, maxSteps: 3)
+        let model = try Model<Float>(config.model)
+        model.initialize(seed: 2)
+        let initial = directory.appendingPathComponent("init.safetensors")
+        try SafeTensors.encode(model.exportStateDict()).write(to: initial)
+        config.model.initFrom = initial.path
+        _ = try train(config)
+        try FileManager.default.removeItem(at: initial)
+        config.train.maxSteps = 6
+        XCTAssertEqual(try train(config, resume: .auto).steps, 6)
+        XCTAssertThrowsError(try train(config)) { XCTAssertTrue("\($0)".contains("init.safetensors"), "\($0)") }
+    }
+
+    /// What a resumed run compares: one normalize value stands for every channel; a layer's change
+    /// is named by its path, inside residual blocks too; compression and scale only where they apply.
+    func testResumedSettingsCompareWhatTrainingDoes() throws {
+        let base = try smallRun(in: try temporaryDirectory(self), maxSteps: 6)
+        XCTAssertTrue(sameNormalization(NormalizeConfig(mean: [0.5], std: [0.25]), NormalizeConfig(mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])))
+        XCTAssertFalse(sameNormalization(NormalizeConfig(mean: [0.5], std: [0.25]), NormalizeConfig(mean: [0.5, 0.4, 0.5], std: [0.25, 0.25, 0.25])))
+        XCTAssertFalse(sameNormalization(nil, NormalizeConfig(mean: [0], std: [1])))
+        var changed = base
+        changed.data.scale = 1
+        changed.distributed.compress = .bf16
+        func changes(scale: Bool, compression: Bool) -> [String] {
+            changedTrainingSettings(checkpointed: base, resumed: changed, scaleApplies: scale, compressionApplies: compression) { _ in 6 }
+        }
+        XCTAssertEqual(changes(scale: false, compression: false), [])
+        XCTAssertEqual(changes(scale: true, compression: true), ["data.scale 0.00392156862745098 -> 1.0", "distributed.compress none -> bf16"])
+        let block = LayerSpec.residual(body: [.conv2d(outChannels: 4, kernel: 3, stride: 1, padding: 1, bias: false, initializer: LayerInit()), .activation(.relu)],
+                                       shortcut: [])
+        let strided = LayerSpec.residual(body: [.conv2d(outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: false, initializer: LayerInit()), .activation(.relu)],
+                                         shortcut: [])
+        XCTAssertEqual(firstLayerChange([.flatten, block], [.flatten, strided], path: "model.layers"),
+                       "model.layers[1].residual.body[0] {conv2d: {out_channels: 4, kernel_size: 3, stride: 1, padding: 1, bias: false}} -> {conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1, bias: false}}")
+        XCTAssertEqual(firstLayerChange([.flatten], [.flatten, .dropout(p: 0.1)], path: "model.layers"), "model.layers 1 layers -> 2")
     }
 
     /// A model of no parameters trained "successfully" (784 pixels read as 784 logits); PyTorch's

@@ -202,7 +202,7 @@ final class OptimizerTests: XCTestCase {
         }
         XCTAssertNil(cause(.sgd, lr: 0.1, decay: 5e-4, momentum: 0.9))
         XCTAssertNil(cause(.sgd, lr: 1, decay: 3.7, momentum: 0.9))
-        XCTAssertEqual(cause(.sgd, lr: 1, decay: 3.8, momentum: 0.9), "lower optimizer.weight_decay: with lr 1.0 its decay alone grows the weights at every step")
+        XCTAssertEqual(cause(.sgd, lr: 1, decay: 3.8, momentum: 0.9), "lower optimizer.lr or optimizer.weight_decay: with lr 1.0, weight decay 3.8 alone grows the weights at every step")
         XCTAssertNil(cause(.sgd, lr: 1, decay: 4, momentum: 0.9, dampening: 0.5))
         var nesterov = OptimizerConfig.defaults(for: .sgd, lr: 1)
         (nesterov.momentum, nesterov.nesterov, nesterov.weightDecay) = (0.5, true, 1.4)
@@ -213,7 +213,7 @@ final class OptimizerTests: XCTestCase {
         XCTAssertNotNil(cause(.adamw, lr: 0.1, decay: 20))
         XCTAssertNil(cause(.adam, lr: 1, decay: 1e6))
         XCTAssertNil(cause(.adagrad, lr: 1, decay: 1e6))
-        XCTAssertEqual(cause(.rmsprop, lr: 0.01, decay: 0, momentum: 1), "lower optimizer.momentum below 1: at 1.0 every update adds up without fading")
+        XCTAssertEqual(cause(.rmsprop, lr: 0.01, decay: 0, momentum: 1), "lower optimizer.momentum below 1, where every update adds up without fading, and then optimizer.lr if it persists")
         XCTAssertNil(cause(.rmsprop, lr: 0.01, decay: 0, momentum: 0.99))
     }
 }

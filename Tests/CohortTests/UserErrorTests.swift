@@ -229,7 +229,7 @@ final class UserErrorTests: XCTestCase {
                                                                         layers: "    - flatten: {}\n    - dense: {out_features: 8}\n    - dense: {out_features: 4}")),
                  arguments: ["train", "c.yaml"], expected: ["step ", "became NaN"], workers: 2),
             Case(name: "weight decay grows the weights", files: yaml(config(["lr: 0.05": "lr: 0.05, weight_decay: 1.0e+6", "max_steps: 20": "max_steps: 40", "dir: run": "dir: decayed"])),
-                 arguments: ["train", "c.yaml"], expected: ["NaN or infinite", "(lower optimizer.weight_decay: with lr 0.05 its decay alone grows the weights at every step)"]),
+                 arguments: ["train", "c.yaml"], expected: ["NaN or infinite", "(lower optimizer.lr or optimizer.weight_decay: with lr 0.05, weight decay 1000000.0 alone grows the weights at every step)"]),
             Case(name: "unwritable checkpoint directory", files: ["blocker": Data("x".utf8), "c.yaml": Data(config(["dir: run": "dir: blocker/run"]).utf8)], arguments: ["train", "c.yaml"], expected: ["blocker/run: cannot create the checkpoint directory, checkpoint.dir (Not a directory)"]),
             Case(name: "resume past the run's end", files: yaml(config(["max_steps: 20": "max_steps: 10"])), arguments: ["train", "c.yaml", "--resume", "auto"],
                  expected: ["c.yaml: train.max_steps: the run has 10 steps, but ", "run/checkpoints/20 is at step 20"]),

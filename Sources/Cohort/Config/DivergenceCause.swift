@@ -17,10 +17,10 @@ extension OptimizerConfig {
         case .adam, .rmsprop, .adagrad: (shrink, bound) = (0, 1)
         }
         if shrink >= bound {
-            return "lower optimizer.weight_decay: with lr \(lr) its decay alone grows the weights at every step"
+            return "lower optimizer.lr or optimizer.weight_decay: with lr \(lr), weight decay \(weightDecay) alone grows the weights at every step"
         }
         if (name == .sgd || name == .rmsprop) && momentum >= 1 {
-            return "lower optimizer.momentum below 1: at \(momentum) every update adds up without fading"
+            return "lower optimizer.momentum below 1, where every update adds up without fading, and then optimizer.lr if it persists"
         }
         return nil
     }

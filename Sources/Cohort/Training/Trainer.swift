@@ -78,9 +78,6 @@ public final class Trainer {
         let totalSteps = config.train.maxSteps ?? (config.train.epochs! * plan.stepsPerEpoch)
 
         model.initialize(seed: config.seed)
-        if let path = config.model.initFrom {
-            try model.importStateDict(SafeTensors.read(path: path).tensors, source: path)
-        }
         guard model.parameters.count > 0 else {
             throw CohortError("\(config.sourcePath): model.layers: no layer has parameters to train (add a dense or conv2d layer)")
         }
@@ -90,7 +87,12 @@ public final class Trainer {
         var window = LogWindow()
         let dataFingerprint = train.fingerprint
         var replacingEarlierRun = true
-        if let directory = try checkpointToResume(resume, store: store) {
+        let resumed = try checkpointToResume(resume, store: store)
+        // A resumed run takes its weights from the checkpoint: the initial ones may have been removed since.
+        if resumed == nil, let path = config.model.initFrom {
+            try model.importStateDict(SafeTensors.read(path: path).tensors, source: path)
+        }
+        if let directory = resumed {
             replacingEarlierRun = false
             let progress = try TrainingCheckpoint.restore(from: directory, model: model, optimizer: optimizer)
             startStep = progress.step
@@ -111,7 +113,8 @@ public final class Trainer {
             }
             // A checkpoint's config parses as it did when written, unless Cohort has since changed its keys.
             if let trained = try? ConfigLoader.parse(progress.config, file: config.sourcePath) {
-                let changes = changedTrainingSettings(checkpointed: trained, resumed: config) { run in
+                let changes = changedTrainingSettings(checkpointed: trained, resumed: config, scaleApplies: train.images.element == .uint8,
+                                                      compressionApplies: max(progress.worldSize, world) > 1) { run in
                     guard let batch = try? run.batchSize(trainingSamples: train.count) else { return nil }
                     return run.train.maxSteps ?? run.train.epochs.map { $0 * (train.count / batch) }
                 }
