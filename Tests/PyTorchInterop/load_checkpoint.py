@@ -23,6 +23,32 @@ def read_idx(path):
     return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
+def read_array(path):
+    """A .npy array (NumPy's own reader) or an IDX file, either of them gzip'd or not."""
+    opener = gzip.open if open(path, "rb").read(2) == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        if f.read(6) == b"\x93NUMPY":
+            f.seek(0)
+            return np.load(f)
+    return read_idx(path)
+
+
+def inputs(config, images):
+    """The images as Cohort's model sees them: integer pixels times data.scale (float ones as
+    stored), then data.normalize per channel (one value for every channel)."""
+    x = images.astype(np.float32)
+    if images.dtype == np.uint8:
+        x *= np.float32(config["data"].get("scale", 1 / 255))
+    x = x.reshape(len(x), *config["model"]["input"])
+    normalize = config["data"].get("normalize")
+    if normalize:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = np.array(normalize["mean"], np.float32).reshape(shape)
+        std = np.array(normalize["std"], np.float32).reshape(shape)
+        x = (x - mean) / std
+    return torch.tensor(x)
+
+
 def resolve(path, base):
     beside = os.path.join(base, path)
     return beside if not os.path.isabs(path) and os.path.exists(beside) else path
@@ -103,11 +129,9 @@ def main():
         model = build(config)
     model.load_state_dict(load_file(os.path.join(checkpoint, "model.safetensors")), strict=True)
     model.eval()
-    scale = config["data"].get("scale", 1 / 255)
     test = config["data"]["test"]
-    x = torch.tensor(read_idx(resolve(test["images"], base)).astype(np.float32) * np.float32(scale))
-    x = x.reshape(len(x), *config["model"]["input"])
-    y = torch.tensor(read_idx(resolve(test["labels"], base)).astype(np.int64))
+    x = inputs(config, read_array(resolve(test["images"], base)))
+    y = torch.tensor(read_array(resolve(test["labels"], base)).astype(np.int64))
     with torch.no_grad():
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y).item()
