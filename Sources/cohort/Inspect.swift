@@ -49,7 +49,7 @@ struct Inspect: ParsableCommand {
             } catch let error as Predictor.NonFiniteOutputs {
                 throw CohortError(error.message(checkpoint: directory.path, data: config.data.test.map { $0.described(as: "data.test") } ?? "data.test", consequence: "there is nothing to picture"))
             }
-            printLine("inspect: \(page.files.count) pictures in \(outputURL.appendingPathComponent("index.html").path) world=\(communicator.worldSize)")
+            printLine("inspect: \(page.files.count) picture\(page.files.count == 1 ? "" : "s") in \(outputURL.appendingPathComponent("index.html").path) world=\(communicator.worldSize)")
             return 0
         }
     }

@@ -167,6 +167,24 @@ final class InspectTests: XCTestCase {
         XCTAssertEqual(try contents(), earlier)
     }
 
+    /// An output directory that cannot be made names the path at fault and why, in the system's
+    /// words (it had said "NSCocoaErrorDomain error 512"); missing directories above it are made.
+    func testAnOutputDirectoryThatCannotBeMadeNamesThePathAtFault() throws {
+        let directory = try temporaryDirectory(self)
+        let (model, test) = try tinyConvolution(in: directory)
+        let file = directory.appendingPathComponent("afile")
+        try Data().write(to: file)
+        XCTAssertThrowsError(try Inspector.run(model: model, test: test, output: file.appendingPathComponent("sub"), title: "t", summary: "s")) {
+            XCTAssertEqual("\($0)", "\(file.path): cannot make the output directory \(file.path)/sub there (a file, not a directory)")
+        }
+        XCTAssertThrowsError(try Inspector.run(model: model, test: test, output: URL(fileURLWithPath: "/proc/cohort-test"), title: "t", summary: "s")) {
+            XCTAssertEqual("\($0)", "/proc/cohort-test: cannot make the output directory /proc/cohort-test (No such file or directory)")
+        }
+        let nested = directory.appendingPathComponent("a/b/c")
+        try Inspector.run(model: model, test: test, output: nested, title: "t", summary: "s")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: nested.appendingPathComponent("index.html").path))
+    }
+
     /// A model whose outputs are not finite has no pictures to give: inspect said "(p -nan)" under
     /// a hundred misclassified samples and exited 0, where eval and predict refuse.
     func testAModelOfNaNOutputsIsAnError() throws {

@@ -31,11 +31,10 @@ public enum Inspector {
         if FileManager.default.fileExists(atPath: output.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CohortError("\(output.path): cannot write the pictures there (a file, not a directory)")
         }
+        try makeDirectories(output)
         let staging = output.appendingPathComponent(".cohort-inspect-\(getpid())")
-        do {
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-        } catch {
-            throw CohortError("\(output.path): cannot create the output directory (\(reason(error)))")
+        guard mkdir(staging.path, 0o777) == 0 || errno == EEXIST else {
+            throw CohortError("\(output.path): cannot write the pictures there (\(String(cString: strerror(errno))))")
         }
         defer { try? FileManager.default.removeItem(at: staging) }
         let context = InspectionContext(model: model, test: test, output: staging, chunk: try model.inferenceBatch(upTo: min(256, max(test?.count ?? 1, 1)), keepingActivations: true))
@@ -45,6 +44,23 @@ public enum Inspector {
             try replace(output.appendingPathComponent(name), with: staging.appendingPathComponent(name))
         }
         return page
+    }
+
+    /// Makes `directory` and those above it that are missing, as `mkdir -p`; an error names the
+    /// first that cannot be made and the system's reason.
+    static func makeDirectories(_ directory: URL) throws {
+        var path = ""
+        for component in directory.standardizedFileURL.pathComponents {
+            path = component == "/" ? "/" : (path == "/" ? "/" : path + "/") + component
+            guard mkdir(path, 0o777) != 0 else { continue }
+            let failure = errno
+            var isDirectory: ObjCBool = false
+            if failure == EEXIST || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { continue }
+                throw CohortError("\(path): cannot make the output directory \(directory.path) there (a file, not a directory)")
+            }
+            throw CohortError("\(path): cannot make the output directory \(directory.path) (\(String(cString: strerror(failure))))")
+        }
     }
 
     /// Writes every view's pictures and the page into `context.output`.
