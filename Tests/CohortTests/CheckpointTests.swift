@@ -265,6 +265,19 @@ final class CheckpointTests: XCTestCase {
         XCTAssertThrowsError(try train(config)) { XCTAssertTrue("\($0)".contains("init.safetensors"), "\($0)") }
     }
 
+    /// A cosine schedule over `epochs` of data that has since grown: the checkpoint's length is its
+    /// own epochs' (10 steps of 50 samples), not the new data's (14 of 75), which had hidden the change.
+    func testACosineLengthIsTheCheckpointsOwnWhenTheDataChanged() throws {
+        let directory = try temporaryDirectory(self)
+        let text = try smallRun(in: directory, maxSteps: 1).sourceText.replacingOccurrences(of: "max_steps: 1", with: "epochs: 2")
+        let config = try ConfigLoader.parse(text, file: "inline.yaml")
+        _ = try train(config)
+        _ = try writeSyntheticData(in: directory, name: "train", count: 75, rows: 6, columns: 6, classes: 4, seed: 4)
+        var lines: [String] = []
+        _ = try train(config, resume: .auto, log: { lines.append($0) })
+        XCTAssertTrue(lines.contains { $0.contains("the cosine schedule's length (train.max_steps or epochs) 10 steps -> 14 steps") }, "\(lines)")
+    }
+
     /// What a resumed run compares: one normalize value stands for every channel; a layer's change
     /// is named by its path, inside residual blocks too; compression and scale only where they apply.
     func testResumedSettingsCompareWhatTrainingDoes() throws {
@@ -276,7 +289,7 @@ final class CheckpointTests: XCTestCase {
         changed.data.scale = 1
         changed.distributed.compress = .bf16
         func changes(scale: Bool, compression: Bool) -> [String] {
-            changedTrainingSettings(checkpointed: base, resumed: changed, scaleApplies: scale, compressionApplies: compression) { _ in 6 }
+            changedTrainingSettings(checkpointed: base, resumed: changed, scaleApplies: scale, compressionApplies: compression, totalSteps: (6, 6))
         }
         XCTAssertEqual(changes(scale: false, compression: false), [])
         XCTAssertEqual(changes(scale: true, compression: true), ["data.scale 0.00392156862745098 -> 1.0", "distributed.compress none -> bf16"])

@@ -7,10 +7,11 @@
 ///
 /// Each change reads `key old -> new`, with the key as the config spells it. `scaleApplies`: the
 /// training images are integer pixels (`data.scale` leaves float ones alone); `compressionApplies`:
-/// either run had more than one worker (one worker sums nothing).
+/// either run had more than one worker (one worker sums nothing); `totalSteps`: each run's length
+/// in steps, what a cosine schedule spans (nil: not known).
 public func changedTrainingSettings(checkpointed old: TrainingConfig, resumed new: TrainingConfig,
                                     scaleApplies: Bool, compressionApplies: Bool,
-                                    totalSteps: (TrainingConfig) -> Int?) -> [String] {
+                                    totalSteps: (checkpointed: Int?, resumed: Int)) -> [String] {
     var changes: [String] = []
     func compare<T: Equatable>(_ key: String, _ before: T, _ after: T, _ text: (T) -> String) {
         if before != after { changes.append("\(key) \(text(before)) -> \(text(after))") }
@@ -57,8 +58,8 @@ public func changedTrainingSettings(checkpointed old: TrainingConfig, resumed ne
         return text + "}"
     }
     if before.schedule.kind == .cosine, after.schedule.kind == .cosine,
-       let stepsBefore = totalSteps(old), let stepsAfter = totalSteps(new) {
-        compare("the cosine schedule's length (train.max_steps or epochs)", stepsBefore, stepsAfter) { "\($0) steps" }
+       let stepsBefore = totalSteps.checkpointed {
+        compare("the cosine schedule's length (train.max_steps or epochs)", stepsBefore, totalSteps.resumed) { "\($0) steps" }
     }
 
     compare("train.loss", old.train.loss, new.train.loss) { $0 }

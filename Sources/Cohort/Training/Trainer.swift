@@ -113,11 +113,13 @@ public final class Trainer {
             }
             // A checkpoint's config parses as it did when written, unless Cohort has since changed its keys.
             if let trained = try? ConfigLoader.parse(progress.config, file: config.sourcePath) {
+                // The checkpoint's epochs were as long as its progress says, whatever the data holds now.
+                let trainedEpochSteps = progress.epoch > 0 ? (progress.step - progress.stepInEpoch) / progress.epoch
+                    : (try? trained.batchSize(trainingSamples: train.count)).map { train.count / $0 }
+                let trainedSteps = trained.train.maxSteps ?? trained.train.epochs.flatMap { epochs in trainedEpochSteps.map { epochs * $0 } }
                 let changes = changedTrainingSettings(checkpointed: trained, resumed: config, scaleApplies: train.images.element == .uint8,
-                                                      compressionApplies: max(progress.worldSize, world) > 1) { run in
-                    guard let batch = try? run.batchSize(trainingSamples: train.count) else { return nil }
-                    return run.train.maxSteps ?? run.train.epochs.map { $0 * (train.count / batch) }
-                }
+                                                      compressionApplies: max(progress.worldSize, world) > 1,
+                                                      totalSteps: (trainedSteps, totalSteps))
                 if !changes.isEmpty {
                     log("note: this config changes settings the checkpoint's run trained with: \(changes.joined(separator: ", ")); steps from \(startStep + 1) on follow this config")
                 }
