@@ -57,6 +57,8 @@ final class ConfigTests: XCTestCase {
             ("padding: 1", "padding: [1]", "model.layers[0].conv2d.padding: expected one integer or two equal ones, got a list of 1"),
             ("maxpool2d: {kernel_size: 2}", "maxpool2d: {kernel_size: 2, stride: [2, x]}", "model.layers[3].maxpool2d.stride: expected a list of integers, got"),
             ("kernel_size: 3,", "kernel_size: [0, 0],", "model.layers[0].conv2d.kernel_size: must be "),
+            ("kernel_size: 3,", "kernel_size: [99999999999999999999, 99999999999999999999],",
+             "model.layers[0].conv2d.kernel_size: must be in 1...4096, got 99999999999999999999"),
         ])
     }
 

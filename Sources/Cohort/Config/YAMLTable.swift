@@ -132,6 +132,9 @@ struct YAMLTable {
     /// as PyTorch writes them (`kernel_size=(3, 3)`); a rectangle is an error saying so.
     mutating func side(_ key: String, range: ClosedRange<Int>) throws -> Int? {
         guard let node = node(key), case .sequence(let items) = node else { return try int(key, range: range) }
+        if let huge = items.first(where: { $0.int == nil }).flatMap(YAMLTable.unquotedWholeNumber) {
+            throw fail(key, "must be \(YAMLTable.describe(range)), got \(huge)", node.mark)
+        }
         let sides = try intList(key) ?? []
         guard sides.count == 2 else {
             throw fail(key, "expected one integer or two equal ones, got a list of \(items.count)", node.mark)
