@@ -159,6 +159,29 @@ final class DataParallelTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 40)
     }
 
+    /// A job suspended for longer than its timeout and resumed (`scontrol suspend` / `resume`
+    /// stop and continue every worker) goes on: a worker's own stop is not the others' delay. It had
+    /// ended with every worker's timeout error the moment it was continued.
+    func testASuspendedAndResumedJobGoesOn() throws {
+        let suspended = try config("suspended", maxSteps: 3000, everySteps: 5, timeout: 2)
+        let job = try MPIJob(workers: 2, arguments: ["train", suspended.path], configPath: suspended.path)
+        XCTAssertTrue(MPIJob.waitFor(suspended.run.appendingPathComponent("checkpoints/latest").path))
+        let workers = job.workerPIDs()
+        XCTAssertEqual(workers.count, 2)
+        // The second stopped first, so that the first is surely waiting for it in a collective
+        // when it stops too; continued first, it finds its wait older than the timeout.
+        kill(workers[1], SIGSTOP)
+        Thread.sleep(forTimeInterval: 1)
+        kill(workers[0], SIGSTOP)
+        Thread.sleep(forTimeInterval: 3)
+        kill(workers[0], SIGCONT)
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(workers[1], SIGCONT)
+        let ended = job.wait()
+        XCTAssertEqual(ended.status, 0, ended.error)
+        XCTAssertTrue(ended.output.contains("done: 3000 steps"), ended.output)
+    }
+
     /// A config error met by every worker is reported once.
     func testAnErrorOnEveryWorkerIsPrintedOnce() throws {
         let path = directory.appendingPathComponent("bad.yaml").path

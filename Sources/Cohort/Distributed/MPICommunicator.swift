@@ -242,9 +242,15 @@ public final class MPICommunicator: Communicator {
 /// `sleepMicroseconds`, sleeping once 0.2 ms have passed; a short wait (a small bucket, the last
 /// one after backward) is caught spinning. Throws the collective's timeout error, naming
 /// `operation`, `step` and `rank`, after `timeoutSeconds`.
+///
+/// A gap of more than half the timeout between two looks at the clock is this worker itself
+/// stopped (SIGSTOP, a batch job suspended and resumed: `scontrol suspend`), not the others late:
+/// the wait starts again. Otherwise every worker of a resumed job, or one that mpirun continues in
+/// order to end it, would time out at once.
 func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: Double, sleepMicroseconds: UInt32 = 0,
                     until done: () throws -> Bool) throws {
-    let start = DispatchTime.now().uptimeNanoseconds
+    var start = DispatchTime.now().uptimeNanoseconds
+    var looked = start
     var polls = 0
     while try !done() {
         polls += 1
@@ -252,7 +258,10 @@ func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: D
             if sleepMicroseconds > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(sleepMicroseconds) } else { sched_yield() }
         }
         if polls & 255 == 0 {
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let now = DispatchTime.now().uptimeNanoseconds
+            if Double(now - looked) / 1e9 > timeoutSeconds / 2 { start = now }
+            looked = now
+            let elapsed = Double(now - start) / 1e9
             if elapsed > timeoutSeconds {
                 throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g): another worker stalled or was lost, or the link to its host; continue with --resume auto",
                                          operation, step, rank, elapsed, timeoutSeconds))
