@@ -254,18 +254,16 @@ func pollCollective(_ operation: String, step: Int, rank: Int, timeoutSeconds: D
     var polls = 0
     while try !done() {
         polls += 1
-        if polls > 64 {
-            if sleepMicroseconds > 0 && DispatchTime.now().uptimeNanoseconds - start > 200_000 { usleep(sleepMicroseconds) } else { sched_yield() }
+        guard polls > 64 else { continue }
+        // Looked at every poll, so that only a stop, never a yield or a sleep, makes a gap that long.
+        let now = DispatchTime.now().uptimeNanoseconds
+        if Double(now - looked) / 1e9 > timeoutSeconds / 2 { start = now }
+        looked = now
+        let elapsed = Double(now - start) / 1e9
+        if elapsed > timeoutSeconds {
+            throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g): another worker stalled or was lost, or the link to its host; continue with --resume auto",
+                                     operation, step, rank, elapsed, timeoutSeconds))
         }
-        if polls & 255 == 0 {
-            let now = DispatchTime.now().uptimeNanoseconds
-            if Double(now - looked) / 1e9 > timeoutSeconds / 2 { start = now }
-            looked = now
-            let elapsed = Double(now - start) / 1e9
-            if elapsed > timeoutSeconds {
-                throw CohortError(String(format: "collective %@ at step %d timed out on rank %d after %.0f s (distributed.timeout_s: %g): another worker stalled or was lost, or the link to its host; continue with --resume auto",
-                                         operation, step, rank, elapsed, timeoutSeconds))
-            }
-        }
+        if sleepMicroseconds > 0 && now - start > 200_000 { usleep(sleepMicroseconds) } else { sched_yield() }
     }
 }

@@ -55,8 +55,8 @@ public enum Inspector {
             guard mkdir(path, 0o777) != 0 else { continue }
             let failure = errno
             var isDirectory: ObjCBool = false
-            if failure == EEXIST || FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { continue }
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                if isDirectory.boolValue { continue }
                 throw CohortError("\(path): cannot make the output directory \(directory.path) there (a file, not a directory)")
             }
             throw CohortError("\(path): cannot make the output directory \(directory.path) (\(String(cString: strerror(failure))))")
